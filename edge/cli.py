@@ -1,0 +1,82 @@
+"""The `reman` command line: a thin layer that parses options and calls one library function.
+
+Expected errors (our exception trees) print one clean message and exit non-zero; `--debug`
+shows the traceback instead. Commands live in `edge/cli_*.py` by area and register here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from edge.errors import ConfigError, RemanError
+
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+
+
+class RemanGroup(click.Group):
+    """A click group that turns expected errors into clean messages."""
+
+    def invoke(self, ctx: click.Context):  # noqa: D102 - click API
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            ctx.exit(EXIT_CONFIG)
+        except _expected_errors() as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+def _expected_errors() -> tuple[type[Exception], ...]:
+    from gateway.errors import GatewayError
+    from vision.errors import VisionError
+
+    return (RemanError, VisionError, GatewayError)
+
+
+@click.group(cls=RemanGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.version_option(package_name="reman-edge")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """reman-edge: inspection stations for remanufacturing.
+
+    Grades returned cores from camera images, reads the test bench over OPC UA, decides a
+    disposition with per-family rules, journals it and publishes it over MQTT.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _register() -> None:
+    from edge import cli_bench, cli_config, cli_journal, cli_node, cli_vision
+
+    for module in (cli_config, cli_vision, cli_bench, cli_journal, cli_node):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="reman")
+
+
+if __name__ == "__main__":
+    main()

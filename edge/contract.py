@@ -1,0 +1,434 @@
+"""The MQTT contract, schema 1: topic names and a pydantic model for every payload.
+
+This module is the only part of `edge` that the gateway imports. DESIGN.md and docs/mqtt.md
+describe it for people; `python -m edge.schemas` writes the JSON Schemas in docs/mqtt/ from the
+models here, and a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from enum import IntEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+SCHEMA_VERSION = 1
+DEFAULT_PREFIX = "reman"
+STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+CORE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+RESULT_MAX_BYTES = 256
+DEFECT_TYPES = ("wear", "corrosion", "coating_damage")
+
+StationId = Annotated[str, StringConstraints(pattern=STATION_ID_PATTERN)]
+CoreId = Annotated[str, StringConstraints(pattern=CORE_ID_PATTERN)]
+
+
+class ContractViolation(ValueError):
+    """A payload does not meet the MQTT contract"""
+
+
+class Disposition(IntEnum):
+    """Disposition codes on the `result` topic (the PLC diverts the core by these)."""
+
+    NONE = 0
+    REUSE = 1
+    REMANUFACTURE = 2
+    RECYCLE = 3
+    REVIEW = 4
+
+
+class Credit(IntEnum):
+    """Core credit tiers of a core return programme."""
+
+    UNKNOWN = 0
+    FULL = 1
+    PARTIAL = 2
+    NONE = 3
+
+
+class ResultError(IntEnum):
+    """The `err` field of `result`: why a result carries code 0."""
+
+    OK = 0
+    INSPECTION_FAILED = 1
+    REJECTED_NO_CORE_ID = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- topics
+
+
+class Topics:
+    """Topic names for one station under a prefix."""
+
+    KINDS = (
+        "inspection", "result", "snapshot", "available", "stats", "event",
+        "trigger/set", "ack/set", "override/set",
+    )
+    COMMANDS = ("trigger/set", "ack/set", "override/set")
+
+    def __init__(self, station: str, prefix: str = DEFAULT_PREFIX):
+        if not re.fullmatch(STATION_ID_PATTERN, station):
+            raise ContractViolation(f"station id {station!r} does not match {STATION_ID_PATTERN}")
+        self.prefix = prefix
+        self.station = station
+
+    def topic(self, kind: str) -> str:
+        """The full topic for one of KINDS."""
+        if kind not in self.KINDS:
+            raise ContractViolation(f"unknown topic kind {kind!r}")
+        return f"{self.prefix}/{self.station}/{kind}"
+
+    @property
+    def inspection(self) -> str:
+        return self.topic("inspection")
+
+    @property
+    def result(self) -> str:
+        return self.topic("result")
+
+    @property
+    def snapshot(self) -> str:
+        return self.topic("snapshot")
+
+    @property
+    def available(self) -> str:
+        return self.topic("available")
+
+    @property
+    def stats(self) -> str:
+        return self.topic("stats")
+
+    @property
+    def event(self) -> str:
+        return self.topic("event")
+
+    @property
+    def trigger_set(self) -> str:
+        return self.topic("trigger/set")
+
+    @property
+    def ack_set(self) -> str:
+        return self.topic("ack/set")
+
+    @property
+    def override_set(self) -> str:
+        return self.topic("override/set")
+
+
+def station_wildcards(prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """Subscriptions a consumer of every station's output uses."""
+    return [f"{prefix}/+/{k}" for k in ("inspection", "result", "snapshot", "available", "stats", "event")]
+
+
+def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | None:
+    """(station, kind) for a contract topic, or None for anything else."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None
+    station, _, kind = topic[len(head):].partition("/")
+    if not re.fullmatch(STATION_ID_PATTERN, station) or kind not in Topics.KINDS:
+        return None
+    return station, kind
+
+
+# ---------------------------------------------------------------- the full record
+
+
+class Reason(_Strict):
+    """Why a decision came out as it did."""
+
+    code: str = Field(description="Machine-readable reason code, e.g. corrosion_limit, measurement_missing.")
+    text: str = Field(description="The reason in words for the operator.")
+    rule: str | None = Field(default=None, description="The rule that fired, e.g. grade_limits[0].")
+
+
+class DefectResult(_Strict):
+    """One defect type's grade for the core (the worst over its views)."""
+
+    area_pct: float = Field(ge=0, le=100, description="Defect share of the part's visible area, percent.")
+    grade: int = Field(ge=0, description="Grade on the configured table (ISO 4628 degree by default).")
+    confidence: float = Field(ge=0, le=1, description="Model confidence for this grade, 0..1.")
+    scale: str | None = Field(default=None, description="Grade table used, e.g. iso4628-3.")
+
+
+class Measurement(_Strict):
+    """One bench measurement as it was when the core was inspected."""
+
+    value: float | int | bool | str | None = Field(description="The value; null when never received.")
+    unit: str | None = Field(default=None, description="Engineering unit, e.g. ml/min.")
+    status: str = Field(description="Good, Bad..., Uncertain..., Stale or Missing.")
+    source_ts: str | None = Field(default=None, description="Source timestamp, UTC RFC 3339.")
+
+
+class DecisionInfo(_Strict):
+    """The disposition the rules decided."""
+
+    code: Disposition = Field(description="0 none/error, 1 REUSE, 2 REMANUFACTURE, 3 RECYCLE, 4 REVIEW.")
+    label: str = Field(description="The code's name.")
+    credit: Credit = Field(description="0 unknown, 1 full, 2 partial, 3 none.")
+    reasons: list[Reason] = Field(default_factory=list, description="Every reason that contributed.")
+
+
+class ModelInfo(_Strict):
+    """The grading model that graded the core."""
+
+    name: str = Field(description="Model name from its card.")
+    version: str = Field(description="Model version from its card.")
+    sha256: str = Field(description="sha256 of the ONNX file.")
+
+
+class RulesInfo(_Strict):
+    """The rules that decided."""
+
+    version: str = Field(description="Short rules version (prefix of sha256).")
+    sha256: str = Field(description="sha256 of the family's rules in canonical form.")
+
+
+class OverrideInfo(_Strict):
+    """A person's change of the decision; the original decision stays in `decision`."""
+
+    code: Disposition = Field(description="The effective code after the override.")
+    label: str = Field(description="The effective code's name.")
+    credit: Credit = Field(default=Credit.UNKNOWN, description="Credit after the override.")
+    reason: str = Field(description="Why the person changed it.")
+    user: str = Field(description="Who changed it.")
+    ts: str = Field(description="When, UTC RFC 3339.")
+
+
+class Impact(_Strict):
+    """The decision's environmental effect against making a new part."""
+
+    known: bool = Field(description="False when the family has no impact figures.")
+    material_kept_kg: float | None = Field(default=None, description="Material kept in use, kg.")
+    co2e_avoided_kg: float | None = Field(default=None, description="CO2e avoided against a new part, kg.")
+
+
+class InspectionRecord(_Strict):
+    """The full record of one inspection (topic `inspection`)."""
+
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema", description="Contract schema version.")
+    id: str = Field(min_length=1, max_length=64, description="Time-ordered unique id; consumers deduplicate by it.")
+    seq: int = Field(ge=0, description="Per-station sequence number, monotonic across restarts.")
+    ts: str = Field(description="Inspection time, UTC RFC 3339.")
+    station: StationId = Field(description="Station id.")
+    core_id: CoreId = Field(description="The core's id (from trigger, bench, label or generated).")
+    core_id_source: str | None = Field(default=None, description="trigger, bench, label or generated.")
+    family: str | None = Field(default=None, description="Product family id, null when unknown.")
+    part_number: str | None = Field(default=None, description="Part number, when known.")
+    defects: dict[str, DefectResult] = Field(default_factory=dict, description="Per defect type.")
+    measurements: dict[str, Measurement] = Field(default_factory=dict, description="Per bench measurement.")
+    decision: DecisionInfo = Field(description="The rules' decision.")
+    override: OverrideInfo | None = Field(default=None, description="A person's override, if any.")
+    impact: Impact | None = Field(default=None, description="Environmental effect of the effective decision.")
+    model: ModelInfo | None = Field(default=None, description="Grading model, null when no image was graded.")
+    rules: RulesInfo | None = Field(default=None, description="Rules version, null for an unknown family.")
+    timings_ms: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
+    images: list[str] = Field(default_factory=list, description="Image file names on the node.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def effective_code(self) -> Disposition:
+        """The code in force: the override's, else the rules'."""
+        return self.override.code if self.override else self.decision.code
+
+    def effective_credit(self) -> Credit:
+        """The credit in force."""
+        return self.override.credit if self.override else self.decision.credit
+
+    def to_json(self) -> str:
+        """The payload as published."""
+        return self.model_dump_json(by_alias=True)
+
+
+# ---------------------------------------------------------------- the PLC's compact result
+
+
+class Result(_Strict):
+    """The compact, retained result a PLC reads (topic `result`)."""
+
+    seq: int = Field(ge=0, le=2**31 - 1, description="Sequence number, to acknowledge on ack/set.")
+    core: CoreId = Field(description="Core id.")
+    code: Disposition = Field(description="Disposition code.")
+    credit: Credit = Field(description="Core credit tier.")
+    err: ResultError = Field(default=ResultError.OK, description="0 ok; non-zero explains a code 0.")
+
+    def to_payload(self) -> bytes:
+        """ASCII JSON without whitespace, at most RESULT_MAX_BYTES; raise ContractViolation if not."""
+        text = json.dumps(
+            {"seq": self.seq, "core": self.core, "code": int(self.code),
+             "credit": int(self.credit), "err": int(self.err)},
+            separators=(",", ":"), ensure_ascii=True,
+        )
+        data = text.encode("ascii")
+        if len(data) > RESULT_MAX_BYTES:
+            raise ContractViolation(f"result payload is {len(data)} bytes, limit {RESULT_MAX_BYTES}")
+        return data
+
+
+# ---------------------------------------------------------------- health and events
+
+
+class LinkState(_Strict):
+    """A connection's state and since when."""
+
+    state: str = Field(description="connected, connecting, disconnected or disabled.")
+    since: str | None = Field(default=None, description="Since when, UTC RFC 3339.")
+
+
+class Stats(_Strict):
+    """Node health figures (topic `stats`)."""
+
+    ts: str = Field(description="When the figures were taken.")
+    station: StationId = Field(description="Station id.")
+    uptime_s: float = Field(ge=0, description="Seconds since the node started.")
+    inspections: int = Field(ge=0, description="Inspections since start.")
+    decisions: dict[str, int] = Field(default_factory=dict, description="Count per disposition label.")
+    latency_ms: dict[str, float | None] = Field(default_factory=dict, description="Trigger-to-result p50 and p95.")
+    bench: LinkState | None = Field(default=None, description="OPC UA bench link.")
+    broker: LinkState | None = Field(default=None, description="MQTT broker link.")
+    outbox_depth: int = Field(default=0, ge=0, description="Messages waiting in the outbox.")
+    outbox_oldest_age_s: float | None = Field(default=None, description="Age of the oldest waiting message.")
+    model: ModelInfo | None = Field(default=None, description="Grading model.")
+    disk_free_mb: float | None = Field(default=None, description="Free disk space for the journal, MB.")
+    cpu_temp_c: float | None = Field(default=None, description="CPU temperature where the board has a sensor.")
+    circularity: dict[str, Any] | None = Field(default=None, description="Material kept and CO2e avoided since start.")
+
+
+class Event(_Strict):
+    """A warning or error worth an engineer's look (topic `event`)."""
+
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema", description="Contract schema version.")
+    id: str = Field(min_length=1, max_length=64, description="Unique id.")
+    ts: str = Field(description="When, UTC RFC 3339.")
+    station: StationId = Field(description="Station id.")
+    level: Literal["info", "warning", "error"] = Field(description="Severity.")
+    code: str = Field(description="Machine-readable event code, e.g. command_rejected.")
+    message: str = Field(description="What happened, in words.")
+    detail: dict[str, Any] = Field(default_factory=dict, description="Facts for diagnosis.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---------------------------------------------------------------- commands to the node
+
+
+class TriggerCommand(_Strict):
+    """`trigger/set`: inspect now (an empty payload is also a trigger)."""
+
+    core: CoreId | None = Field(default=None, description="Core id, when the sender knows it.")
+
+
+class AckCommand(_Strict):
+    """`ack/set`: the PLC took the result with this seq."""
+
+    seq: int = Field(ge=0, le=2**31 - 1, description="The acknowledged result's seq.")
+
+
+class OverrideCommand(_Strict):
+    """`override/set`: a person changes an inspection's decision."""
+
+    id: str = Field(min_length=1, max_length=64, description="Inspection id.")
+    code: Literal[1, 2, 3, 4] = Field(description="New disposition code.")
+    credit: Literal[0, 1, 2, 3] | None = Field(default=None, description="New credit; kept when omitted.")
+    reason: str = Field(min_length=1, max_length=500, description="Why.")
+    user: str = Field(min_length=1, max_length=64, description="Who.")
+
+
+COMMAND_MODELS: dict[str, type[BaseModel]] = {
+    "trigger/set": TriggerCommand,
+    "ack/set": AckCommand,
+    "override/set": OverrideCommand,
+}
+
+PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
+    "inspection": InspectionRecord,
+    "result": Result,
+    "stats": Stats,
+    "event": Event,
+    **COMMAND_MODELS,
+}
+
+MAX_COMMAND_BYTES = 4096
+
+
+def parse_command(kind: str, payload: bytes) -> BaseModel:
+    """Validate a command payload; raise ContractViolation saying why it was refused."""
+    model = COMMAND_MODELS.get(kind)
+    if model is None:
+        raise ContractViolation(f"not a command topic: {kind}")
+    if len(payload) > MAX_COMMAND_BYTES:
+        raise ContractViolation(f"payload of {len(payload)} bytes exceeds {MAX_COMMAND_BYTES}")
+    if kind == "trigger/set" and not payload.strip():
+        return TriggerCommand()
+    try:
+        data = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ContractViolation(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContractViolation("payload must be a JSON object")
+    try:
+        return model.model_validate(data, strict=False)
+    except ValueError as exc:
+        raise ContractViolation(_first_error(exc)) from exc
+
+
+def _refuse_constant(name: str) -> float:
+    raise ContractViolation(f"{name} is not allowed")
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        err = errors(include_url=False)[0]
+        return f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}"
+    return str(exc)
+
+
+def finite(x: float) -> bool:
+    """True for a real number (not NaN or infinite)."""
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+# ---------------------------------------------------------------- broker settings shared by both ends
+
+
+class TlsConfig(_Strict):
+    """TLS to the broker."""
+
+    ca_file: str | None = Field(default=None, description="CA certificate (PEM) that signed the broker's certificate.")
+    cert_file: str | None = Field(default=None, description="Client certificate (PEM), for mutual TLS.")
+    key_file: str | None = Field(default=None, description="Client private key (PEM).")
+    check_hostname: bool = Field(default=True, description="Verify the broker's host name against its certificate.")
+
+
+class BrokerConfig(_Strict):
+    """How to reach the MQTT broker."""
+
+    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port (8883 for TLS by convention).")
+    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version.")
+    client_id: str | None = Field(default=None, description="Client id; default reman-<station> (stable, for a persistent session).")
+    username: str | None = Field(default=None, description="User name.")
+    password: SecretStr | None = Field(default=None, description="Password; write ${ENV_VAR}, never the password itself.")
+    password_file: str | None = Field(default=None, description="File holding the password (alternative to password).")
+    tls: TlsConfig | None = Field(default=None, description="TLS settings; absent for plain TCP.")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive, seconds.")
+    reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay, seconds.")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="Reconnect delay cap, seconds.")
+    topic_prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", description="Topic prefix.")
+
+    def resolved_password(self) -> str | None:
+        """The password from the value or the file, None when neither is set."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file:
+            with open(self.password_file, encoding="utf-8") as fh:
+                return fh.read().strip()
+        return None

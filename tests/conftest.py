@@ -1,0 +1,59 @@
+"""Shared fixtures: a real mosquitto broker and a real asyncua server on free loopback ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import Mosquitto
+from tests.support.mqtt import Listener
+from tests.support.opcua import start_server
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory) -> Mosquitto:
+    """One broker for the whole session (anonymous, no persistence). Do not stop it in a test."""
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    """Start dedicated brokers a test may stop and restart (outages); all stopped at the end."""
+    started: list[Mosquitto] = []
+
+    def make(extra_config: str = "", name: str = "broker") -> Mosquitto:
+        broker = Mosquitto(tmp_path / f"{name}-{len(started)}", extra_config=extra_config).start()
+        started.append(broker)
+        return broker
+
+    yield make
+    for broker in started:
+        broker.stop()
+
+
+@pytest.fixture
+def listener_factory():
+    """Subscribe test clients; all closed at the end."""
+    made: list[Listener] = []
+
+    def make(broker: Mosquitto, topics="#", **kw) -> Listener:
+        listener = Listener(broker.host, broker.port, topics, **kw)
+        made.append(listener)
+        return listener
+
+    yield make
+    for listener in made:
+        listener.close()
+
+
+@pytest.fixture
+async def opcua_server():
+    """An asyncua server with bench-like variables on a free port: (server, nodes by name)."""
+    server, nodes = await start_server()
+    yield server, nodes
+    await server.stop()
