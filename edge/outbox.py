@@ -1,0 +1,111 @@
+"""The outbox: messages waiting to be published, in the journal's SQLite database.
+
+A message is added in the same transaction as the record it belongs to (the journal calls
+`Outbox.add` inside its own transaction), read back in insertion order, and marked delivered only
+after the broker acknowledged it (QoS 1 PUBACK). Rows are kept after delivery for a while, so the
+journal can show what went out; `prune_delivered` removes old ones.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlite_utils
+
+DDL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    msg_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    inspection_id TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_inspection ON outbox(inspection_id);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to publish."""
+
+    kind: str  # contract topic kind: inspection, result, snapshot, event, stats, available
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    msg_id: str = ""  # the contract id consumers deduplicate by (record or event id)
+    inspection_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRow(OutboxMessage):
+    """A message as stored, with its position in the outbox."""
+
+    id: int = 0
+    created_at: float = 0.0
+
+
+class Outbox:
+    """The outbox table of one journal database."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    @staticmethod
+    def create(db: sqlite_utils.Database) -> None:
+        """Create the table and indexes (idempotent)."""
+        db.conn.executescript(DDL)
+
+    def add(self, messages: list[OutboxMessage], now: float | None = None) -> None:
+        """Insert messages; does not commit (the caller's transaction decides)."""
+        now = time.time() if now is None else now
+        self.db.conn.executemany(
+            "INSERT INTO outbox (msg_id, kind, topic, payload, qos, retain, inspection_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(m.msg_id, m.kind, m.topic, m.payload, m.qos, int(m.retain), m.inspection_id, now) for m in messages],
+        )
+
+    def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxRow]:
+        """Undelivered messages in order, starting after `after_id`."""
+        rows = self.db.conn.execute(
+            "SELECT id, msg_id, kind, topic, payload, qos, retain, inspection_id, created_at"
+            " FROM outbox WHERE delivered_at IS NULL AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
+        return [
+            OutboxRow(id=r[0], msg_id=r[1], kind=r[2], topic=r[3], payload=bytes(r[4]), qos=r[5],
+                      retain=bool(r[6]), inspection_id=r[7], created_at=r[8])
+            for r in rows
+        ]
+
+    def mark_delivered(self, ids: list[int], now: float | None = None) -> None:
+        """Mark messages delivered and commit."""
+        if not ids:
+            return
+        now = time.time() if now is None else now
+        with self.db.conn:
+            self.db.conn.executemany("UPDATE outbox SET delivered_at = ? WHERE id = ?", [(now, i) for i in ids])
+
+    def depth(self, now: float | None = None) -> tuple[int, float | None]:
+        """(undelivered count, age in seconds of the oldest undelivered message or None)."""
+        now = time.time() if now is None else now
+        count, oldest = self.db.conn.execute(
+            "SELECT count(*), min(created_at) FROM outbox WHERE delivered_at IS NULL"
+        ).fetchone()
+        return count, (None if oldest is None else max(0.0, now - oldest))
+
+    def prune_delivered(self, older_than_s: float, now: float | None = None) -> int:
+        """Delete delivered rows older than `older_than_s`; return how many."""
+        now = time.time() if now is None else now
+        with self.db.conn:
+            cur = self.db.conn.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (now - older_than_s,)
+            )
+        return cur.rowcount
