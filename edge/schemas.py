@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -29,9 +30,69 @@ def schema_text(model: type[BaseModel]) -> str:
     return json.dumps(model.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n"
 
 
+def reference_text() -> str:
+    """docs/config.md: every config key with its type, default and description."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from the pydantic models by `python -m edge.schemas`; do not edit by hand.",
+        "Validate files with `reman check-config FILE...`. Secrets: write `${ENV_VAR}` or use the",
+        "`*_file` key beside a secret.",
+    ]
+    for name, model in CONFIG_MODELS.items():
+        lines += ["", f"## {name} file", "", (model.__doc__ or "").strip(), "",
+                  "| key | type | default | description |", "|---|---|---|---|"]
+        lines += _model_rows(model, "")
+    return "\n".join(lines) + "\n"
+
+
+def _model_rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows = []
+    for key, field in model.model_fields.items():
+        path = f"{prefix}{field.alias or key}"
+        nested = _nested_model(field.annotation)
+        default = "required" if field.is_required() else _default_text(field)
+        type_name = nested.__name__ if nested else _type_text(field.annotation)
+        rows.append(f"| `{path}` | {type_name} | {default} | {field.description or ''} |")
+        if nested is not None:
+            rows += _model_rows(nested, path + ".")
+    return rows
+
+
+def _nested_model(annotation) -> type[BaseModel] | None:
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _default_text(field) -> str:
+    if field.default_factory is not None:
+        try:
+            value = field.default_factory()
+        except TypeError:
+            return "(computed)"
+        return "(section)" if isinstance(value, BaseModel) else f"`{json.dumps(value)}`"
+    value = field.default
+    if hasattr(value, "get_secret_value"):
+        return "(secret)"
+    return f"`{json.dumps(value, default=str)}`"
+
+
+def _type_text(annotation) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        text = " | ".join(json.dumps(v) for v in typing.get_args(annotation))
+    else:
+        text = getattr(annotation, "__name__", None) or str(annotation)
+    text = text.replace("typing.", "").replace("pydantic.types.", "")
+    return text.replace("|", "\\|")
+
+
 def expected_files(root: Path) -> dict[Path, str]:
-    """Every schema file with the text it must have."""
+    """Every generated file with the text it must have."""
     files = {root / "docs/config" / f"{name}.schema.json": schema_text(m) for name, m in CONFIG_MODELS.items()}
+    files[root / "docs/config.md"] = reference_text()
     for kind, model in contract.PAYLOAD_MODELS.items():
         name = kind.replace("/", "-")
         files[root / "docs/mqtt" / f"{name}.schema.json"] = schema_text(model)
