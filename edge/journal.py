@@ -1,0 +1,514 @@
+"""The station journal: the system of record for one station, in one SQLite file.
+
+Tables (schema version in `PRAGMA user_version`, upgraded by the ordered `MIGRATIONS`):
+
+    inspections  the full record JSON plus indexed columns (seq, ts, core, family, codes, credit)
+    images       image files of an inspection: path, sha256, size, created, pruned
+    overrides    audit rows: who changed which decision, from what to what, why, when
+    events       warnings and errors (the `event` topic's payloads)
+    outbox       messages to publish (edge.outbox), written in the same transaction as their record
+    counters     the station's sequence number
+
+Consistency between a record and its outbox rows is checkable at any time: each inspection row
+holds `outbox_count` (messages written for it) and `outbox_pruned` (its rows deleted since, kept
+up to date by a trigger on the outbox), so `rows present + pruned == count` holds whoever
+deletes delivered rows. `check()` verifies that and SQLite's own `integrity_check`; `open` runs it.
+
+Durability: WAL with `synchronous=FULL`. A kill -9 alone cannot lose or tear a committed WAL
+transaction even with NORMAL (the WAL sits in the OS page cache), but the node publishes a
+decision to the PLC right after its commit: with NORMAL a power cut (the common failure on a
+Pi) can roll back the last commits after they went out, and a seq would be handed out twice.
+FULL syncs the WAL at every commit; `bench/journal.py` shows it keeps well above budget.
+
+Threading: a Journal and its connection belong to one thread (the node's event loop); SQLite
+errors are wrapped in JournalError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlite_utils
+
+from edge.contract import Disposition, Event, InspectionRecord, OverrideInfo
+from edge.errors import JournalError
+from edge.events import Events
+from edge.ids import utc_now
+from edge.outbox import Outbox, OutboxMessage
+
+if TYPE_CHECKING:
+    from edge.families import FamilySet
+
+ImageInput = tuple[str | Path, bytes | None]
+MakeMessages = Callable[[InspectionRecord], list[OutboxMessage]]
+
+_SCHEMA_1 = [
+    """CREATE TABLE IF NOT EXISTS inspections (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        ts TEXT NOT NULL,
+        station TEXT NOT NULL,
+        core_id TEXT NOT NULL,
+        family TEXT,
+        part_number TEXT,
+        code INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        credit INTEGER NOT NULL,
+        effective_code INTEGER NOT NULL,
+        effective_credit INTEGER NOT NULL,
+        rules_sha256 TEXT,
+        model_version TEXT,
+        outbox_count INTEGER NOT NULL DEFAULT 0,
+        outbox_pruned INTEGER NOT NULL DEFAULT 0,
+        record TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS inspections_ts ON inspections(ts)",
+    "CREATE INDEX IF NOT EXISTS inspections_core ON inspections(core_id, ts)",
+    "CREATE INDEX IF NOT EXISTS inspections_effective ON inspections(effective_code, ts)",
+    "CREATE INDEX IF NOT EXISTS inspections_seq ON inspections(seq)",
+    """CREATE TABLE IF NOT EXISTS images (
+        id INTEGER PRIMARY KEY,
+        inspection_id TEXT NOT NULL REFERENCES inspections(id),
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created REAL NOT NULL,
+        pruned_at REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS images_inspection ON images(inspection_id)",
+    "CREATE INDEX IF NOT EXISTS images_live ON images(created) WHERE pruned_at IS NULL",
+    """CREATE TABLE IF NOT EXISTS overrides (
+        id INTEGER PRIMARY KEY,
+        inspection_id TEXT NOT NULL REFERENCES inspections(id),
+        old_code INTEGER NOT NULL,
+        new_code INTEGER NOT NULL,
+        old_credit INTEGER NOT NULL,
+        credit INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        user TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        command_id TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS overrides_inspection ON overrides(inspection_id)",
+    """CREATE TABLE IF NOT EXISTS events (
+        id TEXT PRIMARY KEY,
+        ts TEXT NOT NULL,
+        level TEXT NOT NULL,
+        code TEXT NOT NULL,
+        message TEXT NOT NULL,
+        record TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO counters (name, value) VALUES ('seq', 0)",
+    # Whoever deletes outbox rows (delivered and pruned, or dropped), the inspection keeps count.
+    """CREATE TRIGGER IF NOT EXISTS outbox_pruned AFTER DELETE ON outbox
+       WHEN old.inspection_id IS NOT NULL
+       BEGIN
+         UPDATE inspections SET outbox_pruned = outbox_pruned + 1 WHERE id = old.inspection_id;
+       END""",
+]
+
+
+def _migration_1(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_1:
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+"""Ordered schema migrations; migration i brings the schema to user_version i+1."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclasses.dataclass(frozen=True)
+class OverrideRow:
+    """One audit row of an override."""
+
+    inspection_id: str
+    old_code: int
+    new_code: int
+    old_credit: int
+    credit: int
+    reason: str
+    user: str
+    ts: str
+    command_id: str | None
+
+
+@contextmanager
+def _wrapped(action: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal: {action} failed: {exc}") from exc
+
+
+class Journal:
+    """The station journal. Use `Journal.open(path)`; one thread only (the node's event loop)."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path, events: Events | None = None,
+                 families: FamilySet | None = None):
+        self.db = db
+        self.path = path
+        self.events = events
+        self.families = families
+        self.outbox = Outbox(db)
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: str | Path, events: Events | None = None, *,
+             families: FamilySet | None = None, synchronous: str = "FULL",
+             check: bool = True) -> Journal:
+        """Open (creating or migrating) the journal at `path` and check its integrity.
+
+        `families`, when given, lets an override recompute the record's impact figures.
+        Raises JournalError when the file cannot be opened or fails its integrity check.
+        """
+        path = Path(path)
+        with _wrapped(f"opening {path}"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=10.0)
+            journal = cls(sqlite_utils.Database(conn), path, events, families)
+            journal._configure(synchronous)
+            journal._migrate()
+        if check:
+            journal._check_or_raise()
+        return journal
+
+    def _configure(self, synchronous: str) -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise JournalError(f"journal: synchronous must be NORMAL, FULL or EXTRA, not {synchronous}")
+        conn = self.db.conn
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise JournalError(f"journal: {self.path} cannot use WAL (journal_mode is {mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+
+    def _migrate(self) -> None:
+        conn = self.db.conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JournalError(f"journal: {self.path} has schema {version}, newer than this "
+                               f"software's {SCHEMA_VERSION}; upgrade reman-edge")
+        if version < 1:
+            Outbox.create(self.db)  # idempotent, commits on its own
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                MIGRATIONS[number - 1](conn)
+                conn.execute(f"PRAGMA user_version={number}")
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        return self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        with _wrapped("close"):
+            self.db.conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ integrity
+
+    def check(self) -> list[str]:
+        """Every consistency problem found (empty when the journal is sound)."""
+        with _wrapped("integrity check"):
+            conn = self.db.conn
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            problems += [f"inspection {i}: {n} outbox rows, {p} pruned, {c} written"
+                         for i, n, p, c in conn.execute(_UNBALANCED)]
+            problems += [f"outbox row {r} belongs to unknown inspection {i}"
+                         for r, i in conn.execute(_ORPHANS)]
+        return problems
+
+    def _check_or_raise(self) -> None:
+        problems = self.check()
+        if not problems:
+            return
+        if self.events is not None:
+            self.events.error("journal_inconsistent", "journal failed its integrity check",
+                              path=str(self.path), problems=problems[:20])
+        raise JournalError(f"journal: {self.path} failed its integrity check: " + "; ".join(problems[:5]))
+
+    # ------------------------------------------------------------ writing
+
+    def next_seq(self) -> int:
+        """The station's next sequence number; committed at once, so it survives restarts."""
+        with _wrapped("next_seq"), self.db.conn as conn:
+            conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
+            return conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+
+    def record_inspection(self, record: InspectionRecord, messages: list[OutboxMessage],
+                          images: Iterable[ImageInput] = ()) -> None:
+        """Write a record, its images' rows and its outbox messages in one transaction.
+
+        An image given with bytes is written to its path first; one given with None must exist.
+        Every message is tied to the record (`inspection_id = record.id`).
+        """
+        rows = [_image_row(record.id, path, data) for path, data in images]
+        messages = [dataclasses.replace(m, inspection_id=record.id) for m in messages]
+        now = time.time()
+        with _wrapped(f"recording inspection {record.id}"), self.db.conn as conn:
+            conn.execute(_INSERT_INSPECTION, _inspection_row(record, len(messages), now))
+            conn.executemany(
+                "INSERT INTO images (inspection_id, path, sha256, size, created) VALUES (?, ?, ?, ?, ?)",
+                [(*r, now) for r in rows])
+            conn.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'seq'", (record.seq,))
+            self.outbox.add(messages, now=now)
+
+    def record_event(self, event: Event, message: OutboxMessage | None = None) -> None:
+        """Write an event and, when given, its outbox message in one transaction."""
+        with _wrapped(f"recording event {event.id}"), self.db.conn as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO events (id, ts, level, code, message, record) VALUES (?, ?, ?, ?, ?, ?)",
+                (event.id, event.ts, event.level, event.code, event.message,
+                 event.model_dump_json(by_alias=True)))
+            if message is not None:
+                self.outbox.add([dataclasses.replace(message, inspection_id=None)])
+
+    def apply_override(self, inspection_id: str, code: int, reason: str, user: str,
+                       credit: int | None = None, command_id: str | None = None,
+                       make_messages: MakeMessages | None = None) -> InspectionRecord | None:
+        """A person's override: set the record's `override`, write an audit row, republish.
+
+        The rules' original decision stays in `decision`. Idempotent: an override identical to
+        the one in force (or a repeated `command_id`) changes nothing and returns None. The
+        messages from `make_messages(updated_record)` are added to the outbox in the same
+        transaction. `credit` None keeps the credit in force. Raises JournalError for an
+        unknown inspection.
+        """
+        if code not in (1, 2, 3, 4):
+            raise JournalError(f"journal: override code must be 1..4, not {code}")
+        record = self.get(inspection_id)
+        if record is None:
+            raise JournalError(f"journal: no inspection {inspection_id}")
+        if self._is_repeat(record, code, reason, user, credit, command_id):
+            return None
+        updated = self._overridden(record, Disposition(code), reason, user, credit)
+        messages = [dataclasses.replace(m, inspection_id=record.id)
+                    for m in (make_messages(updated) if make_messages else [])]
+        with _wrapped(f"override of {inspection_id}"), self.db.conn as conn:
+            conn.execute(_UPDATE_OVERRIDE, (int(updated.effective_code()), int(updated.effective_credit()),
+                                            len(messages), updated.to_json(), record.id))
+            conn.execute(_INSERT_AUDIT, (record.id, int(record.effective_code()), int(code),
+                                         int(record.effective_credit()), int(updated.effective_credit()),
+                                         reason, user, updated.override.ts, command_id))
+            self.outbox.add(messages)
+        return updated
+
+    def _is_repeat(self, record: InspectionRecord, code: int, reason: str, user: str,
+                   credit: int | None, command_id: str | None) -> bool:
+        if command_id is not None and self.db.conn.execute(
+                "SELECT 1 FROM overrides WHERE inspection_id = ? AND command_id = ?",
+                (record.id, command_id)).fetchone():
+            return True
+        current = record.override
+        return (current is not None and current.code == code and current.reason == reason
+                and current.user == user and (credit is None or current.credit == credit))
+
+    def _overridden(self, record: InspectionRecord, code: Disposition, reason: str, user: str,
+                    credit: int | None) -> InspectionRecord:
+        new_credit = record.effective_credit() if credit is None else credit
+        override = OverrideInfo(code=code, label=code.name, credit=new_credit, reason=reason,
+                                user=user, ts=utc_now())
+        update = {"override": override}
+        if self.families is not None:
+            from edge.rules import impact
+
+            update["impact"] = impact(self.families.get(record.family), code)
+        return record.model_copy(update=update)
+
+    # ------------------------------------------------------------ reading
+
+    def get(self, inspection_id: str) -> InspectionRecord | None:
+        """One inspection's record (with its override, if any), or None."""
+        with _wrapped(f"reading {inspection_id}"):
+            row = self.db.conn.execute("SELECT record FROM inspections WHERE id = ?",
+                                       (inspection_id,)).fetchone()
+        return None if row is None else InspectionRecord.model_validate_json(row[0])
+
+    def find(self, core: str | None = None, since: str | datetime | None = None,
+             decision: str | int | None = None, until: str | datetime | None = None,
+             family: str | None = None, limit: int | None = 1000) -> list[InspectionRecord]:
+        """Inspections in time order, filtered; `decision` (label or code) matches the effective
+        code. With `limit`, the newest `limit` of the matches (still in time order)."""
+        where, params = _filters(core, since, decision, until, family)
+        sql = f"SELECT record FROM inspections {where} ORDER BY ts DESC, seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with _wrapped("find"):
+            rows = self.db.conn.execute(sql, params).fetchall()
+        return [InspectionRecord.model_validate_json(r[0]) for r in reversed(rows)]
+
+    def count(self) -> int:
+        """How many inspections the journal holds."""
+        with _wrapped("count"):
+            return self.db.conn.execute("SELECT count(*) FROM inspections").fetchone()[0]
+
+    def overrides(self, inspection_id: str) -> list[OverrideRow]:
+        """The audit rows of one inspection's overrides, oldest first."""
+        with _wrapped(f"reading overrides of {inspection_id}"):
+            rows = self.db.conn.execute(
+                "SELECT inspection_id, old_code, new_code, old_credit, credit, reason, user, ts, command_id"
+                " FROM overrides WHERE inspection_id = ? ORDER BY id", (inspection_id,)).fetchall()
+        return [OverrideRow(*r) for r in rows]
+
+    def images(self, inspection_id: str) -> list[dict]:
+        """The image rows of one inspection (path, sha256, size, created, pruned_at)."""
+        with _wrapped(f"reading images of {inspection_id}"):
+            return list(self.db.query(
+                "SELECT path, sha256, size, created, pruned_at FROM images WHERE inspection_id = ?"
+                " ORDER BY id", [inspection_id]))
+
+    # ------------------------------------------------------------ retention
+
+    def prune_images(self, max_age_days: float, budget_mb: float, now: float | None = None) -> int:
+        """Delete image files older than `max_age_days`, then the oldest beyond `budget_mb`.
+
+        Records and image rows are kept (the row gets `pruned_at`). Returns files deleted.
+        """
+        now = time.time() if now is None else now
+        with _wrapped("prune images"):
+            live = self.db.conn.execute(
+                "SELECT id, path, size, created FROM images WHERE pruned_at IS NULL ORDER BY created, id").fetchall()
+        doomed = _doomed(live, now - max_age_days * 86400, budget_mb * 1024 * 1024)
+        deleted = sum(_unlink(path) for _, path in doomed)
+        with _wrapped("prune images"), self.db.conn as conn:
+            conn.executemany("UPDATE images SET pruned_at = ? WHERE id = ?", [(now, i) for i, _ in doomed])
+        return deleted
+
+
+# ---------------------------------------------------------------- SQL and row helpers
+
+_INSERT_INSPECTION = """INSERT INTO inspections (id, seq, ts, station, core_id, family, part_number,
+    code, label, credit, effective_code, effective_credit, rules_sha256, model_version,
+    outbox_count, record, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+_UPDATE_OVERRIDE = """UPDATE inspections SET effective_code = ?, effective_credit = ?,
+    outbox_count = outbox_count + ?, record = ? WHERE id = ?"""
+
+_INSERT_AUDIT = """INSERT INTO overrides (inspection_id, old_code, new_code, old_credit, credit,
+    reason, user, ts, command_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+_UNBALANCED = """SELECT i.id, coalesce(o.n, 0), i.outbox_pruned, i.outbox_count FROM inspections i
+    LEFT JOIN (SELECT inspection_id, count(*) AS n FROM outbox WHERE inspection_id IS NOT NULL
+               GROUP BY inspection_id) o ON o.inspection_id = i.id
+    WHERE coalesce(o.n, 0) + i.outbox_pruned != i.outbox_count"""
+
+_ORPHANS = """SELECT o.id, o.inspection_id FROM outbox o
+    WHERE o.inspection_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM inspections i WHERE i.id = o.inspection_id)"""
+
+
+def _inspection_row(record: InspectionRecord, outbox_count: int, now: float) -> tuple:
+    decision = record.decision
+    return (record.id, record.seq, record.ts, record.station, record.core_id, record.family,
+            record.part_number, int(decision.code), decision.label, int(decision.credit),
+            int(record.effective_code()), int(record.effective_credit()),
+            record.rules.sha256 if record.rules else None,
+            record.model.version if record.model else None,
+            outbox_count, record.to_json(), now)
+
+
+def _image_row(inspection_id: str, path: str | Path, data: bytes | None) -> tuple:
+    """(inspection id, path, sha256, size), writing `data` to `path` first when given."""
+    path = Path(path)
+    try:
+        if data is not None:
+            _write_atomic(path, data)
+        else:
+            data = path.read_bytes()
+    except OSError as exc:
+        raise JournalError(f"journal: image {path}: {exc.strerror or exc}") from exc
+    return (inspection_id, str(path), hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _doomed(live: list[tuple], cutoff: float, budget_bytes: float) -> list[tuple[int, str]]:
+    """(id, path) of the images to delete: too old, then oldest first beyond the budget."""
+    doomed = [(i, p) for i, p, _, created in live if created < cutoff]
+    kept = [(i, p, size) for i, p, size, created in live if created >= cutoff]
+    total = sum(size for _, _, size in kept)
+    for i, p, size in kept:
+        if total <= budget_bytes:
+            break
+        doomed.append((i, p))
+        total -= size
+    return doomed
+
+
+def _unlink(path: str) -> int:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise JournalError(f"journal: cannot delete image {path}: {exc.strerror or exc}") from exc
+    return 1
+
+
+def _filters(core, since, decision, until, family) -> tuple[str, list]:
+    clauses, params = [], []
+    for column, op, value in (("core_id", "=", core), ("ts", ">=", _ts(since)),
+                              ("ts", "<", _ts(until)), ("family", "=", family),
+                              ("effective_code", "=", _code(decision))):
+        if value is not None:
+            clauses.append(f"{column} {op} ?")
+            params.append(value)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _ts(value: str | datetime | None) -> str | None:
+    """A time filter as the journal's RFC 3339 text (naive times are UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise JournalError(f"journal: not a time: {value!r} (use e.g. 2026-11-28T15:00:00Z)") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _code(decision: str | int | None) -> int | None:
+    if decision is None:
+        return None
+    if isinstance(decision, int) or str(decision).isdigit():
+        return int(Disposition(int(decision)))
+    try:
+        return int(Disposition[str(decision).upper()])
+    except KeyError as exc:
+        labels = ", ".join(d.name for d in Disposition)
+        raise JournalError(f"journal: unknown decision {decision!r}; one of {labels}") from exc
