@@ -4,12 +4,20 @@ A message is added in the same transaction as the record it belongs to (the jour
 `Outbox.add` inside its own transaction), read back in insertion order, and marked delivered only
 after the broker acknowledged it (QoS 1 PUBACK). Rows are kept after delivery for a while, so the
 journal can show what went out; `prune_delivered` removes old ones.
+
+Bounds (`enforce_bounds`, run by the publisher while it drains): the outbox holds at most
+`max_rows` undelivered messages and none older than `max_age_s`. When the rows bound is exceeded,
+the oldest undelivered messages are dropped in this order of kind until it is met: `stats`, then
+`snapshot`, then `event`, then `available`, then `inspection` (the journal keeps every record, so
+an inspection dropped here can be republished from it). `result` messages are never dropped by the
+rows bound, only by age: a PLC result is small and the handshake depends on it. Anything older
+than `max_age_s` is dropped whatever its kind. The publisher reports every drop as an event.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
@@ -29,6 +37,22 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE delivered_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_inspection ON outbox(inspection_id);
 """
+
+
+# Kinds dropped first when the rows bound is exceeded; `result` is never dropped by rows.
+DROP_ORDER = ("stats", "snapshot", "event", "available", "inspection")
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """What one `enforce_bounds` call removed, per kind."""
+
+    by_age: dict[str, int] = field(default_factory=dict)
+    by_rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_age.values()) + sum(self.by_rows.values())
 
 
 @dataclass(frozen=True)
@@ -108,4 +132,37 @@ class Outbox:
             cur = self.db.conn.execute(
                 "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (now - older_than_s,)
             )
+        return cur.rowcount
+
+    def enforce_bounds(self, max_rows: int, max_age_s: float, now: float | None = None) -> Dropped:
+        """Drop undelivered messages beyond the bounds (policy in the module docstring); commit."""
+        now = time.time() if now is None else now
+        with self.db.conn:
+            by_age = self._drop_older_than(now - max_age_s)
+            by_rows: dict[str, int] = {}
+            excess = self.depth(now)[0] - max_rows
+            for kind in DROP_ORDER:
+                if excess <= 0:
+                    break
+                dropped = self._drop_oldest(kind, excess)
+                if dropped:
+                    by_rows[kind] = dropped
+                    excess -= dropped
+        return Dropped(by_age=by_age, by_rows=by_rows)
+
+    def _drop_older_than(self, cutoff: float) -> dict[str, int]:
+        counts = dict(self.db.conn.execute(
+            "SELECT kind, count(*) FROM outbox WHERE delivered_at IS NULL AND created_at < ? GROUP BY kind",
+            (cutoff,),
+        ).fetchall())
+        if counts:
+            self.db.conn.execute("DELETE FROM outbox WHERE delivered_at IS NULL AND created_at < ?", (cutoff,))
+        return counts
+
+    def _drop_oldest(self, kind: str, limit: int) -> int:
+        cur = self.db.conn.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL AND kind = ?"
+            " ORDER BY id LIMIT ?)",
+            (kind, limit),
+        )
         return cur.rowcount

@@ -1,0 +1,115 @@
+"""Commands to the node over MQTT: validate, authorise, dispatch; reject anything else with an event.
+
+`CommandRouter.handle(kind, payload)` is the MqttClient's `on_command`. Each payload is checked
+against the contract (`contract.parse_command`); an override's user must be in
+`CommandsConfig.override_users` when that list is set. A refused command becomes a
+`command_rejected` event saying which topic, why, and the first bytes of the payload; the node
+carries on. A handler that raises becomes a `command_failed` event; the node carries on.
+
+Repeats (QoS 1 may deliver a command twice, and people press buttons twice):
+
+- `override/set` goes to the journal's `apply_override`, which is idempotent: the same override
+  again changes nothing more.
+- `ack/set` is idempotent: acknowledging a seq again is only noted (see `edge.handshake`).
+- `trigger/set` is a request to inspect now and is not deduplicated: each one delivered starts an
+  inspection (the trigger queue's bound and overflow policy apply). A PLC sends one per core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from edge.contract import (
+    AckCommand,
+    ContractViolation,
+    OverrideCommand,
+    Topics,
+    TriggerCommand,
+    parse_command,
+)
+from edge.events import Events
+
+log = logging.getLogger("reman.commands")
+
+PREVIEW_BYTES = 64
+
+Handler = Callable[[Any], Any]  # may return an awaitable; it is run as a task
+
+
+class CommandRouter:
+    """Validates command payloads and calls the node's handlers."""
+
+    def __init__(self, events: Events, topics: Topics, *,
+                 on_trigger: Callable[[TriggerCommand], Any] | None = None,
+                 on_ack: Callable[[AckCommand], Any] | None = None,
+                 on_override: Callable[[OverrideCommand], Any] | None = None,
+                 override_users: list[str] | None = None):
+        self.events = events
+        self.topics = topics
+        self.handlers: dict[str, Handler | None] = {
+            "trigger/set": on_trigger, "ack/set": on_ack, "override/set": on_override,
+        }
+        self.override_users = None if override_users is None else set(override_users)
+        self.accepted = 0
+        self.rejected = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    def handle(self, kind: str, payload: bytes) -> bool:
+        """Validate and dispatch one command; True when a handler took it."""
+        try:
+            command = parse_command(kind, payload)
+            self._authorise(command)
+        except ContractViolation as exc:
+            self._reject(kind, payload, str(exc))
+            return False
+        handler = self.handlers.get(kind)
+        if handler is None:
+            self._reject(kind, payload, "this node does not handle the command")
+            return False
+        self.accepted += 1
+        return self._dispatch(kind, handler, command)
+
+    def _authorise(self, command: object) -> None:
+        if not isinstance(command, OverrideCommand) or self.override_users is None:
+            return
+        if command.user not in self.override_users:
+            raise ContractViolation(f"user {command.user!r} may not override")
+
+    def _reject(self, kind: str, payload: bytes, reason: str) -> None:
+        self.rejected += 1
+        self.events.warning(
+            "command_rejected", f"refused {kind}: {reason}",
+            topic=self._topic(kind), reason=reason, size=len(payload),
+            payload_start=payload[:PREVIEW_BYTES].decode("ascii", errors="backslashreplace"))
+
+    def _dispatch(self, kind: str, handler: Handler, command: object) -> bool:
+        try:
+            outcome = handler(command)
+        except Exception as exc:  # root of a command: report it, keep the node running
+            self._failed(kind, exc)
+            return False
+        if inspect.isawaitable(outcome):
+            task = asyncio.ensure_future(outcome)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._task_done(kind, t))
+        return True
+
+    def _task_done(self, kind: str, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._failed(kind, task.exception())
+
+    def _failed(self, kind: str, exc: BaseException) -> None:
+        log.error("command handler for %s failed", kind, exc_info=exc)
+        self.events.error("command_failed", f"{kind} could not be carried out: {exc}",
+                          topic=self._topic(kind), error=exc)
+
+    def _topic(self, kind: str) -> str:
+        try:
+            return self.topics.topic(kind)
+        except ContractViolation:
+            return kind

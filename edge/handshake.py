@@ -1,0 +1,107 @@
+"""The PLC handshake: result published (retained) with its seq, then `ack/set` with that seq.
+
+1. The node commits an inspection; its `result` goes out through the outbox (QoS 1, retained).
+2. When the broker acknowledged the result (the publisher's `on_delivered`), the handshake starts
+   a timer of `ack_timeout_s` for that seq; `pending_seq` is the newest unacknowledged seq.
+3. The PLC reads the result, diverts the core, and publishes `{"seq": N}` on `ack/set`.
+4. An ack in time clears the seq. No ack in time is an `ack_timeout` event (warning). An ack
+   after the timeout is an `ack_late` event; an ack for a seq never published (or already
+   acknowledged) is an `ack_unknown` (or `ack_repeated`) event. Acknowledging twice changes
+   nothing more.
+
+A newer result does not cancel the timer of an older one: each seq must be acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+
+from edge.contract import AckCommand
+from edge.events import Events
+from edge.outbox import OutboxRow
+
+REMEMBERED = 1000  # acknowledged and timed-out seqs remembered, to tell late from unknown acks
+
+
+class Handshake:
+    """Tracks results awaiting the PLC's acknowledgement."""
+
+    def __init__(self, events: Events, ack_timeout_s: float):
+        self.events = events
+        self.ack_timeout_s = ack_timeout_s
+        self._waiting: OrderedDict[int, asyncio.TimerHandle] = OrderedDict()
+        self._acked: OrderedDict[int, None] = OrderedDict()
+        self._timed_out: OrderedDict[int, None] = OrderedDict()
+
+    @property
+    def pending_seq(self) -> int | None:
+        """The newest published seq not yet acknowledged (None when all are)."""
+        return next(reversed(self._waiting), None)
+
+    @property
+    def waiting(self) -> list[int]:
+        """Every published seq awaiting its ack, oldest first."""
+        return list(self._waiting)
+
+    def on_delivered(self, row: OutboxRow) -> None:
+        """Publisher hook: start waiting when a `result` row was acknowledged by the broker."""
+        if row.kind != "result":
+            return
+        try:
+            seq = int(json.loads(row.payload)["seq"])
+        except (ValueError, KeyError, TypeError):
+            self.events.error("result_unreadable", "a published result has no readable seq",
+                              outbox_id=row.id)
+            return
+        self.result_published(seq)
+
+    def result_published(self, seq: int) -> None:
+        """Expect `ack/set` with `seq` within `ack_timeout_s`."""
+        if seq in self._waiting or seq in self._acked:
+            return  # a resend of the same result
+        loop = asyncio.get_running_loop()
+        self._waiting[seq] = loop.call_later(self.ack_timeout_s, self._timeout, seq)
+
+    def ack(self, command: AckCommand) -> bool:
+        """Take the PLC's acknowledgement; True when it cleared a waiting seq."""
+        seq = command.seq
+        timer = self._waiting.pop(seq, None)
+        if timer is not None:
+            timer.cancel()
+            _remember(self._acked, seq)
+            return True
+        self._odd_ack(seq)
+        return False
+
+    def close(self) -> None:
+        """Cancel every timer (node shutdown)."""
+        for timer in self._waiting.values():
+            timer.cancel()
+        self._waiting.clear()
+
+    def _odd_ack(self, seq: int) -> None:
+        if seq in self._timed_out:
+            self._timed_out.pop(seq)
+            _remember(self._acked, seq)
+            self.events.info("ack_late", f"result {seq} acknowledged after the {self.ack_timeout_s:g} s timeout",
+                             seq=seq)
+        elif seq in self._acked:
+            self.events.info("ack_repeated", f"result {seq} acknowledged again", seq=seq)
+        else:
+            self.events.warning("ack_unknown", f"ack for seq {seq}, which is not awaiting one",
+                                seq=seq, waiting=self.waiting[-10:])
+
+    def _timeout(self, seq: int) -> None:
+        if self._waiting.pop(seq, None) is None:
+            return
+        _remember(self._timed_out, seq)
+        self.events.warning("ack_timeout", f"the PLC did not acknowledge result {seq} within "
+                            f"{self.ack_timeout_s:g} s", seq=seq, ack_timeout_s=self.ack_timeout_s)
+
+
+def _remember(seqs: OrderedDict[int, None], seq: int) -> None:
+    seqs[seq] = None
+    while len(seqs) > REMEMBERED:
+        seqs.popitem(last=False)

@@ -1,0 +1,124 @@
+"""Start Debian's mosquitto with a config of our own on a loopback port (demo and benchmarks).
+
+    broker = start_mosquitto(Path("/tmp/demo-broker"))   # a free port on 127.0.0.1
+    ... broker.host, broker.port ...
+    broker.stop()
+
+On a Pi the packaged mosquitto runs as a service with deploy/raspberrypi/mosquitto/reman.conf;
+this module is for the places where nothing runs yet (`reman demo`, `bench/`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import BrokerError
+
+DEFAULT_BINARY = "/usr/sbin/mosquitto"
+
+
+def find_mosquitto() -> str:
+    """Path of the mosquitto binary; BrokerError when it is not installed."""
+    path = shutil.which("mosquitto") or (DEFAULT_BINARY if Path(DEFAULT_BINARY).exists() else None)
+    if path is None:
+        raise BrokerError("mosquitto is not installed (apt install mosquitto)")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class MosquittoProcess:
+    """A mosquitto we started; `stop()` ends it, `start()` starts it again on the same port."""
+
+    config_dir: Path
+    port: int
+    host: str = "127.0.0.1"
+    extra_config: str = ""
+    persistence: bool = False
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_dir / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.config_dir / "mosquitto.log"
+
+    def config_text(self) -> str:
+        """The config file this broker runs with."""
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true" if "allow_anonymous" not in self.extra_config else "",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.config_dir}/" if self.persistence else "",
+            f"log_dest file {self.log_path}",
+            "log_type error", "log_type warning", "log_type notice",
+            self.extra_config,
+        ]
+        return "\n".join(line for line in lines if line) + "\n"
+
+    def start(self, timeout_s: float = 10.0) -> MosquittoProcess:
+        """Start the broker and wait until it accepts TCP connections."""
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text(), encoding="utf-8")
+        try:
+            self.proc = subprocess.Popen([find_mosquitto(), "-c", str(self.config_path)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            raise BrokerError(f"cannot start mosquitto: {exc}") from exc
+        try:
+            self._wait_listening(timeout_s)
+        except BrokerError:
+            self.stop()
+            raise
+        return self
+
+    def _wait_listening(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise BrokerError(f"mosquitto exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"mosquitto not listening on {self.host}:{self.port} "
+                                      f"after {timeout_s} s") from None
+                time.sleep(0.05)  # polling a port that is coming up
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL); a no-op when it is not running."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def start_mosquitto(config_dir: Path, port: int | None = None, *, host: str = "127.0.0.1",
+                    extra_config: str = "", persistence: bool = False) -> MosquittoProcess:
+    """Start mosquitto with its own config in `config_dir` on `port` (a free one by default)."""
+    broker = MosquittoProcess(Path(config_dir), port or free_port(host), host=host,
+                              extra_config=extra_config, persistence=persistence)
+    return broker.start()

@@ -1,0 +1,260 @@
+"""The node's MQTT client on paho-mqtt 2.x: one persistent session per station.
+
+paho runs its own network thread (`loop_start`); every paho callback hands its work to the
+asyncio loop with `call_soon_threadsafe`, so state, events and command handling all happen on the
+loop. The link state changes only on the broker's word: `connected` after a successful CONNACK,
+`disconnected` when the broker or the network drops the link. A failed connect is a failed
+connect (an event, and paho retries with a capped, doubling delay).
+
+    MqttClient(station, config, events, on_command=...)
+        await start()              connect in the background, retrying until the broker answers
+        await wait_connected(t)    until the broker accepted the connection
+        publish(...) -> mid        hand one message to paho (QoS 1 messages are resent by paho
+                                   after a reconnect, with the same mid)
+        on_published               (mid, ok, reason) for every PUBACK (QoS 1) or write (QoS 0)
+        await stop()               publish `offline` (retained) and disconnect cleanly
+
+The Last Will is `offline` (retained) on `<prefix>/<station>/available`; `online` (retained) is
+published after every successful connect. Both bypass the outbox: they describe the link itself,
+and must not queue behind a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.contract import BrokerConfig, LinkState, Topics
+from edge.errors import BrokerError
+from edge.events import Events
+from edge.ids import utc_now
+
+log = logging.getLogger("reman.mqtt")
+
+SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our subscriptions and queued commands a week
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+CommandHandler = Callable[[str, bytes], None]
+PublishedHandler = Callable[[int, bool, str], None]
+
+
+class MqttClient:
+    """A station's connection to the broker; see the module docstring."""
+
+    def __init__(self, station: str, config: BrokerConfig, events: Events,
+                 on_command: CommandHandler | None = None, max_inflight: int = 100):
+        self.config = config
+        self.events = events
+        self.topics = Topics(station, config.topic_prefix)
+        self.client_id = config.client_id or f"reman-{station}"
+        self.on_command = on_command
+        self.on_published: PublishedHandler | None = None
+        self.max_inflight = max_inflight
+        self.state = LinkState(state="disconnected", since=utc_now())
+        self.connects = 0  # successful CONNACKs since start, for tests and stats
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected: asyncio.Event | None = None
+        self._stopping = False
+        self._fail_reported = False
+        self._client = self._build_client()
+
+    # ------------------------------------------------------------ set-up
+
+    @property
+    def mqtt5(self) -> bool:
+        return self.config.protocol == "5"
+
+    def _build_client(self) -> paho.Client:
+        cfg = self.config
+        if self.mqtt5:
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                 protocol=paho.MQTTv5)
+        else:
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                 protocol=paho.MQTTv311, clean_session=False)
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.resolved_password())
+        if cfg.tls is not None:
+            _set_tls(client, cfg)
+        client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        client.max_inflight_messages_set(self.max_inflight)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._paho_connect
+        client.on_connect_fail = self._paho_connect_fail
+        client.on_disconnect = self._paho_disconnect
+        client.on_publish = self._paho_publish
+        client.on_message = self._paho_message
+        return client
+
+    async def start(self) -> None:
+        """Begin connecting; returns at once, paho keeps retrying until the broker accepts."""
+        self._loop = asyncio.get_running_loop()
+        self._connected = asyncio.Event()
+        self._stopping = False
+        kwargs: dict = {"keepalive": self.config.keepalive_s}
+        if self.mqtt5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            kwargs.update(clean_start=False, properties=props)
+        try:
+            self._client.connect_async(self.config.host, self.config.port, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise BrokerError(f"cannot connect to {self.config.host}:{self.config.port}: {exc}") from exc
+        self._set_state("connecting")
+        self.events.info("broker_connecting", f"connecting to {self.config.host}:{self.config.port}",
+                         client_id=self.client_id, protocol=self.config.protocol)
+        self._client.loop_start()
+
+    async def wait_connected(self, timeout_s: float | None = None) -> None:
+        """Return once the broker accepted the connection; BrokerError after `timeout_s`."""
+        if self._connected is None:
+            raise BrokerError("the MQTT client was not started")
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout_s)
+        except TimeoutError as exc:
+            raise BrokerError(
+                f"broker {self.config.host}:{self.config.port} did not accept within {timeout_s} s") from exc
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful CONNACK and the next disconnect."""
+        return self.state.state == "connected"
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Publish `offline` (retained) when connected, disconnect, and stop paho's thread."""
+        self._stopping = True
+        if self.connected:
+            info = self._client.publish(self.topics.available, OFFLINE, qos=1, retain=True)
+            await asyncio.to_thread(_wait_published, info, timeout_s)
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+        self._set_state("disconnected")
+
+    # ------------------------------------------------------------ publishing
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        """Hand a message to paho and return its mid; raise BrokerError when paho refuses it.
+
+        A message handed over while the link is down stays queued in paho and goes out after the
+        reconnect; `on_published` reports the broker's PUBACK for QoS 1, the write for QoS 0.
+        """
+        try:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        except (ValueError, TypeError) as exc:
+            raise BrokerError(f"cannot publish on {topic}: {exc}") from exc
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise BrokerError(f"cannot publish on {topic}: {paho.error_string(info.rc)}")
+        return info.mid
+
+    # ------------------------------------------------------------ paho thread -> loop
+
+    def _to_loop(self, func: Callable, *args) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(func, *args)
+        except RuntimeError:  # the loop closed between the check and the call
+            log.debug("loop closed; dropped %s", func)
+
+    def _paho_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
+        if reason_code.is_failure:
+            self._to_loop(self._connect_refused, str(reason_code))
+            return
+        # Subscribe and announce from the network thread: paho sends these first on the new link.
+        client.subscribe([(self.topics.topic(kind), 1) for kind in Topics.COMMANDS])
+        client.publish(self.topics.available, ONLINE, qos=1, retain=True)
+        self._to_loop(self._connect_accepted, bool(flags.session_present))
+
+    def _paho_connect_fail(self, client, userdata) -> None:
+        self._to_loop(self._connect_failed)
+
+    def _paho_disconnect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
+        self._to_loop(self._link_lost, str(reason_code))
+
+    def _paho_publish(self, client, userdata, mid: int, reason_code: ReasonCode, properties) -> None:
+        self._to_loop(self._published, mid, not reason_code.is_failure, str(reason_code))
+
+    def _paho_message(self, client, userdata, message: paho.MQTTMessage) -> None:
+        kind = self._command_kind(message.topic)
+        if kind is not None:
+            self._to_loop(self._command, kind, bytes(message.payload))
+
+    def _command_kind(self, topic: str) -> str | None:
+        for kind in Topics.COMMANDS:
+            if topic == self.topics.topic(kind):
+                return kind
+        return None
+
+    # ------------------------------------------------------------ on the loop
+
+    def _connect_accepted(self, session_present: bool) -> None:
+        self.connects += 1
+        self._fail_reported = False
+        self._set_state("connected")
+        if self._connected is not None:
+            self._connected.set()
+        self.events.info("broker_connected", f"connected to {self.config.host}:{self.config.port}",
+                         client_id=self.client_id, session_present=session_present)
+
+    def _connect_refused(self, reason: str) -> None:
+        self.events.error("broker_refused", f"the broker refused the connection: {reason}",
+                          host=self.config.host, port=self.config.port, reason=reason)
+
+    def _connect_failed(self) -> None:
+        if self._fail_reported:  # one event per outage, not one per retry
+            return
+        self._fail_reported = True
+        self.events.warning("broker_unreachable",
+                            f"cannot reach the broker at {self.config.host}:{self.config.port}; retrying",
+                            host=self.config.host, port=self.config.port)
+
+    def _link_lost(self, reason: str) -> None:
+        if self._connected is not None:
+            self._connected.clear()
+        was_connected = self.connected
+        self._set_state("disconnected")
+        if was_connected and not self._stopping:
+            self.events.warning("broker_disconnected", f"lost the broker: {reason}", reason=reason)
+
+    def _published(self, mid: int, ok: bool, reason: str) -> None:
+        if self.on_published is not None:
+            self.on_published(mid, ok, reason)
+
+    def _command(self, kind: str, payload: bytes) -> None:
+        if self.on_command is not None:
+            self.on_command(kind, payload)
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state.state:
+            return
+        self.state = LinkState(state=state, since=utc_now())
+        log.info("broker link %s", state)
+
+
+def _set_tls(client: paho.Client, cfg: BrokerConfig) -> None:
+    tls = cfg.tls
+    assert tls is not None
+    try:
+        client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
+                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise BrokerError(f"TLS settings unusable: {exc}") from exc
+    client.tls_insecure_set(not tls.check_hostname)
+
+
+def _wait_published(info: paho.MQTTMessageInfo, timeout_s: float) -> None:
+    try:
+        info.wait_for_publish(timeout_s)
+    except (RuntimeError, ValueError):  # the link went away meanwhile; the Will says offline
+        pass

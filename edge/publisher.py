@@ -1,0 +1,205 @@
+"""Store-and-forward: drain the outbox to the broker, in order, marked delivered only on PUBACK.
+
+One asyncio task reads `Outbox.pending()` in insertion order and hands each message to the MQTT
+client, keeping at most `window` messages in flight (paho's own in-flight limit is the same). A
+message is marked delivered when the broker acknowledges it (QoS 1 PUBACK; for QoS 0 when paho
+wrote it to the socket), never before.
+
+Outages: while the link is down nothing new is handed over; paho keeps the messages already in
+flight and resends them (DUP) after the reconnect, with the same mid, so their PUBACKs still find
+their rows. A node restart loses paho's memory but not the outbox: every row not yet marked
+delivered is sent again. Either way a consumer may see a message twice, always with the same
+`id`, and never misses one.
+
+Wake-up: the node calls `notify()` after each journal commit; the task otherwise sleeps (and
+checks the outbox bounds once a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from edge.errors import BrokerError
+from edge.events import Events
+from edge.mqtt import MqttClient
+from edge.outbox import Dropped, Outbox, OutboxRow
+
+log = logging.getLogger("reman.publisher")
+
+BOUNDS_INTERVAL_S = 1.0
+DEFAULT_MAX_ROWS = 100_000
+DEFAULT_MAX_AGE_S = 72 * 3600.0
+
+DeliveredHandler = Callable[[OutboxRow], None]
+
+
+class Publisher:
+    """Drains one outbox through one MqttClient; see the module docstring."""
+
+    def __init__(self, outbox: Outbox, client: MqttClient, events: Events, *,
+                 max_rows: int = DEFAULT_MAX_ROWS, max_age_s: float = DEFAULT_MAX_AGE_S,
+                 window: int | None = None, on_delivered: DeliveredHandler | None = None):
+        self.outbox = outbox
+        self.client = client
+        self.events = events
+        self.max_rows = max_rows
+        self.max_age_s = max_age_s
+        self.window = window or client.max_inflight
+        self.on_delivered = on_delivered
+        self.delivered = 0  # messages acknowledged since start
+        self._inflight: dict[int, OutboxRow] = {}  # paho mid -> row
+        self._acked: list[OutboxRow] = []
+        self._cursor = 0  # highest outbox id handed to paho
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while nothing is undelivered
+        self._task: asyncio.Task | None = None
+        self._bounds_at = float("-inf")
+        client.on_published = self._on_published
+
+    @classmethod
+    def from_config(cls, outbox: Outbox, client: MqttClient, events: Events, retention,
+                    **kw) -> Publisher:
+        """A publisher bounded by a RetentionConfig (outbox_max_rows, outbox_max_age_h)."""
+        return cls(outbox, client, events, max_rows=retention.outbox_max_rows,
+                   max_age_s=retention.outbox_max_age_h * 3600.0, **kw)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> asyncio.Task:
+        """Start the drain task (the client should be started too); returns the task."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="outbox-publisher")
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop draining; rows not yet acknowledged stay in the outbox for next time."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._flush_acked()
+        self._task = None
+
+    def notify(self) -> None:
+        """New rows were committed to the outbox: drain them now."""
+        self._idle.clear()
+        self._wake.set()
+
+    # ------------------------------------------------------------ figures
+
+    def depth(self) -> tuple[int, float | None]:
+        """(undelivered messages, age in seconds of the oldest or None)."""
+        return self.outbox.depth()
+
+    @property
+    def inflight(self) -> int:
+        """Messages handed to the broker and not yet acknowledged."""
+        return len(self._inflight)
+
+    async def wait_drained(self, timeout_s: float = 30.0) -> None:
+        """Return once every committed row was acknowledged; BrokerError after `timeout_s`."""
+        self.notify()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError as exc:
+            raise BrokerError(f"outbox not drained within {timeout_s} s (depth {self.depth()[0]})") from exc
+
+    # ------------------------------------------------------------ the task
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._drain_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # root of the task: report, never die silently
+            log.exception("outbox publisher failed")
+            self.events.error("publisher_failed", f"the outbox publisher stopped: {exc}", error=exc)
+            raise
+
+    async def _drain_once(self) -> None:
+        self._flush_acked()
+        self._check_bounds()
+        sent = self._send_some() if self.client.connected else 0
+        if sent == 0:
+            if not self._inflight and not self._acked and not self.outbox.pending(limit=1):
+                self._idle.set()
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), BOUNDS_INTERVAL_S)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    def _send_some(self) -> int:
+        room = self.window - len(self._inflight)
+        if room <= 0:
+            return 0
+        rows = self.outbox.pending(limit=room, after_id=self._cursor)
+        for row in rows:
+            try:
+                mid = self.client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+            except BrokerError as exc:
+                self._unsendable(row, exc)
+                continue
+            self._inflight[mid] = row
+            self._cursor = row.id
+        return len(rows)
+
+    def _unsendable(self, row: OutboxRow, exc: BrokerError) -> None:
+        # paho refuses only what it can never encode; skipping it keeps the rest flowing.
+        self.events.error("publish_unsendable", f"message {row.msg_id or row.id} cannot be published: {exc}",
+                          topic=row.topic, outbox_id=row.id, msg_id=row.msg_id)
+        self._cursor = row.id
+        self.outbox.mark_delivered([row.id])
+
+    def _on_published(self, mid: int, ok: bool, reason: str) -> None:
+        row = self._inflight.pop(mid, None)
+        if row is None:  # `online`/`offline`, or a mid from before a restart of this publisher
+            return
+        if not ok:
+            # The broker answered and will not take it (e.g. not authorised): resending cannot help.
+            self.events.error("publish_refused", f"the broker refused {row.topic}: {reason}",
+                              topic=row.topic, outbox_id=row.id, msg_id=row.msg_id, reason=reason)
+        self._acked.append(row)
+        self._wake.set()
+
+    def _flush_acked(self) -> None:
+        if not self._acked:
+            return
+        rows, self._acked = self._acked, []
+        self.outbox.mark_delivered([r.id for r in rows])
+        self.delivered += len(rows)
+        if self.on_delivered is not None:
+            for row in rows:
+                self.on_delivered(row)
+
+    # ------------------------------------------------------------ bounds
+
+    def _check_bounds(self) -> None:
+        now = time.monotonic()
+        if now - self._bounds_at < BOUNDS_INTERVAL_S:
+            return
+        self._bounds_at = now
+        dropped = self.outbox.enforce_bounds(self.max_rows, self.max_age_s)
+        if dropped.total:
+            self._report_dropped(dropped)
+
+    def _report_dropped(self, dropped: Dropped) -> None:
+        if dropped.by_rows:
+            self.events.warning(
+                "outbox_full", f"outbox reached {self.max_rows} undelivered messages; dropped the oldest "
+                f"{sum(dropped.by_rows.values())} (stats, snapshots, events first; results never)",
+                max_rows=self.max_rows, dropped=dropped.by_rows)
+        if dropped.by_age:
+            self.events.warning(
+                "outbox_expired", f"dropped {sum(dropped.by_age.values())} undelivered messages older "
+                f"than {self.max_age_s / 3600:g} h", max_age_s=self.max_age_s, dropped=dropped.by_age)
