@@ -1,0 +1,378 @@
+"""MQTT ingest: the stations' messages, validated against the contract, into the store in batches.
+
+    parse_message(topic, payload)  -> Parsed, or ContractViolation saying why it was refused
+    BatchWriter(store, ...)        a thread that writes what it is given in batches
+    MqttIngest(broker, writer)     a paho-mqtt 2.x client subscribed to every station's output;
+                                   also the publisher of `override/set` commands
+
+A malformed message is counted and logged, never fatal. Snapshots (raw JPEG bytes) are written
+as files and tied to the station's latest inspection seen before them (the node publishes the
+inspection, then its snapshot); the oldest files beyond the retention limit are deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from pydantic import ValidationError
+
+from edge.contract import (
+    BrokerConfig,
+    ContractViolation,
+    Event,
+    InspectionRecord,
+    OverrideCommand,
+    Result,
+    Stats,
+    Topics,
+    parse_topic,
+    station_wildcards,
+)
+from gateway.errors import GatewayError, StoreError
+from gateway.store import Batch, Store
+from gateway.timeutil import now_ts
+
+log = logging.getLogger("reman.gateway.ingest")
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+MAX_JSON_BYTES = 1_000_000
+AVAILABILITY = ("online", "offline")
+
+
+class PublishError(GatewayError):
+    """A command could not be handed to the broker"""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One valid message: its kind, station, model (or bytes/str) and when it arrived."""
+
+    kind: str
+    station: str
+    value: Any
+    received_ts: str
+
+
+def parse_message(topic: str, payload: bytes, prefix: str = "reman") -> Parsed | None:
+    """Validate one message; None for topics the gateway does not keep (commands, strangers).
+
+    Raises ContractViolation for a message on a contract topic that breaks the contract.
+    """
+    where = parse_topic(topic, prefix)
+    if where is None or where[1] in Topics.COMMANDS:
+        return None
+    station, kind = where
+    value = _PARSERS[kind](payload)
+    station_in_payload = getattr(value, "station", station)
+    if station_in_payload != station:
+        raise ContractViolation(f"payload names station {station_in_payload!r} on {station!r}'s topic")
+    return Parsed(kind, station, value, now_ts())
+
+
+def _json_model(model: type) -> Callable[[bytes], Any]:
+    def parse(payload: bytes) -> Any:
+        if len(payload) > MAX_JSON_BYTES:
+            raise ContractViolation(f"payload of {len(payload)} bytes exceeds {MAX_JSON_BYTES}")
+        try:
+            data = json.loads(payload.decode("utf-8"))
+            return model.model_validate(data)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ContractViolation(f"not JSON: {exc}") from exc
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise ContractViolation(f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}") from exc
+    return parse
+
+
+def _available(payload: bytes) -> str:
+    text = payload.decode("ascii", errors="replace").strip()
+    if text not in AVAILABILITY:
+        raise ContractViolation(f"availability must be online or offline, got {text[:20]!r}")
+    return text
+
+
+def _snapshot(payload: bytes) -> bytes:
+    if not payload.startswith(JPEG_MAGIC):
+        raise ContractViolation("snapshot is not a JPEG")
+    return payload
+
+
+_PARSERS: dict[str, Callable[[bytes], Any]] = {
+    "inspection": _json_model(InspectionRecord),
+    "result": _json_model(Result),
+    "stats": _json_model(Stats),
+    "event": _json_model(Event),
+    "available": _available,
+    "snapshot": _snapshot,
+}
+
+
+class IngestCounters:
+    """Thread-safe counts for /metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.received: Counter[str] = Counter()
+        self.malformed: Counter[str] = Counter()
+        self.written = 0
+        self.batches = 0
+        self.write_errors = 0
+
+    def count(self, name: str, kind: str, n: int = 1) -> None:
+        """Add `n` to counter `name` (received or malformed) for `kind`."""
+        with self._lock:
+            getattr(self, name)[kind] += n
+
+    def wrote(self, items: int) -> None:
+        """One batch of `items` written."""
+        with self._lock:
+            self.written += items
+            self.batches += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of every figure."""
+        with self._lock:
+            return {"received": dict(self.received), "malformed": dict(self.malformed),
+                    "written": self.written, "batches": self.batches, "write_errors": self.write_errors}
+
+
+WrittenHandler = Callable[[Batch], None]
+
+
+class BatchWriter:
+    """Writes parsed messages to the store: up to `batch_size` per transaction, a partial batch
+    after `batch_interval_s`. `on_written(batch)` runs after each commit (for live pages)."""
+
+    def __init__(self, store: Store, snapshots_dir: str | Path, *, batch_size: int = 200,
+                 batch_interval_s: float = 0.2, snapshot_max_files: int = 5000,
+                 counters: IngestCounters | None = None, on_written: WrittenHandler | None = None):
+        self.store = store
+        self.snapshots_dir = Path(snapshots_dir)
+        self.batch_size = batch_size
+        self.batch_interval_s = batch_interval_s
+        self.snapshot_max_files = snapshot_max_files
+        self.counters = counters or IngestCounters()
+        self.on_written = on_written
+        self._queue: queue.Queue[Parsed | None] = queue.Queue()
+        self._latest_inspection: dict[str, tuple[str, str]] = {}
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._pending = 0
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self.snapshots_dir.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="gateway-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Parsed) -> None:
+        """Queue one message for writing (any thread)."""
+        with self._idle:
+            self._pending += 1
+        self._queue.put(item)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then end the thread."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    def _run(self) -> None:
+        done = False
+        while not done:
+            items, done = self._collect()
+            if items:
+                self._write(items)
+
+    def _collect(self) -> tuple[list[Parsed], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        items = [first]
+        deadline = time.monotonic() + self.batch_interval_s
+        while len(items) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return items, True
+            items.append(item)
+        return items, False
+
+    def _write(self, items: list[Parsed]) -> None:
+        batch = self._batch(items)
+        try:
+            self.store.write(batch)
+            self.counters.wrote(len(items))
+            if batch.snapshots:
+                self._enforce_retention()
+        except (StoreError, OSError):
+            # The root of the writer thread: log, count, keep going with the next batch.
+            log.exception("could not write %d message(s) to the gateway store", len(items))
+            self.counters.write_errors += 1
+        finally:
+            with self._idle:
+                self._pending -= len(items)
+                self._idle.notify_all()
+        if self.on_written is not None:
+            self._notify(batch)
+
+    def _notify(self, batch: Batch) -> None:
+        try:
+            self.on_written(batch)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - a listener must not stop the writer
+            log.exception("live update listener failed")
+
+    def _batch(self, items: list[Parsed]) -> Batch:
+        batch = Batch()
+        for item in items:
+            self._add(batch, item)
+        return batch
+
+    def _add(self, batch: Batch, item: Parsed) -> None:
+        if item.kind == "inspection":
+            batch.inspections.append(item.value)
+            self._note_latest(item.value)
+        elif item.kind == "result":
+            batch.results.append((item.station, item.value, item.received_ts))
+        elif item.kind == "stats":
+            batch.stats.append(item.value)
+        elif item.kind == "event":
+            batch.events.append(item.value)
+        elif item.kind == "available":
+            batch.available.append((item.station, item.value, item.received_ts))
+        elif item.kind == "snapshot":
+            batch.snapshots.append(self._save_snapshot(item))
+
+    def _note_latest(self, record: InspectionRecord) -> None:
+        known = self._latest_inspection.get(record.station)
+        if known is None or record.ts >= known[1]:
+            self._latest_inspection[record.station] = (record.id, record.ts)
+
+    def _save_snapshot(self, item: Parsed) -> tuple[str, str, str, str | None]:
+        latest = self._latest_inspection.get(item.station)
+        stamp = item.received_ts.replace(":", "").replace("-", "").replace(".", "")
+        name = f"{item.station}-{stamp}-{secrets.token_hex(3)}.jpg"
+        (self.snapshots_dir / name).write_bytes(item.value)
+        return name, item.station, item.received_ts, latest[0] if latest else None
+
+    def _enforce_retention(self) -> None:
+        old = self.store.snapshots_beyond(self.snapshot_max_files)
+        for name in old:
+            (self.snapshots_dir / name).unlink(missing_ok=True)
+        if old:
+            self.store.forget_snapshots(old)
+
+
+class MqttIngest:
+    """The gateway's MQTT client: subscribes to every station's output, publishes commands."""
+
+    def __init__(self, broker: BrokerConfig, writer: BatchWriter, counters: IngestCounters | None = None):
+        self.broker = broker
+        self.writer = writer
+        self.counters = counters or writer.counters
+        self.prefix = broker.topic_prefix
+        self.connected = threading.Event()
+        self._client = self._build_client()
+
+    def _build_client(self) -> paho.Client:
+        cfg = self.broker
+        client_id = cfg.client_id or f"reman-gateway-{secrets.token_hex(4)}"
+        protocol = paho.MQTTv5 if cfg.protocol == "5" else paho.MQTTv311
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.resolved_password())
+        if cfg.tls is not None:
+            ctx = ssl.create_default_context(cafile=cfg.tls.ca_file)
+            if cfg.tls.cert_file:
+                ctx.load_cert_chain(cfg.tls.cert_file, cfg.tls.key_file)
+            ctx.check_hostname = cfg.tls.check_hostname
+            client.tls_set_context(ctx)
+        client.reconnect_delay_set(int(max(1, cfg.reconnect_min_s)), int(max(1, cfg.reconnect_max_s)))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        """Connect in the background; paho keeps retrying until the broker answers."""
+        try:
+            self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        except (OSError, ValueError) as exc:
+            raise GatewayError(f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}") from exc
+        self._client.loop_start()
+
+    def wait_connected(self, timeout_s: float = 10.0) -> bool:
+        """True once subscribed to the stations' topics."""
+        return self.connected.wait(timeout_s)
+
+    def stop(self) -> None:
+        """Disconnect and stop paho's thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused the connection: %s", reason_code)
+            return
+        result, _ = client.subscribe([(t, 1) for t in station_wildcards(self.prefix)])
+        if result == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.connected.set()
+            log.info("subscribed to %s", ", ".join(station_wildcards(self.prefix)))
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        self.handle(msg.topic, bytes(msg.payload))
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Validate one message and queue it for writing; count and log it when malformed."""
+        where = parse_topic(topic, self.prefix)
+        kind = where[1] if where else "unknown"
+        try:
+            parsed = parse_message(topic, payload, self.prefix)
+        except ContractViolation as exc:
+            self.counters.count("malformed", kind)
+            log.warning("malformed message on %s: %s", topic, exc)
+            return
+        if parsed is None:
+            return
+        self.counters.count("received", kind)
+        self.writer.submit(parsed)
+
+    def publish_override(self, station: str, command: OverrideCommand, timeout_s: float = 5.0) -> None:
+        """Publish `override/set` to `station` (QoS 1) and wait for the broker's PUBACK."""
+        topic = Topics(station, self.prefix).override_set
+        info = self._client.publish(topic, command.model_dump_json(exclude_none=True), qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise PublishError(f"broker not connected; override for {command.id} not sent")
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            raise PublishError(f"override for {command.id} not sent: {exc}") from exc
+        if not info.is_published():
+            raise PublishError(f"broker did not acknowledge the override for {command.id} within {timeout_s} s")

@@ -1,0 +1,389 @@
+"""The gateway's store: a SQLite copy of the stations' output, for viewing.
+
+The stations' journals are the system of record. Writing is idempotent: an inspection is keyed
+by its `id`, so replaying a station's messages (or deleting the database and letting the nodes
+republish) rebuilds the same rows. A republished inspection replaces the stored one, except that
+a record without an override never replaces one with an override, and a later override wins.
+
+One writer (the ingest's batch thread) and many readers (the web handlers, each thread with its
+own connection); WAL mode lets them run together. Full-text search (FTS5) covers core ids and
+the decision's reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from edge.contract import Event, InspectionRecord, Result, Stats
+from gateway.errors import StoreError
+from gateway.timeutil import normalize_ts
+
+COUNT_CAP = 10_000
+"""Counts of filtered inspections stop here (an exact COUNT over a million rows is too slow)."""
+
+_INSPECTION_COLUMNS = (
+    "id", "station", "ts", "seq", "core_id", "family", "code", "rules_code", "credit",
+    "overridden", "override_ts", "impact_known", "material_kept_kg", "co2e_avoided_kg",
+    "reasons", "record",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inspections (
+    id TEXT PRIMARY KEY, station TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER,
+    core_id TEXT NOT NULL, family TEXT, code INTEGER NOT NULL, rules_code INTEGER NOT NULL,
+    credit INTEGER, overridden INTEGER NOT NULL DEFAULT 0, override_ts TEXT,
+    impact_known INTEGER, material_kept_kg REAL, co2e_avoided_kg REAL,
+    reasons TEXT NOT NULL DEFAULT '', record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_insp_ts ON inspections (ts, id);
+CREATE INDEX IF NOT EXISTS ix_insp_station_ts ON inspections (station, ts, id);
+CREATE INDEX IF NOT EXISTS ix_insp_code_ts ON inspections (code, ts, id);
+CREATE INDEX IF NOT EXISTS ix_insp_station_code_ts ON inspections (station, code, ts, id);
+CREATE INDEX IF NOT EXISTS ix_insp_family_ts ON inspections (family, ts, id);
+CREATE INDEX IF NOT EXISTS ix_insp_core ON inspections (core_id, ts);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, inspection_id TEXT NOT NULL, ts TEXT NOT NULL, user TEXT NOT NULL,
+    action TEXT NOT NULL, code INTEGER, label TEXT, reason TEXT,
+    UNIQUE (inspection_id, action, ts, user)
+);
+CREATE TABLE IF NOT EXISTS stations (
+    station TEXT PRIMARY KEY, available TEXT, available_ts TEXT, last_seen TEXT,
+    stats TEXT, stats_ts TEXT, result TEXT, result_ts TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY, station TEXT NOT NULL, ts TEXT NOT NULL, level TEXT NOT NULL,
+    code TEXT NOT NULL, message TEXT NOT NULL, detail TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_events_ts ON events (ts, id);
+CREATE INDEX IF NOT EXISTS ix_events_station_ts ON events (station, ts, id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    name TEXT PRIMARY KEY, station TEXT NOT NULL, ts TEXT NOT NULL, inspection_id TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_snap_station_ts ON snapshots (station, ts);
+CREATE INDEX IF NOT EXISTS ix_snap_inspection ON snapshots (inspection_id);
+"""
+
+_UPSERT = (
+    f"INSERT INTO inspections ({', '.join(_INSPECTION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _INSPECTION_COLUMNS)}) "
+    "ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _INSPECTION_COLUMNS if c != "id")
+    + " WHERE excluded.overridden >= inspections.overridden"
+    " AND (inspections.override_ts IS NULL OR excluded.override_ts >= inspections.override_ts)"
+)
+
+
+@dataclass(frozen=True)
+class InspectionFilter:
+    """The History filters (every one optional). Times are RFC 3339; `code` is the effective code."""
+
+    station: str | None = None
+    since: str | None = None
+    until: str | None = None
+    code: int | None = None
+    family: str | None = None
+    q: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """SQL condition and parameters for these filters."""
+        parts: list[str] = []
+        params: list[Any] = []
+        for column, value in (("station", self.station), ("code", self.code), ("family", self.family)):
+            if value is not None and value != "":
+                parts.append(f"{column} = ?")
+                params.append(value)
+        if self.since:
+            parts.append("ts >= ?")
+            params.append(normalize_ts(self.since))
+        if self.until:
+            parts.append("ts < ?")
+            params.append(normalize_ts(self.until))
+        if self.q and self.q.strip():
+            parts.append("rowid IN (SELECT rowid FROM inspections_fts WHERE inspections_fts MATCH ?)")
+            params.append(fts_query(self.q))
+        return (" AND ".join(parts) or "1"), params
+
+
+def fts_query(text: str) -> str:
+    """A user's search words as an FTS5 query: every word, as a quoted prefix."""
+    words = [w for w in text.replace('"', " ").split() if w]
+    return " ".join(f'"{w}" *' for w in words) or '""'
+
+
+@dataclass
+class Page:
+    """One page of inspections, newest first, with the cursor of the next page."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    count: int
+    count_capped: bool
+
+
+@dataclass
+class Batch:
+    """What the ingest hands the store in one transaction."""
+
+    inspections: list[InspectionRecord] = field(default_factory=list)
+    results: list[tuple[str, Result, str]] = field(default_factory=list)
+    stats: list[Stats] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    available: list[tuple[str, str, str]] = field(default_factory=list)
+    snapshots: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in (self.inspections, self.results, self.stats, self.events,
+                                    self.available, self.snapshots))
+
+
+def inspection_row(record: InspectionRecord) -> tuple[Any, ...]:
+    """The stored columns of one record, in _INSPECTION_COLUMNS order."""
+    impact = record.impact
+    reasons = " ".join(r.text for r in record.decision.reasons)
+    if record.override:
+        reasons = f"{reasons} {record.override.reason}"
+    return (
+        record.id, record.station, normalize_ts(record.ts), record.seq, record.core_id,
+        record.family, int(record.effective_code()), int(record.decision.code),
+        int(record.effective_credit()), 1 if record.override else 0,
+        normalize_ts(record.override.ts) if record.override else None,
+        None if impact is None else int(impact.known),
+        impact.material_kept_kg if impact and impact.known else None,
+        impact.co2e_avoided_kg if impact and impact.known else None,
+        reasons, record.to_json(),
+    )
+
+
+class Store:
+    """The gateway store at `path` (created with its tables and indexes when missing)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the gateway store {self.path}: {exc}") from exc
+
+    # ------------------------------------------------------------ connections
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    def _create(self) -> None:
+        db = self.db
+        db.enable_wal()
+        db.conn.execute("PRAGMA synchronous = NORMAL")
+        db.conn.executescript(_SCHEMA)
+        if "inspections_fts" not in db.table_names():
+            db["inspections"].enable_fts(["core_id", "reasons"], fts_version="FTS5", create_triggers=True)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
+
+    # ------------------------------------------------------------ writing
+
+    def write(self, batch: Batch) -> None:
+        """Write one batch in one transaction (idempotent; see the module docstring)."""
+        conn = self.db.conn
+        try:
+            with conn:
+                self._write_inspections(conn, batch.inspections)
+                self._write_station_facts(conn, batch)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(e.id, e.station, normalize_ts(e.ts), e.level, e.code, e.message,
+                      json.dumps(e.detail)) for e in batch.events])
+                conn.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)", batch.snapshots)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the gateway store: {exc}") from exc
+
+    def _write_inspections(self, conn: sqlite3.Connection, records: list[InspectionRecord]) -> None:
+        conn.executemany(_UPSERT, [inspection_row(r) for r in records])
+        audit = [(r.id, normalize_ts(r.override.ts), r.override.user, "override", int(r.override.code),
+                  r.override.label, r.override.reason) for r in records if r.override]
+        conn.executemany(
+            "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", audit)
+        seen = [(r.station, normalize_ts(r.ts)) for r in records]
+        conn.executemany(
+            "INSERT INTO stations (station, last_seen) VALUES (?, ?) ON CONFLICT(station) DO UPDATE "
+            "SET last_seen = max(coalesce(last_seen, ''), excluded.last_seen)", seen)
+
+    def _write_station_facts(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        upsert = ("INSERT INTO stations (station, {cols}) VALUES (?, {marks}) ON CONFLICT(station) "
+                  "DO UPDATE SET {sets}")
+
+        def run(cols: tuple[str, ...], rows: list[tuple]) -> None:
+            sql = upsert.format(cols=", ".join(cols), marks=", ".join("?" for _ in cols),
+                                sets=", ".join(f"{c} = excluded.{c}" for c in cols))
+            conn.executemany(sql, rows)
+
+        run(("available", "available_ts", "last_seen"),
+            [(s, state, ts, ts) for s, state, ts in batch.available])
+        run(("stats", "stats_ts", "last_seen"),
+            [(s.station, s.model_dump_json(), now, now) for s in batch.stats
+             for now in [normalize_ts(s.ts)]])
+        run(("result", "result_ts", "last_seen"),
+            [(station, r.model_dump_json(), ts, ts) for station, r, ts in batch.results])
+
+    def add_audit(self, inspection_id: str, ts: str, user: str, action: str,
+                  code: int | None = None, label: str | None = None, reason: str | None = None) -> None:
+        """Record a person's action on an inspection (an override request, a confirmation)."""
+        with self.db.conn as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (inspection_id, ts, user, action, code, label, reason))
+
+    # ------------------------------------------------------------ inspections
+
+    def page(self, flt: InspectionFilter, limit: int = 50, cursor: str | None = None) -> Page:
+        """One page, newest first; `cursor` is the `next_cursor` of the page before."""
+        where, params = flt.where()
+        if cursor:
+            ts, _, last_id = cursor.partition("|")
+            where += " AND (ts, id) < (?, ?)"
+            params = [*params, ts, last_id]
+        rows = self._select(f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+                            [*params, limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = f"{rows[-1]['ts']}|{rows[-1]['id']}" if more else None
+        count, capped = self.count(flt)
+        return Page(rows, next_cursor, count, capped)
+
+    def count(self, flt: InspectionFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
+        """How many match, up to `cap`; True when there are more than `cap`."""
+        where, params = flt.where()
+        (n,) = self.db.conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM inspections WHERE {where} LIMIT ?)",
+            [*params, cap + 1]).fetchone()
+        return min(n, cap), n > cap
+
+    def iter_filtered(self, flt: InspectionFilter, chunk: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every matching inspection, newest first, read a chunk at a time."""
+        cursor = None
+        while True:
+            page_rows, cursor = self._chunk(flt, chunk, cursor)
+            yield from page_rows
+            if cursor is None:
+                return
+
+    def _chunk(self, flt: InspectionFilter, limit: int, cursor: str | None):
+        where, params = flt.where()
+        if cursor:
+            ts, _, last_id = cursor.partition("|")
+            where += " AND (ts, id) < (?, ?)"
+            params = [*params, ts, last_id]
+        rows = self._select(f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+                            [*params, limit])
+        nxt = f"{rows[-1]['ts']}|{rows[-1]['id']}" if len(rows) == limit else None
+        return rows, nxt
+
+    def get(self, inspection_id: str) -> dict[str, Any] | None:
+        """One inspection's row, or None."""
+        rows = self._select("SELECT * FROM inspections WHERE id = ?", [inspection_id])
+        return rows[0] if rows else None
+
+    def latest(self, station: str, n: int = 20) -> list[dict[str, Any]]:
+        """The station's last `n` inspections, newest first."""
+        return self.page(InspectionFilter(station=station), limit=n).rows
+
+    def core_records(self, core_id: str) -> list[InspectionRecord]:
+        """Every inspection of one core, oldest first, as contract records."""
+        rows = self._select("SELECT record FROM inspections WHERE core_id = ? ORDER BY ts, id", [core_id])
+        return [InspectionRecord.model_validate_json(r["record"]) for r in rows]
+
+    def audit(self, inspection_id: str) -> list[dict[str, Any]]:
+        """The audit trail of one inspection, oldest first."""
+        return self._select("SELECT * FROM audit WHERE inspection_id = ? ORDER BY ts, seq", [inspection_id])
+
+    def code_counts(self) -> dict[int, int]:
+        """Inspections per effective code (for /metrics)."""
+        rows = self.db.conn.execute("SELECT code, count(*) FROM inspections GROUP BY code").fetchall()
+        return {int(code): n for code, n in rows}
+
+    # ------------------------------------------------------------ stations, events, snapshots
+
+    def stations(self) -> list[dict[str, Any]]:
+        """Every station seen, by id, with its latest availability, stats and result."""
+        rows = self._select("SELECT * FROM stations ORDER BY station", [])
+        for row in rows:
+            for key in ("stats", "result"):
+                row[key] = json.loads(row[key]) if row[key] else None
+        return rows
+
+    def events(self, station: str | None = None, level: str | None = None, limit: int = 100,
+               cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Events newest first, filtered by station and level, with the next page's cursor."""
+        parts, params = ["1"], []
+        for column, value in (("station", station), ("level", level)):
+            if value:
+                parts.append(f"{column} = ?")
+                params.append(value)
+        if cursor:
+            ts, _, last_id = cursor.partition("|")
+            parts.append("(ts, id) < (?, ?)")
+            params += [ts, last_id]
+        rows = self._select(f"SELECT * FROM events WHERE {' AND '.join(parts)} "
+                            "ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        for row in rows:
+            row["detail"] = json.loads(row["detail"]) if row["detail"] else {}
+        return rows, (f"{rows[-1]['ts']}|{rows[-1]['id']}" if more else None)
+
+    def snapshots_for(self, inspection_id: str) -> list[str]:
+        """File names of the snapshots taken with one inspection."""
+        return [r["name"] for r in self._select(
+            "SELECT name FROM snapshots WHERE inspection_id = ? ORDER BY ts", [inspection_id])]
+
+    def latest_snapshot(self, station: str) -> str | None:
+        """File name of the station's newest snapshot."""
+        rows = self._select("SELECT name FROM snapshots WHERE station = ? ORDER BY ts DESC LIMIT 1", [station])
+        return rows[0]["name"] if rows else None
+
+    def snapshots_beyond(self, keep: int) -> list[str]:
+        """Names of the oldest snapshots beyond the newest `keep`."""
+        return [r["name"] for r in self._select(
+            "SELECT name FROM snapshots ORDER BY ts DESC, name DESC LIMIT -1 OFFSET ?", [keep])]
+
+    def forget_snapshots(self, names: Iterable[str]) -> None:
+        """Remove snapshot rows (their files are deleted by the caller)."""
+        with self.db.conn as conn:
+            conn.executemany("DELETE FROM snapshots WHERE name = ?", [(n,) for n in names])
+
+    # ------------------------------------------------------------ helpers
+
+    def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        try:
+            cur = self.db.conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"gateway store query failed: {exc}") from exc
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        """Rows of a read-only query as dicts (for the reports in gateway.reports)."""
+        return self._select(sql, params)
