@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.configfile import line_of, load_family, read_yaml
 from edge.contract import DEFECT_TYPES
+from edge.errors import ConfigError, ConfigProblem
 
 Outcome = Literal["REUSE", "REMANUFACTURE", "RECYCLE", "REVIEW"]
 CreditTier = Literal["full", "partial", "none"]
@@ -29,6 +33,11 @@ class MatchSpec(_Section):
 
     core_id_pattern: str | None = Field(default=None, description="Regular expression matched against the core id (search from the start).")
     part_numbers: list[str] = Field(default_factory=list, description="Part numbers that belong to this family.")
+    examples: list[str] = Field(default_factory=list, description="Example core ids that must match core_id_pattern; the loader also checks that no other family matches them.")
+
+    def matches_core(self, core_id: str) -> bool:
+        """True when the core id matches the pattern (searched from the start)."""
+        return bool(self.core_id_pattern) and re.match(self.core_id_pattern, core_id) is not None
 
     @field_validator("core_id_pattern")
     @classmethod
@@ -81,10 +90,46 @@ class GradeLimit(_Section):
         return self
 
 
+class Condition(_Section):
+    """One condition of a rule: a defect grade at or above a level, or a measurement beyond a value."""
+
+    defect: str | None = Field(default=None, description="Defect type the condition reads (wear, corrosion, coating_damage).")
+    grade_at: int | None = Field(default=None, ge=0, le=10, description="Holds when the defect's grade is at or above this.")
+    measurement: str | None = Field(default=None, description="Measurement the condition reads (a key of `measurements`).")
+    above: float | None = Field(default=None, description="Holds when the measurement is above this.")
+    below: float | None = Field(default=None, description="Holds when the measurement is below this.")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Condition:
+        if (self.defect is None) == (self.measurement is None):
+            raise ValueError("a condition names exactly one of defect or measurement")
+        if self.defect is not None and (self.grade_at is None or self.above is not None or self.below is not None):
+            raise ValueError("a defect condition needs grade_at (and no above/below)")
+        if self.measurement is not None and (self.grade_at is not None or (self.above is None and self.below is None)):
+            raise ValueError("a measurement condition needs above or below (and no grade_at)")
+        for name in ("above", "below"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
+        if self.above is not None and self.below is not None and self.above >= self.below:
+            raise ValueError(f"impossible limit: above {self.above} and below {self.below} never both hold")
+        return self
+
+
+class RuleSpec(_Section):
+    """A combined rule: when all its conditions hold, the outcome applies."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Rule id, quoted in the decision's reasons.")
+    text: str = Field(description="The reason in words for the operator.")
+    outcome: Outcome = Field(description="Outcome when every condition holds.")
+    when: list[Condition] = Field(min_length=1, description="Conditions that must all hold.")
+
+
 class ReviewSpec(_Section):
     """When a person must decide."""
 
     min_confidence: float = Field(default=0.6, ge=0, le=1, description="A defect grade with lower confidence is uncertain: REVIEW.")
+    max_measurement_age_s: float | None = Field(default=None, gt=0, description="A measurement whose source timestamp is older than this at decision time is stale: REVIEW. Null leaves staleness to the bench client's status.")
 
 
 class CreditSpec(_Section):
@@ -117,6 +162,7 @@ class FamilyConfig(_Section):
     match: MatchSpec = Field(description="How a core is recognised.")
     measurements: dict[str, MeasurementSpec] = Field(default_factory=dict, description="Bench measurements the decision needs.")
     grades: dict[str, GradeLimit] = Field(default_factory=dict, description="Grade limits per defect type.")
+    rules: list[RuleSpec] = Field(default_factory=list, description="Combined rules over grades and measurements.")
     review: ReviewSpec = Field(default_factory=ReviewSpec, description="Review conditions.")
     credit: CreditSpec = Field(default_factory=CreditSpec, description="Core credit rules.")
     impact: ImpactSpec | None = Field(default=None, description="Environmental figures; absent means unknown.")
@@ -139,6 +185,126 @@ class FamilyConfig(_Section):
         return self
 
 
+    def reference_problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        """(location, message) for every rule that names an unknown input or a duplicate id,
+        and every example core id that its own pattern does not match."""
+        problems = []
+        seen: set[str] = set()
+        for i, rule in enumerate(self.rules):
+            if rule.id in seen:
+                problems.append((("rules", i, "id"), f"rule id {rule.id} is used twice"))
+            seen.add(rule.id)
+            problems += [((("rules", i, "when", j) + loc), msg)
+                         for j, cond in enumerate(rule.when) for loc, msg in self._unknown(cond)]
+        for k, example in enumerate(self.match.examples):
+            if not self.match.matches_core(example):
+                problems.append((("match", "examples", k), f"example {example} does not match core_id_pattern"))
+        return problems
+
+    def _unknown(self, cond: Condition) -> list[tuple[tuple[str, ...], str]]:
+        if cond.measurement is not None and cond.measurement not in self.measurements:
+            known = ", ".join(self.measurements) or "none"
+            return [(("measurement",), f"unknown measurement {cond.measurement}; known: {known}")]
+        if cond.defect is not None and cond.defect not in DEFECT_TYPES:
+            return [(("defect",), f"unknown defect type {cond.defect}; known: {', '.join(DEFECT_TYPES)}")]
+        return []
+
+
 def family_id(path: Path) -> str:
     """A family's id is its file name stem."""
     return Path(path).stem
+
+
+# ---------------------------------------------------------------- the set of a station's families
+
+
+@dataclass
+class FamilySet:
+    """The product families of a station, checked so that no core matches two of them."""
+
+    families: dict[str, FamilyConfig] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def get(self, family: str | None) -> FamilyConfig | None:
+        """The family with this id, or None."""
+        return None if family is None else self.families.get(family)
+
+    def match(self, core_id: str, part_number: str | None = None) -> FamilyConfig | None:
+        """The family of a core: by part number first, then by core-id pattern; None if none."""
+        if part_number:
+            for family in self.families.values():
+                if part_number in family.match.part_numbers:
+                    return family
+        for family in self.families.values():
+            if family.match.matches_core(core_id):
+                return family
+        return None
+
+    def __iter__(self) -> Iterator[FamilyConfig]:
+        return iter(self.families.values())
+
+    def __len__(self) -> int:
+        return len(self.families)
+
+    def __contains__(self, family: str) -> bool:
+        return family in self.families
+
+
+def load_families(directory: str | Path) -> FamilySet:
+    """Load every `*.yaml` in `directory` (id = file stem) and check them together.
+
+    Raises ConfigError listing every problem as FILE:LINE: KEY: message: a file that does not
+    validate, a rule naming an unknown measurement or defect type, an impossible limit, and two
+    families that would match the same core (a shared part number, identical patterns, or a
+    pattern that matches another family's example core id).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError([ConfigProblem(str(directory), None, "(folder)", "no such folder of families")])
+    loaded: dict[str, tuple[FamilyConfig, Path, Any]] = {}
+    problems: list[ConfigProblem] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            family = load_family(path)
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        located = read_yaml(path)
+        problems += [ConfigProblem(str(path), line_of(located, loc), _key(loc), msg)
+                     for loc, msg in family.reference_problems()]
+        loaded[family.id] = (family, path, located)
+    problems += _overlaps(list(loaded.values()))
+    if problems:
+        raise ConfigError(problems)
+    return FamilySet({k: f for k, (f, _, _) in loaded.items()}, {k: p for k, (_, p, _) in loaded.items()})
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _overlaps(loaded: list[tuple[FamilyConfig, Path, Any]]) -> list[ConfigProblem]:
+    """Problems for every later family that would match a core an earlier one matches."""
+    problems = []
+    for i, (later, path, located) in enumerate(loaded):
+        for earlier, other, _ in loaded[:i]:
+            problems += [ConfigProblem(str(path), line_of(located, loc), _key(loc), msg)
+                         for loc, msg in _overlap(later, earlier, other)]
+    return problems
+
+
+def _overlap(a: FamilyConfig, b: FamilyConfig, b_path: Path) -> list[tuple[tuple[Any, ...], str]]:
+    """Where family `a` would match the same core as family `b` (from `b_path`)."""
+    found = []
+    for k, number in enumerate(a.match.part_numbers):
+        if number in b.match.part_numbers:
+            found.append((("match", "part_numbers", k), f"part number {number} also belongs to family {b.id} ({b_path})"))
+    pattern = ("match", "core_id_pattern")
+    if a.match.core_id_pattern and a.match.core_id_pattern == b.match.core_id_pattern:
+        found.append((pattern, f"same core_id_pattern as family {b.id} ({b_path})"))
+    else:
+        found += [(pattern, f"also matches {x}, an example core id of family {b.id} ({b_path})")
+                  for x in b.match.examples if a.match.matches_core(x)]
+        found += [(("match", "examples", k), f"example {x} is also matched by family {b.id} ({b_path})")
+                  for k, x in enumerate(a.match.examples) if b.match.matches_core(x)]
+    return found
