@@ -1,0 +1,14 @@
+"""Training and export of segmentation models (needs the optional `train` extra: torch, onnx).
+
+Small modules, so `reman train` can reuse them:
+
+    data.py      synthetic cores or a `reman synth` folder as arrays at the model's input size
+    net.py       the reference network (a small U-Net)
+    loop.py      the training loop
+    export.py    ONNX export with the sigmoid in the graph and the model card embedded
+    evaluate.py  IoU and grade agreement of an ONNX model (onnxruntime and numpy only)
+    segment.py   train_reference(): data, network, loop, export and metrics in one call
+    reference.py the command that reproduces the shipped model
+
+Nothing outside this package imports torch; the node runs without it.
+"""

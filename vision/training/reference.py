@@ -1,0 +1,34 @@
+"""Reproduce the shipped reference model: `python -m vision.training.reference --out models/reman-seg.onnx`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from vision.errors import VisionError
+from vision.training.segment import ReferenceRecipe, train_reference
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, train the reference model, print its card's metrics; 0 on success."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="models/reman-seg.onnx", help="Where to write the ONNX model (the card goes beside it).")
+    defaults = ReferenceRecipe()
+    for f in fields(ReferenceRecipe):
+        if isinstance(getattr(defaults, f.name), int | float | str):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
+                                default=getattr(defaults, f.name), help=f"Recipe setting {f.name} (default: %(default)s).")
+    args = parser.parse_args(argv)
+    recipe = ReferenceRecipe(**{f.name: getattr(args, f.name) for f in fields(ReferenceRecipe)
+                                if hasattr(args, f.name)})
+    try:
+        train_reference(args.out, recipe, log=lambda line: print(line, flush=True))
+    except VisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
