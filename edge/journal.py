@@ -377,6 +377,12 @@ class Journal:
                 " FROM overrides WHERE inspection_id = ? ORDER BY id", (inspection_id,)).fetchall()
         return [OverrideRow(*r) for r in rows]
 
+    def override_history(self, inspection_id: str) -> list[OverrideInfo]:
+        """The overrides of one inspection as the record carries them, oldest first."""
+        return [OverrideInfo(code=r.new_code, label=Disposition(r.new_code).name, credit=r.credit,
+                             reason=r.reason, user=r.user, ts=r.ts)
+                for r in self.overrides(inspection_id)]
+
     def images(self, inspection_id: str) -> list[dict]:
         """The image rows of one inspection (path, sha256, size, created, pruned_at)."""
         with _wrapped(f"reading images of {inspection_id}"):
@@ -400,6 +406,40 @@ class Journal:
         with _wrapped("prune images"), self.db.conn as conn:
             conn.executemany("UPDATE images SET pruned_at = ? WHERE id = ?", [(now, i) for i, _ in doomed])
         return deleted
+
+
+# ---------------------------------------------------------------- CSV export
+
+EXPORT_COLUMNS = [
+    "id", "seq", "ts", "station", "core_id", "family", "part_number",
+    "code", "label", "credit", "effective_code", "effective_label", "effective_credit",
+    "override_user", "override_reason", "override_ts", "reasons",
+    "impact_known", "material_kept_kg", "co2e_avoided_kg",
+    "rules_version", "model_name", "model_version",
+]
+"""Columns of `reman journal export --csv`."""
+
+
+def export_row(record: InspectionRecord) -> dict[str, object]:
+    """One CSV row of a record; impact columns are empty when unknown (never a made-up zero)."""
+    override, impact = record.override, record.impact
+    known = impact is not None and impact.known
+    return {
+        "id": record.id, "seq": record.seq, "ts": record.ts, "station": record.station,
+        "core_id": record.core_id, "family": record.family or "", "part_number": record.part_number or "",
+        "code": int(record.decision.code), "label": record.decision.label,
+        "credit": int(record.decision.credit), "effective_code": int(record.effective_code()),
+        "effective_label": record.effective_code().name, "effective_credit": int(record.effective_credit()),
+        "override_user": override.user if override else "", "override_reason": override.reason if override else "",
+        "override_ts": override.ts if override else "",
+        "reasons": "; ".join(r.text for r in record.decision.reasons),
+        "impact_known": "yes" if known else "no",
+        "material_kept_kg": impact.material_kept_kg if known else "",
+        "co2e_avoided_kg": impact.co2e_avoided_kg if known else "",
+        "rules_version": record.rules.version if record.rules else "",
+        "model_name": record.model.name if record.model else "",
+        "model_version": record.model.version if record.model else "",
+    }
 
 
 # ---------------------------------------------------------------- SQL and row helpers

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from edge.contract import Credit, DecisionInfo, Disposition, Impact, Reason
-from edge.families import Condition, FamilyConfig, GradeLimit, MeasurementSpec
+from edge.contract import Credit, DecisionInfo, Disposition, Impact, InspectionRecord, Reason
+from edge.families import Condition, FamilyConfig, FamilySet, GradeLimit, MeasurementSpec
 from vision.severity import TABLES, severity
 
 Decision = DecisionInfo
@@ -304,3 +306,43 @@ def impact(family: FamilyConfig | None, code: int) -> Impact:
         Disposition.RECYCLE: (0.0, figures.co2e_recycle_credit_kg),
     }.get(code, (0.0, 0.0))
     return Impact(known=True, material_kept_kg=round(kept, 6), co2e_avoided_kg=round(avoided, 6))
+
+
+# ---------------------------------------------------------------- what-if replay
+
+
+def inputs_of(record: InspectionRecord) -> tuple[dict, dict, list[str]]:
+    """(defects, measurements, image problems) of a journaled inspection, as `decide` takes them."""
+    problems = [r.text.removeprefix("image: ") for r in record.decision.reasons if r.code == "image_quality"]
+    return dict(record.defects), dict(record.measurements), problems
+
+
+def redecide(families: FamilySet, record: InspectionRecord) -> Decision:
+    """The decision `families` would give a journaled inspection (family by id, else by match).
+
+    Staleness is judged at the inspection's own time.
+    """
+    family = families.get(record.family) or families.match(record.core_id, record.part_number)
+    defects, measurements, problems = inputs_of(record)
+    now = datetime.fromisoformat(record.ts.replace("Z", "+00:00"))
+    return decide(family, defects, measurements, problems, now=now)
+
+
+def replay(families: FamilySet, records: Iterable[InspectionRecord]) -> dict[str, Any]:
+    """What-if: how many of `records` the rules in `families` would decide differently.
+
+    Compares with each record's original rules decision (overrides aside) and lists every
+    change with its new reasons, and a count per transition (`REUSE -> REMANUFACTURE`).
+    """
+    total, changes, transitions = 0, [], {}
+    for record in records:
+        total += 1
+        new = redecide(families, record)
+        if new.code == record.decision.code:
+            continue
+        step = f"{record.decision.label} -> {new.label}"
+        transitions[step] = transitions.get(step, 0) + 1
+        changes.append({"id": record.id, "core_id": record.core_id, "ts": record.ts,
+                        "family": record.family, "from": record.decision.label, "to": new.label,
+                        "reasons": [r.text for r in new.reasons]})
+    return {"inspections": total, "changed": len(changes), "transitions": transitions, "changes": changes}
