@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from vision.card import ModelCard
+from vision.card import ModelCard, write_card
 from vision.synth import CLASSES
 from vision.training.data import MEAN, STD, synthetic_set
 from vision.training.evaluate import evaluate_synthetic, run_p50_ms
-from vision.training.export import export_onnx, write_card
+from vision.training.export import export_onnx
 from vision.training.loop import TrainConfig, train_segmentation
 from vision.training.net import SegNet
 
