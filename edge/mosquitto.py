@@ -10,6 +10,7 @@ this module is for the places where nothing runs yet (`reman demo`, `bench/`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -60,6 +61,9 @@ class MosquittoProcess:
         """The config file this broker runs with."""
         lines = [
             f"listener {self.port} {self.host}",
+            # As root, mosquitto would switch to the `mosquitto` user, which cannot read or write
+            # files in our folder; this broker runs as whoever started it, like every other part.
+            "user root" if os.geteuid() == 0 else "",
             "allow_anonymous true" if "allow_anonymous" not in self.extra_config else "",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.config_dir}/" if self.persistence else "",

@@ -1,0 +1,122 @@
+"""Store-and-forward: in order, delivered only on PUBACK, across broker outages and node restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+from edge.mosquitto import free_port
+from tests.mqtt.helpers import (
+    Subscriber,
+    add,
+    as_invoker,
+    first_occurrences,
+    messages,
+    numbers,
+    open_outbox,
+)
+from tests.mqtt.test_lastwill import start_node, wait_line
+
+TOTAL = 500
+
+
+def durable_broker(broker_factory, tmp_path):
+    """A broker that keeps sessions and queued messages across its own restart."""
+    store = tmp_path / "broker-store"
+    store.mkdir()
+    return broker_factory(f"persistence true\npersistence_location {store}/\n{as_invoker()}")
+
+
+def assert_all_in_order(seen, total: int = TOTAL) -> None:
+    got = numbers(seen)
+    assert first_occurrences(got) == list(range(total)), "messages lost or out of order"
+    by_number: dict[int, bytes] = {}
+    for m in (m for m in seen if m.topic.endswith("/inspection")):
+        n = json.loads(m.payload)["n"]
+        assert by_number.setdefault(n, m.payload) == m.payload, "a duplicate differs from the original"
+
+
+def all_arrived(total: int = TOTAL):
+    return lambda seen: len(set(numbers(seen))) >= total
+
+
+async def test_drains_in_order_and_marks_delivered(mosquitto, node_factory, subscribers):
+    sub = Subscriber(mosquitto.port, ["reman/pub-a/#"])
+    subscribers.append(sub)
+    node = await node_factory(mosquitto.port, "pub-a")
+    add(node.outbox, messages("pub-a", 0, 300) + messages("pub-a", 300, 310, kind="stats", qos=0))
+    node.publisher.notify()
+    await node.publisher.wait_drained(20)
+    seen = await asyncio.to_thread(sub.collect, lambda s: sum(m.topic.endswith("/stats") for m in s) >= 10)
+    assert_all_in_order(seen, 300)
+    assert node.outbox.depth() == (0, None)
+    assert node.publisher.delivered == 310
+
+
+async def test_broker_outage_during_a_stream_loses_nothing(broker_factory, tmp_path, node_factory, subscribers):
+    broker = durable_broker(broker_factory, tmp_path)
+    sub = Subscriber(broker.port, ["reman/pub-b/inspection"], client_id="sub-pub-b", durable=True)
+    subscribers.append(sub)
+    node = await node_factory(broker.port, "pub-b")
+
+    async def stream() -> None:  # a station producing records at its own pace
+        for start in range(0, TOTAL, 5):
+            add(node.outbox, messages("pub-b", start, start + 5))
+            node.publisher.notify()
+            await asyncio.sleep(0.005)
+
+    producer = asyncio.create_task(stream())
+    await asyncio.to_thread(sub.collect, lambda s: len(s) >= 100)
+    await asyncio.to_thread(broker.stop)
+    await node.log.wait_for("broker_disconnected")
+    assert node.outbox.depth()[0] > 0
+    await asyncio.sleep(3)  # the outage itself: the broker stays down for several seconds
+    await asyncio.to_thread(broker.start)
+    await producer
+    seen = await asyncio.to_thread(sub.collect, all_arrived(), 30)
+    assert_all_in_order(seen)
+    await node.publisher.wait_drained(20)
+    assert node.outbox.depth()[0] == 0
+
+
+def test_node_restarted_mid_outage_sends_the_rest(broker_factory, tmp_path, subscribers):
+    broker = durable_broker(broker_factory, tmp_path)
+    sub = Subscriber(broker.port, ["reman/pub-c/inspection"], client_id="sub-pub-c", durable=True)
+    subscribers.append(sub)
+    db_path = tmp_path / "journal.db"
+    outbox = open_outbox(db_path)
+    add(outbox, messages("pub-c", 0, 200))
+    first = start_node(broker.port, "pub-c", db_path)
+    second = None
+    try:
+        wait_line(first, "connected")
+        sub.collect(all_arrived(200))
+        broker.stop()
+        add(outbox, messages("pub-c", 200, TOTAL))  # recorded while the broker is away
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        second = start_node(broker.port, "pub-c", db_path)
+        wait_line(second, "started")
+        broker.start()
+        wait_line(second, "connected")
+        seen = sub.collect(all_arrived(), 30)
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+                proc.stdout.close()
+    assert_all_in_order(seen)
+
+
+async def test_full_outbox_drops_by_policy_with_an_event(node_factory):
+    node = await node_factory(free_port(), "pub-d", connect=False, publisher_kw={"max_rows": 10})
+    add(node.outbox, messages("pub-d", 0, 5, kind="result") + messages("pub-d", 5, 20, kind="stats", qos=0)
+        + messages("pub-d", 20, 25))
+    node.publisher.notify()
+    events = await node.log.wait_for("outbox_full")
+    assert events[0].detail["dropped"] == {"stats": 15}
+    assert node.outbox.depth()[0] == 10
+    kinds = [r.kind for r in node.outbox.pending()]
+    assert kinds == ["result"] * 5 + ["inspection"] * 5
