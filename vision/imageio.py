@@ -50,7 +50,8 @@ def decode_image(data: bytes, name: str, max_side: int = MAX_SIDE) -> np.ndarray
     """Encoded image bytes (JPEG, PNG, TIFF, BMP, WebP, ...) as (H, W, 3) uint8 BGR.
 
     `name` is used in errors (a path, or a camera and frame id). The longer side is at most
-    `max_side`; larger images are decoded reduced where the format allows it, then resized.
+    `max_side` (and, for a larger image, at least 3/4 of it): larger images are decoded
+    reduced where the format allows it, then resized.
     """
     if not data:
         raise ImageError(f"{name}: empty file (0 bytes)")
@@ -101,8 +102,8 @@ def _decode_flag(size: tuple[int, int] | None, max_side: int) -> int:
     if size is None:
         return cv2.IMREAD_COLOR
     longer = max(size)
-    for factor, flag in _REDUCED:  # the strongest reduction that keeps at least max_side / 2
-        if longer // factor >= max_side // 2:
+    for factor, flag in _REDUCED:  # the strongest reduction that keeps 3/4 of max_side
+        if longer // factor >= max_side * 3 // 4:
             return flag
     return cv2.IMREAD_COLOR
 
