@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from edge.contract import Event, InspectionRecord, Result, Stats
+from edge.contract import Event, InspectionRecord, OverrideInfo, Result, Stats
 from gateway.errors import StoreError
 from gateway.timeutil import normalize_ts
 
@@ -314,6 +314,17 @@ class Store:
         """Every inspection of one core, oldest first, as contract records."""
         rows = self._select("SELECT record FROM inspections WHERE core_id = ? ORDER BY ts, id", [core_id])
         return [InspectionRecord.model_validate_json(r["record"]) for r in rows]
+
+    def override_history(self, core_id: str) -> dict[str, list[OverrideInfo]]:
+        """Every override the stations applied to one core's inspections, oldest first, by id."""
+        rows = self._select(
+            "SELECT a.* FROM audit a JOIN inspections i ON i.id = a.inspection_id "
+            "WHERE i.core_id = ? AND a.action = 'override' ORDER BY a.ts, a.seq", [core_id])
+        out: dict[str, list[OverrideInfo]] = {}
+        for r in rows:
+            out.setdefault(r["inspection_id"], []).append(OverrideInfo(
+                code=r["code"], label=r["label"], reason=r["reason"] or "", user=r["user"], ts=r["ts"]))
+        return out
 
     def audit(self, inspection_id: str) -> list[dict[str, Any]]:
         """The audit trail of one inspection, oldest first."""

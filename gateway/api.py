@@ -1,0 +1,137 @@
+"""JSON API under /api/, Prometheus /metrics and /healthz."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from edge import passport
+from edge.contract import InspectionRecord, OverrideInfo
+from gateway import reports
+from gateway.auth import require
+from gateway.views import LABELS, make_filter, record_of
+
+router = APIRouter()
+view = Depends(require("view"))
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+@router.get("/api/inspections", dependencies=[view], tags=["inspections"])
+def list_inspections(request: Request, station: str | None = None, since: str | None = None,
+                     until: str | None = None, code: str | None = None, family: str | None = None,
+                     q: str | None = None, limit: int = Query(50, ge=1, le=500),
+                     cursor: str | None = None) -> dict[str, Any]:
+    """Inspections newest first with the History filters; follow `next_cursor` for the next page.
+
+    `count` stops at 10,000 (`count_capped` is then true)."""
+    flt = make_filter(station, since, until, code, family, q)
+    page = _store(request).page(flt, limit=limit, cursor=cursor)
+    return {"items": [record_of(r) for r in page.rows], "next_cursor": page.next_cursor,
+            "count": page.count, "count_capped": page.count_capped}
+
+
+@router.get("/api/inspections/{inspection_id}", dependencies=[view], tags=["inspections"])
+def get_inspection(request: Request, inspection_id: str) -> dict[str, Any]:
+    """One inspection: its record, audit trail and snapshot file names."""
+    store = _store(request)
+    row = store.get(inspection_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+    return {"record": record_of(row), "audit": store.audit(inspection_id),
+            "snapshots": store.snapshots_for(inspection_id)}
+
+
+@router.get("/api/stations", dependencies=[view], tags=["stations"])
+def list_stations(request: Request) -> list[dict[str, Any]]:
+    """Every station seen: availability, last seen, latest stats and result."""
+    return _store(request).stations()
+
+
+@router.get("/api/events", dependencies=[Depends(require("events"))], tags=["events"])
+def list_events(request: Request, station: str | None = None, level: str | None = None,
+                limit: int = Query(100, ge=1, le=1000), cursor: str | None = None) -> dict[str, Any]:
+    """The stations' events newest first, by station and level."""
+    rows, nxt = _store(request).events(station or None, level or None, limit, cursor)
+    return {"items": rows, "next_cursor": nxt}
+
+
+@router.get("/api/circularity", dependencies=[view], tags=["circularity"])
+def get_circularity(request: Request, station: str | None = None, since: str | None = None,
+                    until: str | None = None) -> dict[str, Any]:
+    """Cores by disposition, reuse and remanufacture rates, material kept and CO2e avoided.
+
+    Material and CO2e are null (unknown) when no core in the period has impact figures;
+    `impact_unknown_cores` says how many cores lack them."""
+    flt = make_filter(station, since, until)
+    return reports.circularity(_store(request), flt.station, flt.since, flt.until).as_dict()
+
+
+@router.get("/api/trends", dependencies=[view], tags=["trends"])
+def get_trends(request: Request, station: str | None = None, since: str | None = None,
+               until: str | None = None) -> dict[str, Any]:
+    """Decisions per hour by code and grade distributions per defect type per hour."""
+    flt = make_filter(station, since, until)
+    store = _store(request)
+    return {"decisions_per_hour": reports.decisions_per_hour(store, flt.station, flt.since, flt.until),
+            "grades": reports.grade_distribution(store, flt.station, flt.since, flt.until)}
+
+
+@router.get("/api/cores/{core_id:path}/passport", dependencies=[view], tags=["circularity"])
+def get_passport(request: Request, core_id: str, format: str = Query("json", pattern="^(json|aas)$")):
+    """The core's product-passport record (every inspection, overrides, current R-ladder status)."""
+    store = _store(request)
+    records = store.core_records(core_id)
+    if not records:
+        raise HTTPException(status_code=404, detail=f"no inspections of core {core_id}")
+    return JSONResponse(_passport(records, core_id, store.override_history(core_id), format))
+
+
+def _passport(records: list[InspectionRecord], core_id: str, overrides: dict[str, list[OverrideInfo]],
+              fmt: str) -> Any:
+    record = passport.build_passport(records, core_id, overrides=overrides)
+    return passport.to_aas(record) if fmt == "aas" else record
+
+
+@router.get("/healthz", tags=["operations"])
+def healthz(request: Request) -> dict[str, Any]:
+    """Liveness: the store answers."""
+    request.app.state.store.select("SELECT 1 AS ok", [])
+    return {"status": "ok"}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+def metrics(request: Request) -> str:
+    """Prometheus text format: messages ingested and malformed, inspections by code, stations online."""
+    counters = request.app.state.counters.snapshot()
+    store = request.app.state.store
+    stations = store.stations()
+    lines = _family("reman_gateway_messages_total", "counter", "Valid messages received, by kind.",
+                    [({"kind": k}, v) for k, v in sorted(counters["received"].items())])
+    lines += _family("reman_gateway_malformed_total", "counter", "Messages refused as malformed, by kind.",
+                     [({"kind": k}, v) for k, v in sorted(counters["malformed"].items())]
+                     or [({"kind": "inspection"}, 0)])
+    lines += _family("reman_gateway_written_total", "counter", "Messages written to the store.",
+                     [({}, counters["written"])])
+    lines += _family("reman_gateway_write_errors_total", "counter", "Batches that failed to write.",
+                     [({}, counters["write_errors"])])
+    codes = store.code_counts()
+    lines += _family("reman_gateway_inspections", "gauge", "Stored inspections by effective decision.",
+                     [({"code": str(c), "label": LABELS[c]}, codes.get(c, 0)) for c in sorted(LABELS)])
+    lines += _family("reman_gateway_stations_online", "gauge", "Stations whose availability is online.",
+                     [({}, sum(1 for s in stations if s["available"] == "online"))])
+    lines += _family("reman_gateway_stations", "gauge", "Stations seen.", [({}, len(stations))])
+    return "\n".join(lines) + "\n"
+
+
+def _family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> list[str]:
+    out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        text = ",".join(f'{k}={json.dumps(v)}' for k, v in labels.items())
+        out.append(f"{name}{{{text}}} {value}" if text else f"{name} {value}")
+    return out

@@ -1,0 +1,115 @@
+"""The dashboard's FastAPI application.
+
+    create_app(config, store, publisher=None, counters=None, broadcaster=None) -> FastAPI
+
+Collaborators come in as arguments: the store to read, the publisher of `override/set`
+commands (MqttIngest, or None where the gateway may not send commands), the ingest's counters
+for /metrics, and the broadcaster that feeds server-sent events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Protocol
+
+import jinja2
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from edge.contract import OverrideCommand
+from gateway import api, pages
+from gateway.auth import LoginRequired, can, csrf_token, current_user, session_secret
+from gateway.config import GatewayConfig
+from gateway.errors import StoreError
+from gateway.ingest import IngestCounters
+from gateway.live import Broadcaster
+from gateway.store import Store
+from gateway.views import DECISION_CLASSES, LABELS
+
+HERE = Path(__file__).resolve().parent
+
+
+class Publisher(Protocol):
+    """What the app needs to send commands to a station."""
+
+    def publish_override(self, station: str, command: OverrideCommand) -> None: ...
+
+
+def create_app(config: GatewayConfig, store: Store, publisher: Publisher | None = None,
+               counters: IngestCounters | None = None, broadcaster: Broadcaster | None = None) -> FastAPI:
+    """The dashboard app over `store`; see the module docstring."""
+    broadcaster = broadcaster or Broadcaster()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        broadcaster.attach(asyncio.get_running_loop())
+        yield
+        broadcaster.close()
+
+    app = FastAPI(title="reman-edge station dashboard", version="1", lifespan=lifespan,
+                  description="Inspections, stations, events and circularity figures of reman-edge stations.")
+    app.state.config = config
+    app.state.store = store
+    app.state.publisher = publisher
+    app.state.counters = counters or IngestCounters()
+    app.state.broadcaster = broadcaster
+    app.state.snapshots_dir = Path(config.store.snapshots_dir)
+    app.state.templates = _templates()
+    app.add_middleware(SessionMiddleware, secret_key=session_secret(config.http),
+                       session_cookie="reman_session", max_age=config.http.session_max_age_s,
+                       https_only=config.http.secure_cookies, same_site="lax")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    _add_handlers(app)
+    return app
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_context])
+    templates.env.globals.update(
+        LABELS=LABELS, CLASSES=DECISION_CLASSES,
+        CLASS_OF={LABELS[c]: css for c, css in DECISION_CLASSES.items()})
+    templates.env.filters["hm"] = lambda ts: (ts or "")[11:19]
+    templates.env.filters["day_hm"] = lambda ts: (ts or "").replace("T", " ")[:19]
+    templates.env.filters["num"] = _num
+    templates.env.filters["pct"] = lambda v: "unknown" if _missing(v) else f"{v * 100:.1f} %"
+    return templates
+
+
+def _missing(value) -> bool:
+    return value is None or isinstance(value, jinja2.Undefined)
+
+
+def _num(value, digits: int = 1) -> str:
+    return "unknown" if _missing(value) else f"{value:,.{digits}f}"
+
+
+def _context(request: Request) -> dict:
+    user = current_user(request)
+    return {"user": user, "csrf": csrf_token(request), "can": lambda p: can(user, p)}
+
+
+def _add_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired):
+        if request.url.path.startswith("/api/") or request.url.path == "/stream":
+            return JSONResponse({"detail": "log in first"}, status_code=401)
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return request.app.state.templates.TemplateResponse(
+            request, "error.html", {"status": exc.status_code, "detail": exc.detail},
+            status_code=exc.status_code)

@@ -1,0 +1,134 @@
+"""Accounts, roles, sessions and CSRF tokens.
+
+Users live in the gateway config with argon2 hashes. A login puts the user name in the signed
+session cookie (Starlette's SessionMiddleware); every request looks the user up in the config
+again, so removing a user from the config ends their sessions at the next restart. Every form
+carries the session's CSRF token; a POST without the right one gets 403.
+
+    operator   view, confirm
+    engineer   view, confirm, override, export, events
+    admin      everything
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from fastapi import HTTPException, Request
+
+from gateway.config import HttpConfig, User
+from gateway.errors import AuthError
+
+log = logging.getLogger("reman.gateway.auth")
+
+SESSION_SECRET_ENV = "REMAN_SESSION_SECRET"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "operator": frozenset({"view", "confirm"}),
+    "engineer": frozenset({"view", "confirm", "override", "export", "events"}),
+    "admin": frozenset({"view", "confirm", "override", "export", "events", "admin"}),
+}
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class LoginRequired(AuthError):
+    """Log in first"""
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password` for the config's `password_hash`."""
+    if not password:
+        raise AuthError("the password is empty")
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when `password` matches the hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def authenticate(users: list[User], username: str, password: str) -> User | None:
+    """The user when name and password match, else None (same work either way)."""
+    user = next((u for u in users if u.username == username), None)
+    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    return user if (user is not None and ok) else None
+
+
+def can(user: User | None, permission: str) -> bool:
+    """Whether `user` holds `permission`."""
+    return user is not None and permission in PERMISSIONS[user.role]
+
+
+def session_secret(http: HttpConfig) -> str:
+    """The key that signs cookies: config value, config file, $REMAN_SESSION_SECRET, else ephemeral."""
+    if http.session_secret is not None:
+        return http.session_secret.get_secret_value()
+    if http.session_secret_file:
+        try:
+            return Path(http.session_secret_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise AuthError(f"cannot read session_secret_file {http.session_secret_file}: {exc}") from exc
+    if os.environ.get(SESSION_SECRET_ENV):
+        return os.environ[SESSION_SECRET_ENV]
+    log.warning("no session secret configured (http.session_secret_file or $%s): using an "
+                "ephemeral one; every login ends when the gateway restarts", SESSION_SECRET_ENV)
+    return secrets.token_urlsafe(32)
+
+
+# ---------------------------------------------------------------- per request
+
+
+def current_user(request: Request) -> User | None:
+    """The logged-in user, or None."""
+    name = request.session.get("user")
+    if not name:
+        return None
+    users: list[User] = request.app.state.config.users
+    return next((u for u in users if u.username == name), None)
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (created on first use)."""
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+async def check_csrf(request: Request) -> None:
+    """Dependency for every POST: 403 unless the form or header carries the session's token."""
+    expected = request.session.get("csrf")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not secrets.compare_digest(expected, sent):
+        raise HTTPException(status_code=403, detail="missing or invalid CSRF token")
+
+
+def require(permission: str):
+    """Dependency factory: the logged-in user holding `permission` (LoginRequired, else 403)."""
+
+    def dependency(request: Request) -> User:
+        user = current_user(request)
+        if user is None:
+            raise LoginRequired("log in first")
+        if not can(user, permission):
+            raise HTTPException(status_code=403, detail=f"your role ({user.role}) may not {permission}")
+        return user
+
+    return dependency

@@ -1,0 +1,349 @@
+"""The dashboard's pages (Jinja2 + htmx): stations, live view, kiosk, history, detail, health,
+events, trends, circularity, login. Live pages refetch their panel on server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from pydantic import ValidationError
+
+from edge.contract import STATION_ID_PATTERN, Disposition, OverrideCommand
+from gateway import reports
+from gateway.auth import authenticate, can, check_csrf, current_user, require
+from gateway.config import User
+from gateway.errors import GatewayError
+from gateway.store import InspectionFilter
+from gateway.timeutil import ago_ts, now_ts
+from gateway.views import CSV_COLUMNS, csv_row, display_row, make_filter, query_string
+
+router = APIRouter(include_in_schema=False)
+Viewer = Annotated[User, Depends(require("view"))]
+Exporter = Annotated[User, Depends(require("export"))]
+Overrider = Annotated[User, Depends(require("override"))]
+Confirmer = Annotated[User, Depends(require("confirm"))]
+EventReader = Annotated[User, Depends(require("events"))]
+KEEPALIVE_S = 15.0
+PERIODS = {"1h": {"hours": 1}, "24h": {"hours": 24}, "7d": {"days": 7}, "30d": {"days": 30}}
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context: Any):
+    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+# ---------------------------------------------------------------- login
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/"):
+    """The login page."""
+    return _render(request, "login.html", next=_safe_next(next), error=None)
+
+
+@router.post("/login", dependencies=[Depends(check_csrf)])
+def login(request: Request, username: str = Form(...), password: str = Form(...), next: str = Form("/")):
+    """Check the password; on success start a fresh session."""
+    user = authenticate(request.app.state.config.users, username, password)
+    if user is None:
+        return _render(request, "login.html", status_code=401, next=_safe_next(next),
+                       error="Wrong user name or password.")
+    request.session.clear()
+    request.session["user"] = user.username
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/logout", dependencies=[Depends(check_csrf)])
+def logout(request: Request):
+    """End the session."""
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+# ---------------------------------------------------------------- stations and live view
+
+
+@router.get("/")
+def stations_page(request: Request, user: Viewer):
+    """Every station as a tile: availability and latest decision."""
+    store = _store(request)
+    tiles = []
+    for st in _stations(request):
+        latest = store.latest(st["station"], 1)
+        tiles.append({**st, "latest": display_row(latest[0]) if latest else None})
+    return _render(request, "stations.html", tiles=tiles)
+
+
+def _stations(request: Request) -> list[dict[str, Any]]:
+    seen = {s["station"]: s for s in _store(request).stations()}
+    configured = request.app.state.config.stations
+    names = configured or sorted(seen)
+    return [seen.get(n, {"station": n, "available": None, "last_seen": None, "stats": None}) for n in names]
+
+
+def _live_context(request: Request, station: str) -> dict[str, Any]:
+    store = _store(request)
+    rows = [display_row(r) for r in store.latest(station, 20)]
+    latest = rows[0] if rows else None
+    snaps = store.snapshots_for(latest["id"]) if latest else []
+    snapshot = snaps[-1] if snaps else store.latest_snapshot(station)
+    info = next((s for s in store.stations() if s["station"] == station), None)
+    return {"station": station, "latest": latest, "recent": rows, "snapshot": snapshot, "info": info}
+
+
+def _check_station(station: str) -> None:
+    import re
+
+    if not re.fullmatch(STATION_ID_PATTERN, station):
+        raise HTTPException(status_code=404, detail=f"no station {station!r}")
+
+
+@router.get("/live/{station}")
+def live_page(request: Request, user: Viewer, station: str):
+    """The live view for the screen beside a station."""
+    _check_station(station)
+    return _render(request, "live.html", stream=f"/stream?station={station}",
+                   panel_url=f"/live/{station}/panel", **_live_context(request, station))
+
+
+@router.get("/live/{station}/panel")
+def live_panel(request: Request, user: Viewer, station: str):
+    """The live view's panel alone (refetched on each new inspection)."""
+    _check_station(station)
+    return _render(request, "_live_panel.html", **_live_context(request, station))
+
+
+def _kiosk_allowed(request: Request, station: str) -> None:
+    kiosk = request.app.state.config.kiosk
+    if not kiosk.enabled or (kiosk.stations and station not in kiosk.stations):
+        raise HTTPException(status_code=404, detail="kiosk mode is not enabled for this station")
+    _check_station(station)
+
+
+@router.get("/kiosk/{station}")
+def kiosk_page(request: Request, station: str):
+    """Read-only live view without a login (when kiosk mode is enabled for the station)."""
+    _kiosk_allowed(request, station)
+    return _render(request, "live.html", kiosk=True, stream=f"/kiosk/{station}/stream",
+                   panel_url=f"/kiosk/{station}/panel", **_live_context(request, station))
+
+
+@router.get("/kiosk/{station}/panel")
+def kiosk_panel(request: Request, station: str):
+    """The kiosk's panel alone."""
+    _kiosk_allowed(request, station)
+    return _render(request, "_live_panel.html", kiosk=True, **_live_context(request, station))
+
+
+@router.get("/kiosk/{station}/stream")
+async def kiosk_stream(request: Request, station: str):
+    """Server-sent events for one kiosk station."""
+    _kiosk_allowed(request, station)
+    return _sse(request, station)
+
+
+@router.get("/stream")
+async def stream(request: Request, station: str | None = None):
+    """Server-sent events: inspection, health, event and snapshot announcements."""
+    if current_user(request) is None:
+        raise HTTPException(status_code=401, detail="log in first")
+    return _sse(request, station or None)
+
+
+def _sse(request: Request, station: str | None) -> StreamingResponse:
+    return StreamingResponse(_announce(request, station), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _announce(request: Request, station: str | None) -> AsyncIterator[str]:
+    broadcaster = request.app.state.broadcaster
+    if broadcaster.closed:
+        return
+    queue = broadcaster.subscribe()
+    try:
+        yield "retry: 1000\n: connected\n\n"
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            if item is None:
+                return
+            if station is None or item.station == station:
+                yield item.sse()
+    finally:
+        broadcaster.unsubscribe(queue)
+
+
+@router.get("/snapshots/{name}")
+def snapshot_file(request: Request, name: str):
+    """A snapshot JPEG (logged-in users, or the kiosk of its station)."""
+    if "/" in name or not name.endswith(".jpg"):
+        raise HTTPException(status_code=404, detail="no such snapshot")
+    if current_user(request) is None:
+        _kiosk_allowed(request, name.rsplit("-", 2)[0])
+    path = Path(request.app.state.snapshots_dir) / name
+    if not path.is_file():
+        raise HTTPException(status_code=404, detail="no such snapshot")
+    return FileResponse(path, media_type="image/jpeg")
+
+
+# ---------------------------------------------------------------- history and detail
+
+
+@router.get("/history")
+def history_page(request: Request, user: Viewer, station: str | None = None, since: str | None = None,
+                 until: str | None = None, code: str | None = None, family: str | None = None,
+                 q: str | None = None, cursor: str | None = None,
+                 limit: int = Query(50, ge=10, le=500)):
+    """Filtered inspections, newest first, a page at a time."""
+    flt = make_filter(station, since, until, code, family, q)
+    page = _store(request).page(flt, limit=limit, cursor=cursor)
+    return _render(request, "history.html", flt=flt, rows=[display_row(r) for r in page.rows], page=page,
+                   form=_form_values(station, since, until, code, family, q),
+                   next_url=f"/history?{query_string(flt, cursor=page.next_cursor)}" if page.next_cursor else None,
+                   csv_url=f"/history.csv?{query_string(flt)}", stations=_stations(request),
+                   first_url=f"/history?{query_string(flt)}" if cursor else None)
+
+
+def _form_values(station, since, until, code, family, q) -> dict[str, str]:
+    return {"station": station or "", "since": since or "", "until": until or "",
+            "code": code or "", "family": family or "", "q": q or ""}
+
+
+@router.get("/history.csv")
+def history_csv(request: Request, user: Exporter, station: str | None = None, since: str | None = None,
+                until: str | None = None, code: str | None = None, family: str | None = None,
+                q: str | None = None):
+    """The filtered set as CSV, impact columns included (unknown impact left empty)."""
+    flt = make_filter(station, since, until, code, family, q)
+    name = f"inspections-{now_ts()[:19].replace(':', '')}.csv"
+    return StreamingResponse(_csv_lines(request, flt), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _csv_lines(request: Request, flt: InspectionFilter) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    for n, row in enumerate(_store(request).iter_filtered(flt), 1):
+        writer.writerow(csv_row(row))
+        if n % 500 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+@router.get("/inspections/{inspection_id}")
+def detail_page(request: Request, user: Viewer, inspection_id: str, sent: str | None = None):
+    """Every field of one inspection, its images, audit trail and the override form."""
+    store = _store(request)
+    row = store.get(inspection_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+    return _render(request, "detail.html", row=display_row(row), audit=store.audit(inspection_id),
+                   snapshots=store.snapshots_for(inspection_id), sent=sent,
+                   codes=[d for d in Disposition if d != Disposition.NONE],
+                   can_send=request.app.state.publisher is not None)
+
+
+@router.post("/inspections/{inspection_id}/override", dependencies=[Depends(check_csrf)])
+def override(request: Request, user: Overrider, inspection_id: str, code: int = Form(...), reason: str = Form(...)):
+    """Send `override/set` to the inspection's station; the node journals it and republishes."""
+    row = _store(request).get(inspection_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+    try:
+        command = OverrideCommand(id=inspection_id, code=code, reason=reason.strip(), user=user.username)
+    except ValidationError as exc:
+        raise HTTPException(status_code=400, detail=exc.errors(include_url=False)[0]["msg"]) from exc
+    publisher = request.app.state.publisher
+    if publisher is None:
+        raise HTTPException(status_code=503, detail="this gateway does not send commands")
+    try:
+        publisher.publish_override(row["station"], command)
+    except GatewayError as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from exc
+    _store(request).add_audit(inspection_id, now_ts(), user.username, "override_requested",
+                              code, Disposition(code).name, command.reason)
+    return RedirectResponse(f"/inspections/{inspection_id}?sent=1", status_code=303)
+
+
+@router.post("/inspections/{inspection_id}/confirm", dependencies=[Depends(check_csrf)])
+def confirm(request: Request, user: Confirmer, inspection_id: str):
+    """Record that a person checked the decision and agrees."""
+    row = _store(request).get(inspection_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+    _store(request).add_audit(inspection_id, now_ts(), user.username, "confirmed", row["code"])
+    return RedirectResponse(f"/inspections/{inspection_id}", status_code=303)
+
+
+# ---------------------------------------------------------------- health, events, trends, circularity
+
+
+@router.get("/health")
+def health_page(request: Request, user: Viewer):
+    """Each station online or offline, last seen, and its latest stats."""
+    return _render(request, "health.html", stations=_stations(request))
+
+
+@router.get("/health/panel")
+def health_panel(request: Request, user: Viewer):
+    """The health table alone (refetched on health announcements)."""
+    return _render(request, "_health_panel.html", stations=_stations(request))
+
+
+@router.get("/events")
+def events_page(request: Request, user: EventReader, station: str | None = None, level: str | None = None,
+                cursor: str | None = None):
+    """The stations' events, by station and level."""
+    rows, nxt = _store(request).events(station or None, level or None, 100, cursor)
+    return _render(request, "events.html", rows=rows, next_cursor=nxt, station=station or "",
+                   level=level or "", stations=_stations(request))
+
+
+def _period(period: str, since: str | None, until: str | None) -> tuple[str | None, str | None]:
+    if since or until:
+        return since or None, until or None
+    return (ago_ts(**PERIODS[period]) if period in PERIODS else None), None
+
+
+@router.get("/trends")
+def trends_page(request: Request, user: Viewer, station: str | None = None, period: str = "24h",
+                since: str | None = None, until: str | None = None):
+    """Decisions per hour by code and grade distributions per defect type, as charts."""
+    since, until = _period(period, since, until)
+    flt = make_filter(station, since, until)
+    store = _store(request)
+    data = {"decisions_per_hour": reports.decisions_per_hour(store, flt.station, flt.since, flt.until),
+            "grades": reports.grade_distribution(store, flt.station, flt.since, flt.until)}
+    return _render(request, "trends.html", data=data, station=station or "", period=period,
+                   periods=list(PERIODS) + ["all"], stations=_stations(request))
+
+
+@router.get("/circularity")
+def circularity_page(request: Request, user: Viewer, station: str | None = None, period: str = "24h",
+                     since: str | None = None, until: str | None = None):
+    """Circularity panel: cores by disposition, rates, material kept, CO2e avoided, over time."""
+    since, until = _period(period, since, until)
+    flt = make_filter(station, since, until)
+    figures = reports.circularity(_store(request), flt.station, flt.since, flt.until,
+                                  bucket="day" if period in ("7d", "30d", "all") else "hour")
+    return _render(request, "circularity.html", c=figures, station=station or "", period=period,
+                   periods=list(PERIODS) + ["all"], stations=_stations(request), can_export=can(user, "export"))

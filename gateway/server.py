@@ -1,0 +1,132 @@
+"""The gateway as one object: store, batch writer, MQTT ingest and the web server, in order.
+
+    gw = Gateway(config)           # or Gateway(config, store=Store(...)) to share a store
+    gw.start()                     # returns once the web server listens; gw.url says where
+    ...
+    gw.stop()                      # parts stopped in reverse order
+
+    run_gateway(config, stop)      # the same, blocking until `stop` (a threading.Event) is set
+
+uvicorn runs in a thread of its own on a socket the Gateway binds first, so port 0 works (the
+chosen port is in `gw.port`) and a caller never races the server for the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+from gateway.errors import GatewayError
+from gateway.ingest import BatchWriter, IngestCounters, MqttIngest
+from gateway.live import Broadcaster
+from gateway.store import Store
+
+log = logging.getLogger("reman.gateway")
+
+
+class Gateway:
+    """Every part of a running gateway; see the module docstring."""
+
+    def __init__(self, config: GatewayConfig, *, store: Store | None = None, mqtt: bool = True):
+        self.config = config
+        self.store = store or Store(config.store.path)
+        self.counters = IngestCounters()
+        self.broadcaster = Broadcaster()
+        self.writer = BatchWriter(
+            self.store, config.store.snapshots_dir, batch_size=config.store.batch_size,
+            batch_interval_s=config.store.batch_interval_s,
+            snapshot_max_files=config.store.snapshot_max_files, counters=self.counters,
+            on_written=self.broadcaster.on_written)
+        self.ingest = MqttIngest(config.mqtt, self.writer, self.counters) if mqtt else None
+        self.app = create_app(config, self.store, publisher=self.ingest, counters=self.counters,
+                              broadcaster=self.broadcaster)
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The dashboard's base URL (once started)."""
+        host = self.config.http.host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> Gateway:
+        """Start writer, ingest and web server; return once the server accepts connections."""
+        Path(self.config.store.snapshots_dir).mkdir(parents=True, exist_ok=True)
+        self.writer.start()
+        if self.ingest is not None:
+            self.ingest.start()
+        sock = self._bind()
+        self._server = uvicorn.Server(uvicorn.Config(
+            self.app, log_level="warning", timeout_graceful_shutdown=3, lifespan="on"))
+        self._thread = threading.Thread(target=self._serve, args=(sock,), name="gateway-http", daemon=True)
+        self._thread.start()
+        self._wait_started(timeout_s)
+        log.info("dashboard at %s", self.url)
+        return self
+
+    def _bind(self) -> socket.socket:
+        http = self.config.http
+        sock = socket.socket(socket.AF_INET6 if ":" in http.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((http.host, http.port))
+        except OSError as exc:
+            sock.close()
+            self.stop()
+            raise GatewayError(f"cannot listen on {http.host}:{http.port}: {exc.strerror or exc}") from exc
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        return sock
+
+    def _serve(self, sock: socket.socket) -> None:
+        assert self._server is not None
+        try:
+            asyncio.run(self._server.serve(sockets=[sock]))
+        except Exception:  # noqa: BLE001 - root of the web server thread
+            log.exception("web server stopped with an error")
+        finally:
+            sock.close()
+
+    def _wait_started(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not (self._server and self._server.started):
+            if not (self._thread and self._thread.is_alive()) or time.monotonic() > deadline:
+                self.stop()
+                raise GatewayError(f"the web server did not start within {timeout_s} s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop the web server, the ingest and the writer (which writes what it holds)."""
+        self.broadcaster.close()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        if self.ingest is not None:
+            self.ingest.stop()
+        self.writer.stop()
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run_gateway(config: GatewayConfig, stop: threading.Event, *, store: Store | None = None) -> None:
+    """Run a gateway until `stop` is set, then stop it cleanly."""
+    gateway = Gateway(config, store=store).start()
+    try:
+        stop.wait()
+    finally:
+        gateway.stop()

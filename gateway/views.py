@@ -1,0 +1,93 @@
+"""Shared helpers for pages and API: filters from query parameters, rows for display, CSV rows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import HTTPException
+
+from edge.contract import Disposition
+from gateway.store import InspectionFilter
+from gateway.timeutil import normalize_ts
+
+DECISION_CLASSES = {0: "none", 1: "reuse", 2: "reman", 3: "recycle", 4: "review"}
+LABELS = {int(d): d.name for d in Disposition}
+CREDIT_LABELS = {0: "unknown", 1: "full", 2: "partial", 3: "none"}
+
+CSV_COLUMNS = (
+    "id", "ts", "station", "core_id", "family", "code", "label", "rules_code", "rules_label",
+    "credit", "overridden", "override_user", "override_reason", "override_ts", "reasons",
+    "impact_known", "material_kept_kg", "co2e_avoided_kg", "model_version", "rules_version",
+)
+
+
+def parse_code(value: str | None) -> int | None:
+    """A decision filter as a code: accepts 1..4, 0 or a label such as REUSE."""
+    if value is None or value == "":
+        return None
+    if value.isdigit() and int(value) in LABELS:
+        return int(value)
+    try:
+        return int(Disposition[value.upper()])
+    except KeyError:
+        raise HTTPException(status_code=400, detail=f"unknown decision {value!r}") from None
+
+
+def parse_time(value: str | None, name: str) -> str | None:
+    """A time filter in the store's form (naive times are UTC); 400 when it is not a time."""
+    if not value:
+        return None
+    try:
+        return normalize_ts(value)
+    except ValueError:
+        raise HTTPException(status_code=400, detail=f"{name}: not a time: {value!r}") from None
+
+
+def make_filter(station: str | None = None, since: str | None = None, until: str | None = None,
+                code: str | None = None, family: str | None = None, q: str | None = None) -> InspectionFilter:
+    """History filters from query parameters (empty strings mean no filter)."""
+    return InspectionFilter(station=station or None, since=parse_time(since, "since"),
+                            until=parse_time(until, "until"), code=parse_code(code),
+                            family=family or None, q=(q or "").strip() or None)
+
+
+def record_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The stored record of a row as a dict."""
+    return json.loads(row["record"])
+
+
+def display_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A store row with its record parsed and the display fields a template needs."""
+    rec = record_of(row)
+    return {**row, "rec": rec, "label": LABELS.get(row["code"], "?"),
+            "css": DECISION_CLASSES.get(row["code"], "none"),
+            "rules_label": LABELS.get(row["rules_code"], "?")}
+
+
+def csv_row(row: dict[str, Any]) -> list[Any]:
+    """One CSV line of the export (see CSV_COLUMNS); unknown impact stays empty."""
+    rec = record_of(row)
+    ovr = rec.get("override") or {}
+    reasons = "; ".join(r["text"] for r in rec["decision"]["reasons"])
+    known = row["impact_known"]
+    return [
+        row["id"], row["ts"], row["station"], row["core_id"], row["family"] or "", row["code"],
+        LABELS.get(row["code"], ""), row["rules_code"], LABELS.get(row["rules_code"], ""),
+        CREDIT_LABELS.get(row["credit"], ""), row["overridden"], ovr.get("user", ""),
+        ovr.get("reason", ""), ovr.get("ts", ""), reasons,
+        "" if known is None else ("yes" if known else "no"),
+        "" if row["material_kept_kg"] is None else row["material_kept_kg"],
+        "" if row["co2e_avoided_kg"] is None else row["co2e_avoided_kg"],
+        (rec.get("model") or {}).get("version", ""), (rec.get("rules") or {}).get("version", ""),
+    ]
+
+
+def query_string(flt: InspectionFilter, **extra: Any) -> str:
+    """The filter (and extra parameters) as a URL query string."""
+    from urllib.parse import urlencode
+
+    params = {"station": flt.station, "since": flt.since, "until": flt.until,
+              "code": LABELS.get(flt.code) if flt.code is not None else None,
+              "family": flt.family, "q": flt.q, **extra}
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
