@@ -20,6 +20,8 @@ DEFAULT_PREFIX = "reman"
 STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 CORE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
 RESULT_MAX_BYTES = 256
+AVAILABLE_ONLINE = "online"  # retained on `available` after every connect
+AVAILABLE_OFFLINE = "offline"  # the Last Will, and published on a clean stop
 DEFECT_TYPES = ("wear", "corrosion", "coating_damage")
 
 StationId = Annotated[str, StringConstraints(pattern=STATION_ID_PATTERN)]
@@ -259,6 +261,14 @@ class Result(_Strict):
     credit: Credit = Field(description="Core credit tier.")
     err: ResultError = Field(default=ResultError.OK, description="0 ok; non-zero explains a code 0.")
 
+    @classmethod
+    def build(cls, seq: int, core: str, code: int, credit: int, err: int = 0) -> Result:
+        """A result from plain values; ContractViolation (never a truncated result) when invalid."""
+        try:
+            return cls(seq=seq, core=core, code=code, credit=credit, err=err)
+        except ValueError as exc:
+            raise ContractViolation(f"result refused: {_first_error(exc)}") from exc
+
     def to_payload(self) -> bytes:
         """ASCII JSON without whitespace, at most RESULT_MAX_BYTES; raise ContractViolation if not."""
         text = json.dumps(
@@ -359,7 +369,10 @@ MAX_COMMAND_BYTES = 4096
 
 
 def parse_command(kind: str, payload: bytes) -> BaseModel:
-    """Validate a command payload; raise ContractViolation saying why it was refused."""
+    """Validate a command payload against its model (strict types, at most MAX_COMMAND_BYTES).
+
+    Raise ContractViolation saying why it was refused. An empty `trigger/set` is a trigger.
+    """
     model = COMMAND_MODELS.get(kind)
     if model is None:
         raise ContractViolation(f"not a command topic: {kind}")
@@ -374,7 +387,8 @@ def parse_command(kind: str, payload: bytes) -> BaseModel:
     if not isinstance(data, dict):
         raise ContractViolation("payload must be a JSON object")
     try:
-        return model.model_validate(data, strict=False)
+        # Strict: a PLC that sends "7" for an integer is told so, as the JSON Schema says.
+        return model.model_validate(data, strict=True)
     except ValueError as exc:
         raise ContractViolation(_first_error(exc)) from exc
 

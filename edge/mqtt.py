@@ -32,7 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.contract import BrokerConfig, LinkState, Topics
+from edge.contract import AVAILABLE_OFFLINE, AVAILABLE_ONLINE, BrokerConfig, LinkState, Topics
 from edge.errors import BrokerError
 from edge.events import Events
 from edge.ids import utc_now
@@ -40,8 +40,8 @@ from edge.ids import utc_now
 log = logging.getLogger("reman.mqtt")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our subscriptions and queued commands a week
-ONLINE = b"online"
-OFFLINE = b"offline"
+ONLINE = AVAILABLE_ONLINE.encode("ascii")
+OFFLINE = AVAILABLE_OFFLINE.encode("ascii")
 
 CommandHandler = Callable[[str, bytes], None]
 PublishedHandler = Callable[[int, bool, str], None]
