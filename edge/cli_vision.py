@@ -110,3 +110,107 @@ def eval_command(model: Path | None, data_dir: Path, as_json: bool, limit: int |
 
 
 COMMANDS += [grade_command, eval_command]
+
+
+# ---------------------------------------------------------------- training on photographs
+
+
+@click.command("train")
+@click.option("--task", type=click.Choice(["classify", "segment"]), required=True,
+              help="classify: one folder per label; segment: images with same-stem .png masks beside them.")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Training folder (image folders, or images with masks beside them).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="ONNX model to write; the card, metrics JSON and PNG drawings go beside it.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1), help="Passes over the training images.")
+@click.option("--size", default=128, show_default=True, type=click.IntRange(min=32),
+              help="Model input height and width in pixels (a multiple of 8).")
+@click.option("--val-split", default=0.2, show_default=True, type=click.FloatRange(0.0, 0.9),
+              help="Share of each class held out for validation (stratified, seeded).")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Fine-tune from this model (made by `reman train`, same task and --width).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split, augmentation and weights.")
+@click.option("--label-map", "label_map", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help='JSON: label (or mask value) to defect type and grade, e.g. {"rust": {"defect": "corrosion", "grade": 4}}.')
+@click.option("--width", default=16, show_default=True, type=click.IntRange(min=4),
+              help="Channels of the first layer (model size grows with its square).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=2), help="Images per step.")
+@click.option("--device", default="auto", show_default=True,
+              help="torch device: auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="torch CPU threads [default: torch's choice].")
+def train_command(task: str, data_dir: Path, out_path: Path, epochs: int, size: int, val_split: float,
+                  init_path: Path | None, seed: int, label_map: Path | None, width: int, batch_size: int,
+                  device: str, threads: int | None) -> None:
+    """Train a classification or segmentation model on your own photographs (the `train` extra).
+
+    Writes MODEL.onnx with its model card (labels, label map to defect types and grades, input
+    spec, metrics, data summary), MODEL.card.json, MODEL.metrics.json, MODEL.curves.png and
+    MODEL.confusion.png. A folder it cannot use is reported, naming the files, before training.
+    """
+    try:
+        from vision.training.fit_photos import TrainSettings
+        from vision.training.train_cmd import summary, train
+    except ImportError as exc:
+        raise click.ClickException(f"training needs the `train` extra (pip install 'reman-edge[train]'): {exc}") from exc
+    settings = TrainSettings(epochs=epochs, size=size, val_split=val_split, seed=seed, batch_size=batch_size,
+                             width=width, device=device, init=init_path, threads=threads)
+    click.echo(summary(train(task, data_dir, out_path, settings, label_map)))
+
+
+COMMANDS.append(train_command)
+
+_synth_layout_eval = eval_command.callback
+
+
+def _eval_any_layout(model: Path | None, data_dir: Path, as_json: bool, limit: int | None, threads: int) -> None:
+    """`reman eval` on class folders or masks beside images; other folders go to the synth evaluation."""
+    from vision.training.folders import detect_layout
+
+    if detect_layout(data_dir) not in ("folders", "masks"):
+        return _synth_layout_eval(model, data_dir, as_json, limit, threads)
+    from vision.evaluate_folders import evaluate_folder, format_report
+    from vision.grader import DEFAULT_MODEL
+
+    report = evaluate_folder(model or DEFAULT_MODEL, data_dir, threads)
+    click.echo(json.dumps(report) if as_json else format_report(report))
+
+
+eval_command.callback = _eval_any_layout
+eval_command.help = (eval_command.help or "") + (
+    "\n\nAlso evaluates class folders (accuracy, per-class precision/recall/F1, confusion) and images"
+    " with .png masks beside them (IoU, Dice), both with image-level defect detection accuracy and AUROC."
+)
+
+
+@click.group("dataset")
+def dataset_group() -> None:
+    """Turn the station's journal into training data (the learning loop)."""
+
+
+@dataset_group.command("export")
+@click.option("--journal", "journal_path", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The station journal (SQLite file).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write <label>/<image> and manifest.jsonl into.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def dataset_export_command(journal_path: Path, out_dir: Path, as_json: bool) -> None:
+    """Copy images of reviewed and overridden inspections into class folders by the person's decision.
+
+    Folders are named by the decision a person made (reuse, remanufacture, recycle); REVIEW
+    inspections nobody has decided yet go to unlabelled/, which `reman train` ignores.
+    """
+    from edge.dataset_export import export_reviewed
+    from edge.journal import Journal
+
+    with Journal.open(journal_path) as journal:
+        summary = export_reviewed(journal, out_dir)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict()))
+        return
+    labels = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items())) or "none"
+    click.echo(f"{summary.images} images from {summary.inspections} inspections to {out_dir} ({labels})")
+    if summary.missing:
+        click.echo(f"{len(summary.missing)} image file(s) missing or pruned, skipped", err=True)
+
+
+COMMANDS.append(dataset_group)

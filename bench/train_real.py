@@ -1,0 +1,110 @@
+"""Train and measure on a real photograph set: accuracy or IoU, model size, speed, training time.
+
+    python bench/train_real.py ../shared/datasets/neu-det --task classify
+    python bench/train_real.py ../shared/datasets/magnetic-tile --task segment
+
+Prints one JSON object; `{"skipped": reason}` when the folder is absent. The figures are for a
+stratified hold-out split (`--val-split`, seeded): the model never sees those images in training
+and nothing is tuned on them. Models go to `--work` (default: a temporary folder), never into the
+repository: the public sets carry no licence, so a model trained on them is not to be shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vision.training.folders import detect_layout  # noqa: E402
+
+RUNS = 200
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, train, measure, print JSON."""
+    args = _parser().parse_args(argv)
+    data = Path(args.data)
+    if not data.is_dir():
+        print(json.dumps({"skipped": f"dataset folder not found: {data}"}))
+        return 0
+    task = args.task if args.task != "auto" else ("segment" if detect_layout(data) == "masks" else "classify")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="reman-train-real-"))
+    print(json.dumps(run(data, task, work, args), indent=2))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="dataset folder (image folders or images with masks)")
+    parser.add_argument("--task", choices=["auto", "classify", "segment"], default="auto")
+    parser.add_argument("--epochs", type=int, default=None, help="default: 30 classify, 25 segment")
+    parser.add_argument("--size", type=int, default=None, help="default: 128 classify, 192 segment")
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--val-split", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument("--work", default=None, help="folder for the model and reports")
+    return parser
+
+
+def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
+    """Train with `reman train`'s code, then time the exported model on one thread."""
+    from vision.training.fit_photos import TrainSettings
+    from vision.training.train_cmd import train
+
+    epochs = args.epochs or (30 if task == "classify" else 25)
+    size = args.size or (128 if task == "classify" else 192)
+    settings = TrainSettings(epochs=epochs, size=size, val_split=args.val_split, seed=args.seed,
+                             width=args.width, threads=args.threads, device="cpu")
+    model = work / f"{data.name}-{task}.onnx"
+    started = time.monotonic()
+    report = train(task, data, model, settings)
+    minutes = (time.monotonic() - started) / 60
+    result = {
+        "dataset": data.name, "task": task, "split": f"stratified hold-out {args.val_split:.0%}, seed {args.seed}",
+        "images": report["data"]["images"], "train_images": report["data"]["train"],
+        "validation_images": report["data"]["validation"],
+        "epochs": epochs, "size_px": size, "width": args.width, "train_threads": args.threads,
+        "train_minutes": round(minutes, 2), "model_mb": round(model.stat().st_size / 1e6, 3),
+        **_latency(model, size), "model": str(model),
+    }
+    return result | _figures(report["validation"])
+
+
+def _figures(validation: dict) -> dict:
+    detection = validation.get("detection", {})
+    figures = {"defect_detection_accuracy": detection.get("accuracy"), "defect_detection_auroc": detection.get("auroc")}
+    if "accuracy" in validation:
+        return {"accuracy": validation["accuracy"], "confusion": validation["confusion"],
+                "labels": validation["labels"], **figures}
+    return {"iou": validation["iou"], "dice": validation["dice"], "mean_iou": validation["mean_iou"], **figures}
+
+
+def _latency(model: Path, size: int) -> dict:
+    """onnxruntime on one thread, batch of one: p50 and p99 of `session.run` in ms."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    for _ in range(10):
+        session.run(None, {name: x})
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        session.run(None, {name: x})
+        times.append((time.perf_counter() - start) * 1000)
+    return {"run_p50_ms": round(float(np.percentile(times, 50)), 3), "run_p99_ms": round(float(np.percentile(times, 99)), 3)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The learning loop: reviewed and overridden inspections' images as training data.
+
+`export_reviewed(journal, out)` selects every inspection the rules sent to REVIEW and every
+inspection a person overrode, and copies its images into the image-folder layout that
+`reman train --task classify` reads: `out/<label>/<inspection id>_<n>.<ext>`, where the label is
+the decision the person made, in lower case (`reuse`, `remanufacture`, `recycle`). A REVIEW
+nobody has decided yet goes to `out/unlabelled/` (which training ignores), so it can be labelled
+by hand by moving the file. `out/manifest.jsonl` lists every exported image with its inspection,
+core, the rules' decision, the person's decision, who and why.
+
+Re-running is idempotent: file names come from inspection ids, so the same image lands in the
+same place; an inspection whose override changed moves to its new label's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.contract import Disposition, InspectionRecord
+from edge.errors import JournalError
+from edge.journal import Journal
+
+UNLABELLED = "unlabelled"
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote and what it could not."""
+
+    inspections: int = 0
+    images: int = 0
+    per_label: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-ready figures."""
+        return {"inspections": self.inspections, "images": self.images,
+                "per_label": dict(sorted(self.per_label.items())), "missing_images": self.missing}
+
+
+def export_reviewed(journal: Journal, out: Path) -> ExportSummary:
+    """Copy the images of reviewed and overridden inspections into `out` by the person's decision.
+
+    Image files that were pruned or are missing are listed in the summary, not fatal.
+    """
+    out = Path(out)
+    summary = ExportSummary()
+    entries = []
+    for record in journal.find(limit=None):
+        if not needs_person(record):
+            continue
+        summary.inspections += 1
+        label = training_label(record)
+        for n, image in enumerate(journal.images(record.id)):
+            entry = _export_image(record, label, n, image, out, summary)
+            if entry:
+                entries.append(entry)
+    _write_manifest(out, entries)
+    return summary
+
+
+def needs_person(record: InspectionRecord) -> bool:
+    """Whether a person reviewed or must review the inspection: rules said REVIEW, or overridden."""
+    return record.override is not None or record.decision.code == Disposition.REVIEW
+
+
+def training_label(record: InspectionRecord) -> str:
+    """The folder an inspection's images go to: the person's decision, else `unlabelled`."""
+    if record.override is None or record.override.code in (Disposition.REVIEW, Disposition.NONE):
+        return UNLABELLED
+    return record.override.code.name.lower()
+
+
+def _export_image(record: InspectionRecord, label: str, n: int, image: dict, out: Path,
+                  summary: ExportSummary) -> dict | None:
+    source = Path(image["path"])
+    if image.get("pruned_at") is not None or not source.is_file():
+        summary.missing.append(str(source))
+        return None
+    target = out / label / f"{record.id}_{n}{source.suffix.lower() or '.jpg'}"
+    _remove_elsewhere(out, target.name, label)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(source, target)
+    except OSError as exc:
+        raise JournalError(f"dataset export: cannot copy {source} to {target}: {exc.strerror or exc}") from exc
+    summary.images += 1
+    summary.per_label[label] = summary.per_label.get(label, 0) + 1
+    return _manifest_entry(record, label, source, target.relative_to(out))
+
+
+def _remove_elsewhere(out: Path, name: str, label: str) -> None:
+    """An earlier export may have put this image under another label (the override changed)."""
+    if not out.is_dir():
+        return
+    for folder in out.iterdir():
+        if folder.is_dir() and folder.name != label and (folder / name).is_file():
+            (folder / name).unlink()
+
+
+def _manifest_entry(record: InspectionRecord, label: str, source: Path, relative: Path) -> dict:
+    override = record.override
+    return {
+        "image": relative.as_posix(), "label": label, "inspection": record.id, "core": record.core_id,
+        "ts": record.ts, "family": record.family, "source": str(source),
+        "rules_decision": record.decision.label,
+        "person_decision": override.label if override else None,
+        "user": override.user if override else None, "reason": override.reason if override else None,
+    }
+
+
+def _write_manifest(out: Path, entries: list[dict]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / MANIFEST, "w", encoding="utf-8") as handle:
+        for entry in entries:
+            handle.write(json.dumps(entry) + "\n")

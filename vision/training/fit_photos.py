@@ -1,0 +1,135 @@
+"""The training loop for `reman train`: seeded, repeatable, CPU by default, CUDA when present."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vision.training.augment_photos import augment_batch
+from vision.training.progress import Progress
+
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.25, 0.25, 0.25)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What `reman train` was asked to do."""
+
+    epochs: int = 30
+    size: int = 128
+    val_split: float = 0.2
+    seed: int = 0
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    width: int = 16
+    device: str = "auto"
+    init: Path | None = None
+    threads: int | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch so that a run repeats exactly on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' is CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def stratified_split(keys: list, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices: `fraction` of each key's items (at least one where a key has two)."""
+    rng = np.random.default_rng(seed)
+    keys_array = np.asarray(keys)
+    train, val = [], []
+    for key in sorted(set(keys)):
+        members = np.flatnonzero(keys_array == key)
+        rng.shuffle(members)
+        take = int(round(len(members) * fraction))
+        if fraction > 0 and len(members) >= 2:
+            take = min(max(take, 1), len(members) - 1)
+        val += members[:take].tolist()
+        train += members[take:].tolist()
+    return np.array(sorted(train), np.int64), np.array(sorted(val), np.int64)
+
+
+def to_input(images: np.ndarray) -> torch.Tensor:
+    """(N,H,W,3) float 0..1 or uint8 RGB to a normalised NCHW tensor."""
+    x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+    x = (x - np.float32(MEAN)) / np.float32(STD)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+@torch.no_grad()
+def predict_logits(net: nn.Module, images: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
+    """The network's raw outputs for uint8 images, in evaluation mode, without augmentation."""
+    net.eval()
+    parts = [net(to_input(images[i : i + batch]).to(device)).float().cpu().numpy()
+             for i in range(0, len(images), batch)]
+    return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Evaluate = Callable[[nn.Module], dict]
+
+
+def fit(net: nn.Module, images: np.ndarray, targets: np.ndarray, loss_fn: LossFn, evaluate: Evaluate,
+        settings: TrainSettings, label: str, spatial: bool = False) -> list[dict]:
+    """Train `net` in place; returns one dict per epoch (train loss and `evaluate`'s figures).
+
+    `spatial` targets (masks) get the same flips and rotations as their images.
+    """
+    device = pick_device(settings.device)
+    net.to(device)
+    rng = np.random.default_rng(settings.seed)
+    batches = _batch_count(len(images), settings.batch_size)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=settings.lr, total_steps=max(settings.epochs * batches, 1), pct_start=0.15
+    )
+    progress = Progress(settings.epochs * batches, label)
+    history = []
+    for epoch in range(1, settings.epochs + 1):
+        losses = _epoch(net, images, targets, loss_fn, (optimiser, schedule), rng, settings, device, spatial,
+                        lambda loss, e=epoch: progress.advance(note=f"epoch {e}/{settings.epochs} loss {loss:.3f}"))
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate(net)})
+    return history
+
+
+def _batch_count(count: int, batch_size: int) -> int:
+    full, rest = divmod(count, batch_size)
+    return full + (1 if rest >= 2 else 0)  # batch norm cannot train on a batch of one
+
+
+def _epoch(net, images, targets, loss_fn, optimisation, rng, settings, device, spatial, report) -> list[float]:
+    optimiser, schedule = optimisation
+    net.train()
+    order = rng.permutation(len(images))
+    losses = []
+    for start in range(0, len(order), settings.batch_size):
+        index = order[start : start + settings.batch_size]
+        if len(index) < 2:
+            continue
+        x, masks = augment_batch(images[index], rng, targets[index] if spatial else None)
+        y = torch.from_numpy(np.ascontiguousarray(masks if spatial else targets[index])).to(device)
+        loss = loss_fn(net(to_input(x).to(device)), y)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        report(losses[-1] if math.isfinite(losses[-1]) else float("nan"))
+    return losses

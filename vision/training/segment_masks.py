@@ -1,0 +1,150 @@
+"""`reman train --task segment`: a small U-Net from images with same-stem .png masks beside them.
+
+Output channels are `part` (the whole image: photographs of surfaces have no part mask) and one
+channel per mask class, named by defect type so the grader uses the model as it is. A binary
+mask is `coating_damage` unless `--label-map FILE.json` names another type
+(`{"1": "corrosion"}` or `{"defect": "corrosion"}`); masks with class values 1..K need the file
+(`{"1": "wear", "2": "corrosion"}`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from vision.card import DEFECT_TYPES, PART_CLASS, ModelCard
+from vision.errors import DatasetError
+from vision.evaluate_folders import segmentation_metrics
+from vision.training.artefacts import write_outputs
+from vision.training.fit_photos import (
+    MEAN,
+    STD,
+    TrainSettings,
+    fit,
+    pick_device,
+    predict_logits,
+    seed_everything,
+    stratified_split,
+)
+from vision.training.folders import MaskPairs, load_pairs, mask_class_count, scan_mask_pairs
+from vision.training.nets import build
+from vision.training.onnx_weights import export_onnx, init_from_onnx
+
+DEFAULT_DEFECT = "coating_damage"
+
+
+def defect_names(class_count: int, label_map_file: Path | None) -> list[str]:
+    """The defect type of each mask class 1..K."""
+    given = _read_map(label_map_file) if label_map_file else {}
+    if class_count == 1:
+        return [given.get("1", given.get("defect", DEFAULT_DEFECT))]
+    names = [given.get(str(v)) for v in range(1, class_count + 1)]
+    if None in names:
+        raise DatasetError(
+            f"masks hold class values 1..{class_count}; say which defect type each is with "
+            f"--label-map FILE.json, e.g. {{\"1\": \"wear\", \"2\": \"corrosion\"}}"
+        )
+    if len(set(names)) != len(names):
+        raise DatasetError(f"{label_map_file}: two mask classes map to the same defect type: {names}")
+    return names
+
+
+def _read_map(path: Path) -> dict[str, str]:
+    try:
+        raw = json.loads(Path(path).read_text())
+        mapping = {str(k): (v["defect"] if isinstance(v, dict) else v) for k, v in raw.items()}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path}: not a usable label map (JSON object mask value -> defect type): {exc}") from exc
+    bad = sorted({v for v in mapping.values() if v not in DEFECT_TYPES})
+    if bad:
+        raise DatasetError(f"{path}: unknown defect types {bad} (known: {list(DEFECT_TYPES)})")
+    return mapping
+
+
+def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice over the defect channels (small defects still count)."""
+    target = F.one_hot(masks.long(), logits.shape[1] + 1)[..., 1:].permute(0, 3, 1, 2).float()
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    probs = torch.sigmoid(logits)
+    inter = (probs * target).sum(dim=(0, 2, 3))
+    dice = 1 - (2 * inter + 1) / (probs.sum(dim=(0, 2, 3)) + target.sum(dim=(0, 2, 3)) + 1)
+    return bce + dice.mean()
+
+
+def train_segmenter(data: Path, out: Path, settings: TrainSettings, label_map_file: Path | None = None) -> dict:
+    """Check the folder, train, export the model with its card and write the reports; the report."""
+    started = time.monotonic()
+    pairs = scan_mask_pairs(data)
+    images, masks = load_pairs(pairs, settings.size)
+    names = defect_names(mask_class_count(masks), label_map_file)
+    keys = [f"{g}:{int(m.any())}" for g, m in zip(pairs.groups, masks, strict=True)]
+    train_idx, val_idx = stratified_split(keys, settings.val_split, settings.seed)
+    seed_everything(settings.seed)
+    spec = {"name": "mask_unet", "params": {"num_classes": len(names), "width": settings.width}}
+    net, fresh = (build(spec), []) if settings.init is None else init_from_onnx(Path(settings.init), spec)
+    evaluate = _validation(net, images[val_idx], masks[val_idx], names, settings)
+    history = fit(net, images[train_idx], masks[train_idx], segmentation_loss, evaluate, settings, "train", spatial=True)
+    report = _report(net, pairs, images, masks, (train_idx, val_idx), settings, names)
+    report.update(history=history, train_seconds=round(time.monotonic() - started, 1), init_fresh=fresh)
+    card = _card(out, pairs, settings, names, report)
+    onnx_bytes = export_onnx(net.cpu(), "part_sigmoid", settings.size, card, spec)
+    report["outputs"] = {k: str(v) for k, v in write_outputs(out, onnx_bytes, card, report).items()}
+    return report
+
+
+def _probs(net, images, settings) -> np.ndarray:
+    logits = predict_logits(net, images, pick_device(settings.device))
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _validation(net, images, masks, names, settings):
+    def evaluate(_net) -> dict:
+        if not len(images):
+            return {}
+        logits = torch.from_numpy(predict_logits(net, images, pick_device(settings.device)))
+        loss = float(segmentation_loss(logits, torch.from_numpy(masks)))
+        figures = segmentation_metrics(masks, 1.0 / (1.0 + np.exp(-logits.numpy())), names)
+        return {"val_loss": loss, "val_mean_iou": figures["mean_iou"],
+                "val_defect_accuracy": figures["detection"]["accuracy"]}
+
+    return evaluate
+
+
+def _report(net, pairs: MaskPairs, images, masks, split, settings, names) -> dict:
+    train_idx, val_idx = split
+    held = val_idx if len(val_idx) else train_idx
+    validation = segmentation_metrics(masks[held], _probs(net, images[held], settings), names)
+    validation["split"] = "validation" if len(val_idx) else "training (no validation split)"
+    with_defect = int(sum(bool(m.any()) for m in masks))
+    return {
+        "task": "segmentation",
+        "data": {"root": str(pairs.root), "images": len(images), "with_defect": with_defect,
+                 "train": int(len(train_idx)), "validation": int(len(val_idx)), "classes": names},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(settings).items()},
+        "validation": validation,
+    }
+
+
+def _card(out: Path, pairs: MaskPairs, settings: TrainSettings, names: list[str], report: dict) -> ModelCard:
+    validation = report["validation"]
+    metrics = {"val_mean_iou": validation["mean_iou"], "val_mean_dice": validation["mean_dice"],
+               "val_defect_accuracy": validation["detection"]["accuracy"]}
+    if validation["detection"]["auroc"] is not None:
+        metrics["val_defect_auroc"] = validation["detection"]["auroc"]
+    data = report["data"]
+    return ModelCard(
+        name=Path(out).stem, version="1", task="segmentation", input_name="image",
+        input_size=(settings.size, settings.size), layout="NCHW", color_order="RGB",
+        mean=list(MEAN), std=list(STD), output_names=["probs"], classes=[PART_CLASS, *names],
+        output_activation="sigmoid", metrics=metrics,
+        training_data=(f"{data['images']} images with masks from {pairs.root.name} "
+                       f"({data['with_defect']} with defects); {data['validation']} held out for "
+                       f"validation (stratified by folder and defect presence, seed {settings.seed})"),
+        intended_use="Outline defects in photographs like the training images; the part channel is the whole image.",
+        limits="Only as good as its training photographs; check on site images before production use.",
+    )

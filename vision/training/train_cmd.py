@@ -1,0 +1,57 @@
+"""`reman train`: one call from the CLI's options to a trained, exported, documented model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vision.errors import DatasetError
+from vision.training.fit_photos import TrainSettings
+
+TASKS = ("classify", "segment")
+
+
+def train(task: str, data: Path, out: Path, settings: TrainSettings, label_map: Path | None = None) -> dict:
+    """Train a `task` model on the folder `data` and write it to `out` with its card and reports.
+
+    Raises DatasetError (naming the files) before any training when the folder cannot be used.
+    """
+    _check_settings(task, settings)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    if task == "classify":
+        from vision.training.classify import train_classifier
+
+        return train_classifier(Path(data), Path(out), settings, label_map)
+    from vision.training.segment_masks import train_segmenter
+
+    return train_segmenter(Path(data), Path(out), settings, label_map)
+
+
+def _check_settings(task: str, settings: TrainSettings) -> None:
+    if task not in TASKS:
+        raise DatasetError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
+    if settings.size < 32 or settings.size % 8:
+        raise DatasetError(f"--size {settings.size}: must be a multiple of 8, at least 32")
+    if not 0 <= settings.val_split < 1:
+        raise DatasetError(f"--val-split {settings.val_split}: must be at least 0 and below 1")
+    if settings.epochs < 1:
+        raise DatasetError(f"--epochs {settings.epochs}: must be at least 1")
+
+
+def summary(report: dict) -> str:
+    """A few lines for the terminal: where the outputs went and the validation figures."""
+    validation = report["validation"]
+    if report["task"] == "classification":
+        figures = f"accuracy {validation['accuracy']:.4f}"
+    else:
+        figures = f"mean IoU {validation['mean_iou']:.3f}, mean Dice {validation['mean_dice']:.3f}"
+    detection = validation.get("detection")
+    if detection:
+        auc = "n/a" if detection["auroc"] is None else f"{detection['auroc']:.3f}"
+        figures += f"; defect detection accuracy {detection['accuracy']:.4f}, AUROC {auc}"
+    lines = [f"{validation['split']}: {figures} ({validation['images']} images)",
+             f"trained in {report['train_seconds']:.0f} s"]
+    lines += [f"{kind}: {path}" for kind, path in report["outputs"].items()]
+    return "\n".join(lines)
