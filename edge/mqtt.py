@@ -82,7 +82,7 @@ class MqttClient:
             client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                                  protocol=paho.MQTTv311, clean_session=False)
         if cfg.username:
-            client.username_pw_set(cfg.username, cfg.resolved_password())
+            client.username_pw_set(cfg.username, _password(cfg))
         if cfg.tls is not None:
             _set_tls(client, cfg)
         client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
@@ -240,6 +240,13 @@ class MqttClient:
             return
         self.state = LinkState(state=state, since=utc_now())
         log.info("broker link %s", state)
+
+
+def _password(cfg: BrokerConfig) -> str | None:
+    try:
+        return cfg.resolved_password()
+    except OSError as exc:
+        raise BrokerError(f"cannot read the MQTT password file {cfg.password_file}: {exc}") from exc
 
 
 def _set_tls(client: paho.Client, cfg: BrokerConfig) -> None:

@@ -62,7 +62,8 @@ class Subscriber:
     """A paho client in its own thread; optionally a durable MQTT 3.1.1 session, TLS, password."""
 
     def __init__(self, port: int, topics: list[str], *, client_id: str = "", durable: bool = False,
-                 username: str | None = None, password: str | None = None, ca_file: str | None = None):
+                 username: str | None = None, password: str | None = None, ca_file: str | None = None,
+                 certfile: str | None = None, keyfile: str | None = None):
         self.messages: queue.Queue[Received] = queue.Queue()
         self.seen: list[Received] = []
         self.topics = topics
@@ -76,7 +77,8 @@ class Subscriber:
         if username:
             self.client.username_pw_set(username, password)
         if ca_file:
-            self.client.tls_set(ca_certs=ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            self.client.tls_set(ca_certs=ca_file, certfile=certfile, keyfile=keyfile,
+                                tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.put(True)
