@@ -63,9 +63,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from edge import cli_bench, cli_config, cli_demo, cli_journal, cli_node, cli_vision
+    from edge import cli_bench, cli_config, cli_demo, cli_gateway, cli_journal, cli_node, cli_vision
 
-    for module in (cli_config, cli_vision, cli_bench, cli_journal, cli_node, cli_demo):
+    for module in (cli_config, cli_vision, cli_bench, cli_journal, cli_node, cli_demo, cli_gateway):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -12,6 +12,7 @@ from edge import passport
 from edge.contract import InspectionRecord, OverrideInfo
 from gateway import reports
 from gateway.auth import require
+from gateway.config import SiteConfig
 from gateway.views import LABELS, make_filter, record_of
 
 router = APIRouter()
@@ -89,12 +90,14 @@ def get_passport(request: Request, core_id: str, format: str = Query("json", pat
     records = store.core_records(core_id)
     if not records:
         raise HTTPException(status_code=404, detail=f"no inspections of core {core_id}")
-    return JSONResponse(_passport(records, core_id, store.override_history(core_id), format))
+    return JSONResponse(_passport(records, core_id, store.override_history(core_id),
+                                  request.app.state.config.site, format))
 
 
 def _passport(records: list[InspectionRecord], core_id: str, overrides: dict[str, list[OverrideInfo]],
-              fmt: str) -> Any:
-    record = passport.build_passport(records, core_id, overrides=overrides)
+              site: SiteConfig, fmt: str) -> Any:
+    record = passport.build_passport(records, core_id, overrides=overrides,
+                                     operator=site.operator, facility=site.facility)
     return passport.to_aas(record) if fmt == "aas" else record
 
 

@@ -17,7 +17,7 @@ class HttpConfig(_Section):
     """Where the dashboard listens."""
 
     host: str = Field(default="127.0.0.1", description="Address to bind; 0.0.0.0 to serve the plant network.")
-    port: int = Field(default=8080, ge=1, le=65535, description="TCP port.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged at start).")
     session_secret: SecretStr | None = Field(default=None, description="Key that signs session cookies; write ${ENV_VAR}.")
     session_secret_file: str | None = Field(default=None, description="File holding the session key (alternative).")
     session_max_age_s: int = Field(default=12 * 3600, ge=60, description="How long a login lasts.")
@@ -49,6 +49,13 @@ class StoreConfig(_Section):
     batch_interval_s: float = Field(default=0.2, gt=0, description="Longest wait before a partial batch is written.")
 
 
+class SiteConfig(_Section):
+    """Who runs the stations and where (the product passport's operator and facility)."""
+
+    operator: str | None = Field(default=None, description="Economic operator, e.g. the remanufacturer's name.")
+    facility: str | None = Field(default=None, description="Facility id or name, e.g. a plant code.")
+
+
 class GatewayConfig(_Section):
     """The station dashboard."""
 
@@ -58,3 +65,4 @@ class GatewayConfig(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig, description="Store.")
     users: list[User] = Field(default_factory=list, description="Accounts.")
     kiosk: KioskConfig = Field(default_factory=KioskConfig, description="Kiosk mode.")
+    site: SiteConfig = Field(default_factory=SiteConfig, description="Operator and facility for passports.")

@@ -75,6 +75,8 @@ def parse_message(topic: str, payload: bytes, prefix: str = "reman") -> Parsed |
     if where is None or where[1] in Topics.COMMANDS:
         return None
     station, kind = where
+    if not payload and kind in ("available", "result"):
+        return None  # an empty retained message clears the topic; nothing to keep
     value = _PARSERS[kind](payload)
     station_in_payload = getattr(value, "station", station)
     if station_in_payload != station:
@@ -154,7 +156,8 @@ WrittenHandler = Callable[[Batch], None]
 
 class BatchWriter:
     """Writes parsed messages to the store: up to `batch_size` per transaction, a partial batch
-    after `batch_interval_s`. `on_written(batch)` runs after each commit (for live pages)."""
+    after `batch_interval_s`. `on_written(batch)` and every `add_listener` listener run after
+    each commit (for live pages), in the writer thread."""
 
     def __init__(self, store: Store, snapshots_dir: str | Path, *, batch_size: int = 200,
                  batch_interval_s: float = 0.2, snapshot_max_files: int = 5000,
@@ -165,7 +168,7 @@ class BatchWriter:
         self.batch_interval_s = batch_interval_s
         self.snapshot_max_files = snapshot_max_files
         self.counters = counters or IngestCounters()
-        self.on_written = on_written
+        self.listeners: list[WrittenHandler] = [on_written] if on_written else []
         self._queue: queue.Queue[Parsed | None] = queue.Queue()
         self._latest_inspection: dict[str, tuple[str, str]] = {}
         self._thread: threading.Thread | None = None
@@ -236,14 +239,18 @@ class BatchWriter:
             with self._idle:
                 self._pending -= len(items)
                 self._idle.notify_all()
-        if self.on_written is not None:
-            self._notify(batch)
+        self._notify(batch)
+
+    def add_listener(self, listener: WrittenHandler) -> None:
+        """Call `listener(batch)` after every batch is committed (in the writer thread)."""
+        self.listeners.append(listener)
 
     def _notify(self, batch: Batch) -> None:
-        try:
-            self.on_written(batch)  # type: ignore[misc]
-        except Exception:  # noqa: BLE001 - a listener must not stop the writer
-            log.exception("live update listener failed")
+        for listener in self.listeners:
+            try:
+                listener(batch)
+            except Exception:  # noqa: BLE001 - a listener must not stop the writer
+                log.exception("listener of written batches failed")
 
     def _batch(self, items: list[Parsed]) -> Batch:
         batch = Batch()

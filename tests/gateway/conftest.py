@@ -1,0 +1,127 @@
+"""Gateway fixtures: a config with three accounts, a running Gateway on a free port, a station
+that publishes contract messages with paho, and a watcher that waits for the batch writer."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.contract import InspectionRecord, Topics
+from gateway.auth import hash_password
+from gateway.config import GatewayConfig
+from gateway.server import Gateway
+
+PASSWORDS = {"erin": "erin-engineer-pw", "olly": "olly-operator-pw", "ada": "ada-admin-pw"}
+ROLES = {"erin": "engineer", "olly": "operator", "ada": "admin"}
+_HASHES = {name: hash_password(pw) for name, pw in PASSWORDS.items()}
+
+
+def make_config(tmp_path: Path, broker=None, **store) -> GatewayConfig:
+    """A gateway config in tmp_path with erin (engineer), olly (operator) and ada (admin)."""
+    data = {
+        "http": {"host": "127.0.0.1", "port": 0, "session_secret": "test-secret-" + "x" * 20},
+        "store": {"path": str(tmp_path / "gateway.db"), "snapshots_dir": str(tmp_path / "snapshots"),
+                  "batch_interval_s": 0.05, **store},
+        "users": [{"username": n, "password_hash": _HASHES[n], "role": ROLES[n]} for n in PASSWORDS],
+        "kiosk": {"enabled": True, "stations": []},
+    }
+    if broker is not None:
+        data["mqtt"] = {"host": broker.host, "port": broker.port}
+    return GatewayConfig.model_validate(data)
+
+
+class WriteWatcher:
+    """Wakes waiting tests after every batch the gateway's writer commits."""
+
+    def __init__(self, gateway: Gateway):
+        self._cond = threading.Condition()
+        gateway.writer.add_listener(self._written)
+
+    def _written(self, batch) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def until(self, condition: Callable[[], object], timeout_s: float = 10.0):
+        """Return condition()'s first truthy value, re-checked after each batch; fail on timeout."""
+        with self._cond:
+            result = self._cond.wait_for(condition, timeout_s)
+        assert result, f"condition not met within {timeout_s} s"
+        return result
+
+
+class Station:
+    """A test station: publishes contract messages like a node would (QoS 1, acknowledged)."""
+
+    def __init__(self, broker, station: str = "st-1"):
+        self.topics = Topics(station)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def publish(self, kind: str, payload: bytes | str, retain: bool = False) -> None:
+        """Publish on this station's `kind` topic and wait for the broker's PUBACK."""
+        info = self.client.publish(self.topics.topic(kind), payload, qos=1, retain=retain)
+        info.wait_for_publish(10)
+        assert info.is_published()
+
+    def inspection(self, record: InspectionRecord) -> None:
+        """Publish a full record."""
+        self.publish("inspection", record.to_json())
+
+    def close(self) -> None:
+        """Clear retained messages and disconnect."""
+        for kind in ("available", "result"):
+            self.publish(kind, b"", retain=True)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def station_factory(mosquitto):
+    """Make test stations on the session broker; closed at the end."""
+    made: list[Station] = []
+
+    def make(station: str = "st-1") -> Station:
+        made.append(Station(mosquitto, station))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def gateway(tmp_path, mosquitto):
+    """A running gateway on a free port, ingesting from the session broker."""
+    gw = Gateway(make_config(tmp_path, mosquitto)).start()
+    assert gw.ingest is not None and gw.ingest.wait_connected(10)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def watcher(gateway) -> WriteWatcher:
+    """Wait for the gateway's writer."""
+    return WriteWatcher(gateway)
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token in a page's forms."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def login(base_url: str, user: str) -> httpx.Client:
+    """An HTTP client logged in as `user`."""
+    client = httpx.Client(base_url=base_url, timeout=10)
+    token = csrf_of(client.get("/login").text)
+    resp = client.post("/login", data={"username": user, "password": PASSWORDS[user], "csrf_token": token})
+    assert resp.status_code == 303, resp.text
+    return client
