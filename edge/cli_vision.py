@@ -162,17 +162,17 @@ COMMANDS.append(train_command)
 _synth_layout_eval = eval_command.callback
 
 
-def _eval_any_layout(model: Path | None, data_dir: Path, as_json: bool, limit: int | None, threads: int) -> None:
+def _eval_any_layout(*args, **params):
     """`reman eval` on class folders or masks beside images; other folders go to the synth evaluation."""
     from vision.training.folders import detect_layout
 
-    if detect_layout(data_dir) not in ("folders", "masks"):
-        return _synth_layout_eval(model, data_dir, as_json, limit, threads)
+    if detect_layout(params["data_dir"]) not in ("folders", "masks"):
+        return _synth_layout_eval(*args, **params)
     from vision.evaluate_folders import evaluate_folder, format_report
     from vision.grader import DEFAULT_MODEL
 
-    report = evaluate_folder(model or DEFAULT_MODEL, data_dir, threads)
-    click.echo(json.dumps(report) if as_json else format_report(report))
+    report = evaluate_folder(params.get("model") or DEFAULT_MODEL, params["data_dir"], params.get("threads", 0))
+    click.echo(json.dumps(report) if params.get("as_json") else format_report(report))
 
 
 eval_command.callback = _eval_any_layout

@@ -101,12 +101,22 @@ def fit(net: nn.Module, images: np.ndarray, targets: np.ndarray, loss_fn: LossFn
         optimiser, max_lr=settings.lr, total_steps=max(settings.epochs * batches, 1), pct_start=0.15
     )
     progress = Progress(settings.epochs * batches, label)
-    history = []
+    history: list[dict] = []
     for epoch in range(1, settings.epochs + 1):
+        last = _last_figures(history)
         losses = _epoch(net, images, targets, loss_fn, (optimiser, schedule), rng, settings, device, spatial,
-                        lambda loss, e=epoch: progress.advance(note=f"epoch {e}/{settings.epochs} loss {loss:.3f}"))
+                        lambda loss, e=epoch, last=last: progress.advance(
+                            note=f"epoch {e}/{settings.epochs} loss {loss:.3f}{last}"))
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate(net)})
     return history
+
+
+def _last_figures(history: list[dict]) -> str:
+    """The previous epoch's validation figures for the progress line."""
+    if not history:
+        return ""
+    shown = [f"{k.removeprefix('val_')} {v:.3f}" for k, v in history[-1].items() if k.startswith("val_") and k != "val_loss"]
+    return " | last epoch " + ", ".join(shown) if shown else ""
 
 
 def _batch_count(count: int, batch_size: int) -> int:
