@@ -14,11 +14,15 @@ holds `outbox_count` (messages written for it) and `outbox_pruned` (its rows del
 up to date by a trigger on the outbox), so `rows present + pruned == count` holds whoever
 deletes delivered rows. `check()` verifies that and SQLite's own `integrity_check`; `open` runs it.
 
-Durability: WAL with `synchronous=FULL`. A kill -9 alone cannot lose or tear a committed WAL
-transaction even with NORMAL (the WAL sits in the OS page cache), but the node publishes a
-decision to the PLC right after its commit: with NORMAL a power cut (the common failure on a
-Pi) can roll back the last commits after they went out, and a seq would be handed out twice.
-FULL syncs the WAL at every commit; `bench/journal.py` shows it keeps well above budget.
+Durability: WAL with `synchronous=NORMAL` by default. A kill -9 cannot lose or tear a committed
+transaction: its WAL frames were written with write() before COMMIT returned and sit in the OS
+page cache, which outlives the process; an unfinished transaction has no commit frame and is
+ignored on the next open. NORMAL skips only the fsync at each commit, so a power cut or kernel
+crash may roll back the last few commits (never corrupt the file). The outbox drain therefore
+calls `sync()` (one fsync of the WAL) before publishing a batch: whatever reaches the PLC is
+durable, at one fsync per batch instead of one per inspection (group commit; on an SD card an
+fsync takes milliseconds). `synchronous="FULL"` syncs every commit instead, for stations that
+prefer that; `bench/journal.py` shows both.
 
 Threading: a Journal and its connection belong to one thread (the node's event loop); SQLite
 errors are wrapped in JournalError.
@@ -169,7 +173,7 @@ class Journal:
 
     @classmethod
     def open(cls, path: str | Path, events: Events | None = None, *,
-             families: FamilySet | None = None, synchronous: str = "FULL",
+             families: FamilySet | None = None, synchronous: str = "NORMAL",
              check: bool = True) -> Journal:
         """Open (creating or migrating) the journal at `path` and check its integrity.
 
@@ -215,6 +219,25 @@ class Journal:
             except BaseException:
                 conn.rollback()
                 raise
+
+    def sync(self) -> None:
+        """Make every committed transaction durable against power loss (fsync of the WAL).
+
+        Call before publishing what was committed (once per outbox batch is enough).
+        """
+        wal = Path(f"{self.path}-wal")
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # nothing in the WAL: everything is in the database file already
+        except OSError as exc:
+            raise JournalError(f"journal: cannot sync {wal}: {exc.strerror or exc}") from exc
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise JournalError(f"journal: cannot sync {wal}: {exc.strerror or exc}") from exc
+        finally:
+            os.close(fd)
 
     @property
     def schema_version(self) -> int:

@@ -32,7 +32,7 @@ def journal(tmp_path):
 def test_open_creates_schema_in_wal(journal):
     conn = journal.db.conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL, see the module docstring
     assert journal.schema_version == SCHEMA_VERSION
     assert {"inspections", "images", "overrides", "events", "outbox"} <= set(journal.db.table_names())
     assert journal.check() == []
@@ -64,6 +64,16 @@ def test_failed_record_writes_nothing(journal):
     with pytest.raises(JournalError, match="image"):
         journal.record_inspection(make_record(2), messages_for(record), [("/nonexistent/x.jpg", None)])
     assert journal.count() == 1 and journal.check() == []
+
+
+def test_sync_and_full_synchronous(tmp_path):
+    with Journal.open(tmp_path / "j.db", synchronous="FULL") as store:
+        assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        record = make_record(store.next_seq())
+        store.record_inspection(record, messages_for(record))
+        store.sync()
+    with pytest.raises(JournalError, match="synchronous"):
+        Journal.open(tmp_path / "k.db", synchronous="OFF")
 
 
 def test_seq_is_monotonic_across_restarts(tmp_path):

@@ -1,0 +1,118 @@
+"""Journal throughput: inspections per second committed with their outbox rows.
+
+Ours: `Journal.next_seq()` then `Journal.record_inspection(record, [inspection, result])` with the
+journal's defaults (WAL, synchronous=NORMAL), plus `Journal.sync()` once per batch of 20 as the
+outbox drain does before publishing. Raw: the same rows (the inspections row and two outbox rows)
+inserted with bare sqlite3 in one transaction per inspection, same pragmas and fsync of the WAL
+every 20, same run. The ratio
+is what the journal costs over the bare library (serialising the record, the seq counter commit,
+the outbox API). For information, ours and raw with synchronous=FULL (one fsync per commit) on a
+smaller run: that figure is the disk's fsync rate and moves with the machine's load.
+Budget: at least 500 inspections/s.
+
+    python bench/journal.py [--n 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge.journal import Journal, _inspection_row  # noqa: E402
+from tests.journal.records import make_record, messages_for  # noqa: E402
+
+BUDGET_PER_S = 500
+
+
+def ours(path: Path, records: list, synchronous: str = "NORMAL", sync_every: int = 20) -> float:
+    """Seconds to journal every record with its outbox messages."""
+    journal = Journal.open(path, synchronous=synchronous)
+    batches = [(record, messages_for(record)) for record in records]  # the node's work, not timed
+    start = time.perf_counter()
+    for n, (record, messages) in enumerate(batches, start=1):
+        journal.next_seq()
+        journal.record_inspection(record, messages)
+        if n % sync_every == 0:
+            journal.sync()
+    elapsed = time.perf_counter() - start
+    journal.close()
+    return elapsed
+
+
+def raw(path: Path, records: list, synchronous: str = "NORMAL", sync_every: int = 20) -> float:
+    """Seconds to insert the same rows with bare sqlite3, one transaction per inspection."""
+    Journal.open(path).close()  # same schema
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    rows = [(_inspection_row(r, 2, 0.0), [(r.id, m.kind, m.topic, m.payload) for m in messages_for(r)])
+            for r in records]
+    start = time.perf_counter()
+    for n, (inspection, outbox) in enumerate(rows, start=1):
+        if n % sync_every == 0:
+            _fsync(Path(f"{path}-wal"))
+        with conn:
+            conn.execute("INSERT INTO inspections (id, seq, ts, station, core_id, family, part_number,"
+                         " code, label, credit, effective_code, effective_credit, rules_sha256,"
+                         " model_version, outbox_count, record, created_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inspection)
+            conn.executemany("INSERT INTO outbox (msg_id, kind, topic, payload, qos, retain,"
+                             " inspection_id, created_at) VALUES (?, ?, ?, ?, 1, 0, ?, 0)",
+                             [(i, k, t, p, i) for i, k, t, p in outbox])
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def main() -> None:
+    """Run both and print the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="inspections per run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each; the best counts")
+    parser.add_argument("--n-full", type=int, default=200, help="inspections per synchronous=FULL run")
+    args = parser.parse_args()
+    n, n_full = args.n, args.n_full
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        ours_rate = raw_rate = 0.0
+        for k in range(args.rounds):  # alternate, so load changes hit both alike
+            records = [make_record(i) for i in range(1, n + 1)]
+            ours_rate = max(ours_rate, n / ours(folder / f"ours{k}.db", records))
+            raw_rate = max(raw_rate, n / raw(folder / f"raw{k}.db", records))
+        full_rate = n_full / ours(folder / "ours-full.db", [make_record(i) for i in range(1, n_full + 1)], "FULL")
+        raw_full_rate = n_full / raw(folder / "raw-full.db", [make_record(i) for i in range(1, n_full + 1)], "FULL")
+    print(json.dumps({
+        "benchmark": "journal",
+        "inspections": n,
+        "rounds": args.rounds,
+        "outbox_rows_per_inspection": 2,
+        "synchronous": "NORMAL, sync() every 20",
+        "journal_per_s": round(ours_rate, 1),
+        "raw_sqlite3_per_s": round(raw_rate, 1),
+        "ratio_raw_over_journal": round(raw_rate / ours_rate, 2),
+        "budget_per_s": BUDGET_PER_S,
+        "within_budget": ours_rate >= BUDGET_PER_S,
+        "full_inspections": n_full,
+        "journal_full_per_s": round(full_rate, 1),
+        "raw_sqlite3_full_per_s": round(raw_full_rate, 1),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
