@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asyncua import Client, ua
@@ -56,6 +56,7 @@ class BenchClient:
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._connected = asyncio.Event()
+        self._changed = asyncio.Event()  # set and replaced on every stored value
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -104,6 +105,24 @@ class BenchClient:
         ready = await self._wait_ready() if wait_ready and self.config.result_ready_node else None
         return BenchSnapshot(ts=utc_now(), link=self._state.state, readings=self._readings(), ready=ready)
 
+    async def wait_reading(self, name: str, predicate: Callable[[BenchReading], bool],
+                           timeout_s: float) -> BenchReading:
+        """Wait until the reading for `name` satisfies `predicate`; return it.
+
+        Raises BenchError when it does not within timeout_s (the last reading in the message).
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    changed = self._changed
+                    reading = self._readings()[name]
+                    if predicate(reading):
+                        return reading
+                    await changed.wait()
+        except TimeoutError:
+            last = self._readings().get(name)
+            raise BenchError(f"bench value {name} not as expected within {timeout_s:g} s: {last}") from None
+
     async def write_back(self, code: int, credit: int, seq: int) -> bool:
         """Write the disposition code, credit and seq to the writeback nodes (Int32).
 
@@ -117,9 +136,18 @@ class BenchClient:
         try:
             await self._write(wanted)
         except BenchError as exc:
-            self.events.error("bench_writeback_failed", str(exc), seq=seq, code=code)
+            self.events.error("bench_writeback_failed", str(exc), seq=seq, disposition=code)
             return False
         return True
+
+    async def identity(self) -> tuple[str | None, str | None]:
+        """The core id and part number on the bench now, read fresh; None for what is not known
+        (no node configured, link down, bad status, empty)."""
+        if self._state.state != "connected":
+            return None, None
+        generation = self._generation
+        return (await self._fresh_string(self.config.core_id_node, generation),
+                await self._fresh_string(self.config.part_number_node, generation))
 
     # ------------------------------------------------------------ the link task
 
@@ -166,7 +194,6 @@ class BenchClient:
 
     async def _setup_link(self, client: Client) -> Link:
         self._generation += 1
-        self._trigger_prev = None
         try:
             link = Link(client, self._generation, await client.get_namespace_array())
             link.nodes = self._resolve(link.namespaces)
@@ -255,25 +282,30 @@ class BenchClient:
                 self._mark_unknown(text, f"node {text} does not exist on the bench ({dv.StatusCode.name})")
                 continue
             self.unknown.pop(text, None)
-            self._on_value(text, dv, generation, initial=True)
+            self._on_value(text, dv, generation)
 
     # ------------------------------------------------------------ values
 
-    def _on_value(self, text: str, dv: ua.DataValue, generation: int, initial: bool = False) -> None:
+    def _on_value(self, text: str, dv: ua.DataValue, generation: int) -> None:
         """Store one value (a notification or a read); never blocks."""
         if generation != self._generation:
             return  # late notification from a closed connection
         sample = Sample.from_datavalue(dv, generation)
         self._samples[text] = sample
+        self._changed.set()
+        self._changed = asyncio.Event()
         if text == self.config.result_ready_node:
             (self._ready.set if sample.good and sample.value is True else self._ready.clear)()
         if text == self.config.trigger_node:
-            self._on_trigger_value(sample, initial)
+            self._on_trigger_value(sample)
 
-    def _on_trigger_value(self, sample: Sample, initial: bool) -> None:
+    def _on_trigger_value(self, sample: Sample) -> None:
+        # The last value is kept across reconnects: False before a gap and True after it is an
+        # edge the bench made while we were away. The first value ever seen is no edge.
         value = bool(sample.value) if sample.good else None
-        rising = self._trigger_prev is False and value is True and not initial
-        self._trigger_prev = value
+        rising = self._trigger_prev is False and value is True
+        if value is not None:
+            self._trigger_prev = value
         if rising:
             self._spawn(self._queue_trigger(sample.generation))
 
@@ -342,6 +374,8 @@ class BenchClient:
 
     def _set_state(self, state: str, level: str, code: str, message: str, **detail: Any) -> None:
         self._state = LinkState(state=state, since=utc_now())
+        self._changed.set()  # readings depend on the link state too
+        self._changed = asyncio.Event()
         self.events.emit(level, code, message, state=state, **detail)  # type: ignore[arg-type]
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:

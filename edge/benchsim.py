@@ -162,6 +162,7 @@ class BenchSimulator:
         for task in list(self._tasks):
             task.cancel()
         if server is not None:
+            await _stop_clock(server)
             await server.stop()
         self._nodes = {}
 
@@ -190,6 +191,13 @@ class BenchSimulator:
         variant = ua.Variant(value, self._types[key]) if value is not None else ua.Variant()
         await node.write_value(ua.DataValue(variant, ua.StatusCode(code),
                                             SourceTimestamp=source_ts or now, ServerTimestamp=now))
+
+    async def reset(self) -> None:
+        """Every variable back to its start value (the scenario's, Good, stamped now)."""
+        for key, (value, _) in _SIGNALS.items():
+            await self.set_value(key, value)
+        for key, spec in MEASUREMENTS.items():
+            await self.set_value(key, spec.out_of_spec if self.scenario == "out_of_spec" else spec.normal)
 
     async def get_value(self, name: str) -> Any:
         """A bench variable's value now (e.g. a write-back node a client wrote)."""
@@ -299,21 +307,27 @@ class BenchSimulator:
         self.server_certificate = cert
 
     async def _build(self, server: Server, idx: int) -> None:
-        bench = await server.nodes.objects.add_object(ua.NodeId("Bench", idx), "Bench")
+        bench = await server.nodes.objects.add_object(ua.NodeId("Bench", idx), ua.QualifiedName("Bench", idx))
         for key, (value, vtype) in _SIGNALS.items():
-            self._nodes[key] = await bench.add_variable(ua.NodeId(f"Bench.{key}", idx), key, ua.Variant(value, vtype))
+            self._nodes[key] = await bench.add_variable(ua.NodeId(f"Bench.{key}", idx), ua.QualifiedName(key, idx),
+                                                       ua.Variant(value, vtype))
             self._types[key] = vtype
         for key in WRITABLE:
             await self._nodes[key].set_writable()
         for key, spec in MEASUREMENTS.items():
             self._nodes[key] = await self._add_measurement(bench, idx, key, spec)
             self._types[key] = ua.VariantType.Double
-        await bench.add_method(ua.NodeId("Bench.StartTest", idx), "StartTest", self._start_test_method,
-                               [ua.VariantType.String], [ua.VariantType.Boolean])
+        core_id = ua.Argument(Name="core_id", DataType=ua.NodeId(ua.ObjectIds.String), ValueRank=-1,
+                              Description=ua.LocalizedText("Core id of the part to test"))
+        started = ua.Argument(Name="started", DataType=ua.NodeId(ua.ObjectIds.Boolean), ValueRank=-1,
+                              Description=ua.LocalizedText("True when the cycle started"))
+        await bench.add_method(ua.NodeId("Bench.StartTest", idx), ua.QualifiedName("StartTest", idx),
+                               self._start_test_method, [core_id], [started])
 
     async def _add_measurement(self, bench: Any, idx: int, key: str, spec: SimMeasurement) -> Any:
         value = spec.out_of_spec if self.scenario == "out_of_spec" else spec.normal
-        var = await bench.add_variable(ua.NodeId(f"Bench.{key}", idx), key, ua.Variant(value, ua.VariantType.Double))
+        var = await bench.add_variable(ua.NodeId(f"Bench.{key}", idx), ua.QualifiedName(key, idx),
+                                       ua.Variant(value, ua.VariantType.Double))
         eu = ua.EUInformation(NamespaceUri=_UNECE, UnitId=_unit_id(spec.unece),
                               DisplayName=ua.LocalizedText(spec.unit), Description=ua.LocalizedText(spec.description))
         await var.add_property(ua.NodeId(f"Bench.{key}.EngineeringUnits", idx), "EngineeringUnits", eu,
@@ -325,6 +339,18 @@ class BenchSimulator:
         # A method call returns at once; the cycle runs on (as a real bench's would).
         self._later(self.start_test(core_id or "HGP-000000"))
         return True
+
+
+async def _stop_clock(server: Server) -> None:
+    """End asyncua's once-a-second clock task now; stop() would wait up to a second for it."""
+    iserver = server.iserver
+    task = getattr(iserver, "time_task", None)
+    if task is None:
+        return
+    iserver._time_task_stop = True  # asyncua's own flag; the task checks it after its sleep
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    iserver.time_task = None
 
 
 def _policy_name(security: str) -> str:

@@ -1,0 +1,70 @@
+"""The bench goes away mid-run and comes back on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from edge.ids import utc_now
+from tests.bench.conftest import sim_config
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+RETURN_BOUND_S = 5.0  # the issue's bound: back within 5 s of the server's return
+
+
+async def test_server_restart_marks_the_gap_and_restores_subscriptions(sim_factory, client_factory, event_log):
+    sim = await sim_factory()
+    client = await client_factory(sim_config(sim))
+    await sim.set_value("LeakRate", 2.4)
+    await client.wait_reading("leak_rate_ml_min", lambda r: r.value == 2.4 and r.usable, timeout_s=10)
+
+    seen = len(event_log.events)
+    await sim.stop()
+    await event_log.wait_for("bench_disconnected", timeout_s=10, after=seen)
+    gap = await client.snapshot()
+    assert gap.link == "disconnected" and not gap.usable
+    for name, reading in gap.readings.items():
+        assert reading.status in ("Stale", "Missing"), name
+        assert reading.value is None and not reading.usable, name
+    assert await client.write_back(code=1, credit=1, seq=9) is False  # an event, not a crash
+
+    await sim.start()
+    async with asyncio.timeout(RETURN_BOUND_S):
+        await client.wait_connected(timeout_s=RETURN_BOUND_S)
+        await sim.set_value("LeakRate", 7.75)  # written after the restart: only a live subscription sees it
+        reading = await client.wait_reading("leak_rate_ml_min", lambda r: r.value == 7.75, timeout_s=RETURN_BOUND_S)
+    assert reading.usable and reading.status == "Good"
+    assert event_log.codes()[seen:].count("bench_connected") == 1
+
+
+async def test_triggers_work_again_after_the_bench_dropped_the_connection(sim_factory, client_factory, event_log):
+    sim = await sim_factory()
+    client = await client_factory(sim_config(sim))
+    seen = len(event_log.events)
+    assert sim.drop_connections() >= 1
+    await event_log.wait_for("bench_disconnected", timeout_s=10, after=seen)
+    await event_log.wait_for("bench_connected", timeout_s=10, after=seen)
+    await sim.start_test("HGP-000123")
+    trigger = await asyncio.wait_for(client.triggers.get(), 10)
+    assert trigger.core_id == "HGP-000123"
+
+
+async def test_flaky_scenario_never_crashes_the_client(sim_factory, client_factory):
+    sim = await sim_factory(scenario="flaky")
+    client = await client_factory(sim_config(sim))
+    statuses = set()
+    for n in range(6):
+        started = utc_now()
+        await sim.start_test(f"BAT-{n:06d}")
+        # This cycle's value arrives by notification, or by the first read after a dropped link.
+        reading = await client.wait_reading(
+            "capacity_pct", lambda r, t=started: r.source_ts is not None and r.source_ts >= t, timeout_s=10)
+        statuses.add(reading.status)
+        for name, reading in (await client.snapshot()).readings.items():
+            assert reading.usable == (reading.status == "Good"), name
+            if name in ("capacity_pct", "internal_resistance_mohm"):
+                statuses.add(reading.status)
+    await client.wait_connected(timeout_s=10)
+    assert statuses - {"Good"}, "the flaky bench sent no bad status in six cycles"

@@ -1,0 +1,48 @@
+"""Basic256Sha256 SignAndEncrypt with certificates and a username."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge import benchtools
+from edge.benchcerts import make_certificate
+from edge.errors import BenchError
+from tests.bench.conftest import NSU, sim_config
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+CLIENT_URI = "urn:reman-edge:test-client"
+
+
+@pytest.fixture
+def client_certs(tmp_path):
+    return make_certificate(tmp_path / "client-cert.der", tmp_path / "client-key.pem", uri=CLIENT_URI,
+                            host="127.0.0.1")
+
+
+def secure_config(sim, certs, tmp_path, password="s3cret", **overrides):
+    cert, key = certs
+    password_file = tmp_path / "bench-password"
+    password_file.write_text(password + "\n")
+    security = {"policy": "Basic256Sha256", "mode": "SignAndEncrypt", "certificate": str(cert),
+                "private_key": str(key), "application_uri": CLIENT_URI,
+                "server_certificate": str(sim.server_certificate)}
+    return sim_config(sim, security=security, username="bench", password_file=str(password_file), **overrides)
+
+
+async def test_sign_and_encrypt_with_certificates_and_a_user(sim_factory, client_factory, client_certs, tmp_path):
+    sim = await sim_factory(security=("Basic256Sha256_SignAndEncrypt",), users={"bench": "s3cret"})
+    client = await client_factory(secure_config(sim, client_certs, tmp_path))
+    await sim.set_value("Flow", 23.5)
+    reading = await client.wait_reading("flow_l_min", lambda r: r.value == 23.5, timeout_s=10)
+    assert reading.usable
+    assert await client.write_back(code=1, credit=1, seq=3)
+    assert await sim.get_value("Seq") == 3
+
+
+async def test_wrong_password_is_refused_clearly(sim_factory, client_certs, tmp_path):
+    sim = await sim_factory(security=("Basic256Sha256_SignAndEncrypt",), users={"bench": "s3cret"})
+    config = secure_config(sim, client_certs, tmp_path, password="wrong",
+                           nodes={"flow": {"node_id": NSU + "Flow"}})
+    with pytest.raises(BenchError, match="refused"):
+        await benchtools.probe(config)
