@@ -182,7 +182,8 @@ def replay_command(rules_dir: Path, journal: Path | None, config: Path | None, s
     if as_json:
         _echo_json(report)
         return
-    click.echo(f"{report['changed']} of {report['inspections']} decision(s) would change")
+    skipped = f" ({report['skipped']} failed inspection(s) skipped)" if report["skipped"] else ""
+    click.echo(f"{report['changed']} of {report['inspections']} decision(s) would change{skipped}")
     for step, count in sorted(report["transitions"].items()):
         click.echo(f"  {step}: {count}")
     for change in report["changes"]:

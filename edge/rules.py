@@ -320,12 +320,21 @@ def inputs_of(record: InspectionRecord) -> tuple[dict, dict, list[str]]:
 def redecide(families: FamilySet, record: InspectionRecord) -> Decision:
     """The decision `families` would give a journaled inspection (family by id, else by match).
 
-    Staleness is judged at the inspection's own time.
+    Staleness is judged at the inspection's own time. Reasons the rules did not give (no `rule`:
+    the node's core-id findings) are carried over, and a REVIEW they caused stands unless the
+    rules now say RECYCLE.
     """
     family = families.get(record.family) or families.match(record.core_id, record.part_number)
     defects, measurements, problems = inputs_of(record)
     now = datetime.fromisoformat(record.ts.replace("Z", "+00:00"))
-    return decide(family, defects, measurements, problems, now=now)
+    new = decide(family, defects, measurements, problems, now=now)
+    outside = [r for r in record.decision.reasons if r.rule is None and r.code != "in_spec"]
+    if not outside:
+        return new
+    reasons = [r for r in new.reasons if r.code != "in_spec"] + outside
+    if record.decision.code == Disposition.REVIEW and new.code != Disposition.RECYCLE:
+        return _decision(Disposition.REVIEW, Credit.UNKNOWN, reasons)
+    return new.model_copy(update={"reasons": reasons})
 
 
 def replay(families: FamilySet, records: Iterable[InspectionRecord]) -> dict[str, Any]:
@@ -333,9 +342,13 @@ def replay(families: FamilySet, records: Iterable[InspectionRecord]) -> dict[str
 
     Compares with each record's original rules decision (overrides aside) and lists every
     change with its new reasons, and a count per transition (`REUSE -> REMANUFACTURE`).
+    Inspections that failed or were rejected (code 0: no rules decided them) are skipped.
     """
-    total, changes, transitions = 0, [], {}
+    total, skipped, changes, transitions = 0, 0, [], {}
     for record in records:
+        if record.decision.code == Disposition.NONE:
+            skipped += 1
+            continue
         total += 1
         new = redecide(families, record)
         if new.code == record.decision.code:
@@ -345,4 +358,5 @@ def replay(families: FamilySet, records: Iterable[InspectionRecord]) -> dict[str
         changes.append({"id": record.id, "core_id": record.core_id, "ts": record.ts,
                         "family": record.family, "from": record.decision.label, "to": new.label,
                         "reasons": [r.text for r in new.reasons]})
-    return {"inspections": total, "changed": len(changes), "transitions": transitions, "changes": changes}
+    return {"inspections": total, "skipped": skipped, "changed": len(changes),
+            "transitions": transitions, "changes": changes}

@@ -132,6 +132,19 @@ def test_rules_replay(journal_path, tmp_path):
     assert same.output.splitlines()[0] == "0 of 3 decision(s) would change"
 
 
+def test_replay_skips_failed_and_keeps_core_id_review():
+    from edge.contract import DecisionInfo, Reason
+    from edge.rules import replay
+
+    failed = make_record(1, code=Disposition.NONE)
+    generated = decided(2, "HGP-000009", CLEAN, GOOD)
+    core_reason = Reason(code="core_id_generated", text="no core id read; generated one")
+    generated = generated.model_copy(update={"decision": DecisionInfo(
+        code=Disposition.REVIEW, label="REVIEW", credit=0, reasons=[core_reason])})
+    report = replay(FAMILIES, [failed, generated])
+    assert (report["inspections"], report["skipped"], report["changed"]) == (1, 1, 0)
+
+
 def test_passport_command(journal_path):
     result = run("passport", "HGP-000001", "--journal", journal_path)
     assert result.exit_code == 0, result.output

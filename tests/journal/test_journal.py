@@ -190,6 +190,28 @@ def test_open_refuses_an_inconsistent_journal_with_an_event(tmp_path):
     assert [e.code for e in seen] == ["journal_inconsistent"]
 
 
+def test_migrations_run_in_order_once(tmp_path, monkeypatch):
+    from edge import journal as module
+
+    path = tmp_path / "j.db"
+    with Journal.open(path) as store:
+        record = make_record(store.next_seq())
+        store.record_inspection(record, messages_for(record))
+    ran = []
+
+    def add_station_note(conn):
+        ran.append(2)
+        conn.execute("ALTER TABLE inspections ADD COLUMN note TEXT")
+
+    monkeypatch.setattr(module, "MIGRATIONS", [*module.MIGRATIONS, add_station_note])
+    monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
+    with Journal.open(path) as store:
+        assert store.schema_version == 2 and store.get(record.id) == record
+        assert "note" in store.db["inspections"].columns_dict
+    with Journal.open(path) as store:
+        assert ran == [2]
+
+
 def test_not_a_database_and_newer_schema(tmp_path):
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not sqlite" * 100)
