@@ -51,7 +51,7 @@ CREATE INDEX IF NOT EXISTS ix_insp_family_ts ON inspections (family, ts, id);
 CREATE INDEX IF NOT EXISTS ix_insp_core ON inspections (core_id, ts);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, inspection_id TEXT NOT NULL, ts TEXT NOT NULL, user TEXT NOT NULL,
-    action TEXT NOT NULL, code INTEGER, label TEXT, reason TEXT,
+    action TEXT NOT NULL, code INTEGER, label TEXT, reason TEXT, credit INTEGER,
     UNIQUE (inspection_id, action, ts, user)
 );
 CREATE TABLE IF NOT EXISTS stations (
@@ -221,11 +221,11 @@ class Store:
 
     def _write_inspections(self, conn: sqlite3.Connection, records: list[InspectionRecord]) -> None:
         conn.executemany(_UPSERT, [inspection_row(r) for r in records])
-        audit = [(r.id, normalize_ts(r.override.ts), r.override.user, "override", int(r.override.code),
-                  r.override.label, r.override.reason) for r in records if r.override]
+        audit = [(r.id, r.override.ts, r.override.user, "override", int(r.override.code),
+                  r.override.label, r.override.reason, int(r.override.credit)) for r in records if r.override]
         conn.executemany(
-            "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", audit)
+            "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason, credit) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", audit)
         seen = [(r.station, normalize_ts(r.ts)) for r in records]
         conn.executemany(
             "INSERT INTO stations (station, last_seen) VALUES (?, ?) ON CONFLICT(station) DO UPDATE "
@@ -323,7 +323,8 @@ class Store:
         out: dict[str, list[OverrideInfo]] = {}
         for r in rows:
             out.setdefault(r["inspection_id"], []).append(OverrideInfo(
-                code=r["code"], label=r["label"], reason=r["reason"] or "", user=r["user"], ts=r["ts"]))
+                code=r["code"], label=r["label"], credit=r["credit"] or 0, reason=r["reason"] or "",
+                user=r["user"], ts=r["ts"]))
         return out
 
     def audit(self, inspection_id: str) -> list[dict[str, Any]]:

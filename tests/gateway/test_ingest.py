@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from edge.contract import ContractViolation
-from gateway.ingest import BatchWriter, IngestCounters, MqttIngest, parse_message
+from edge.contract import BrokerConfig, ContractViolation
+from gateway.ingest import BatchWriter, MqttIngest, parse_message
 from gateway.store import InspectionFilter, Store
 from tests.gateway.records import overridden, record
 
@@ -48,10 +48,9 @@ def _writer(tmp_path, **kw) -> BatchWriter:
     return writer
 
 
-def test_malformed_message_is_counted_and_ingest_goes_on(tmp_path, mosquitto):
+def test_malformed_message_is_counted_and_ingest_goes_on(tmp_path):
     writer = _writer(tmp_path)
-    ingest = MqttIngest.__new__(MqttIngest)  # handle() needs no connection
-    ingest.prefix, ingest.writer, ingest.counters = "reman", writer, writer.counters
+    ingest = MqttIngest(BrokerConfig(), writer)  # handle() needs no connection
     ingest.handle("reman/st-1/inspection", b"\x00garbage")
     ingest.handle("reman/st-1/inspection", record().to_json().encode())
     assert writer.flush()

@@ -1,0 +1,145 @@
+"""Accounts: login, wrong password, roles, CSRF, kiosk, adduser; the override round trip."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.configfile import load_gateway
+from gateway.accounts import add_user
+from gateway.auth import verify_password
+from tests.gateway.conftest import PASSWORDS, csrf_of, login
+from tests.gateway.records import overridden, record
+
+
+def test_pages_redirect_to_login(gateway):
+    resp = httpx.get(f"{gateway.url}/history")
+    assert resp.status_code == 303 and resp.headers["location"] == "/login?next=/history"
+
+
+def test_login_and_logout(gateway):
+    client = login(gateway.url, "erin")
+    page = client.get("/")
+    assert page.status_code == 200 and "erin · engineer" in page.text
+    client.post("/logout", data={"csrf_token": csrf_of(page.text)})
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_wrong_password_is_refused(gateway):
+    client = httpx.Client(base_url=gateway.url)
+    token = csrf_of(client.get("/login").text)
+    resp = client.post("/login", data={"username": "erin", "password": "nope", "csrf_token": token})
+    assert resp.status_code == 401 and "Wrong user name or password" in resp.text
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_post_without_csrf_token_is_403(gateway):
+    client = httpx.Client(base_url=gateway.url)
+    client.get("/login")
+    resp = client.post("/login", data={"username": "erin", "password": PASSWORDS["erin"]})
+    assert resp.status_code == 403
+    erin = login(gateway.url, "erin")
+    assert erin.post("/inspections/x/override", data={"code": 3, "reason": "r"}).status_code == 403
+    assert erin.post("/inspections/x/override",
+                     data={"code": 3, "reason": "r", "csrf_token": "forged"}).status_code == 403
+
+
+def _seed(gateway, watcher, station_factory, station="st-auth"):
+    rec = record(station=station, core_id="C5001", code=1)
+    station_factory(station).inspection(rec)
+    watcher.until(lambda: gateway.store.get(rec.id))
+    return rec
+
+
+def test_operator_is_refused_an_override(gateway, watcher, station_factory):
+    rec = _seed(gateway, watcher, station_factory)
+    olly = login(gateway.url, "olly")
+    page = olly.get(f"/inspections/{rec.id}").text
+    assert "override-form" not in page
+    resp = olly.post(f"/inspections/{rec.id}/override",
+                     data={"code": 3, "reason": "looks bad", "csrf_token": csrf_of(page)})
+    assert resp.status_code == 403
+    resp = olly.post(f"/inspections/{rec.id}/confirm", data={"csrf_token": csrf_of(page)})
+    assert resp.status_code == 303
+    assert [a["action"] for a in gateway.store.audit(rec.id)] == ["confirmed"]
+
+
+class Responder:
+    """Test-side stand-in for the node's override handling (until the node exists in this test):
+    takes `override/set`, republishes the record with `override` set."""
+
+    def __init__(self, station, records):
+        self.station, self.records = station, {r.id: r for r in records}
+        self.commands: list[dict] = []
+        self.done = threading.Event()
+        station.client.message_callback_add(station.topics.override_set, self._on_override)
+        station.client.subscribe(station.topics.override_set, qos=1)
+
+    def _on_override(self, client, userdata, msg):
+        cmd = json.loads(msg.payload)
+        self.commands.append(cmd)
+        rec = overridden(self.records[cmd["id"]], cmd["code"], user=cmd["user"], reason=cmd["reason"])
+        client.publish(self.station.topics.inspection, rec.to_json(), qos=1)
+        self.done.set()
+
+
+def test_override_round_trip(gateway, watcher, station_factory, listener_factory, mosquitto):
+    station = station_factory("st-ovr")
+    rec = record(station="st-ovr", core_id="C6001", code=1)
+    responder = Responder(station, [rec])
+    station.inspection(rec)
+    watcher.until(lambda: gateway.store.get(rec.id))
+    erin = login(gateway.url, "erin")
+    page = erin.get(f"/inspections/{rec.id}").text
+    resp = erin.post(f"/inspections/{rec.id}/override",
+                     data={"code": 3, "reason": "flange cracked", "csrf_token": csrf_of(page)})
+    assert resp.status_code == 303
+    assert responder.done.wait(10)
+    assert responder.commands == [{"id": rec.id, "code": 3, "reason": "flange cracked", "user": "erin"}]
+    watcher.until(lambda: (gateway.store.get(rec.id) or {}).get("overridden"))
+    detail = erin.get(f"/inspections/{rec.id}").text
+    assert "Overridden by erin" in detail and "flange cracked" in detail
+    actions = [a["action"] for a in gateway.store.audit(rec.id)]
+    assert sorted(actions) == ["override", "override_requested"]
+
+
+def test_kiosk_needs_no_login_and_is_read_only(gateway):
+    resp = httpx.get(f"{gateway.url}/kiosk/st-1")
+    assert resp.status_code == 200 and "override-form" not in resp.text and "Log out" not in resp.text
+
+
+def test_adduser_keeps_comments_and_the_user_can_log_in(tmp_path):
+    path = tmp_path / "gateway.yaml"
+    path.write_text("# plant 4 dashboard\nhttp:\n  port: 8080  # behind nginx\n\nusers: []\n\n# screens\nkiosk:\n  enabled: true\n")
+    (tmp_path / "pw").write_text("correct horse\n")
+    result = CliRunner().invoke(cli, ["gateway", "adduser", "--config", str(path), "kim", "--role", "engineer",
+                                      "--password-file", str(tmp_path / "pw")])
+    assert result.exit_code == 0, result.output
+    assert add_user(path, "lee", "operator", "battery staple") is True
+    text = path.read_text()
+    assert "# plant 4 dashboard" in text and "# behind nginx" in text and "# screens" in text
+    config = load_gateway(path)
+    assert [(u.username, u.role) for u in config.users] == [("kim", "engineer"), ("lee", "operator")]
+    assert verify_password(config.users[0].password_hash, "correct horse")
+    assert add_user(path, "kim", "admin", "new one") is False
+    assert load_gateway(path).users[0].role == "admin"
+
+
+def test_adduser_prompts_for_the_password(tmp_path):
+    path = tmp_path / "gateway.yaml"
+    result = CliRunner().invoke(cli, ["gateway", "adduser", "--config", str(path), "pat"], input="pw1\npw1\n")
+    assert result.exit_code == 0, result.output
+    assert verify_password(load_gateway(path).users[0].password_hash, "pw1")
+
+
+@pytest.mark.parametrize("name", ["bad name", ""])
+def test_adduser_refuses_a_bad_name(tmp_path, name):
+    (tmp_path / "pw").write_text("x\n")
+    result = CliRunner().invoke(cli, ["gateway", "adduser", "--config", str(tmp_path / "g.yaml"), name,
+                                      "--password-file", str(tmp_path / "pw")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
