@@ -53,20 +53,27 @@ def raw(path: Path, records: list, synchronous: str = "NORMAL", sync_every: int 
     conn = sqlite3.connect(str(path))
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
-    rows = [(_inspection_row(r, 2, 0.0), [(r.id, m.kind, m.topic, m.payload) for m in messages_for(r)])
-            for r in records]
+    rows = [
+        (_inspection_row(r, 2, 0.0), [(r.id, m.kind, m.topic, m.payload) for m in messages_for(r)])
+        for r in records
+    ]
     start = time.perf_counter()
     for n, (inspection, outbox) in enumerate(rows, start=1):
         if n % sync_every == 0:
             _fsync(Path(f"{path}-wal"))
         with conn:
-            conn.execute("INSERT INTO inspections (id, seq, ts, station, core_id, family, part_number,"
-                         " code, label, credit, effective_code, effective_credit, rules_sha256,"
-                         " model_version, outbox_count, record, created_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inspection)
-            conn.executemany("INSERT INTO outbox (msg_id, kind, topic, payload, qos, retain,"
-                             " inspection_id, created_at) VALUES (?, ?, ?, ?, 1, 0, ?, 0)",
-                             [(i, k, t, p, i) for i, k, t, p in outbox])
+            conn.execute(
+                "INSERT INTO inspections (id, seq, ts, station, core_id, family, part_number,"
+                " code, label, credit, effective_code, effective_credit, rules_sha256,"
+                " model_version, outbox_count, record, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inspection,
+            )
+            conn.executemany(
+                "INSERT INTO outbox (msg_id, kind, topic, payload, qos, retain,"
+                " inspection_id, created_at) VALUES (?, ?, ?, ?, 1, 0, ?, 0)",
+                [(i, k, t, p, i) for i, k, t, p in outbox],
+            )
     elapsed = time.perf_counter() - start
     conn.close()
     return elapsed
@@ -84,8 +91,12 @@ def main() -> None:
     """Run both and print the figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="inspections per run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each; the best counts")
-    parser.add_argument("--n-full", type=int, default=200, help="inspections per synchronous=FULL run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating runs of each; the best counts"
+    )
+    parser.add_argument(
+        "--n-full", type=int, default=200, help="inspections per synchronous=FULL run"
+    )
     args = parser.parse_args()
     n, n_full = args.n, args.n_full
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,23 +106,32 @@ def main() -> None:
             records = [make_record(i) for i in range(1, n + 1)]
             ours_rate = max(ours_rate, n / ours(folder / f"ours{k}.db", records))
             raw_rate = max(raw_rate, n / raw(folder / f"raw{k}.db", records))
-        full_rate = n_full / ours(folder / "ours-full.db", [make_record(i) for i in range(1, n_full + 1)], "FULL")
-        raw_full_rate = n_full / raw(folder / "raw-full.db", [make_record(i) for i in range(1, n_full + 1)], "FULL")
-    print(json.dumps({
-        "benchmark": "journal",
-        "inspections": n,
-        "rounds": args.rounds,
-        "outbox_rows_per_inspection": 2,
-        "synchronous": "NORMAL, sync() every 20",
-        "journal_per_s": round(ours_rate, 1),
-        "raw_sqlite3_per_s": round(raw_rate, 1),
-        "ratio_raw_over_journal": round(raw_rate / ours_rate, 2),
-        "budget_per_s": BUDGET_PER_S,
-        "within_budget": ours_rate >= BUDGET_PER_S,
-        "full_inspections": n_full,
-        "journal_full_per_s": round(full_rate, 1),
-        "raw_sqlite3_full_per_s": round(raw_full_rate, 1),
-    }, indent=2))
+        full_rate = n_full / ours(
+            folder / "ours-full.db", [make_record(i) for i in range(1, n_full + 1)], "FULL"
+        )
+        raw_full_rate = n_full / raw(
+            folder / "raw-full.db", [make_record(i) for i in range(1, n_full + 1)], "FULL"
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "journal",
+                "inspections": n,
+                "rounds": args.rounds,
+                "outbox_rows_per_inspection": 2,
+                "synchronous": "NORMAL, sync() every 20",
+                "journal_per_s": round(ours_rate, 1),
+                "raw_sqlite3_per_s": round(raw_rate, 1),
+                "ratio_raw_over_journal": round(raw_rate / ours_rate, 2),
+                "budget_per_s": BUDGET_PER_S,
+                "within_budget": ours_rate >= BUDGET_PER_S,
+                "full_inspections": n_full,
+                "journal_full_per_s": round(full_rate, 1),
+                "raw_sqlite3_full_per_s": round(raw_full_rate, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

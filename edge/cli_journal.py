@@ -1,9 +1,9 @@
 """`reman` commands for decisions and the journal (registered by edge.cli).
 
-    reman decide --family ID --input FILE.json      dry-run the rules on one input
-    reman journal show | export                     read the station journal
-    reman rules replay --rules DIR                  what-if: decisions under other rules
-    reman passport CORE_ID                          a core's product-passport record
+reman decide --family ID --input FILE.json      dry-run the rules on one input
+reman journal show | export                     read the station journal
+reman rules replay --rules DIR                  what-if: decisions under other rules
+reman passport CORE_ID                          a core's product-passport record
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import click
 
 from edge.errors import RemanError
 
-_CONFIG_HELP = "Station config (station.yaml) giving the default journal path, families folder and site."
+_CONFIG_HELP = (
+    "Station config (station.yaml) giving the default journal path, families folder and site."
+)
 
 
 def _station(config: Path | None):
@@ -60,37 +62,60 @@ def _echo_json(data: Any) -> None:
 
 def journal_options(func: Callable) -> Callable:
     """--journal and --config, shared by the commands that read the journal."""
-    func = click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
-                        help=_CONFIG_HELP)(func)
-    return click.option("--journal", "journal", type=click.Path(path_type=Path, dir_okay=False),
-                        help="Journal file (SQLite); default from --config.")(func)
+    func = click.option(
+        "--config", "config", type=click.Path(path_type=Path, dir_okay=False), help=_CONFIG_HELP
+    )(func)
+    return click.option(
+        "--journal",
+        "journal",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Journal file (SQLite); default from --config.",
+    )(func)
 
 
 # ---------------------------------------------------------------- decide
 
 
 @click.command("decide")
-@click.option("--family", "family_id", required=True, help="Product family id (its file name stem).")
-@click.option("--input", "input_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help='JSON file: {"defects": {...}, "measurements": {...}, "image_problems": [...]}.')
-@click.option("--families", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of family YAML files (default: from --config, else config/families).")
+@click.option(
+    "--family", "family_id", required=True, help="Product family id (its file name stem)."
+)
+@click.option(
+    "--input",
+    "input_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='JSON file: {"defects": {...}, "measurements": {...}, "image_problems": [...]}.',
+)
+@click.option(
+    "--families",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of family YAML files (default: from --config, else config/families).",
+)
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help=_CONFIG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision object as JSON.")
-def decide_command(family_id: str, input_file: Path, families: Path | None, config: Path | None,
-                   as_json: bool) -> None:
+def decide_command(
+    family_id: str, input_file: Path, families: Path | None, config: Path | None, as_json: bool
+) -> None:
     """Dry run: decide one core's disposition from grades and measurements in a JSON file."""
     from edge.families import load_families
     from edge.rules import decide
 
     family_set = load_families(_families_dir(families, config))
     data = _read_input(input_file)
-    decision = decide(family_set.get(family_id), data.get("defects", {}), data.get("measurements", {}),
-                      data.get("image_problems", []), now=datetime.now(UTC))
+    decision = decide(
+        family_set.get(family_id),
+        data.get("defects", {}),
+        data.get("measurements", {}),
+        data.get("image_problems", []),
+        now=datetime.now(UTC),
+    )
     if as_json:
         _echo_json(decision.model_dump(mode="json"))
         return
-    click.echo(f"{decision.label} (code {int(decision.code)}, credit {decision.credit.name.lower()})")
+    click.echo(
+        f"{decision.label} (code {int(decision.code)}, credit {decision.credit.name.lower()})"
+    )
     for reason in decision.reasons:
         click.echo(f"  - {reason.text}" + (f"  [{reason.rule}]" if reason.rule else ""))
 
@@ -118,12 +143,23 @@ def journal_group() -> None:
 @journal_group.command("show")
 @journal_options
 @click.option("--core", help="Only this core id.")
-@click.option("--since", help="Only inspections at or after this time (RFC 3339, e.g. 2026-11-28T08:00:00Z).")
-@click.option("--decision", help="Only this effective decision (REUSE, REMANUFACTURE, RECYCLE, REVIEW).")
+@click.option(
+    "--since", help="Only inspections at or after this time (RFC 3339, e.g. 2026-11-28T08:00:00Z)."
+)
+@click.option(
+    "--decision", help="Only this effective decision (REUSE, REMANUFACTURE, RECYCLE, REVIEW)."
+)
 @click.option("--limit", default=100, show_default=True, help="Show at most the newest N.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full records as JSON.")
-def show_command(journal: Path | None, config: Path | None, core: str | None, since: str | None,
-                 decision: str | None, limit: int, as_json: bool) -> None:
+def show_command(
+    journal: Path | None,
+    config: Path | None,
+    core: str | None,
+    since: str | None,
+    decision: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List journaled inspections, oldest first; an override is marked with *."""
     with _open_journal(_journal_path(journal, config)) as store:
         records = store.find(core=core, since=since, decision=decision, limit=limit)
@@ -133,17 +169,26 @@ def show_command(journal: Path | None, config: Path | None, core: str | None, si
     for r in records:
         mark = "*" if r.override else " "
         reasons = "; ".join(x.text for x in r.decision.reasons)
-        click.echo(f"{r.ts}  {r.seq:>7}  {r.core_id:<20} {r.family or '-':<22} "
-                   f"{r.effective_code().name:<13}{mark} {r.effective_credit().name.lower():<8} {reasons}")
+        click.echo(
+            f"{r.ts}  {r.seq:>7}  {r.core_id:<20} {r.family or '-':<22} "
+            f"{r.effective_code().name:<13}{mark} {r.effective_credit().name.lower():<8} {reasons}"
+        )
     click.echo(f"{len(records)} inspection(s)")
 
 
 @journal_group.command("export")
 @journal_options
-@click.option("--csv", "csv_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="CSV file to write (one row per inspection, with impact columns).")
+@click.option(
+    "--csv",
+    "csv_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV file to write (one row per inspection, with impact columns).",
+)
 @click.option("--since", help="Only inspections at or after this time (RFC 3339).")
-def export_command(journal: Path | None, config: Path | None, csv_file: Path, since: str | None) -> None:
+def export_command(
+    journal: Path | None, config: Path | None, csv_file: Path, since: str | None
+) -> None:
     """Export journaled inspections to CSV, with material kept in use and CO2e avoided."""
     from edge.journal import EXPORT_COLUMNS, export_row
 
@@ -165,13 +210,19 @@ def rules_group() -> None:
 
 
 @rules_group.command("replay")
-@click.option("--rules", "rules_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of family YAML files to try (the candidate rules).")
+@click.option(
+    "--rules",
+    "rules_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of family YAML files to try (the candidate rules).",
+)
 @journal_options
 @click.option("--since", help="Only inspections at or after this time (RFC 3339).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def replay_command(rules_dir: Path, journal: Path | None, config: Path | None, since: str | None,
-                   as_json: bool) -> None:
+def replay_command(
+    rules_dir: Path, journal: Path | None, config: Path | None, since: str | None, as_json: bool
+) -> None:
     """Re-decide journaled inspections under other rules; show which decisions would change."""
     from edge.families import load_families
     from edge.rules import replay
@@ -187,8 +238,10 @@ def replay_command(rules_dir: Path, journal: Path | None, config: Path | None, s
     for step, count in sorted(report["transitions"].items()):
         click.echo(f"  {step}: {count}")
     for change in report["changes"]:
-        click.echo(f"  {change['ts']} {change['core_id']} {change['from']} -> {change['to']}: "
-                   + "; ".join(change["reasons"]))
+        click.echo(
+            f"  {change['ts']} {change['core_id']} {change['from']} -> {change['to']}: "
+            + "; ".join(change["reasons"])
+        )
 
 
 # ---------------------------------------------------------------- passport
@@ -197,11 +250,18 @@ def replay_command(rules_dir: Path, journal: Path | None, config: Path | None, s
 @click.command("passport")
 @click.argument("core_id")
 @journal_options
-@click.option("--format", "fmt", type=click.Choice(["json", "aas"]), default="json", show_default=True,
-              help="json: the passport record; aas: the same as an Asset Administration Shell submodel.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "aas"]),
+    default="json",
+    show_default=True,
+    help="json: the passport record; aas: the same as an Asset Administration Shell submodel.",
+)
 @click.option("--operator", help="Operator (the remanufacturer) named in the passport.")
-def passport_command(core_id: str, journal: Path | None, config: Path | None, fmt: str,
-                     operator: str | None) -> None:
+def passport_command(
+    core_id: str, journal: Path | None, config: Path | None, fmt: str, operator: str | None
+) -> None:
     """Export a core's product-passport record: identity, every inspection, R-ladder status."""
     from edge.passport import NoInspections, build_passport, to_aas
 
@@ -210,8 +270,13 @@ def passport_command(core_id: str, journal: Path | None, config: Path | None, fm
         records = store.find(core=core_id, limit=None)
         history = {r.id: store.override_history(r.id) for r in records}
     try:
-        passport = build_passport(records, core_id, operator=operator,
-                                  facility=station.site if station else None, overrides=history)
+        passport = build_passport(
+            records,
+            core_id,
+            operator=operator,
+            facility=station.site if station else None,
+            overrides=history,
+        )
     except NoInspections as exc:
         raise RemanError(str(exc)) from exc
     _echo_json(to_aas(passport) if fmt == "aas" else passport)

@@ -31,9 +31,17 @@ class _Section(BaseModel):
 class MatchSpec(_Section):
     """How a core is recognised as this family."""
 
-    core_id_pattern: str | None = Field(default=None, description="Regular expression matched against the core id (search from the start).")
-    part_numbers: list[str] = Field(default_factory=list, description="Part numbers that belong to this family.")
-    examples: list[str] = Field(default_factory=list, description="Example core ids that must match core_id_pattern; the loader also checks that no other family matches them.")
+    core_id_pattern: str | None = Field(
+        default=None,
+        description="Regular expression matched against the core id (search from the start).",
+    )
+    part_numbers: list[str] = Field(
+        default_factory=list, description="Part numbers that belong to this family."
+    )
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Example core ids that must match core_id_pattern; the loader also checks that no other family matches them.",
+    )
 
     def matches_core(self, core_id: str) -> bool:
         """True when the core id matches the pattern (searched from the start)."""
@@ -55,12 +63,18 @@ class MeasurementSpec(_Section):
 
     unit: str = Field(description="Engineering unit, as the bench reports it.")
     description: str = Field(default="", description="What is measured, for the operator.")
-    required: bool = Field(default=True, description="Missing, stale or bad: REVIEW (unless RECYCLE fired).")
+    required: bool = Field(
+        default=True, description="Missing, stale or bad: REVIEW (unless RECYCLE fired)."
+    )
     min: float | None = Field(default=None, description="Below this: the `out_of_spec` outcome.")
     max: float | None = Field(default=None, description="Above this: the `out_of_spec` outcome.")
     out_of_spec: Outcome = Field(default="REMANUFACTURE", description="Outcome outside [min, max].")
-    recycle_below: float | None = Field(default=None, description="Below this: RECYCLE (beyond repair).")
-    recycle_above: float | None = Field(default=None, description="Above this: RECYCLE (beyond repair).")
+    recycle_below: float | None = Field(
+        default=None, description="Below this: RECYCLE (beyond repair)."
+    )
+    recycle_above: float | None = Field(
+        default=None, description="Above this: RECYCLE (beyond repair)."
+    )
 
     @model_validator(mode="after")
     def _possible(self) -> MeasurementSpec:
@@ -70,56 +84,98 @@ class MeasurementSpec(_Section):
                 raise ValueError(f"{name} must be a finite number")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"impossible limit: min {self.min} is above max {self.max}")
-        if self.recycle_below is not None and self.min is not None and self.recycle_below > self.min:
-            raise ValueError(f"impossible limit: recycle_below {self.recycle_below} is above min {self.min}")
-        if self.recycle_above is not None and self.max is not None and self.recycle_above < self.max:
-            raise ValueError(f"impossible limit: recycle_above {self.recycle_above} is below max {self.max}")
+        if (
+            self.recycle_below is not None
+            and self.min is not None
+            and self.recycle_below > self.min
+        ):
+            raise ValueError(
+                f"impossible limit: recycle_below {self.recycle_below} is above min {self.min}"
+            )
+        if (
+            self.recycle_above is not None
+            and self.max is not None
+            and self.recycle_above < self.max
+        ):
+            raise ValueError(
+                f"impossible limit: recycle_above {self.recycle_above} is below max {self.max}"
+            )
         return self
 
 
 class GradeLimit(_Section):
     """Grade limits for one defect type (grade at or above the limit gives the outcome)."""
 
-    remanufacture_at: int | None = Field(default=None, ge=0, le=10, description="Grade at or above which the core is remanufactured.")
-    recycle_at: int | None = Field(default=None, ge=0, le=10, description="Grade at or above which the core is recycled.")
+    remanufacture_at: int | None = Field(
+        default=None, ge=0, le=10, description="Grade at or above which the core is remanufactured."
+    )
+    recycle_at: int | None = Field(
+        default=None, ge=0, le=10, description="Grade at or above which the core is recycled."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> GradeLimit:
-        if self.remanufacture_at is not None and self.recycle_at is not None and self.recycle_at < self.remanufacture_at:
-            raise ValueError(f"impossible limit: recycle_at {self.recycle_at} is below remanufacture_at {self.remanufacture_at}")
+        if (
+            self.remanufacture_at is not None
+            and self.recycle_at is not None
+            and self.recycle_at < self.remanufacture_at
+        ):
+            raise ValueError(
+                f"impossible limit: recycle_at {self.recycle_at} is below remanufacture_at {self.remanufacture_at}"
+            )
         return self
 
 
 class Condition(_Section):
     """One condition of a rule: a defect grade at or above a level, or a measurement beyond a value."""
 
-    defect: str | None = Field(default=None, description="Defect type the condition reads (wear, corrosion, coating_damage).")
-    grade_at: int | None = Field(default=None, ge=0, le=10, description="Holds when the defect's grade is at or above this.")
-    measurement: str | None = Field(default=None, description="Measurement the condition reads (a key of `measurements`).")
-    above: float | None = Field(default=None, description="Holds when the measurement is above this.")
-    below: float | None = Field(default=None, description="Holds when the measurement is below this.")
+    defect: str | None = Field(
+        default=None,
+        description="Defect type the condition reads (wear, corrosion, coating_damage).",
+    )
+    grade_at: int | None = Field(
+        default=None, ge=0, le=10, description="Holds when the defect's grade is at or above this."
+    )
+    measurement: str | None = Field(
+        default=None, description="Measurement the condition reads (a key of `measurements`)."
+    )
+    above: float | None = Field(
+        default=None, description="Holds when the measurement is above this."
+    )
+    below: float | None = Field(
+        default=None, description="Holds when the measurement is below this."
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> Condition:
         if (self.defect is None) == (self.measurement is None):
             raise ValueError("a condition names exactly one of defect or measurement")
-        if self.defect is not None and (self.grade_at is None or self.above is not None or self.below is not None):
+        if self.defect is not None and (
+            self.grade_at is None or self.above is not None or self.below is not None
+        ):
             raise ValueError("a defect condition needs grade_at (and no above/below)")
-        if self.measurement is not None and (self.grade_at is not None or (self.above is None and self.below is None)):
+        if self.measurement is not None and (
+            self.grade_at is not None or (self.above is None and self.below is None)
+        ):
             raise ValueError("a measurement condition needs above or below (and no grade_at)")
         for name in ("above", "below"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number")
         if self.above is not None and self.below is not None and self.above >= self.below:
-            raise ValueError(f"impossible limit: above {self.above} and below {self.below} never both hold")
+            raise ValueError(
+                f"impossible limit: above {self.above} and below {self.below} never both hold"
+            )
         return self
 
 
 class RuleSpec(_Section):
     """A combined rule: when all its conditions hold, the outcome applies."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Rule id, quoted in the decision's reasons.")
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="Rule id, quoted in the decision's reasons.",
+    )
     text: str = Field(description="The reason in words for the operator.")
     outcome: Outcome = Field(description="Outcome when every condition holds.")
     when: list[Condition] = Field(min_length=1, description="Conditions that must all hold.")
@@ -128,8 +184,17 @@ class RuleSpec(_Section):
 class ReviewSpec(_Section):
     """When a person must decide."""
 
-    min_confidence: float = Field(default=0.6, ge=0, le=1, description="A defect grade with lower confidence is uncertain: REVIEW.")
-    max_measurement_age_s: float | None = Field(default=None, gt=0, description="A measurement whose source timestamp is older than this at decision time is stale: REVIEW. Null leaves staleness to the bench client's status.")
+    min_confidence: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="A defect grade with lower confidence is uncertain: REVIEW.",
+    )
+    max_measurement_age_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="A measurement whose source timestamp is older than this at decision time is stale: REVIEW. Null leaves staleness to the bench client's status.",
+    )
 
 
 class CreditSpec(_Section):
@@ -138,41 +203,62 @@ class CreditSpec(_Section):
     REUSE: CreditTier = Field(default="full", description="Credit when reused.")
     REMANUFACTURE: CreditTier = Field(default="full", description="Credit when remanufactured.")
     RECYCLE: CreditTier = Field(default="none", description="Credit when recycled.")
-    partial_if_grade_at: dict[str, int] = Field(default_factory=dict, description="Defect type to grade at or above which full credit becomes partial.")
+    partial_if_grade_at: dict[str, int] = Field(
+        default_factory=dict,
+        description="Defect type to grade at or above which full credit becomes partial.",
+    )
 
 
 class ImpactSpec(_Section):
     """Environmental figures for the family, each with its source."""
 
     mass_kg: float = Field(gt=0, description="Mass of one core, kg.")
-    materials: dict[str, float] = Field(default_factory=dict, description="Main materials, kg each.")
+    materials: dict[str, float] = Field(
+        default_factory=dict, description="Main materials, kg each."
+    )
     co2e_new_kg: float = Field(ge=0, description="CO2e of making a new part, kg.")
     co2e_reman_kg: float = Field(ge=0, description="CO2e of remanufacturing it, kg.")
-    co2e_reuse_kg: float = Field(default=0.0, ge=0, description="CO2e of cleaning and testing for reuse, kg.")
-    co2e_recycle_credit_kg: float = Field(default=0.0, ge=0, description="CO2e credit for recovering its material, kg.")
+    co2e_reuse_kg: float = Field(
+        default=0.0, ge=0, description="CO2e of cleaning and testing for reuse, kg."
+    )
+    co2e_recycle_credit_kg: float = Field(
+        default=0.0, ge=0, description="CO2e credit for recovering its material, kg."
+    )
     sources: list[str] = Field(min_length=1, description="Where each figure comes from.")
 
 
 class FamilyConfig(_Section):
     """One product family (`<id>.yaml`)."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Family id; set from the file name stem.")
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Family id; set from the file name stem."
+    )
     name: str = Field(description="Name for people.")
     description: str = Field(default="", description="What the family is.")
     match: MatchSpec = Field(description="How a core is recognised.")
-    measurements: dict[str, MeasurementSpec] = Field(default_factory=dict, description="Bench measurements the decision needs.")
-    grades: dict[str, GradeLimit] = Field(default_factory=dict, description="Grade limits per defect type.")
-    rules: list[RuleSpec] = Field(default_factory=list, description="Combined rules over grades and measurements.")
+    measurements: dict[str, MeasurementSpec] = Field(
+        default_factory=dict, description="Bench measurements the decision needs."
+    )
+    grades: dict[str, GradeLimit] = Field(
+        default_factory=dict, description="Grade limits per defect type."
+    )
+    rules: list[RuleSpec] = Field(
+        default_factory=list, description="Combined rules over grades and measurements."
+    )
     review: ReviewSpec = Field(default_factory=ReviewSpec, description="Review conditions.")
     credit: CreditSpec = Field(default_factory=CreditSpec, description="Core credit rules.")
-    impact: ImpactSpec | None = Field(default=None, description="Environmental figures; absent means unknown.")
+    impact: ImpactSpec | None = Field(
+        default=None, description="Environmental figures; absent means unknown."
+    )
 
     @field_validator("grades")
     @classmethod
     def _known_defects(cls, value: dict[str, GradeLimit]) -> dict[str, GradeLimit]:
         unknown = sorted(set(value) - set(DEFECT_TYPES))
         if unknown:
-            raise ValueError(f"unknown defect type {', '.join(unknown)}; known: {', '.join(DEFECT_TYPES)}")
+            raise ValueError(
+                f"unknown defect type {', '.join(unknown)}; known: {', '.join(DEFECT_TYPES)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -184,7 +270,6 @@ class FamilyConfig(_Section):
             raise ValueError(f"credit names unknown defect type {', '.join(unknown)}")
         return self
 
-
     def reference_problems(self) -> list[tuple[tuple[Any, ...], str]]:
         """(location, message) for every rule that names an unknown input or a duplicate id,
         and every example core id that its own pattern does not match."""
@@ -194,11 +279,16 @@ class FamilyConfig(_Section):
             if rule.id in seen:
                 problems.append((("rules", i, "id"), f"rule id {rule.id} is used twice"))
             seen.add(rule.id)
-            problems += [((("rules", i, "when", j) + loc), msg)
-                         for j, cond in enumerate(rule.when) for loc, msg in self._unknown(cond)]
+            problems += [
+                ((("rules", i, "when", j) + loc), msg)
+                for j, cond in enumerate(rule.when)
+                for loc, msg in self._unknown(cond)
+            ]
         for k, example in enumerate(self.match.examples):
             if not self.match.matches_core(example):
-                problems.append((("match", "examples", k), f"example {example} does not match core_id_pattern"))
+                problems.append(
+                    (("match", "examples", k), f"example {example} does not match core_id_pattern")
+                )
         return problems
 
     def _unknown(self, cond: Condition) -> list[tuple[tuple[str, ...], str]]:
@@ -206,7 +296,12 @@ class FamilyConfig(_Section):
             known = ", ".join(self.measurements) or "none"
             return [(("measurement",), f"unknown measurement {cond.measurement}; known: {known}")]
         if cond.defect is not None and cond.defect not in DEFECT_TYPES:
-            return [(("defect",), f"unknown defect type {cond.defect}; known: {', '.join(DEFECT_TYPES)}")]
+            return [
+                (
+                    ("defect",),
+                    f"unknown defect type {cond.defect}; known: {', '.join(DEFECT_TYPES)}",
+                )
+            ]
         return []
 
 
@@ -260,7 +355,9 @@ def load_families(directory: str | Path) -> FamilySet:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise ConfigError([ConfigProblem(str(directory), None, "(folder)", "no such folder of families")])
+        raise ConfigError(
+            [ConfigProblem(str(directory), None, "(folder)", "no such folder of families")]
+        )
     loaded: dict[str, tuple[FamilyConfig, Path, Any]] = {}
     problems: list[ConfigProblem] = []
     for path in sorted(directory.glob("*.yaml")):
@@ -270,13 +367,17 @@ def load_families(directory: str | Path) -> FamilySet:
             problems += exc.problems
             continue
         located = read_yaml(path)
-        problems += [ConfigProblem(str(path), line_of(located, loc), _key(loc), msg)
-                     for loc, msg in family.reference_problems()]
+        problems += [
+            ConfigProblem(str(path), line_of(located, loc), _key(loc), msg)
+            for loc, msg in family.reference_problems()
+        ]
         loaded[family.id] = (family, path, located)
     problems += _overlaps(list(loaded.values()))
     if problems:
         raise ConfigError(problems)
-    return FamilySet({k: f for k, (f, _, _) in loaded.items()}, {k: p for k, (_, p, _) in loaded.items()})
+    return FamilySet(
+        {k: f for k, (f, _, _) in loaded.items()}, {k: p for k, (_, p, _) in loaded.items()}
+    )
 
 
 def _key(loc: tuple[Any, ...]) -> str:
@@ -288,8 +389,10 @@ def _overlaps(loaded: list[tuple[FamilyConfig, Path, Any]]) -> list[ConfigProble
     problems = []
     for i, (later, path, located) in enumerate(loaded):
         for earlier, other, _ in loaded[:i]:
-            problems += [ConfigProblem(str(path), line_of(located, loc), _key(loc), msg)
-                         for loc, msg in _overlap(later, earlier, other)]
+            problems += [
+                ConfigProblem(str(path), line_of(located, loc), _key(loc), msg)
+                for loc, msg in _overlap(later, earlier, other)
+            ]
     return problems
 
 
@@ -298,13 +401,24 @@ def _overlap(a: FamilyConfig, b: FamilyConfig, b_path: Path) -> list[tuple[tuple
     found = []
     for k, number in enumerate(a.match.part_numbers):
         if number in b.match.part_numbers:
-            found.append((("match", "part_numbers", k), f"part number {number} also belongs to family {b.id} ({b_path})"))
+            found.append(
+                (
+                    ("match", "part_numbers", k),
+                    f"part number {number} also belongs to family {b.id} ({b_path})",
+                )
+            )
     pattern = ("match", "core_id_pattern")
     if a.match.core_id_pattern and a.match.core_id_pattern == b.match.core_id_pattern:
         found.append((pattern, f"same core_id_pattern as family {b.id} ({b_path})"))
     else:
-        found += [(pattern, f"also matches {x}, an example core id of family {b.id} ({b_path})")
-                  for x in b.match.examples if a.match.matches_core(x)]
-        found += [(("match", "examples", k), f"example {x} is also matched by family {b.id} ({b_path})")
-                  for k, x in enumerate(a.match.examples) if b.match.matches_core(x)]
+        found += [
+            (pattern, f"also matches {x}, an example core id of family {b.id} ({b_path})")
+            for x in b.match.examples
+            if a.match.matches_core(x)
+        ]
+        found += [
+            (("match", "examples", k), f"example {x} is also matched by family {b.id} ({b_path})")
+            for k, x in enumerate(a.match.examples)
+            if b.match.matches_core(x)
+        ]
     return found

@@ -161,8 +161,13 @@ def _wrapped(action: str) -> Iterator[None]:
 class Journal:
     """The station journal. Use `Journal.open(path)`; one thread only (the node's event loop)."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path, events: Events | None = None,
-                 families: FamilySet | None = None):
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        path: Path,
+        events: Events | None = None,
+        families: FamilySet | None = None,
+    ):
         self.db = db
         self.path = path
         self.events = events
@@ -172,9 +177,15 @@ class Journal:
     # ------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, path: str | Path, events: Events | None = None, *,
-             families: FamilySet | None = None, synchronous: str = "NORMAL",
-             check: bool = True) -> Journal:
+    def open(
+        cls,
+        path: str | Path,
+        events: Events | None = None,
+        *,
+        families: FamilySet | None = None,
+        synchronous: str = "NORMAL",
+        check: bool = True,
+    ) -> Journal:
         """Open (creating or migrating) the journal at `path` and check its integrity.
 
         `families`, when given, lets an override recompute the record's impact figures.
@@ -193,7 +204,9 @@ class Journal:
 
     def _configure(self, synchronous: str) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
-            raise JournalError(f"journal: synchronous must be NORMAL, FULL or EXTRA, not {synchronous}")
+            raise JournalError(
+                f"journal: synchronous must be NORMAL, FULL or EXTRA, not {synchronous}"
+            )
         conn = self.db.conn
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
@@ -206,8 +219,10 @@ class Journal:
         conn = self.db.conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise JournalError(f"journal: {self.path} has schema {version}, newer than this "
-                               f"software's {SCHEMA_VERSION}; upgrade reman-edge")
+            raise JournalError(
+                f"journal: {self.path} has schema {version}, newer than this "
+                f"software's {SCHEMA_VERSION}; upgrade reman-edge"
+            )
         if version < 1:
             Outbox.create(self.db)  # idempotent, commits on its own
         for number in range(version + 1, SCHEMA_VERSION + 1):
@@ -262,10 +277,14 @@ class Journal:
         with _wrapped("integrity check"):
             conn = self.db.conn
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
-            problems += [f"inspection {i}: {n} outbox rows, {p} pruned, {c} written"
-                         for i, n, p, c in conn.execute(_UNBALANCED)]
-            problems += [f"outbox row {r} belongs to unknown inspection {i}"
-                         for r, i in conn.execute(_ORPHANS)]
+            problems += [
+                f"inspection {i}: {n} outbox rows, {p} pruned, {c} written"
+                for i, n, p, c in conn.execute(_UNBALANCED)
+            ]
+            problems += [
+                f"outbox row {r} belongs to unknown inspection {i}"
+                for r, i in conn.execute(_ORPHANS)
+            ]
         return problems
 
     def _check_or_raise(self) -> None:
@@ -273,9 +292,15 @@ class Journal:
         if not problems:
             return
         if self.events is not None:
-            self.events.error("journal_inconsistent", "journal failed its integrity check",
-                              path=str(self.path), problems=problems[:20])
-        raise JournalError(f"journal: {self.path} failed its integrity check: " + "; ".join(problems[:5]))
+            self.events.error(
+                "journal_inconsistent",
+                "journal failed its integrity check",
+                path=str(self.path),
+                problems=problems[:20],
+            )
+        raise JournalError(
+            f"journal: {self.path} failed its integrity check: " + "; ".join(problems[:5])
+        )
 
     # ------------------------------------------------------------ writing
 
@@ -285,8 +310,12 @@ class Journal:
             conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
             return conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
 
-    def record_inspection(self, record: InspectionRecord, messages: list[OutboxMessage],
-                          images: Iterable[ImageInput] = ()) -> None:
+    def record_inspection(
+        self,
+        record: InspectionRecord,
+        messages: list[OutboxMessage],
+        images: Iterable[ImageInput] = (),
+    ) -> None:
         """Write a record, its images' rows and its outbox messages in one transaction.
 
         An image given with bytes is written to its path first; one given with None must exist.
@@ -299,8 +328,11 @@ class Journal:
             conn.execute(_INSERT_INSPECTION, _inspection_row(record, len(messages), now))
             conn.executemany(
                 "INSERT INTO images (inspection_id, path, sha256, size, created) VALUES (?, ?, ?, ?, ?)",
-                [(*r, now) for r in rows])
-            conn.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'seq'", (record.seq,))
+                [(*r, now) for r in rows],
+            )
+            conn.execute(
+                "UPDATE counters SET value = max(value, ?) WHERE name = 'seq'", (record.seq,)
+            )
             self.outbox.add(messages, now=now)
 
     def record_event(self, event: Event, message: OutboxMessage | None = None) -> None:
@@ -308,14 +340,28 @@ class Journal:
         with _wrapped(f"recording event {event.id}"), self.db.conn as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO events (id, ts, level, code, message, record) VALUES (?, ?, ?, ?, ?, ?)",
-                (event.id, event.ts, event.level, event.code, event.message,
-                 event.model_dump_json(by_alias=True)))
+                (
+                    event.id,
+                    event.ts,
+                    event.level,
+                    event.code,
+                    event.message,
+                    event.model_dump_json(by_alias=True),
+                ),
+            )
             if message is not None:
                 self.outbox.add([dataclasses.replace(message, inspection_id=None)])
 
-    def apply_override(self, inspection_id: str, code: int, reason: str, user: str,
-                       credit: int | None = None, command_id: str | None = None,
-                       make_messages: MakeMessages | None = None) -> InspectionRecord | None:
+    def apply_override(
+        self,
+        inspection_id: str,
+        code: int,
+        reason: str,
+        user: str,
+        credit: int | None = None,
+        command_id: str | None = None,
+        make_messages: MakeMessages | None = None,
+    ) -> InspectionRecord | None:
         """A person's override: set the record's `override`, write an audit row, republish.
 
         The rules' original decision stays in `decision`. Idempotent: an override identical to
@@ -332,32 +378,76 @@ class Journal:
         if self._is_repeat(record, code, reason, user, credit, command_id):
             return None
         updated = self._overridden(record, Disposition(code), reason, user, credit)
-        messages = [dataclasses.replace(m, inspection_id=record.id)
-                    for m in (make_messages(updated) if make_messages else [])]
+        messages = [
+            dataclasses.replace(m, inspection_id=record.id)
+            for m in (make_messages(updated) if make_messages else [])
+        ]
         with _wrapped(f"override of {inspection_id}"), self.db.conn as conn:
-            conn.execute(_UPDATE_OVERRIDE, (int(updated.effective_code()), int(updated.effective_credit()),
-                                            len(messages), updated.to_json(), record.id))
-            conn.execute(_INSERT_AUDIT, (record.id, int(record.effective_code()), int(code),
-                                         int(record.effective_credit()), int(updated.effective_credit()),
-                                         reason, user, updated.override.ts, command_id))
+            conn.execute(
+                _UPDATE_OVERRIDE,
+                (
+                    int(updated.effective_code()),
+                    int(updated.effective_credit()),
+                    len(messages),
+                    updated.to_json(),
+                    record.id,
+                ),
+            )
+            conn.execute(
+                _INSERT_AUDIT,
+                (
+                    record.id,
+                    int(record.effective_code()),
+                    int(code),
+                    int(record.effective_credit()),
+                    int(updated.effective_credit()),
+                    reason,
+                    user,
+                    updated.override.ts,
+                    command_id,
+                ),
+            )
             self.outbox.add(messages)
         return updated
 
-    def _is_repeat(self, record: InspectionRecord, code: int, reason: str, user: str,
-                   credit: int | None, command_id: str | None) -> bool:
-        if command_id is not None and self.db.conn.execute(
+    def _is_repeat(
+        self,
+        record: InspectionRecord,
+        code: int,
+        reason: str,
+        user: str,
+        credit: int | None,
+        command_id: str | None,
+    ) -> bool:
+        if (
+            command_id is not None
+            and self.db.conn.execute(
                 "SELECT 1 FROM overrides WHERE inspection_id = ? AND command_id = ?",
-                (record.id, command_id)).fetchone():
+                (record.id, command_id),
+            ).fetchone()
+        ):
             return True
         current = record.override
-        return (current is not None and current.code == code and current.reason == reason
-                and current.user == user and (credit is None or current.credit == credit))
+        return (
+            current is not None
+            and current.code == code
+            and current.reason == reason
+            and current.user == user
+            and (credit is None or current.credit == credit)
+        )
 
-    def _overridden(self, record: InspectionRecord, code: Disposition, reason: str, user: str,
-                    credit: int | None) -> InspectionRecord:
+    def _overridden(
+        self,
+        record: InspectionRecord,
+        code: Disposition,
+        reason: str,
+        user: str,
+        credit: int | None,
+    ) -> InspectionRecord:
         new_credit = record.effective_credit() if credit is None else credit
-        override = OverrideInfo(code=code, label=code.name, credit=new_credit, reason=reason,
-                                user=user, ts=utc_now())
+        override = OverrideInfo(
+            code=code, label=code.name, credit=new_credit, reason=reason, user=user, ts=utc_now()
+        )
         update = {"override": override}
         if self.families is not None:
             from edge.rules import impact
@@ -370,13 +460,20 @@ class Journal:
     def get(self, inspection_id: str) -> InspectionRecord | None:
         """One inspection's record (with its override, if any), or None."""
         with _wrapped(f"reading {inspection_id}"):
-            row = self.db.conn.execute("SELECT record FROM inspections WHERE id = ?",
-                                       (inspection_id,)).fetchone()
+            row = self.db.conn.execute(
+                "SELECT record FROM inspections WHERE id = ?", (inspection_id,)
+            ).fetchone()
         return None if row is None else InspectionRecord.model_validate_json(row[0])
 
-    def find(self, core: str | None = None, since: str | datetime | None = None,
-             decision: str | int | None = None, until: str | datetime | None = None,
-             family: str | None = None, limit: int | None = 1000) -> list[InspectionRecord]:
+    def find(
+        self,
+        core: str | None = None,
+        since: str | datetime | None = None,
+        decision: str | int | None = None,
+        until: str | datetime | None = None,
+        family: str | None = None,
+        limit: int | None = 1000,
+    ) -> list[InspectionRecord]:
         """Inspections in time order, filtered; `decision` (label or code) matches the effective
         code. With `limit`, the newest `limit` of the matches (still in time order)."""
         where, params = _filters(core, since, decision, until, family)
@@ -397,21 +494,35 @@ class Journal:
         with _wrapped(f"reading overrides of {inspection_id}"):
             rows = self.db.conn.execute(
                 "SELECT inspection_id, old_code, new_code, old_credit, credit, reason, user, ts, command_id"
-                " FROM overrides WHERE inspection_id = ? ORDER BY id", (inspection_id,)).fetchall()
+                " FROM overrides WHERE inspection_id = ? ORDER BY id",
+                (inspection_id,),
+            ).fetchall()
         return [OverrideRow(*r) for r in rows]
 
     def override_history(self, inspection_id: str) -> list[OverrideInfo]:
         """The overrides of one inspection as the record carries them, oldest first."""
-        return [OverrideInfo(code=r.new_code, label=Disposition(r.new_code).name, credit=r.credit,
-                             reason=r.reason, user=r.user, ts=r.ts)
-                for r in self.overrides(inspection_id)]
+        return [
+            OverrideInfo(
+                code=r.new_code,
+                label=Disposition(r.new_code).name,
+                credit=r.credit,
+                reason=r.reason,
+                user=r.user,
+                ts=r.ts,
+            )
+            for r in self.overrides(inspection_id)
+        ]
 
     def images(self, inspection_id: str) -> list[dict]:
         """The image rows of one inspection (path, sha256, size, created, pruned_at)."""
         with _wrapped(f"reading images of {inspection_id}"):
-            return list(self.db.query(
-                "SELECT path, sha256, size, created, pruned_at FROM images WHERE inspection_id = ?"
-                " ORDER BY id", [inspection_id]))
+            return list(
+                self.db.query(
+                    "SELECT path, sha256, size, created, pruned_at FROM images WHERE inspection_id = ?"
+                    " ORDER BY id",
+                    [inspection_id],
+                )
+            )
 
     # ------------------------------------------------------------ retention
 
@@ -423,22 +534,43 @@ class Journal:
         now = time.time() if now is None else now
         with _wrapped("prune images"):
             live = self.db.conn.execute(
-                "SELECT id, path, size, created FROM images WHERE pruned_at IS NULL ORDER BY created, id").fetchall()
+                "SELECT id, path, size, created FROM images WHERE pruned_at IS NULL ORDER BY created, id"
+            ).fetchall()
         doomed = _doomed(live, now - max_age_days * 86400, budget_mb * 1024 * 1024)
         deleted = sum(_unlink(path) for _, path in doomed)
         with _wrapped("prune images"), self.db.conn as conn:
-            conn.executemany("UPDATE images SET pruned_at = ? WHERE id = ?", [(now, i) for i, _ in doomed])
+            conn.executemany(
+                "UPDATE images SET pruned_at = ? WHERE id = ?", [(now, i) for i, _ in doomed]
+            )
         return deleted
 
 
 # ---------------------------------------------------------------- CSV export
 
 EXPORT_COLUMNS = [
-    "id", "seq", "ts", "station", "core_id", "family", "part_number",
-    "code", "label", "credit", "effective_code", "effective_label", "effective_credit",
-    "override_user", "override_reason", "override_ts", "reasons",
-    "impact_known", "material_kept_kg", "co2e_avoided_kg",
-    "rules_version", "model_name", "model_version",
+    "id",
+    "seq",
+    "ts",
+    "station",
+    "core_id",
+    "family",
+    "part_number",
+    "code",
+    "label",
+    "credit",
+    "effective_code",
+    "effective_label",
+    "effective_credit",
+    "override_user",
+    "override_reason",
+    "override_ts",
+    "reasons",
+    "impact_known",
+    "material_kept_kg",
+    "co2e_avoided_kg",
+    "rules_version",
+    "model_name",
+    "model_version",
 ]
 """Columns of `reman journal export --csv`."""
 
@@ -448,12 +580,21 @@ def export_row(record: InspectionRecord) -> dict[str, object]:
     override, impact = record.override, record.impact
     known = impact is not None and impact.known
     return {
-        "id": record.id, "seq": record.seq, "ts": record.ts, "station": record.station,
-        "core_id": record.core_id, "family": record.family or "", "part_number": record.part_number or "",
-        "code": int(record.decision.code), "label": record.decision.label,
-        "credit": int(record.decision.credit), "effective_code": int(record.effective_code()),
-        "effective_label": record.effective_code().name, "effective_credit": int(record.effective_credit()),
-        "override_user": override.user if override else "", "override_reason": override.reason if override else "",
+        "id": record.id,
+        "seq": record.seq,
+        "ts": record.ts,
+        "station": record.station,
+        "core_id": record.core_id,
+        "family": record.family or "",
+        "part_number": record.part_number or "",
+        "code": int(record.decision.code),
+        "label": record.decision.label,
+        "credit": int(record.decision.credit),
+        "effective_code": int(record.effective_code()),
+        "effective_label": record.effective_code().name,
+        "effective_credit": int(record.effective_credit()),
+        "override_user": override.user if override else "",
+        "override_reason": override.reason if override else "",
         "override_ts": override.ts if override else "",
         "reasons": "; ".join(r.text for r in record.decision.reasons),
         "impact_known": "yes" if known else "no",
@@ -489,12 +630,25 @@ _ORPHANS = """SELECT o.id, o.inspection_id FROM outbox o
 
 def _inspection_row(record: InspectionRecord, outbox_count: int, now: float) -> tuple:
     decision = record.decision
-    return (record.id, record.seq, record.ts, record.station, record.core_id, record.family,
-            record.part_number, int(decision.code), decision.label, int(decision.credit),
-            int(record.effective_code()), int(record.effective_credit()),
-            record.rules.sha256 if record.rules else None,
-            record.model.version if record.model else None,
-            outbox_count, record.to_json(), now)
+    return (
+        record.id,
+        record.seq,
+        record.ts,
+        record.station,
+        record.core_id,
+        record.family,
+        record.part_number,
+        int(decision.code),
+        decision.label,
+        int(decision.credit),
+        int(record.effective_code()),
+        int(record.effective_credit()),
+        record.rules.sha256 if record.rules else None,
+        record.model.version if record.model else None,
+        outbox_count,
+        record.to_json(),
+        now,
+    )
 
 
 def _image_row(inspection_id: str, path: str | Path, data: bytes | None) -> tuple:
@@ -542,9 +696,13 @@ def _unlink(path: str) -> int:
 
 def _filters(core, since, decision, until, family) -> tuple[str, list]:
     clauses, params = [], []
-    for column, op, value in (("core_id", "=", core), ("ts", ">=", _ts(since)),
-                              ("ts", "<", _ts(until)), ("family", "=", family),
-                              ("effective_code", "=", _code(decision))):
+    for column, op, value in (
+        ("core_id", "=", core),
+        ("ts", ">=", _ts(since)),
+        ("ts", "<", _ts(until)),
+        ("family", "=", family),
+        ("effective_code", "=", _code(decision)),
+    ):
         if value is not None:
             clauses.append(f"{column} {op} ?")
             params.append(value)
@@ -559,7 +717,9 @@ def _ts(value: str | datetime | None) -> str | None:
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise JournalError(f"journal: not a time: {value!r} (use e.g. 2026-11-28T15:00:00Z)") from exc
+            raise JournalError(
+                f"journal: not a time: {value!r} (use e.g. 2026-11-28T15:00:00Z)"
+            ) from exc
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

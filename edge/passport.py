@@ -38,9 +38,14 @@ class NoInspections(LookupError):
 # ---------------------------------------------------------------- the passport
 
 
-def build_passport(records: Sequence[InspectionRecord], core_id: str | None = None, *,
-                   operator: str | None = None, facility: str | None = None,
-                   overrides: Mapping[str, Sequence[OverrideInfo]] | None = None) -> dict[str, Any]:
+def build_passport(
+    records: Sequence[InspectionRecord],
+    core_id: str | None = None,
+    *,
+    operator: str | None = None,
+    facility: str | None = None,
+    overrides: Mapping[str, Sequence[OverrideInfo]] | None = None,
+) -> dict[str, Any]:
     """The passport of one core from its inspection records (any order; others' are ignored).
 
     `overrides` adds the audit history per inspection id (oldest first); without it, only the
@@ -54,20 +59,29 @@ def build_passport(records: Sequence[InspectionRecord], core_id: str | None = No
     return {
         "passport_schema": PASSPORT_SCHEMA,
         "unique_identifier": _identity(mine),
-        "operator": {"operator": operator, "facility": facility,
-                     "stations": sorted({r.station for r in mine})},
+        "operator": {
+            "operator": operator,
+            "facility": facility,
+            "stations": sorted({r.station for r in mine}),
+        },
         "dates": _dates(mine),
         "status": _status(latest),
         "predecessor": {"part_number": _part_number(mine), "passport": None},
         "circularity": _impact(latest),
-        "inspections": [_inspection(r, prev, (overrides or {}).get(r.id))
-                        for r, prev in zip(mine, [None, *mine[:-1]], strict=True)],
+        "inspections": [
+            _inspection(r, prev, (overrides or {}).get(r.id))
+            for r, prev in zip(mine, [None, *mine[:-1]], strict=True)
+        ],
     }
 
 
 def _identity(records: list[InspectionRecord]) -> dict[str, Any]:
     latest = records[-1]
-    return {"core_id": latest.core_id, "family": latest.family, "part_number": _part_number(records)}
+    return {
+        "core_id": latest.core_id,
+        "family": latest.family,
+        "part_number": _part_number(records),
+    }
 
 
 def _part_number(records: list[InspectionRecord]) -> str | None:
@@ -76,17 +90,24 @@ def _part_number(records: list[InspectionRecord]) -> str | None:
 
 def _dates(records: list[InspectionRecord]) -> dict[str, Any]:
     changes = [r.ts for r in records] + [r.override.ts for r in records if r.override]
-    return {"first_inspected": records[0].ts, "last_inspected": records[-1].ts,
-            "last_changed": max(changes)}
+    return {
+        "first_inspected": records[0].ts,
+        "last_inspected": records[-1].ts,
+        "last_changed": max(changes),
+    }
 
 
 def _status(record: InspectionRecord) -> dict[str, Any]:
     code = record.effective_code()
-    return {"r_strategy": R_LADDER[code], "code": int(code), "label": code.name,
-            "credit": int(record.effective_credit()),
-            "decided_by": "override" if record.override else "rules",
-            "since": record.override.ts if record.override else record.ts,
-            "inspection_id": record.id}
+    return {
+        "r_strategy": R_LADDER[code],
+        "code": int(code),
+        "label": code.name,
+        "credit": int(record.effective_credit()),
+        "decided_by": "override" if record.override else "rules",
+        "since": record.override.ts if record.override else record.ts,
+        "inspection_id": record.id,
+    }
 
 
 def _impact(record: InspectionRecord) -> dict[str, Any]:
@@ -96,8 +117,11 @@ def _impact(record: InspectionRecord) -> dict[str, Any]:
     return impact.model_dump(mode="json")
 
 
-def _inspection(record: InspectionRecord, previous: InspectionRecord | None,
-                history: Sequence[OverrideInfo] | None) -> dict[str, Any]:
+def _inspection(
+    record: InspectionRecord,
+    previous: InspectionRecord | None,
+    history: Sequence[OverrideInfo] | None,
+) -> dict[str, Any]:
     return {
         "id": record.id,
         "seq": record.seq,
@@ -109,8 +133,11 @@ def _inspection(record: InspectionRecord, previous: InspectionRecord | None,
         "decision": record.decision.model_dump(mode="json"),
         "override": record.override.model_dump(mode="json") if record.override else None,
         "overrides": [o.model_dump(mode="json") for o in (history or _current(record))],
-        "effective": {"code": int(record.effective_code()), "label": record.effective_code().name,
-                      "credit": int(record.effective_credit())},
+        "effective": {
+            "code": int(record.effective_code()),
+            "label": record.effective_code().name,
+            "credit": int(record.effective_credit()),
+        },
         "model": record.model.model_dump(mode="json") if record.model else None,
         "rules": record.rules.model_dump(mode="json") if record.rules else None,
     }
@@ -135,8 +162,10 @@ def to_aas(passport: dict[str, Any]) -> dict[str, Any]:
         "id": f"urn:reman-edge:passport:{core_id}",
         "idShort": "RemanufacturingPassport",
         "kind": "Instance",
-        "semanticId": {"type": "ExternalReference",
-                       "keys": [{"type": "GlobalReference", "value": SUBMODEL_SEMANTIC_ID}]},
+        "semanticId": {
+            "type": "ExternalReference",
+            "keys": [{"type": "GlobalReference", "value": SUBMODEL_SEMANTIC_ID}],
+        },
         "submodelElements": [_element(v, id_short(k)) for k, v in passport.items()],
     }
 
@@ -152,8 +181,10 @@ def id_short(key: str) -> str:
 def _element(value: Any, name: str | None) -> dict[str, Any]:
     """One submodel element; `name` None for members of a SubmodelElementList (AASd-120)."""
     if isinstance(value, dict):
-        element = {"modelType": "SubmodelElementCollection",
-                   "value": [_element(v, id_short(k)) for k, v in value.items()]}
+        element = {
+            "modelType": "SubmodelElementCollection",
+            "value": [_element(v, id_short(k)) for k, v in value.items()],
+        }
     elif isinstance(value, list):
         element = _list(value)
     else:
@@ -168,9 +199,12 @@ def _element(value: Any, name: str | None) -> dict[str, Any]:
 def _list(values: list[Any]) -> dict[str, Any]:
     members = [_element(v, None) for v in values]
     kinds = {m["modelType"] for m in members} or {"SubmodelElementCollection"}
-    element = {"modelType": "SubmodelElementList", "orderRelevant": True,
-               "typeValueListElement": kinds.pop() if len(kinds) == 1 else "SubmodelElement",
-               "value": members}
+    element = {
+        "modelType": "SubmodelElementList",
+        "orderRelevant": True,
+        "typeValueListElement": kinds.pop() if len(kinds) == 1 else "SubmodelElement",
+        "value": members,
+    }
     if element["typeValueListElement"] == "Property":
         element["valueTypeListElement"] = members[0]["valueType"]
     return element
@@ -212,7 +246,9 @@ def _value_of(element: dict[str, Any]) -> Any:
 def _parse(text: str | None, xs_type: str) -> Any:
     if text is None:
         return None
-    return {"xs:boolean": lambda t: t == "true", "xs:long": int, "xs:double": float}.get(xs_type, str)(text)
+    return {"xs:boolean": lambda t: t == "true", "xs:long": int, "xs:double": float}.get(
+        xs_type, str
+    )(text)
 
 
 # ---------------------------------------------------------------- circularity figures
@@ -235,8 +271,12 @@ def circularity(records: Sequence[InspectionRecord]) -> dict[str, Any]:
         "inspections": len(records),
         "by_disposition": by_label,
         "reuse_remanufacture_rate": round(kept / len(records), 6) if records else None,
-        "material_kept_kg": round(sum(i.material_kept_kg or 0.0 for i in known), 6) if known else None,
-        "co2e_avoided_kg": round(sum(i.co2e_avoided_kg or 0.0 for i in known), 6) if known else None,
+        "material_kept_kg": round(sum(i.material_kept_kg or 0.0 for i in known), 6)
+        if known
+        else None,
+        "co2e_avoided_kg": round(sum(i.co2e_avoided_kg or 0.0 for i in known), 6)
+        if known
+        else None,
         "known": len(known),
         "unknown": len(records) - len(known),
     }

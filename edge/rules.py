@@ -26,7 +26,12 @@ from vision.severity import TABLES, severity
 Decision = DecisionInfo
 """A decision: code, label, credit and reasons (the record's `decision` field)."""
 
-_RANK = {Disposition.REUSE: 0, Disposition.REMANUFACTURE: 1, Disposition.REVIEW: 2, Disposition.RECYCLE: 3}
+_RANK = {
+    Disposition.REUSE: 0,
+    Disposition.REMANUFACTURE: 1,
+    Disposition.REVIEW: 2,
+    Disposition.RECYCLE: 3,
+}
 _TIERS = {"full": Credit.FULL, "partial": Credit.PARTIAL, "none": Credit.NONE}
 
 
@@ -55,20 +60,35 @@ class MeasurementInput(BaseModel):
 # ---------------------------------------------------------------- the decision
 
 
-def decide(family: FamilyConfig | None, defects: dict[str, DefectInput | dict],
-           measurements: dict[str, MeasurementInput | dict], image_problems: list[str] | tuple = (),
-           now: datetime | None = None) -> Decision:
+def decide(
+    family: FamilyConfig | None,
+    defects: dict[str, DefectInput | dict],
+    measurements: dict[str, MeasurementInput | dict],
+    image_problems: list[str] | tuple = (),
+    now: datetime | None = None,
+) -> Decision:
     """Decide a core's disposition under `family`; every reason that contributed is listed.
 
     `image_problems` are the node's image-quality findings (each makes grades untrustworthy);
     `now` enables the family's `max_measurement_age_s` check.
     """
     if family is None:
-        return _decision(Disposition.REVIEW, Credit.UNKNOWN, [
-            Reason(code="unknown_family", text="no product family matches this core", rule="match")])
+        return _decision(
+            Disposition.REVIEW,
+            Credit.UNKNOWN,
+            [
+                Reason(
+                    code="unknown_family", text="no product family matches this core", rule="match"
+                )
+            ],
+        )
     grades = _trusted_grades(family, {k: _defect(v) for k, v in defects.items()}, image_problems)
     values = _trusted_values(family, {k: _measurement(v) for k, v in measurements.items()}, now)
-    fired = _grade_reasons(family, grades) + _measurement_reasons(family, values) + _rule_reasons(family, grades, values)
+    fired = (
+        _grade_reasons(family, grades)
+        + _measurement_reasons(family, values)
+        + _rule_reasons(family, grades, values)
+    )
     review = grades.review + values.review + _image_reasons(image_problems)
     return _verdict(family, fired, review, grades.known)
 
@@ -81,13 +101,19 @@ class _Trusted:
         self.review: list[Reason] = []
 
 
-def _verdict(family: FamilyConfig, fired: list[tuple[Disposition, Reason]], review: list[Reason],
-             grades: dict[str, float]) -> Decision:
+def _verdict(
+    family: FamilyConfig,
+    fired: list[tuple[Disposition, Reason]],
+    review: list[Reason],
+    grades: dict[str, float],
+) -> Decision:
     outcomes = [code for code, _ in fired] + [Disposition.REVIEW] * bool(review)
     code = max(outcomes, key=_RANK.__getitem__, default=Disposition.REUSE)
     reasons = [r for _, r in fired] + review
     if not reasons:
-        reasons = [Reason(code="in_spec", text="all grades and measurements within limits", rule=None)]
+        reasons = [
+            Reason(code="in_spec", text="all grades and measurements within limits", rule=None)
+        ]
     return _decision(code, _credit(family, code, grades), reasons)
 
 
@@ -116,7 +142,9 @@ def _defect(value: DefectInput | dict | BaseModel) -> DefectInput:
 def _measurement(value: MeasurementInput | dict | BaseModel) -> MeasurementInput:
     if isinstance(value, MeasurementInput):
         return value
-    return MeasurementInput.model_validate(value.model_dump() if isinstance(value, BaseModel) else value)
+    return MeasurementInput.model_validate(
+        value.model_dump() if isinstance(value, BaseModel) else value
+    )
 
 
 def _needed_defects(family: FamilyConfig) -> set[str]:
@@ -124,27 +152,37 @@ def _needed_defects(family: FamilyConfig) -> set[str]:
     return needed | {c.defect for r in family.rules for c in r.when if c.defect}
 
 
-def _trusted_grades(family: FamilyConfig, defects: dict[str, DefectInput],
-                    image_problems: list[str] | tuple) -> _Trusted:
+def _trusted_grades(
+    family: FamilyConfig, defects: dict[str, DefectInput], image_problems: list[str] | tuple
+) -> _Trusted:
     trusted = _Trusted()
     for name in sorted(_needed_defects(family)):
         problem = _grade_problem(family, defects.get(name), bool(image_problems))
         if problem:
-            trusted.review.append(Reason(code=problem[0], text=f"{name}: {problem[1]}", rule="review"))
+            trusted.review.append(
+                Reason(code=problem[0], text=f"{name}: {problem[1]}", rule="review")
+            )
         else:
             trusted.known[name] = _severity(defects[name])
     return trusted
 
 
-def _grade_problem(family: FamilyConfig, defect: DefectInput | None, image_bad: bool) -> tuple[str, str] | None:
+def _grade_problem(
+    family: FamilyConfig, defect: DefectInput | None, image_bad: bool
+) -> tuple[str, str] | None:
     if defect is None or defect.grade is None:
         return ("defect_missing", "no grade")
-    if not math.isfinite(defect.grade) or (defect.confidence is not None and not math.isfinite(defect.confidence)):
+    if not math.isfinite(defect.grade) or (
+        defect.confidence is not None and not math.isfinite(defect.confidence)
+    ):
         return ("not_a_number", "grade or confidence is not a number")
     if defect.scale is not None and defect.scale not in TABLES:
         return ("unknown_scale", f"unknown grade table {defect.scale}")
     if defect.confidence is not None and defect.confidence < family.review.min_confidence:
-        return ("low_confidence", f"confidence {defect.confidence:.2f} below {family.review.min_confidence:.2f}")
+        return (
+            "low_confidence",
+            f"confidence {defect.confidence:.2f} below {family.review.min_confidence:.2f}",
+        )
     if image_bad:
         return ("image_quality", "graded on an image with quality problems")
     return None
@@ -160,24 +198,32 @@ def _needed_measurements(family: FamilyConfig) -> set[str]:
     return required | {c.measurement for r in family.rules for c in r.when if c.measurement}
 
 
-def _trusted_values(family: FamilyConfig, measurements: dict[str, MeasurementInput],
-                    now: datetime | None) -> _Trusted:
+def _trusted_values(
+    family: FamilyConfig, measurements: dict[str, MeasurementInput], now: datetime | None
+) -> _Trusted:
     trusted = _Trusted()
-    for name in sorted(set(family.measurements) & (set(measurements) | _needed_measurements(family))):
+    for name in sorted(
+        set(family.measurements) & (set(measurements) | _needed_measurements(family))
+    ):
         problem = _value_problem(family, family.measurements[name], measurements.get(name), now)
         if problem is None:
             trusted.known[name] = float(measurements[name].value)
         elif name in _needed_measurements(family):
-            trusted.review.append(Reason(code=problem[0], text=f"{name}: {problem[1]}", rule="review"))
+            trusted.review.append(
+                Reason(code=problem[0], text=f"{name}: {problem[1]}", rule="review")
+            )
     return trusted
 
 
-def _value_problem(family: FamilyConfig, spec: MeasurementSpec, m: MeasurementInput | None,
-                   now: datetime | None) -> tuple[str, str] | None:
+def _value_problem(
+    family: FamilyConfig, spec: MeasurementSpec, m: MeasurementInput | None, now: datetime | None
+) -> tuple[str, str] | None:
     if m is None or m.value is None or m.status.lower().startswith("missing"):
         return ("measurement_missing", "missing")
     status = m.status.lower()
-    if status.startswith("stale") or _too_old(m.source_ts, family.review.max_measurement_age_s, now):
+    if status.startswith("stale") or _too_old(
+        m.source_ts, family.review.max_measurement_age_s, now
+    ):
         return ("measurement_stale", f"stale (status {m.status}, source time {m.source_ts})")
     if not status.startswith("good"):
         return ("measurement_bad_quality", f"status {m.status}")
@@ -220,41 +266,63 @@ def _grade_reasons(family: FamilyConfig, grades: _Trusted) -> list[tuple[Disposi
 
 
 def _grade_limit(name: str, grade: float, limit: GradeLimit) -> list[tuple[Disposition, Reason]]:
-    for code, at, key in ((Disposition.RECYCLE, limit.recycle_at, "recycle_at"),
-                          (Disposition.REMANUFACTURE, limit.remanufacture_at, "remanufacture_at")):
+    for code, at, key in (
+        (Disposition.RECYCLE, limit.recycle_at, "recycle_at"),
+        (Disposition.REMANUFACTURE, limit.remanufacture_at, "remanufacture_at"),
+    ):
         if at is not None and grade >= at:
-            return [(code, Reason(code=f"{name}_grade", rule=f"grades.{name}.{key}",
-                                  text=f"{name} grade {grade:g} at or above {at}: {code.name}"))]
+            return [
+                (
+                    code,
+                    Reason(
+                        code=f"{name}_grade",
+                        rule=f"grades.{name}.{key}",
+                        text=f"{name} grade {grade:g} at or above {at}: {code.name}",
+                    ),
+                )
+            ]
     return []
 
 
-def _measurement_reasons(family: FamilyConfig, values: _Trusted) -> list[tuple[Disposition, Reason]]:
+def _measurement_reasons(
+    family: FamilyConfig, values: _Trusted
+) -> list[tuple[Disposition, Reason]]:
     fired = []
     for name, value in values.known.items():
         fired += _measurement_limit(name, value, family.measurements[name])
     return fired
 
 
-def _measurement_limit(name: str, value: float, spec: MeasurementSpec) -> list[tuple[Disposition, Reason]]:
+def _measurement_limit(
+    name: str, value: float, spec: MeasurementSpec
+) -> list[tuple[Disposition, Reason]]:
     """The worst limit the value crosses: RECYCLE limits first, then the spec range."""
     out_of_spec = Disposition[spec.out_of_spec]
-    checks = (("recycle_below", spec.recycle_below, "below", Disposition.RECYCLE, "recycle_limit"),
-              ("recycle_above", spec.recycle_above, "above", Disposition.RECYCLE, "recycle_limit"),
-              ("min", spec.min, "below", out_of_spec, "out_of_spec"),
-              ("max", spec.max, "above", out_of_spec, "out_of_spec"))
+    checks = (
+        ("recycle_below", spec.recycle_below, "below", Disposition.RECYCLE, "recycle_limit"),
+        ("recycle_above", spec.recycle_above, "above", Disposition.RECYCLE, "recycle_limit"),
+        ("min", spec.min, "below", out_of_spec, "out_of_spec"),
+        ("max", spec.max, "above", out_of_spec, "out_of_spec"),
+    )
     for key, limit, word, code, what in checks:
         if limit is not None and (value < limit if word == "below" else value > limit):
             text = f"{name} {value:g} {spec.unit} {word} {key} {limit:g}: {code.name}"
-            return [(code, Reason(code=f"{name}_{what}", text=text, rule=f"measurements.{name}.{key}"))]
+            return [
+                (code, Reason(code=f"{name}_{what}", text=text, rule=f"measurements.{name}.{key}"))
+            ]
     return []
 
 
-def _rule_reasons(family: FamilyConfig, grades: _Trusted, values: _Trusted) -> list[tuple[Disposition, Reason]]:
+def _rule_reasons(
+    family: FamilyConfig, grades: _Trusted, values: _Trusted
+) -> list[tuple[Disposition, Reason]]:
     fired = []
     for i, rule in enumerate(family.rules):
         if all(_holds(c, grades.known, values.known) for c in rule.when):
             code = Disposition[rule.outcome]
-            fired.append((code, Reason(code=rule.id, text=f"{rule.text}: {code.name}", rule=f"rules[{i}]")))
+            fired.append(
+                (code, Reason(code=rule.id, text=f"{rule.text}: {code.name}", rule=f"rules[{i}]"))
+            )
     return fired
 
 
@@ -313,7 +381,9 @@ def impact(family: FamilyConfig | None, code: int) -> Impact:
 
 def inputs_of(record: InspectionRecord) -> tuple[dict, dict, list[str]]:
     """(defects, measurements, image problems) of a journaled inspection, as `decide` takes them."""
-    problems = [r.text.removeprefix("image: ") for r in record.decision.reasons if r.code == "image_quality"]
+    problems = [
+        r.text.removeprefix("image: ") for r in record.decision.reasons if r.code == "image_quality"
+    ]
     return dict(record.defects), dict(record.measurements), problems
 
 
@@ -355,8 +425,21 @@ def replay(families: FamilySet, records: Iterable[InspectionRecord]) -> dict[str
             continue
         step = f"{record.decision.label} -> {new.label}"
         transitions[step] = transitions.get(step, 0) + 1
-        changes.append({"id": record.id, "core_id": record.core_id, "ts": record.ts,
-                        "family": record.family, "from": record.decision.label, "to": new.label,
-                        "reasons": [r.text for r in new.reasons]})
-    return {"inspections": total, "skipped": skipped, "changed": len(changes),
-            "transitions": transitions, "changes": changes}
+        changes.append(
+            {
+                "id": record.id,
+                "core_id": record.core_id,
+                "ts": record.ts,
+                "family": record.family,
+                "from": record.decision.label,
+                "to": new.label,
+                "reasons": [r.text for r in new.reasons],
+            }
+        )
+    return {
+        "inspections": total,
+        "skipped": skipped,
+        "changed": len(changes),
+        "transitions": transitions,
+        "changes": changes,
+    }

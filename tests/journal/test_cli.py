@@ -18,9 +18,14 @@ from tests.conftest import REPO
 from tests.journal.records import make_record, messages_for
 
 FAMILIES = load_families(REPO / "config/families")
-GOOD = {"leak_rate_ml_min": {"value": 3.2, "unit": "ml/min", "status": "Good"},
-        "flow_l_min": {"value": 24.0, "unit": "l/min", "status": "Good"}}
-CLEAN = {d: {"grade": 0, "area_pct": 0.0, "confidence": 0.95} for d in ("wear", "corrosion", "coating_damage")}
+GOOD = {
+    "leak_rate_ml_min": {"value": 3.2, "unit": "ml/min", "status": "Good"},
+    "flow_l_min": {"value": 24.0, "unit": "l/min", "status": "Good"},
+}
+CLEAN = {
+    d: {"grade": 0, "area_pct": 0.0, "confidence": 0.95}
+    for d in ("wear", "corrosion", "coating_damage")
+}
 
 
 def run(*args):
@@ -32,9 +37,19 @@ def decided(seq, core, defects, measurements, family="hydraulic-gear-pump", ts=N
     spec = FAMILIES.get(family)
     decision = decide(spec, defects, measurements)
     version, sha = rules_version(spec)
-    record = make_record(seq, core, decision.code, family=family, ts=ts, defects=defects,
-                         measurements=measurements, impact=impact(spec, decision.code))
-    return record.model_copy(update={"decision": decision, "rules": RulesInfo(version=version, sha256=sha)})
+    record = make_record(
+        seq,
+        core,
+        decision.code,
+        family=family,
+        ts=ts,
+        defects=defects,
+        measurements=measurements,
+        impact=impact(spec, decision.code),
+    )
+    return record.model_copy(
+        update={"decision": decision, "rules": RulesInfo(version=version, sha256=sha)}
+    )
 
 
 @pytest.fixture
@@ -45,8 +60,13 @@ def journal_path(tmp_path):
         for seq, core, defects, values, ts in [
             (1, "HGP-000001", CLEAN, GOOD, "2026-11-27T08:00:00.000Z"),
             (2, "HGP-000002", CLEAN, leaky, "2026-11-28T08:00:00.000Z"),
-            (3, "HGP-000003", {**CLEAN, "corrosion": {"grade": 4, "area_pct": 9.5, "confidence": 0.93}},
-             GOOD, "2026-11-28T09:00:00.000Z"),
+            (
+                3,
+                "HGP-000003",
+                {**CLEAN, "corrosion": {"grade": 4, "area_pct": 9.5, "confidence": 0.93}},
+                GOOD,
+                "2026-11-28T09:00:00.000Z",
+            ),
             (4, "HGP-000001", CLEAN, leaky, "2026-11-28T10:00:00.000Z"),
         ]:
             record = decided(seq, core, defects, values, ts=ts)
@@ -57,29 +77,69 @@ def journal_path(tmp_path):
 
 
 def test_decide_dry_run(tmp_path):
-    data = {"defects": {**CLEAN, "corrosion": {"grade": 4, "area_pct": 9.5, "confidence": 0.93}},
-            "measurements": {"flow_l_min": GOOD["flow_l_min"]}}
+    data = {
+        "defects": {**CLEAN, "corrosion": {"grade": 4, "area_pct": 9.5, "confidence": 0.93}},
+        "measurements": {"flow_l_min": GOOD["flow_l_min"]},
+    }
     (tmp_path / "in.json").write_text(json.dumps(data))
-    result = run("decide", "--family", "hydraulic-gear-pump", "--input", tmp_path / "in.json",
-                 "--families", REPO / "config/families", "--json")
+    result = run(
+        "decide",
+        "--family",
+        "hydraulic-gear-pump",
+        "--input",
+        tmp_path / "in.json",
+        "--families",
+        REPO / "config/families",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     decision = json.loads(result.output)
     assert (decision["code"], decision["label"], decision["credit"]) == (3, "RECYCLE", 3)
     assert [r["code"] for r in decision["reasons"]] == ["corrosion_grade", "measurement_missing"]
     assert decision["reasons"][0]["rule"] == "grades.corrosion.recycle_at"
-    text = run("decide", "--family", "hydraulic-gear-pump", "--input", tmp_path / "in.json",
-               "--families", REPO / "config/families")
-    assert text.output.startswith("RECYCLE (code 3, credit none)") and "leak_rate_ml_min: missing" in text.output
+    text = run(
+        "decide",
+        "--family",
+        "hydraulic-gear-pump",
+        "--input",
+        tmp_path / "in.json",
+        "--families",
+        REPO / "config/families",
+    )
+    assert (
+        text.output.startswith("RECYCLE (code 3, credit none)")
+        and "leak_rate_ml_min: missing" in text.output
+    )
 
 
 def test_decide_unknown_family_and_bad_input(tmp_path):
     (tmp_path / "in.json").write_text(json.dumps({"defects": CLEAN, "measurements": GOOD}))
-    result = run("decide", "--family", "toaster", "--input", tmp_path / "in.json",
-                 "--families", REPO / "config/families", "--json")
+    result = run(
+        "decide",
+        "--family",
+        "toaster",
+        "--input",
+        tmp_path / "in.json",
+        "--families",
+        REPO / "config/families",
+        "--json",
+    )
     assert json.loads(result.output)["label"] == "REVIEW"
     (tmp_path / "bad.json").write_text("{oops")
-    result = run("decide", "--family", "toaster", "--input", tmp_path / "bad.json", "--families", REPO / "config/families")
-    assert result.exit_code == 1 and "bad.json:1: not JSON" in result.output and "Traceback" not in result.output
+    result = run(
+        "decide",
+        "--family",
+        "toaster",
+        "--input",
+        tmp_path / "bad.json",
+        "--families",
+        REPO / "config/families",
+    )
+    assert (
+        result.exit_code == 1
+        and "bad.json:1: not JSON" in result.output
+        and "Traceback" not in result.output
+    )
 
 
 def test_decide_takes_families_from_station_config(tmp_path):
@@ -87,8 +147,15 @@ def test_decide_takes_families_from_station_config(tmp_path):
     station = (REPO / "config/station.example.yaml").read_text()
     (tmp_path / "station.yaml").write_text(station.replace("/var/lib/reman/", f"{tmp_path}/"))
     (tmp_path / "in.json").write_text(json.dumps({"defects": CLEAN, "measurements": GOOD}))
-    result = run("decide", "--config", tmp_path / "station.yaml", "--family", "hydraulic-gear-pump",
-                 "--input", tmp_path / "in.json")
+    result = run(
+        "decide",
+        "--config",
+        tmp_path / "station.yaml",
+        "--family",
+        "hydraulic-gear-pump",
+        "--input",
+        tmp_path / "in.json",
+    )
     assert result.output.startswith("REUSE"), result.output
 
 
@@ -98,8 +165,17 @@ def test_journal_show(journal_path):
     lines = result.output.splitlines()
     assert "REMANUFACTURE*" in lines[0] and "HGP-000001" in lines[0]
     assert lines[-1] == "2 inspection(s)"
-    result = run("journal", "show", "--journal", journal_path, "--since", "2026-11-28T00:00:00Z",
-                 "--decision", "RECYCLE", "--json")
+    result = run(
+        "journal",
+        "show",
+        "--journal",
+        journal_path,
+        "--since",
+        "2026-11-28T00:00:00Z",
+        "--decision",
+        "RECYCLE",
+        "--json",
+    )
     assert [r["core_id"] for r in json.loads(result.output)] == ["HGP-000003"]
     result = run("journal", "show")
     assert result.exit_code == 2 and "--journal" in result.output
@@ -127,8 +203,16 @@ def test_rules_replay(journal_path, tmp_path):
     assert report["transitions"] == {"REUSE -> REMANUFACTURE": 2}
     assert [c["core_id"] for c in report["changes"]] == ["HGP-000002", "HGP-000001"]
     assert "leak_rate_ml_min 4.5 ml/min above max 4" in report["changes"][0]["reasons"][0]
-    same = run("rules", "replay", "--rules", REPO / "config/families", "--journal", journal_path,
-               "--since", "2026-11-28T00:00:00Z")
+    same = run(
+        "rules",
+        "replay",
+        "--rules",
+        REPO / "config/families",
+        "--journal",
+        journal_path,
+        "--since",
+        "2026-11-28T00:00:00Z",
+    )
     assert same.output.splitlines()[0] == "0 of 3 decision(s) would change"
 
 
@@ -139,8 +223,13 @@ def test_replay_skips_failed_and_keeps_core_id_review():
     failed = make_record(1, code=Disposition.NONE)
     generated = decided(2, "HGP-000009", CLEAN, GOOD)
     core_reason = Reason(code="core_id_generated", text="no core id read; generated one")
-    generated = generated.model_copy(update={"decision": DecisionInfo(
-        code=Disposition.REVIEW, label="REVIEW", credit=0, reasons=[core_reason])})
+    generated = generated.model_copy(
+        update={
+            "decision": DecisionInfo(
+                code=Disposition.REVIEW, label="REVIEW", credit=0, reasons=[core_reason]
+            )
+        }
+    )
     report = replay(FAMILIES, [failed, generated])
     assert (report["inspections"], report["skipped"], report["changed"]) == (1, 1, 0)
 
@@ -149,9 +238,14 @@ def test_passport_command(journal_path):
     result = run("passport", "HGP-000001", "--journal", journal_path)
     assert result.exit_code == 0, result.output
     passport = json.loads(result.output)
-    assert [i["time"] for i in passport["inspections"]] == ["2026-11-27T08:00:00.000Z", "2026-11-28T10:00:00.000Z"]
+    assert [i["time"] for i in passport["inspections"]] == [
+        "2026-11-27T08:00:00.000Z",
+        "2026-11-28T10:00:00.000Z",
+    ]
     assert passport["inspections"][0]["overrides"][0]["user"] == "anna"
-    aas = json.loads(run("passport", "HGP-000001", "--journal", journal_path, "--format", "aas").output)
+    aas = json.loads(
+        run("passport", "HGP-000001", "--journal", journal_path, "--format", "aas").output
+    )
     assert aas["modelType"] == "Submodel"
     missing = run("passport", "HGP-404", "--journal", journal_path)
     assert missing.exit_code == 1 and "no inspection of core HGP-404" in missing.output
@@ -163,5 +257,12 @@ def test_missing_journal_is_a_clean_error(tmp_path):
 
 
 def test_decision_codes_are_the_contract_codes():
-    assert [d.value for d in (Disposition.REUSE, Disposition.REMANUFACTURE, Disposition.RECYCLE,
-                              Disposition.REVIEW)] == [1, 2, 3, 4]
+    assert [
+        d.value
+        for d in (
+            Disposition.REUSE,
+            Disposition.REMANUFACTURE,
+            Disposition.RECYCLE,
+            Disposition.REVIEW,
+        )
+    ] == [1, 2, 3, 4]

@@ -34,7 +34,9 @@ def test_open_creates_schema_in_wal(journal):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL, see the module docstring
     assert journal.schema_version == SCHEMA_VERSION
-    assert {"inspections", "images", "overrides", "events", "outbox"} <= set(journal.db.table_names())
+    assert {"inspections", "images", "overrides", "events", "outbox"} <= set(
+        journal.db.table_names()
+    )
     assert journal.check() == []
 
 
@@ -43,14 +45,22 @@ def test_record_with_outbox_and_images(journal, tmp_path):
     existing = tmp_path / "img" / "view1.jpg"
     existing.parent.mkdir()
     existing.write_bytes(b"\xff\xd8view1")
-    journal.record_inspection(record, messages_for(record),
-                              [(tmp_path / "img" / "overlay.jpg", b"\xff\xd8overlay"), (existing, None)])
+    journal.record_inspection(
+        record,
+        messages_for(record),
+        [(tmp_path / "img" / "overlay.jpg", b"\xff\xd8overlay"), (existing, None)],
+    )
     assert journal.get(record.id) == record
     pending = journal.outbox.pending()
     assert [(m.kind, m.inspection_id, m.msg_id) for m in pending] == [
-        ("inspection", record.id, record.id), ("result", record.id, record.id)]
+        ("inspection", record.id, record.id),
+        ("result", record.id, record.id),
+    ]
     images = journal.images(record.id)
-    assert [(os.path.basename(i["path"]), i["size"]) for i in images] == [("overlay.jpg", 9), ("view1.jpg", 7)]
+    assert [(os.path.basename(i["path"]), i["size"]) for i in images] == [
+        ("overlay.jpg", 9),
+        ("view1.jpg", 7),
+    ]
     assert (tmp_path / "img" / "overlay.jpg").read_bytes() == b"\xff\xd8overlay"
     assert journal.check() == []
 
@@ -62,7 +72,9 @@ def test_failed_record_writes_nothing(journal):
         journal.record_inspection(record, messages_for(record))  # same id twice
     assert journal.count() == 1 and journal.outbox.depth()[0] == 2
     with pytest.raises(JournalError, match="image"):
-        journal.record_inspection(make_record(2), messages_for(record), [("/nonexistent/x.jpg", None)])
+        journal.record_inspection(
+            make_record(2), messages_for(record), [("/nonexistent/x.jpg", None)]
+        )
     assert journal.count() == 1 and journal.check() == []
 
 
@@ -87,9 +99,11 @@ def test_seq_is_monotonic_across_restarts(tmp_path):
 
 
 def test_find_filters(journal):
-    for seq, core, code, ts in [(1, "HGP-1", Disposition.REUSE, "2026-11-28T08:00:00.000Z"),
-                                (2, "HGP-2", Disposition.RECYCLE, "2026-11-28T09:00:00.000Z"),
-                                (3, "HGP-1", Disposition.REMANUFACTURE, "2026-11-28T10:00:00.000Z")]:
+    for seq, core, code, ts in [
+        (1, "HGP-1", Disposition.REUSE, "2026-11-28T08:00:00.000Z"),
+        (2, "HGP-2", Disposition.RECYCLE, "2026-11-28T09:00:00.000Z"),
+        (3, "HGP-1", Disposition.REMANUFACTURE, "2026-11-28T10:00:00.000Z"),
+    ]:
         record = make_record(seq, core, code, ts=ts)
         journal.record_inspection(record, messages_for(record))
     assert [r.seq for r in journal.find()] == [1, 2, 3]
@@ -108,11 +122,15 @@ def test_find_filters(journal):
 def test_override_keeps_original_audits_and_republishes(journal):
     record = make_record(journal.next_seq(), impact=impact(FAMILIES.get("hydraulic-gear-pump"), 1))
     journal.record_inspection(record, messages_for(record))
-    updated = journal.apply_override(record.id, 2, "shaft seal scored", "anna", command_id="c1",
-                                     make_messages=messages_for)
+    updated = journal.apply_override(
+        record.id, 2, "shaft seal scored", "anna", command_id="c1", make_messages=messages_for
+    )
     assert updated.decision == record.decision
     assert (updated.override.code, updated.override.user, updated.override.reason) == (
-        Disposition.REMANUFACTURE, "anna", "shaft seal scored")
+        Disposition.REMANUFACTURE,
+        "anna",
+        "shaft seal scored",
+    )
     assert updated.override.credit == Credit.FULL  # kept when not given
     assert updated.impact.co2e_avoided_kg == pytest.approx(11.2)
     assert journal.get(record.id) == updated
@@ -120,7 +138,10 @@ def test_override_keeps_original_audits_and_republishes(journal):
     [audit] = journal.overrides(record.id)
     assert (audit.old_code, audit.new_code, audit.user, audit.command_id) == (1, 2, "anna", "c1")
     republished = journal.outbox.pending()[2:]
-    assert [(m.kind, m.inspection_id) for m in republished] == [("inspection", record.id), ("result", record.id)]
+    assert [(m.kind, m.inspection_id) for m in republished] == [
+        ("inspection", record.id),
+        ("result", record.id),
+    ]
     assert b'"code":2' in republished[1].payload
     assert journal.check() == []
 
@@ -128,18 +149,36 @@ def test_override_keeps_original_audits_and_republishes(journal):
 def test_override_is_idempotent(journal):
     record = make_record(journal.next_seq())
     journal.record_inspection(record, messages_for(record))
-    assert journal.apply_override(record.id, 3, "cracked housing", "ben", command_id="c1",
-                                  make_messages=messages_for) is not None
+    assert (
+        journal.apply_override(
+            record.id, 3, "cracked housing", "ben", command_id="c1", make_messages=messages_for
+        )
+        is not None
+    )
     depth = journal.outbox.depth()[0]
-    assert journal.apply_override(record.id, 3, "cracked housing", "ben", command_id="c2",
-                                  make_messages=messages_for) is None
-    assert journal.apply_override(record.id, 2, "other", "eve", command_id="c1",
-                                  make_messages=messages_for) is None
+    assert (
+        journal.apply_override(
+            record.id, 3, "cracked housing", "ben", command_id="c2", make_messages=messages_for
+        )
+        is None
+    )
+    assert (
+        journal.apply_override(
+            record.id, 2, "other", "eve", command_id="c1", make_messages=messages_for
+        )
+        is None
+    )
     assert len(journal.overrides(record.id)) == 1 and journal.outbox.depth()[0] == depth
     second = journal.apply_override(record.id, 2, "crack is in the flange only", "ben", credit=2)
-    assert (second.override.code, second.override.credit) == (Disposition.REMANUFACTURE, Credit.PARTIAL)
+    assert (second.override.code, second.override.credit) == (
+        Disposition.REMANUFACTURE,
+        Credit.PARTIAL,
+    )
     assert [(a.old_code, a.new_code) for a in journal.overrides(record.id)] == [(1, 3), (3, 2)]
-    assert [o.reason for o in journal.override_history(record.id)] == ["cracked housing", "crack is in the flange only"]
+    assert [o.reason for o in journal.override_history(record.id)] == [
+        "cracked housing",
+        "crack is in the flange only",
+    ]
 
 
 def test_override_errors(journal):
@@ -150,9 +189,18 @@ def test_override_errors(journal):
 
 
 def test_events_with_outbox(journal):
-    events = Events(STATION, [lambda e: journal.record_event(e, OutboxMessage("event", "t", e.model_dump_json().encode(), msg_id=e.id))])
+    events = Events(
+        STATION,
+        [
+            lambda e: journal.record_event(
+                e, OutboxMessage("event", "t", e.model_dump_json().encode(), msg_id=e.id)
+            )
+        ],
+    )
     event = events.warning("bench_stale", "bench values are stale", node="leak")
-    row = journal.db.conn.execute("SELECT level, code, record FROM events WHERE id = ?", (event.id,)).fetchone()
+    row = journal.db.conn.execute(
+        "SELECT level, code, record FROM events WHERE id = ?", (event.id,)
+    ).fetchone()
     assert row[:2] == ("warning", "bench_stale") and Event.model_validate_json(row[2]) == event
     [message] = journal.outbox.pending()
     assert message.inspection_id is None and message.msg_id == event.id
@@ -169,11 +217,15 @@ def test_delivered_and_pruned_outbox_rows_keep_the_check_clean(journal):
     journal.db.conn.execute("UPDATE inspections SET outbox_count = 5 WHERE seq = 3")
     journal.db.conn.execute(
         "INSERT INTO outbox (msg_id, kind, topic, payload, qos, retain, inspection_id, created_at)"
-        " VALUES ('x', 'result', 't', x'00', 1, 1, 'ghost', 0)")
+        " VALUES ('x', 'result', 't', x'00', 1, 1, 'ghost', 0)"
+    )
     journal.db.conn.commit()
     problems = journal.check()
     assert len(problems) == 2
-    assert "2 outbox rows, 0 pruned, 5 written" in problems[0] and "unknown inspection ghost" in problems[1]
+    assert (
+        "2 outbox rows, 0 pruned, 5 written" in problems[0]
+        and "unknown inspection ghost" in problems[1]
+    )
 
 
 def test_open_refuses_an_inconsistent_journal_with_an_event(tmp_path):
@@ -229,10 +281,16 @@ def test_prune_images_by_age_and_budget(journal, tmp_path):
     now = time.time()
     for seq in range(1, 5):
         record = make_record(seq)
-        journal.record_inspection(record, messages_for(record), [(tmp_path / f"i{seq}.jpg", b"x" * 400_000)])
-    journal.db.conn.execute("UPDATE images SET created = ? WHERE path LIKE '%i1.jpg'", (now - 40 * 86400,))
+        journal.record_inspection(
+            record, messages_for(record), [(tmp_path / f"i{seq}.jpg", b"x" * 400_000)]
+        )
+    journal.db.conn.execute(
+        "UPDATE images SET created = ? WHERE path LIKE '%i1.jpg'", (now - 40 * 86400,)
+    )
     journal.db.conn.commit()
-    assert journal.prune_images(max_age_days=30, budget_mb=1.0, now=now) == 2  # i1 by age, i2 by budget
+    assert (
+        journal.prune_images(max_age_days=30, budget_mb=1.0, now=now) == 2
+    )  # i1 by age, i2 by budget
     assert sorted(p.name for p in tmp_path.glob("i*.jpg")) == ["i3.jpg", "i4.jpg"]
     assert journal.count() == 4
     assert journal.prune_images(max_age_days=30, budget_mb=1.0, now=now) == 0

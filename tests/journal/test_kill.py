@@ -28,12 +28,15 @@ def writer(path: str, images_dir: str, conn) -> None:
     while True:
         n += 1
         record = make_record(journal.next_seq(), core_id=f"HGP-{n % 50:04d}")
-        images = [(os.path.join(images_dir, f"{record.id}.jpg"), os.urandom(2048))] if n % 3 == 0 else []
+        images = (
+            [(os.path.join(images_dir, f"{record.id}.jpg"), os.urandom(2048))] if n % 3 == 0 else []
+        )
         journal.record_inspection(record, messages_for(record), images)
         conn.send(("inspection", record.id))
         if n % 4 == 0:
-            journal.apply_override(record.id, 2, "worn seal", "op", command_id=record.id,
-                                   make_messages=messages_for)
+            journal.apply_override(
+                record.id, 2, "worn seal", "op", command_id=record.id, make_messages=messages_for
+            )
             conn.send(("override", record.id))
         if n % 5 == 0:
             journal.outbox.mark_delivered([m.id for m in journal.outbox.pending(limit=7)])
@@ -57,7 +60,9 @@ def test_sigkill_at_random_moments_leaves_the_journal_consistent(tmp_path):
                 kind, inspection_id = receive.recv()
             except EOFError:
                 process.join(10)
-                pytest.fail(f"writer died with exit code {process.exitcode} (see its traceback above)")
+                pytest.fail(
+                    f"writer died with exit code {process.exitcode} (see its traceback above)"
+                )
             (committed if kind == "inspection" else overridden).add(inspection_id)
         time.sleep(rng.uniform(0, 0.004))  # spreads the kill over the writer's next steps
         os.kill(process.pid, signal.SIGKILL)

@@ -21,8 +21,9 @@ R, M, X, V = Disposition.REUSE, Disposition.REMANUFACTURE, Disposition.RECYCLE, 
 
 
 def recorded(journal, seq, core, family, code, ts=None, **extra):
-    record = make_record(seq, core, code, family=family, ts=ts,
-                         impact=impact(FAMILIES.get(family), code), **extra)
+    record = make_record(
+        seq, core, code, family=family, ts=ts, impact=impact(FAMILIES.get(family), code), **extra
+    )
     journal.record_inspection(record, messages_for(record))
     return record
 
@@ -35,9 +36,16 @@ def journal(tmp_path):
 
 
 def test_figures_summed_for_a_known_set(journal):
-    for seq, (family, code) in enumerate([("hydraulic-gear-pump", R), ("hydraulic-gear-pump", M),
-                                          ("hydraulic-gear-pump", X), ("heat-pump-compressor", M),
-                                          ("battery-module", V)], start=1):
+    for seq, (family, code) in enumerate(
+        [
+            ("hydraulic-gear-pump", R),
+            ("hydraulic-gear-pump", M),
+            ("hydraulic-gear-pump", X),
+            ("heat-pump-compressor", M),
+            ("battery-module", V),
+        ],
+        start=1,
+    ):
         recorded(journal, seq, f"C-{seq}", family, code)
     figures = circularity(journal.find())
     # kept: 4.6 + 4.6 + 0 + 24.0 + 0; CO2e: (14 - 0.6) + (14 - 2.8) + 4.5 + (95 - 22) + 0
@@ -72,51 +80,90 @@ def test_a_family_without_figures_is_unknown_not_zero(tmp_path):
         record = make_record(1, impact=impact(bare.get("hydraulic-gear-pump"), R))
         store.record_inspection(record, messages_for(record))
         figures = circularity(store.find())
-        assert (figures["material_kept_kg"], figures["co2e_avoided_kg"], figures["unknown"]) == (None, None, 1)
+        assert (figures["material_kept_kg"], figures["co2e_avoided_kg"], figures["unknown"]) == (
+            None,
+            None,
+            1,
+        )
         updated = store.apply_override(record.id, 2, "regrind", "anna")
         assert updated.impact.known is False and updated.impact.co2e_avoided_kg is None
 
 
 def passport_of_core_inspected_twice(journal):
-    first = recorded(journal, 1, "HGP-000123", "hydraulic-gear-pump", V, ts="2026-11-20T08:00:00.000Z",
-                     part_number="HGP-2-22")
+    first = recorded(
+        journal,
+        1,
+        "HGP-000123",
+        "hydraulic-gear-pump",
+        V,
+        ts="2026-11-20T08:00:00.000Z",
+        part_number="HGP-2-22",
+    )
     journal.apply_override(first.id, 2, "leak test repeated by hand: 4.1 ml/min", "anna")
     journal.apply_override(first.id, 3, "housing crack found at disassembly", "ben")
     recorded(journal, 7, "HGP-999999", "hydraulic-gear-pump", R)  # another core
-    second = recorded(journal, 9, "HGP-000123", "hydraulic-gear-pump", R, ts="2026-11-28T09:30:00.000Z")
+    second = recorded(
+        journal, 9, "HGP-000123", "hydraulic-gear-pump", R, ts="2026-11-28T09:30:00.000Z"
+    )
     records = journal.find(core="HGP-000123")
     history = {r.id: journal.override_history(r.id) for r in records}
-    return first, second, build_passport(list(reversed(records)), "HGP-000123", operator="Example Reman GmbH",
-                                         facility="Hall 2", overrides=history)
+    return (
+        first,
+        second,
+        build_passport(
+            list(reversed(records)),
+            "HGP-000123",
+            operator="Example Reman GmbH",
+            facility="Hall 2",
+            overrides=history,
+        ),
+    )
 
 
 def test_passport_lists_everything_in_order(journal):
     first, second, passport = passport_of_core_inspected_twice(journal)
-    assert passport["unique_identifier"] == {"core_id": "HGP-000123", "family": "hydraulic-gear-pump",
-                                             "part_number": "HGP-2-22"}
-    assert passport["operator"] == {"operator": "Example Reman GmbH", "facility": "Hall 2", "stations": ["pump-line-1"]}
+    assert passport["unique_identifier"] == {
+        "core_id": "HGP-000123",
+        "family": "hydraulic-gear-pump",
+        "part_number": "HGP-2-22",
+    }
+    assert passport["operator"] == {
+        "operator": "Example Reman GmbH",
+        "facility": "Hall 2",
+        "stations": ["pump-line-1"],
+    }
     assert passport["dates"]["first_inspected"] == "2026-11-20T08:00:00.000Z"
     assert passport["dates"]["last_inspected"] == "2026-11-28T09:30:00.000Z"
-    assert passport["status"]["r_strategy"] == "reuse" and passport["status"]["decided_by"] == "rules"
+    assert (
+        passport["status"]["r_strategy"] == "reuse" and passport["status"]["decided_by"] == "rules"
+    )
     assert [i["id"] for i in passport["inspections"]] == [first.id, second.id]
     one, two = passport["inspections"]
     assert (one["predecessor"], two["predecessor"]) == (None, first.id)
     assert one["decision"]["label"] == "REVIEW" and one["effective"]["label"] == "RECYCLE"
     assert [(o["user"], o["label"], o["reason"]) for o in one["overrides"]] == [
         ("anna", "REMANUFACTURE", "leak test repeated by hand: 4.1 ml/min"),
-        ("ben", "RECYCLE", "housing crack found at disassembly")]
+        ("ben", "RECYCLE", "housing crack found at disassembly"),
+    ]
     assert one["override"]["user"] == "ben"
     assert one["grades"]["corrosion"]["grade"] == 1
     assert one["measurements"]["leak_rate_ml_min"]["value"] == 3.2
     assert one["model"]["version"] == "1.0.0" and one["rules"]["version"] == "0123456789ab"
-    assert passport["circularity"] == {"known": True, "material_kept_kg": 4.6, "co2e_avoided_kg": 13.4}
+    assert passport["circularity"] == {
+        "known": True,
+        "material_kept_kg": 4.6,
+        "co2e_avoided_kg": 13.4,
+    }
 
 
 def test_passport_status_follows_the_latest_override(journal):
     record = recorded(journal, 1, "HGP-1", "hydraulic-gear-pump", R)
     journal.apply_override(record.id, 3, "cracked", "anna")
     passport = build_passport(journal.find(core="HGP-1"))
-    assert passport["status"]["r_strategy"] == "recycle" and passport["status"]["decided_by"] == "override"
+    assert (
+        passport["status"]["r_strategy"] == "recycle"
+        and passport["status"]["decided_by"] == "override"
+    )
     with pytest.raises(NoInspections):
         build_passport([], "HGP-2")
 
@@ -133,8 +180,12 @@ def test_aas_parses_as_json_with_the_same_values(journal):
     assert inspections["typeValueListElement"] == "SubmodelElementCollection"
     assert all("idShort" not in member for member in inspections["value"])
     ident = {e["idShort"]: e for e in elements["unique_identifier"]["value"]}
-    assert ident["core_id"] == {"idShort": "core_id", "modelType": "Property", "valueType": "xs:string",
-                                "value": "HGP-000123"}
+    assert ident["core_id"] == {
+        "idShort": "core_id",
+        "modelType": "Property",
+        "valueType": "xs:string",
+        "value": "HGP-000123",
+    }
     dates = {e["idShort"]: e["valueType"] for e in elements["dates"]["value"]}
     assert set(dates.values()) == {"xs:dateTime"}
 

@@ -17,7 +17,11 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 CLEAN = {
     "hydraulic-gear-pump": {"leak_rate_ml_min": 3.2, "flow_l_min": 24.0},
-    "heat-pump-compressor": {"current_a": 9.8, "discharge_pressure_bar": 24.0, "insulation_resistance_mohm": 50.0},
+    "heat-pump-compressor": {
+        "current_a": 9.8,
+        "discharge_pressure_bar": 24.0,
+        "insulation_resistance_mohm": 50.0,
+    },
     "battery-module": {"capacity_pct": 96.0, "internal_resistance_mohm": 18.0},
 }
 
@@ -26,51 +30,219 @@ R, M, X, V = Disposition.REUSE, Disposition.REMANUFACTURE, Disposition.RECYCLE, 
 # (family, case, grades changed, measurements changed, expected code, expected reason rule)
 CASES = [
     ("hydraulic-gear-pump", "clean", {}, {}, R, None),
-    ("hydraulic-gear-pump", "leak above max", {}, {"leak_rate_ml_min": 7.0}, M, "measurements.leak_rate_ml_min.max"),
-    ("hydraulic-gear-pump", "leak above recycle", {}, {"leak_rate_ml_min": 41.0}, X, "measurements.leak_rate_ml_min.recycle_above"),
-    ("hydraulic-gear-pump", "flow below min", {}, {"flow_l_min": 18.0}, M, "measurements.flow_l_min.min"),
-    ("hydraulic-gear-pump", "flow below recycle", {}, {"flow_l_min": 5.0}, X, "measurements.flow_l_min.recycle_below"),
-    ("hydraulic-gear-pump", "corrosion Ri2", {"corrosion": 2}, {}, M, "grades.corrosion.remanufacture_at"),
-    ("hydraulic-gear-pump", "corrosion Ri4", {"corrosion": 4}, {}, X, "grades.corrosion.recycle_at"),
-    ("hydraulic-gear-pump", "coating grade 2", {"coating_damage": 2}, {}, M, "grades.coating_damage.remanufacture_at"),
+    (
+        "hydraulic-gear-pump",
+        "leak above max",
+        {},
+        {"leak_rate_ml_min": 7.0},
+        M,
+        "measurements.leak_rate_ml_min.max",
+    ),
+    (
+        "hydraulic-gear-pump",
+        "leak above recycle",
+        {},
+        {"leak_rate_ml_min": 41.0},
+        X,
+        "measurements.leak_rate_ml_min.recycle_above",
+    ),
+    (
+        "hydraulic-gear-pump",
+        "flow below min",
+        {},
+        {"flow_l_min": 18.0},
+        M,
+        "measurements.flow_l_min.min",
+    ),
+    (
+        "hydraulic-gear-pump",
+        "flow below recycle",
+        {},
+        {"flow_l_min": 5.0},
+        X,
+        "measurements.flow_l_min.recycle_below",
+    ),
+    (
+        "hydraulic-gear-pump",
+        "corrosion Ri2",
+        {"corrosion": 2},
+        {},
+        M,
+        "grades.corrosion.remanufacture_at",
+    ),
+    (
+        "hydraulic-gear-pump",
+        "corrosion Ri4",
+        {"corrosion": 4},
+        {},
+        X,
+        "grades.corrosion.recycle_at",
+    ),
+    (
+        "hydraulic-gear-pump",
+        "coating grade 2",
+        {"coating_damage": 2},
+        {},
+        M,
+        "grades.coating_damage.remanufacture_at",
+    ),
     ("hydraulic-gear-pump", "wear grade 2", {"wear": 2}, {}, M, "grades.wear.remanufacture_at"),
     ("hydraulic-gear-pump", "wear grade 5", {"wear": 5}, {}, X, "grades.wear.recycle_at"),
     ("hydraulic-gear-pump", "scored bore", {"wear": 4}, {"leak_rate_ml_min": 16.0}, X, "rules[0]"),
     ("heat-pump-compressor", "clean", {}, {}, R, None),
-    ("heat-pump-compressor", "current above max", {}, {"current_a": 13.0}, M, "measurements.current_a.max"),
-    ("heat-pump-compressor", "current above recycle", {}, {"current_a": 26.0}, X, "measurements.current_a.recycle_above"),
-    ("heat-pump-compressor", "pressure below min", {}, {"discharge_pressure_bar": 15.0}, M, "measurements.discharge_pressure_bar.min"),
-    ("heat-pump-compressor", "insulation below min", {}, {"insulation_resistance_mohm": 1.0}, M, "measurements.insulation_resistance_mohm.min"),
-    ("heat-pump-compressor", "insulation below recycle", {}, {"insulation_resistance_mohm": 0.2}, X, "measurements.insulation_resistance_mohm.recycle_below"),
-    ("heat-pump-compressor", "corrosion Ri2", {"corrosion": 2}, {}, M, "grades.corrosion.remanufacture_at"),
-    ("heat-pump-compressor", "corrosion Ri4", {"corrosion": 4}, {}, X, "grades.corrosion.recycle_at"),
-    ("heat-pump-compressor", "coating grade 3", {"coating_damage": 3}, {}, M, "grades.coating_damage.remanufacture_at"),
+    (
+        "heat-pump-compressor",
+        "current above max",
+        {},
+        {"current_a": 13.0},
+        M,
+        "measurements.current_a.max",
+    ),
+    (
+        "heat-pump-compressor",
+        "current above recycle",
+        {},
+        {"current_a": 26.0},
+        X,
+        "measurements.current_a.recycle_above",
+    ),
+    (
+        "heat-pump-compressor",
+        "pressure below min",
+        {},
+        {"discharge_pressure_bar": 15.0},
+        M,
+        "measurements.discharge_pressure_bar.min",
+    ),
+    (
+        "heat-pump-compressor",
+        "insulation below min",
+        {},
+        {"insulation_resistance_mohm": 1.0},
+        M,
+        "measurements.insulation_resistance_mohm.min",
+    ),
+    (
+        "heat-pump-compressor",
+        "insulation below recycle",
+        {},
+        {"insulation_resistance_mohm": 0.2},
+        X,
+        "measurements.insulation_resistance_mohm.recycle_below",
+    ),
+    (
+        "heat-pump-compressor",
+        "corrosion Ri2",
+        {"corrosion": 2},
+        {},
+        M,
+        "grades.corrosion.remanufacture_at",
+    ),
+    (
+        "heat-pump-compressor",
+        "corrosion Ri4",
+        {"corrosion": 4},
+        {},
+        X,
+        "grades.corrosion.recycle_at",
+    ),
+    (
+        "heat-pump-compressor",
+        "coating grade 3",
+        {"coating_damage": 3},
+        {},
+        M,
+        "grades.coating_damage.remanufacture_at",
+    ),
     ("heat-pump-compressor", "wear grade 3", {"wear": 3}, {}, M, "grades.wear.remanufacture_at"),
-    ("heat-pump-compressor", "moisture ingress", {"corrosion": 2}, {"insulation_resistance_mohm": 5.0}, V, "rules[0]"),
+    (
+        "heat-pump-compressor",
+        "moisture ingress",
+        {"corrosion": 2},
+        {"insulation_resistance_mohm": 5.0},
+        V,
+        "rules[0]",
+    ),
     ("battery-module", "clean", {}, {}, R, None),
-    ("battery-module", "capacity below min", {}, {"capacity_pct": 85.0}, X, "measurements.capacity_pct.min"),
-    ("battery-module", "resistance above max", {}, {"internal_resistance_mohm": 28.0}, M, "measurements.internal_resistance_mohm.max"),
-    ("battery-module", "resistance above recycle", {}, {"internal_resistance_mohm": 50.0}, X, "measurements.internal_resistance_mohm.recycle_above"),
-    ("battery-module", "corrosion Ri1", {"corrosion": 1}, {}, M, "grades.corrosion.remanufacture_at"),
+    (
+        "battery-module",
+        "capacity below min",
+        {},
+        {"capacity_pct": 85.0},
+        X,
+        "measurements.capacity_pct.min",
+    ),
+    (
+        "battery-module",
+        "resistance above max",
+        {},
+        {"internal_resistance_mohm": 28.0},
+        M,
+        "measurements.internal_resistance_mohm.max",
+    ),
+    (
+        "battery-module",
+        "resistance above recycle",
+        {},
+        {"internal_resistance_mohm": 50.0},
+        X,
+        "measurements.internal_resistance_mohm.recycle_above",
+    ),
+    (
+        "battery-module",
+        "corrosion Ri1",
+        {"corrosion": 1},
+        {},
+        M,
+        "grades.corrosion.remanufacture_at",
+    ),
     ("battery-module", "corrosion Ri3", {"corrosion": 3}, {}, X, "grades.corrosion.recycle_at"),
-    ("battery-module", "coating grade 2", {"coating_damage": 2}, {}, M, "grades.coating_damage.remanufacture_at"),
+    (
+        "battery-module",
+        "coating grade 2",
+        {"coating_damage": 2},
+        {},
+        M,
+        "grades.coating_damage.remanufacture_at",
+    ),
     ("battery-module", "wear grade 3", {"wear": 3}, {}, M, "grades.wear.remanufacture_at"),
-    ("battery-module", "terminal corrosion", {"corrosion": 2}, {"internal_resistance_mohm": 31.0}, X, "rules[0]"),
+    (
+        "battery-module",
+        "terminal corrosion",
+        {"corrosion": 2},
+        {"internal_resistance_mohm": 31.0},
+        X,
+        "rules[0]",
+    ),
 ]
 
 
-def inputs(family: str, grades: dict | None = None, values: dict | None = None, confidence: float = 0.95):
+def inputs(
+    family: str, grades: dict | None = None, values: dict | None = None, confidence: float = 0.95
+):
     """Clean, in-spec inputs for a family with some grades and measurements changed."""
     spec = FAMILIES.get(family)
-    defects = {d: {"grade": 0, "area_pct": 0.0, "confidence": confidence} for d in ("wear", "corrosion", "coating_damage")}
+    defects = {
+        d: {"grade": 0, "area_pct": 0.0, "confidence": confidence}
+        for d in ("wear", "corrosion", "coating_damage")
+    }
     for name, grade in (grades or {}).items():
         defects[name]["grade"] = grade
-    measurements = {n: {"value": v, "unit": spec.measurements[n].unit, "status": "Good",
-                        "source_ts": "2026-11-28T11:59:58.000Z"} for n, v in {**CLEAN[family], **(values or {})}.items()}
+    measurements = {
+        n: {
+            "value": v,
+            "unit": spec.measurements[n].unit,
+            "status": "Good",
+            "source_ts": "2026-11-28T11:59:58.000Z",
+        }
+        for n, v in {**CLEAN[family], **(values or {})}.items()
+    }
     return defects, measurements
 
 
-@pytest.mark.parametrize("family,case,grades,values,code,rule", CASES, ids=[f"{c[0]}:{c[1]}" for c in CASES])
+@pytest.mark.parametrize(
+    "family,case,grades,values,code,rule", CASES, ids=[f"{c[0]}:{c[1]}" for c in CASES]
+)
 def test_decision(family, case, grades, values, code, rule):
     decision = decide(FAMILIES.get(family), *inputs(family, grades, values), now=NOW)
     assert decision.code == code, decision.reasons
@@ -89,10 +261,14 @@ def test_missing_measurement_is_review(family):
     del measurements[missing]
     decision = decide(FAMILIES.get(family), defects, measurements, now=NOW)
     assert decision.code == V and decision.credit == Credit.UNKNOWN
-    assert [(r.code, r.text) for r in decision.reasons] == [("measurement_missing", f"{missing}: missing")]
+    assert [(r.code, r.text) for r in decision.reasons] == [
+        ("measurement_missing", f"{missing}: missing")
+    ]
 
 
-@pytest.mark.parametrize("family,grade", [("hydraulic-gear-pump", 4), ("heat-pump-compressor", 4), ("battery-module", 3)])
+@pytest.mark.parametrize(
+    "family,grade", [("hydraulic-gear-pump", 4), ("heat-pump-compressor", 4), ("battery-module", 3)]
+)
 def test_heavy_corrosion_recycles_even_with_a_measurement_missing(family, grade):
     defects, measurements = inputs(family, {"corrosion": grade})
     measurements.pop(sorted(measurements)[0])
@@ -101,17 +277,20 @@ def test_heavy_corrosion_recycles_even_with_a_measurement_missing(family, grade)
     assert {r.code for r in decision.reasons} >= {"corrosion_grade", "measurement_missing"}
 
 
-@pytest.mark.parametrize("change,reason", [
-    ({"value": math.nan}, "not_a_number"),
-    ({"value": math.inf}, "not_a_number"),
-    ({"status": "Stale"}, "measurement_stale"),
-    ({"source_ts": "2026-11-28T11:00:00.000Z"}, "measurement_stale"),
-    ({"status": "BadSensorFailure"}, "measurement_bad_quality"),
-    ({"status": "UncertainLastUsableValue"}, "measurement_bad_quality"),
-    ({"value": None, "status": "Missing"}, "measurement_missing"),
-    ({"value": "n/a"}, "measurement_bad_quality"),
-    ({"unit": "l/h"}, "unit_mismatch"),
-])
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"value": math.nan}, "not_a_number"),
+        ({"value": math.inf}, "not_a_number"),
+        ({"status": "Stale"}, "measurement_stale"),
+        ({"source_ts": "2026-11-28T11:00:00.000Z"}, "measurement_stale"),
+        ({"status": "BadSensorFailure"}, "measurement_bad_quality"),
+        ({"status": "UncertainLastUsableValue"}, "measurement_bad_quality"),
+        ({"value": None, "status": "Missing"}, "measurement_missing"),
+        ({"value": "n/a"}, "measurement_bad_quality"),
+        ({"unit": "l/h"}, "unit_mismatch"),
+    ],
+)
 def test_unusable_measurement_is_review(change, reason):
     family = FAMILIES.get("hydraulic-gear-pump").model_copy(deep=True)
     family.review.max_measurement_age_s = 60
@@ -149,7 +328,9 @@ def test_review_beats_remanufacture_and_lists_both():
 
 def test_image_problem_is_review_but_measurement_recycle_still_fires():
     defects, measurements = inputs("hydraulic-gear-pump")
-    decision = decide(FAMILIES.get("hydraulic-gear-pump"), defects, measurements, ["too dark"], now=NOW)
+    decision = decide(
+        FAMILIES.get("hydraulic-gear-pump"), defects, measurements, ["too dark"], now=NOW
+    )
     assert decision.code == V and "image: too dark" in [r.text for r in decision.reasons]
     _, measurements = inputs("hydraulic-gear-pump", values={"flow_l_min": 2.0})
     assert decide(FAMILIES.get("hydraulic-gear-pump"), defects, measurements, ["blurred"]).code == X
@@ -191,12 +372,32 @@ def test_rules_version_is_stable_and_changes_with_a_rule():
 
 def test_impact_per_decision():
     family = FAMILIES.get("hydraulic-gear-pump")
-    assert impact(family, R).model_dump() == {"known": True, "material_kept_kg": 4.6, "co2e_avoided_kg": 13.4}
-    assert impact(family, M).model_dump() == {"known": True, "material_kept_kg": 4.6, "co2e_avoided_kg": 11.2}
-    assert impact(family, X).model_dump() == {"known": True, "material_kept_kg": 0.0, "co2e_avoided_kg": 4.5}
-    assert impact(family, V).model_dump() == {"known": True, "material_kept_kg": 0.0, "co2e_avoided_kg": 0.0}
+    assert impact(family, R).model_dump() == {
+        "known": True,
+        "material_kept_kg": 4.6,
+        "co2e_avoided_kg": 13.4,
+    }
+    assert impact(family, M).model_dump() == {
+        "known": True,
+        "material_kept_kg": 4.6,
+        "co2e_avoided_kg": 11.2,
+    }
+    assert impact(family, X).model_dump() == {
+        "known": True,
+        "material_kept_kg": 0.0,
+        "co2e_avoided_kg": 4.5,
+    }
+    assert impact(family, V).model_dump() == {
+        "known": True,
+        "material_kept_kg": 0.0,
+        "co2e_avoided_kg": 0.0,
+    }
     bare = family.model_copy(update={"impact": None})
-    assert impact(bare, R).model_dump() == {"known": False, "material_kept_kg": None, "co2e_avoided_kg": None}
+    assert impact(bare, R).model_dump() == {
+        "known": False,
+        "material_kept_kg": None,
+        "co2e_avoided_kg": None,
+    }
     assert impact(None, R).known is False
 
 
