@@ -28,7 +28,7 @@ def make_certificate(cert_path: str | Path, key_path: str | Path, uri: str = DEF
     key = cert_gen.generate_private_key()
     usage = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
     cert = cert_gen.generate_self_signed_app_certificate(
-        key, f"reman-edge {'server' if server else 'client'}", {"O": "reman-edge"},
+        key, f"reman-edge {'server' if server else 'client'}", {"organizationName": "reman-edge"},
         _alt_names(uri, host), usage, days=days,
     )
     try:
