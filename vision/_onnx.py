@@ -46,6 +46,8 @@ def open_session(path: Path, providers: list[str], threads: int = 1) -> ort.Infe
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    # Worker threads that spin while idle steal the cores the node's loop and camera need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except ORT_ERRORS as exc:

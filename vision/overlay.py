@@ -39,13 +39,13 @@ def draw_overlay(image: np.ndarray, view: ViewGrade, max_side: int = MAX_SIDE) -
     """A BGR copy of the image with defects tinted and outlined and the legend drawn."""
     canvas = _fit(image, max_side)
     masks = _scaled_masks(view, canvas.shape[:2])
-    _tint(canvas, masks)
-    thickness = max(1, round(max(canvas.shape[:2]) / 400))
-    if "part" in masks:
-        _outline(canvas, masks["part"], PART_COLOUR, thickness)
-    for defect, mask in masks.items():
-        if defect in OVERLAY_COLOURS:
-            _outline(canvas, mask, OVERLAY_COLOURS[defect], thickness)
+    _tint(canvas, {name: mask for name, mask in masks.items() if name in OVERLAY_COLOURS})
+    # Outlines are each mask's morphological edge: as exact as drawn contours, and its cost does
+    # not grow with the number of pits (drawContours took 0.3 ms on a heavily corroded core).
+    kernel = np.ones((_edge_width(canvas.shape), _edge_width(canvas.shape)), np.uint8)
+    for name, mask in masks.items():
+        edge = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, kernel)
+        _paint(canvas, edge, OVERLAY_COLOURS.get(name, PART_COLOUR))
     _legend(canvas, view)
     return canvas
 
@@ -80,21 +80,22 @@ def _scaled_masks(view: ViewGrade, shape: tuple[int, int]) -> dict[str, np.ndarr
     return scaled
 
 
+def _edge_width(shape: tuple[int, ...]) -> int:
+    return 1 + 2 * max(1, round(max(shape[:2]) / 600))
+
+
 def _tint(canvas: np.ndarray, masks: dict[str, np.ndarray]) -> None:
-    layer, solid = canvas.copy(), np.empty_like(canvas)
-    height, width = canvas.shape[:2]
-    for defect, colour in OVERLAY_COLOURS.items():
-        if defect in masks:  # OpenCV fills and masked copies: far cheaper than numpy indexing
-            cv2.rectangle(solid, (0, 0), (width - 1, height - 1), colour, cv2.FILLED)
-            cv2.copyTo(solid, masks[defect], layer)
+    layer = canvas.copy()
+    for defect, mask in masks.items():
+        _paint(layer, mask, OVERLAY_COLOURS[defect])
     cv2.addWeighted(canvas, 1 - TINT_ALPHA, layer, TINT_ALPHA, 0, dst=canvas)
 
 
-def _outline(
-    canvas: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], thickness: int
-) -> None:
-    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(canvas, contours, -1, colour, thickness, cv2.LINE_AA)
+def _paint(canvas: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Set the masked pixels to `colour` (OpenCV fill and masked copy: far cheaper than numpy)."""
+    solid = np.empty_like(canvas)
+    cv2.rectangle(solid, (0, 0), (canvas.shape[1] - 1, canvas.shape[0] - 1), colour, cv2.FILLED)
+    cv2.copyTo(solid, mask, canvas)
 
 
 def _legend(canvas: np.ndarray, view: ViewGrade) -> None:
