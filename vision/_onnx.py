@@ -17,18 +17,25 @@ ORT_ERRORS: tuple[type[Exception], ...] = tuple(
 )
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ALIASES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
 
 
 def pick_providers(providers: str | list[str] = "auto") -> list[str]:
     """The execution providers to use: "auto" picks TensorRT, CUDA, CPU as available.
 
-    An explicit list must name only available providers; ModelError says which are not.
+    An explicit list (full names or the aliases tensorrt, cuda, cpu) must name only available
+    providers; ModelError says which are not.
     """
     available = ort.get_available_providers()
     if providers == "auto":
         return [name for name in PREFERRED_PROVIDERS if name in available]
     if isinstance(providers, str):
         providers = [providers]
+    providers = [PROVIDER_ALIASES.get(name.lower(), name) for name in providers]
     missing = [name for name in providers if name not in available]
     if missing:
         raise ModelError(

@@ -197,3 +197,8 @@ def test_classification_model_through_label_map(tmp_path):
     assert clean.label == "clean"
     assert all(d.grade == 0 for d in clean.defects.values())
     assert clean.to_dict()["label"] == "clean"
+
+
+def test_provider_aliases(tmp_path):
+    grader = Grader.load(colour_segmenter(tmp_path / "seg.onnx"), providers=["cpu"])
+    assert grader.providers == ["CPUExecutionProvider"]
