@@ -14,7 +14,10 @@
   function plot(el, series, columns, opts) {
     if (!columns[0].length) return empty(el);
     return new uPlot(Object.assign({width: width(el), height: 280, series: [{}].concat(series),
-      axes: [{}, {label: opts.yLabel || ""}], scales: {x: {time: true}}}, opts.extra || {}), columns, el);
+      axes: [{}, {label: opts.yLabel || ""}],
+      // one bucket alone would stretch the time axis over years: pad it by an hour either side
+      scales: {x: {time: true, range: (u, min, max) => min === max ? [min - 3600, max + 3600] : [min, max]}}},
+      opts.extra || {}), columns, el);
   }
 
   function decisions(el, rows) {

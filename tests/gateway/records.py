@@ -58,3 +58,19 @@ def overridden(rec: InspectionRecord, code: int, user: str = "erin", reason: str
     if impact is not None:
         data["impact"] = Impact(known=True, material_kept_kg=impact[0], co2e_avoided_kg=impact[1]).model_dump()
     return InspectionRecord.model_validate(data)
+
+
+def snapshot_jpeg(label: str = "C1000") -> bytes:
+    """A JPEG like the node's snapshot: a grey part with defects outlined in red."""
+    import cv2
+    import numpy as np
+
+    img = np.full((360, 480, 3), 32, np.uint8)
+    cv2.circle(img, (240, 180), 140, (150, 150, 150), -1)
+    cv2.circle(img, (240, 180), 50, (70, 70, 70), -1)
+    cv2.ellipse(img, (180, 120), (30, 18), 20, 0, 360, (40, 40, 200), 3)
+    cv2.rectangle(img, (280, 220), (330, 260), (40, 40, 200), 3)
+    cv2.putText(img, label, (12, 340), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (230, 230, 230), 2)
+    ok, data = cv2.imencode(".jpg", img)
+    assert ok
+    return data.tobytes()

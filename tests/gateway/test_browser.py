@@ -1,0 +1,245 @@
+"""The dashboard in headless Chromium (Playwright), fed over a real mosquitto by a test station.
+
+Screenshots of every page land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from gateway.server import Gateway
+from tests.conftest import REPO
+from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, make_config
+from tests.gateway.records import record, snapshot_jpeg
+from tests.gateway.test_auth import Responder
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SSE_OPEN = "window.__sseOpen = false; document.addEventListener('htmx:sseOpen', () => { window.__sseOpen = true; });"
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory, mosquitto):
+    """A gateway on the session broker and a watcher of its writer."""
+    gw = Gateway(make_config(tmp_path_factory.mktemp("web"), mosquitto)).start()
+    assert gw.ingest is not None and gw.ingest.wait_connected(10)
+    yield gw, WriteWatcher(gw)
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, web) -> Page:
+    """A logged-in engineer's page, 1440x900."""
+    gw, _ = web
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=gw.url,
+                                  accept_downloads=True)
+    context.add_init_script(SSE_OPEN)
+    pg = context.new_page()
+    _login(pg, "erin")
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def station(mosquitto):
+    made: list[Station] = []
+
+    def make(name: str) -> Station:
+        made.append(Station(mosquitto, name))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def _login(pg: Page, user: str) -> None:
+    pg.goto("/login")
+    pg.fill("input[name=username]", user)
+    pg.fill("input[name=password]", PASSWORDS[user])
+    pg.click("button[type=submit]")
+    expect(pg.locator("header.bar .who")).to_contain_text(user)
+
+
+def shot(pg: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"gateway-{name}.png"), full_page=True)
+
+
+def _publish(web, st: Station, *records) -> None:
+    gw, watcher = web
+    for rec in records:
+        st.inspection(rec)
+    watcher.until(lambda: all(gw.store.get(r.id) for r in records))
+
+
+def test_login_page_and_wrong_password(browser, web):
+    gw, _ = web
+    context = browser.new_context(base_url=gw.url)
+    pg = context.new_page()
+    pg.goto("/live/st-web")
+    expect(pg).to_have_url(f"{gw.url}/login?next=/live/st-web")
+    shot(pg, "login")
+    pg.fill("input[name=username]", "erin")
+    pg.fill("input[name=password]", "wrong")
+    pg.click("button[type=submit]")
+    expect(pg.get_by_role("alert")).to_have_text("Wrong user name or password.")
+    context.close()
+
+
+def test_new_inspection_appears_on_the_live_view_without_reload(page, web, station):
+    st = station("st-live")
+    st.publish("available", b"online", retain=True)
+    _publish(web, st, *[record(station="st-live", core_id=f"C70{i:02d}", code=1 + i % 3, minutes=i)
+                        for i in range(6)])
+    page.goto("/live/st-live")
+    page.wait_for_function("window.__sseOpen")
+    page.evaluate("window.__notReloaded = true")
+    rec = record(station="st-live", core_id="C7100", code=3, minutes=30)
+    st.inspection(rec)
+    st.publish("snapshot", snapshot_jpeg("C7100"))
+    expect(page.locator("#latest-core")).to_have_text("C7100", timeout=2000)
+    expect(page.locator("#latest-label")).to_have_text("RECYCLE")
+    expect(page.locator("#latest")).to_have_class("decision recycle")
+    expect(page.locator(".photo img")).to_be_visible()
+    assert page.evaluate("window.__notReloaded") is True
+    expect(page.locator("#reasons")).to_contain_text("corrosion Ri4")
+    expect(page.locator("#recent tr")).to_have_count(8)
+    shot(page, "live")
+
+
+def test_history_filters_and_csv_export(page, web, station):
+    st = station("st-hist")
+    recs = [record(station="st-hist", core_id=f"H{i:03d}", code=1 + i % 4, minutes=100 + i,
+                   impact=None if i % 4 == 3 else (1.5, 3.0)) for i in range(12)]
+    _publish(web, st, *recs)
+    page.goto("/history?station=st-hist")
+    expect(page.locator("#history tr[data-id]")).to_have_count(12)
+    page.select_option("select[name=code]", "RECYCLE")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#history tr[data-id]")).to_have_count(3)
+    expect(page.locator("#count")).to_have_text("3 inspections")
+    page.fill("input[name=q]", "H006")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#history tr[data-id]")).to_have_count(1)
+    page.fill("input[name=q]", "")
+    page.select_option("select[name=code]", "")
+    page.click("#filters button[type=submit]")
+    shot(page, "history")
+    with page.expect_download() as download:
+        page.click("#csv")
+    rows = list(csv.DictReader(open(download.value.path(), encoding="utf-8")))
+    assert sorted(r["core_id"] for r in rows) == sorted(r.core_id for r in recs)
+    assert {r["material_kept_kg"] for r in rows} == {"1.5", ""}
+
+
+def test_override_round_trip_from_the_detail_page(page, web, station):
+    st = station("st-ovr-web")
+    rec = record(station="st-ovr-web", core_id="C8001", code=1, minutes=200)
+    responder = Responder(st, [rec])
+    _publish(web, st, rec)
+    page.goto(f"/inspections/{rec.id}")
+    page.select_option("#override-form select[name=code]", "3")
+    page.fill("#override-form textarea[name=reason]", "bearing seat scored beyond regrind")
+    page.click("#override-form button[type=submit]")
+    expect(page.get_by_role("status")).to_contain_text("Override sent")
+    assert responder.done.wait(10)
+    assert responder.commands[0]["user"] == "erin"
+    expect(page.locator("#override-note")).to_contain_text("Overridden by erin", timeout=10000)
+    expect(page.locator("#override-note")).to_contain_text("bearing seat scored beyond regrind")
+    expect(page.locator("#decision")).to_have_class("decision recycle")
+    expect(page.locator("#audit")).to_contain_text("override applied by station")
+    shot(page, "detail")
+
+
+def test_operator_sees_no_override_form(browser, web, station):
+    gw, _ = web
+    st = station("st-op")
+    rec = record(station="st-op", core_id="C8101", minutes=210)
+    _publish(web, st, rec)
+    context = browser.new_context(base_url=gw.url)
+    pg = context.new_page()
+    _login(pg, "olly")
+    pg.goto(f"/inspections/{rec.id}")
+    expect(pg.locator("#decision")).to_be_visible()
+    expect(pg.locator("#override-form")).to_have_count(0)
+    context.close()
+
+
+def test_health_shows_a_station_offline(page, web, station):
+    gw, watcher = web
+    st = station("st-health")
+    st.publish("available", b"online", retain=True)
+    st.publish("stats", json.dumps({
+        "ts": "2026-11-28T08:00:00Z", "station": "st-health", "uptime_s": 360, "inspections": 42,
+        "latency_ms": {"p50": 38.0, "p95": 71.5}, "bench": {"state": "connected"},
+        "broker": {"state": "connected"}, "outbox_depth": 0,
+        "model": {"name": "reman-grader", "version": "1.0.0", "sha256": "ab" * 32},
+        "disk_free_mb": 20480, "cpu_temp_c": 51.2}))
+    watcher.until(lambda: any(s["station"] == "st-health" and s["stats"] for s in gw.store.stations()))
+    page.goto("/health")
+    page.wait_for_function("window.__sseOpen")
+    row = page.locator("#health tr[data-station=st-health]")
+    expect(row).to_contain_text("online")
+    expect(row).to_contain_text("38.0 / 71.5")
+    st.publish("available", b"offline", retain=True)
+    expect(row.locator("td").nth(1)).to_have_text("offline", timeout=5000)
+    shot(page, "health")
+
+
+def test_circularity_panel_shows_the_figures(page, web, station):
+    st = station("st-circ")
+    _publish(web, st,
+             record(station="st-circ", core_id="K1", code=1, minutes=300, impact=(4.0, 10.0)),
+             record(station="st-circ", core_id="K2", code=2, minutes=301, impact=(3.5, 6.25)),
+             record(station="st-circ", core_id="K3", code=3, minutes=302, impact=(0.0, 0.5)),
+             record(station="st-circ", core_id="K4", code=1, minutes=303, family="starter-motor", impact=None))
+    page.goto("/circularity?station=st-circ&period=all")
+    expect(page.locator("#fig-cores")).to_have_text("4")
+    expect(page.locator("#fig-reuse-rate")).to_have_text("50.0 %")
+    expect(page.locator("#fig-reman-rate")).to_have_text("25.0 %")
+    expect(page.locator("#fig-material")).to_have_text("7.5 kg")
+    expect(page.locator("#fig-co2e")).to_have_text("16.8 kg")
+    expect(page.locator("#fig-unknown")).to_have_text("1")
+    expect(page.locator("#impact-chart canvas")).to_have_count(1)
+    shot(page, "circularity")
+
+
+def test_remaining_pages_render(page, web, station):
+    gw, _ = web
+    st = station("st-misc")
+    st.publish("event", json.dumps({"schema": 1, "id": "ev-web-1", "ts": "2026-11-28T09:00:00Z",
+                                    "station": "st-misc", "level": "error", "code": "bench_unreachable",
+                                    "message": "OPC UA bench did not answer within 2 s"}))
+    _publish(web, st, record(station="st-misc", core_id="M1", code=4, minutes=400))
+    page.goto("/events?level=error")
+    expect(page.locator("#events")).to_contain_text("bench_unreachable")
+    shot(page, "events")
+    page.goto("/trends?period=all")
+    expect(page.locator("#decisions canvas")).to_have_count(1)
+    shot(page, "trends")
+    page.goto("/")
+    expect(page.locator("[data-station=st-misc]")).to_contain_text("REVIEW")
+    shot(page, "stations")
+    page.goto("/kiosk/st-misc")
+    expect(page.locator("#latest-core")).to_have_text("M1")
+    shot(page, "kiosk")
