@@ -1,0 +1,432 @@
+"""The edge node: every part of a station built from its config, started in order, stopped in reverse.
+
+    await run_node(load_station("station.yaml"))     # until SIGTERM or SIGINT
+
+`Node.start()` is one flat list: families, journal, model, camera, broker, bench, then the
+station loop and its helpers (trigger sources, stats, housekeeping, the systemd watchdog). Each
+start-up check prints one line; a check that fails raises StartupError naming the part and the
+problem. A broker or bench that is not reachable yet is a warning, not a failure: results are
+kept in the journal and published once the broker is back, and inspections meanwhile get REVIEW
+for missing bench values.
+
+One stop event. SIGTERM (systemd stop) and SIGINT set it: the station finishes the inspection
+in hand, triggers still waiting are reported, the outbox drains to the broker (up to
+`DRAIN_TIMEOUT_S`; what is left goes out after the next start), then every part stops in
+reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge import systemd
+from edge.bench import BenchClient
+from edge.camera import Camera, VideoCamera, open_camera
+from edge.commands import CommandRouter
+from edge.config import StationConfig
+from edge.contract import Event, Topics
+from edge.errors import BenchError, BrokerError, CameraError, JournalError, RemanError
+from edge.events import Events
+from edge.families import FamilySet, load_families
+from edge.handshake import Handshake
+from edge.health import Health
+from edge.journal import Journal
+from edge.mqtt import MqttClient
+from edge.outbox import OutboxMessage
+from edge.publisher import Publisher
+from edge.station import Station
+
+log = logging.getLogger("reman.node")
+
+BROKER_WAIT_S = 5.0
+DRAIN_TIMEOUT_S = 10.0
+FINISH_TIMEOUT_S = 20.0
+HOUSEKEEPING_INTERVAL_S = 600.0
+DELIVERED_KEPT_S = 24 * 3600.0
+STUCK_INSPECTION_S = 60.0
+
+
+class StartupError(RemanError):
+    """The node could not start"""
+
+
+@dataclass
+class Node:
+    """A station's parts; build with `Node(config)`, then `await start()` and `await shutdown()`."""
+
+    config: StationConfig
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    events: Events | None = None
+    health: Health | None = None
+    executor: ThreadPoolExecutor | None = None
+    families: FamilySet | None = None
+    journal: Journal | None = None
+    grader: Any = None
+    camera: Camera | None = None
+    mqtt: MqttClient | None = None
+    publisher: Publisher | None = None
+    handshake: Handshake | None = None
+    commands: CommandRouter | None = None
+    bench: BenchClient | None = None
+    station: Station | None = None
+    tasks: dict[str, asyncio.Task] = field(default_factory=dict)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _loop_thread: int | None = None
+    _stopped: bool = False
+
+    # ------------------------------------------------------------ start
+
+    async def start(self) -> None:
+        """Build, check and start every part in order; StartupError when one cannot start."""
+        cfg = self.config
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        self.events = self.events or Events(cfg.station_id)
+        self.health = self.health or Health(cfg.station_id)
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="station")
+        try:
+            await self._start_parts()
+        except BaseException:
+            await self.shutdown()
+            raise
+
+    async def _start_parts(self) -> None:
+        self.families = self._check_families()
+        self.journal = self._check_journal()
+        self.events.add_sink(self._journal_event)
+        self.grader = await self._check_model()
+        self.camera = await self._check_camera()
+        await self._start_broker()
+        await self._start_bench()
+        self.station = Station(
+            self.config,
+            grader=self.grader,
+            camera=self.camera,
+            bench=self.bench,
+            families=self.families,
+            journal=self.journal,
+            events=self.events,
+            executor=self.executor,
+            publisher=self.publisher,
+            health=self.health,
+        )
+        self._start_tasks()
+        systemd.ready(f"station {self.config.station_id} ready")
+        self.events.info(
+            "node_started",
+            f"station {self.config.station_id} is running",
+            model=self.grader.card.name,
+            camera=self.camera.description,
+        )
+
+    def _check_families(self) -> FamilySet:
+        families = load_families(self.config.families_dir)  # ConfigError lists every problem
+        if not len(families):
+            raise StartupError(
+                f"families: {self.config.families_dir} holds no product family (*.yaml)"
+            )
+        _ok(f"families: {', '.join(f.id for f in families)}")
+        return families
+
+    def _check_journal(self) -> Journal:
+        try:
+            journal = Journal.open(self.config.journal.path, self.events, families=self.families)
+        except JournalError as exc:
+            raise StartupError(str(exc)) from exc
+        _ok(
+            f"journal: {self.config.journal.path} (schema {journal.schema_version}, {journal.count()} inspections)"
+        )
+        return journal
+
+    async def _check_model(self) -> Any:
+        from vision.errors import VisionError
+        from vision.grader import Grader
+
+        model = self.config.model
+        try:
+            grader = await asyncio.get_running_loop().run_in_executor(
+                self.executor,
+                lambda: Grader.load(
+                    model.path,
+                    model.providers,
+                    model.threads,
+                    model.corrosion_table,
+                    model.min_confidence,
+                ),
+            )
+        except VisionError as exc:
+            raise StartupError(f"model: {exc}") from exc
+        _ok(f"model: {grader.card.name} {grader.card.version} on {', '.join(grader.providers)}")
+        return grader
+
+    async def _check_camera(self) -> Camera:
+        camera = open_camera(self.config.camera, self.events)
+        try:
+            await camera.open()
+        except CameraError as exc:
+            if not isinstance(camera, VideoCamera):
+                await camera.close()
+                raise StartupError(f"camera: {exc}") from exc
+            log.warning("camera: %s; it is reopened on the next trigger", exc)
+        else:
+            _ok(f"camera: {camera.description}")
+        return camera
+
+    async def _start_broker(self) -> None:
+        cfg = self.config
+        topics = Topics(cfg.station_id, cfg.mqtt.topic_prefix)
+        self.commands = CommandRouter(
+            self.events, topics, override_users=cfg.commands.override_users
+        )
+        try:
+            self.mqtt = MqttClient(
+                cfg.station_id, cfg.mqtt, self.events, on_command=self.commands.handle
+            )
+            await self.mqtt.start()
+        except (BrokerError, OSError) as exc:
+            raise StartupError(f"broker: {exc}") from exc
+        self.handshake = Handshake(self.events, cfg.handshake.ack_timeout_s)
+        self.publisher = Publisher.from_config(
+            self.journal.outbox,
+            self.mqtt,
+            self.events,
+            cfg.retention,
+            on_delivered=self.handshake.on_delivered,
+        )
+        self.commands.handlers["ack/set"] = self.handshake.ack
+        self.publisher.start()
+        await self._wait_broker()
+
+    async def _wait_broker(self) -> None:
+        refused: list[Event] = []
+        self.events.add_sink(lambda e: refused.append(e) if e.code == "broker_refused" else None)
+        try:
+            await self.mqtt.wait_connected(BROKER_WAIT_S)
+        except BrokerError as exc:
+            if refused:
+                raise StartupError(f"broker: {refused[-1].message}") from exc
+            log.warning("broker: %s; results wait in the journal until it is reachable", exc)
+            return
+        _ok(f"broker: {self.config.mqtt.host}:{self.config.mqtt.port} as {self.mqtt.client_id}")
+
+    async def _start_bench(self) -> None:
+        cfg = self.config.bench
+        if not cfg.enabled:
+            _ok("bench: disabled")
+            return
+        self.bench = BenchClient(cfg, self.events)
+        await self.bench.start()
+        try:
+            await self.bench.wait_connected()
+        except BenchError as exc:
+            log.warning("bench: %s; inspections get REVIEW for its values until it is back", exc)
+            return
+        unknown = (
+            f"; unknown nodes: {', '.join(sorted(self.bench.unknown))}"
+            if self.bench.unknown
+            else ""
+        )
+        _ok(f"bench: {cfg.endpoint} ({self.bench.mode}){unknown}")
+
+    def _start_tasks(self) -> None:
+        station, cfg = self.station, self.config
+        self.commands.handlers["trigger/set"] = station.on_trigger_command
+        self.commands.handlers["override/set"] = station.on_override_command
+        self._spawn("station", station.run(self.stop))
+        if self.bench is not None and cfg.bench.trigger_node:
+            self._spawn("bench-triggers", station.pump_bench_triggers(self.stop))
+        if cfg.trigger.interval_s:
+            self._spawn(
+                "interval-triggers", station.interval_triggers(self.stop, cfg.trigger.interval_s)
+            )
+        self._spawn("stats", self._every(cfg.stats.interval_s, self.publish_stats))
+        self._spawn(
+            "housekeeping", self._every(HOUSEKEEPING_INTERVAL_S, self.housekeeping, first=True)
+        )
+        interval = systemd.watchdog_interval_s()
+        if interval:
+            self._spawn("watchdog", systemd.watchdog_loop(self.stop, interval, self.healthy))
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self.tasks[name] = task  # strong reference for the node's lifetime
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("task %s failed", task.get_name(), exc_info=exc)
+        self.events.error(
+            "task_failed", f"{task.get_name()} stopped: {exc}", task=task.get_name(), error=exc
+        )
+        self.stop.set()  # a node without its loop must not pretend to run; systemd restarts it
+
+    # ------------------------------------------------------------ running
+
+    def healthy(self) -> bool:
+        """The station loop runs and no inspection has hung (the systemd watchdog asks)."""
+        task = self.tasks.get("station")
+        if task is None or task.done():
+            return False
+        since = self.station.busy_since
+        return since is None or self.station.clock() - since < STUCK_INSPECTION_S
+
+    async def _every(self, interval_s: float, job: Callable[[], None], first: bool = False) -> None:
+        if first:
+            job()
+        while not self.stop.is_set():
+            try:
+                await asyncio.wait_for(self.stop.wait(), interval_s)
+            except TimeoutError:
+                job()
+
+    def publish_stats(self) -> None:
+        """Put the health figures in the outbox for the `stats` topic."""
+        stats = self.health.stats(
+            bench=self.bench.state if self.bench else None,
+            broker=self.mqtt.state,
+            outbox=self.journal.outbox.depth(),
+            model=self.station._model if self.station else None,
+            journal_path=self.config.journal.path,
+        )
+        message = OutboxMessage(
+            kind="stats",
+            topic=self.mqtt.topics.stats,
+            qos=0,
+            payload=stats.model_dump_json().encode(),
+        )
+        try:
+            with self.journal.db.conn:
+                self.journal.outbox.add([message])
+        except Exception as exc:  # sqlite3 errors: the figures are skipped this time
+            log.warning("stats not queued: %s", exc)
+            return
+        self.publisher.notify()
+
+    def housekeeping(self) -> None:
+        """Prune old image files and delivered outbox rows (records are kept)."""
+        retention = self.config.retention
+        try:
+            pruned = self.journal.prune_images(
+                retention.image_max_age_days, retention.image_disk_budget_mb
+            )
+            self.journal.outbox.prune_delivered(DELIVERED_KEPT_S)
+        except (JournalError, OSError) as exc:
+            self.events.warning("housekeeping_failed", f"pruning failed: {exc}")
+            return
+        if pruned:
+            log.info("pruned %d image files", pruned)
+
+    def _journal_event(self, event: Event) -> None:
+        """Event sink: the event into the journal with its outbox row, on the loop's thread."""
+        if threading.get_ident() != self._loop_thread:
+            try:
+                self._loop.call_soon_threadsafe(self._journal_event, event)
+            except RuntimeError:  # the loop has closed: the event was logged, that is all
+                pass
+            return
+        journal = self.journal
+        if journal is None:
+            return
+        topic = Topics(self.config.station_id, self.config.mqtt.topic_prefix).event
+        message = OutboxMessage(
+            kind="event",
+            topic=topic,
+            qos=1,
+            msg_id=event.id,
+            payload=event.model_dump_json(by_alias=True).encode(),
+        )
+        journal.record_event(event, message)
+        if self.publisher is not None:
+            self.publisher.notify()
+
+    # ------------------------------------------------------------ stop
+
+    async def shutdown(self) -> None:
+        """Stop in reverse order: finish the inspection in hand, drain the outbox, close all."""
+        if self._stopped:
+            return
+        self._stopped = True
+        systemd.stopping()
+        self.stop.set()
+        await self._finish_station()
+        for name in [n for n in self.tasks if n != "station"]:
+            await _cancel(self.tasks[name])
+        await self._stop_inputs()
+        await self._drain()  # after the inputs, so their last events go out too
+        await self._stop_outputs()
+
+    async def _finish_station(self) -> None:
+        task = self.tasks.get("station")
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), FINISH_TIMEOUT_S)
+        except TimeoutError:
+            log.error("the inspection in hand did not finish within %s s", FINISH_TIMEOUT_S)
+            await _cancel(task)
+        except Exception:  # noqa: BLE001 - reported by _task_done
+            pass
+
+    async def _drain(self) -> None:
+        if self.publisher is None or self.mqtt is None or not self.mqtt.connected:
+            return
+        try:
+            await self.publisher.wait_drained(DRAIN_TIMEOUT_S)
+        except BrokerError as exc:
+            log.warning("%s; the rest goes out after the next start", exc)
+
+    async def _stop_inputs(self) -> None:
+        if self.bench is not None:
+            await self.bench.stop()
+        if self.camera is not None:
+            await self.camera.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _stop_outputs(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.stop()
+        if self.handshake is not None:
+            self.handshake.close()
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+        journal, self.journal = self.journal, None  # later events are only logged
+        if journal is not None:
+            journal.close()
+
+
+async def run_node(config: StationConfig, stop: asyncio.Event | None = None) -> None:
+    """Run a station until SIGTERM or SIGINT (or `stop`), then shut it down cleanly."""
+    node = Node(config, stop=stop or asyncio.Event())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.stop.set)
+    try:
+        await node.start()
+        await node.stop.wait()
+        log.info("stopping: finishing the inspection in hand and draining the outbox")
+    finally:
+        await node.shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+
+
+def _ok(text: str) -> None:
+    log.info("check ok: %s", text)
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - reported by _task_done
+        pass

@@ -1,0 +1,669 @@
+"""The station loop: trigger → capture → core id → grade → bench snapshot → decide → journal → publish.
+
+    station = Station(config, grader=..., camera=..., bench=..., families=..., journal=...,
+                      events=..., publisher=..., health=..., executor=...)
+    station.trigger(core_id="HGP-000123")          # or MQTT trigger/set, a bench edge, an interval
+    await station.run(stop)                         # until stop is set; finishes the inspection in hand
+
+One inspection at a time. Triggers wait in a bounded `TriggerQueue`; one that finds it full is
+handled by the configured overflow policy (`drop_new`: the new one is refused; `drop_oldest`:
+the oldest waiting one makes room) and is always an event. Triggers still waiting at shutdown
+are reported the same way.
+
+Every inspection ends in exactly one journal transaction holding the record and its outbox
+messages (result, inspection, snapshot), and the publisher is woken. Whatever goes wrong (camera,
+unreadable image, model, bench) becomes a REVIEW reason; only an unexpected failure gives a
+result with code 0 and err INSPECTION_FAILED, which is journaled and published like any other.
+OpenCV, zxing and onnxruntime work runs on the executor (they release the GIL); the journal is
+written on the event loop's thread, which owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge import quality
+from edge.camera import Camera, Frame
+from edge.config import StationConfig
+from edge.contract import (
+    Credit,
+    DecisionInfo,
+    DefectResult,
+    Disposition,
+    InspectionRecord,
+    Measurement,
+    ModelInfo,
+    OverrideCommand,
+    Reason,
+    Result,
+    ResultError,
+    RulesInfo,
+    Topics,
+    TriggerCommand,
+)
+from edge.coreid import CoreIdOutcome, resolve_core_id
+from edge.errors import CameraError, JournalError
+from edge.events import Events
+from edge.families import FamilySet
+from edge.health import Health
+from edge.ids import new_id, utc_now
+from edge.journal import Journal
+from edge.outbox import OutboxMessage
+from edge.rules import decide, impact, rules_version
+from vision.errors import VisionError
+
+log = logging.getLogger("reman.station")
+
+JPEG_QUALITY = 90
+BENCH_WRITEBACK_TIMEOUT_S = 5.0
+
+
+# ---------------------------------------------------------------- triggers
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A request to inspect the core at the station now."""
+
+    source: str  # mqtt, bench, interval or api
+    core_id: str | None = None
+    part_number: str | None = None
+    received: float = field(default_factory=time.monotonic)  # for trigger-to-result latency
+    ts: str = field(default_factory=utc_now)
+
+
+class TriggerQueue:
+    """Triggers waiting while an inspection runs: bounded, with a named overflow policy."""
+
+    def __init__(self, size: int, overflow: str, events: Events):
+        if overflow not in ("drop_new", "drop_oldest"):
+            raise ValueError(f"unknown overflow policy {overflow!r}")
+        self.size = size
+        self.overflow = overflow
+        self.events = events
+        self.dropped = 0
+        self._items: deque[Trigger] = deque()
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, trigger: Trigger) -> bool:
+        """Queue a trigger; False when the policy refused this one (an event says so)."""
+        if len(self._items) < self.size:
+            self._items.append(trigger)
+            self._ready.set()
+            return True
+        if self.overflow == "drop_new":
+            self._dropped(trigger, "the trigger queue is full")
+            return False
+        self._dropped(self._items.popleft(), "a newer trigger took its place in the full queue")
+        self._items.append(trigger)
+        return True
+
+    async def get(self) -> Trigger:
+        """The oldest waiting trigger, waiting for one if none is there."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+    def drain(self, why: str) -> int:
+        """Drop every waiting trigger with an event each; how many."""
+        count = 0
+        while self._items:
+            self._dropped(self._items.popleft(), why)
+            count += 1
+        return count
+
+    def _dropped(self, trigger: Trigger, why: str) -> None:
+        self.dropped += 1
+        self.events.warning(
+            "trigger_dropped",
+            f"{trigger.source} trigger not inspected: {why} (policy {self.overflow})",
+            source=trigger.source,
+            core_id=trigger.core_id,
+            received_ts=trigger.ts,
+            policy=self.overflow,
+            queue_size=self.size,
+        )
+
+
+# ---------------------------------------------------------------- what one inspection gathers
+
+
+@dataclass
+class _Work:
+    """What one inspection has gathered so far."""
+
+    trigger: Trigger
+    started: float
+    ts: str
+    timings: dict[str, float] = field(default_factory=dict)
+    frames: list[Frame] = field(default_factory=list)
+    image_problems: list[str] = field(default_factory=list)
+    core: CoreIdOutcome | None = None
+    graded: Any = None  # vision.grader.CoreGrade
+    jpegs: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, JPEG)
+    snapshot_jpeg: bytes | None = None
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+    bench_core_id: str | None = None
+    bench_link: str | None = None  # the link's state and since when, when it was not connected
+    bench_part_number: str | None = None
+
+    def lap(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage] = round((now - since) * 1000, 3)
+        return now
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A decided inspection ready for the journal: record, result and the files that go with it."""
+
+    record: InspectionRecord
+    result: Result
+    images: list[tuple[Path, bytes]] = field(default_factory=list)
+    snapshot: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """A finished inspection: the record as journaled and its trigger-to-commit latency."""
+
+    record: InspectionRecord
+    result: Result
+    latency_ms: float
+
+
+# ---------------------------------------------------------------- the station
+
+
+class Station:
+    """Runs inspections one at a time for one station; collaborators come in from outside."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        grader: Any,
+        camera: Camera,
+        families: FamilySet,
+        journal: Journal,
+        events: Events,
+        executor: Executor,
+        bench: Any = None,
+        publisher: Any = None,
+        health: Health | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.grader = grader
+        self.camera = camera
+        self.bench = bench
+        self.families = families
+        self.journal = journal
+        self.events = events
+        self.executor = executor
+        self.publisher = publisher
+        self.health = health or Health(config.station_id)
+        self.clock = clock
+        self.topics = Topics(config.station_id, config.mqtt.topic_prefix)
+        self.triggers = TriggerQueue(config.trigger.queue_size, config.trigger.overflow, events)
+        self.busy = False
+        self.busy_since: float | None = None
+        self.listeners: list[Callable[[Inspected], None]] = []
+        self._model = _model_info(grader)
+
+    # ------------------------------------------------------------ triggers in
+
+    def trigger(
+        self, core_id: str | None = None, part_number: str | None = None, source: str = "api"
+    ) -> bool:
+        """Ask for an inspection; False when the overflow policy refused it (with an event)."""
+        return self.triggers.put(Trigger(source=source, core_id=core_id, part_number=part_number))
+
+    def on_trigger_command(self, command: TriggerCommand) -> bool:
+        """`trigger/set` from the PLC or the dashboard."""
+        return self.trigger(core_id=command.core, source="mqtt")
+
+    async def pump_bench_triggers(self, stop: asyncio.Event) -> None:
+        """Move the bench's trigger edges into the station's queue until `stop` is set."""
+        while not stop.is_set():
+            bench_trigger = await _until(stop, self.bench.triggers.get())
+            if bench_trigger is None:
+                return
+            self.trigger(
+                core_id=bench_trigger.core_id, part_number=bench_trigger.part_number, source="bench"
+            )
+
+    async def interval_triggers(self, stop: asyncio.Event, interval_s: float) -> None:
+        """A trigger every `interval_s` (demos) until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except TimeoutError:
+                self.trigger(source="interval")
+
+    # ------------------------------------------------------------ the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Inspect triggers one at a time until `stop`; the inspection in hand always finishes."""
+        while not stop.is_set():
+            trigger = await _until(stop, self.triggers.get())
+            if trigger is None:
+                break
+            await self.inspect(trigger)
+        self.triggers.drain("the node is shutting down")
+
+    async def inspect(self, trigger: Trigger) -> Inspected | None:
+        """One inspection, journaled and handed to the publisher; None when it could not be
+        journaled (an event says why)."""
+        self.busy, self.busy_since = True, self.clock()
+        log.info("inspection started (%s trigger, core %s)", trigger.source, trigger.core_id or "?")
+        try:
+            try:
+                outcome = await self._inspect(trigger)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # root of one inspection: report, still answer the PLC
+                log.exception("inspection failed")
+                self.events.error(
+                    "inspection_failed",
+                    f"inspection failed: {type(exc).__name__}: {exc}",
+                    error=exc,
+                )
+                outcome = self._failed(trigger, exc)
+            return await self._commit(trigger, outcome)
+        finally:
+            self.busy, self.busy_since = False, None
+
+    async def _inspect(self, trigger: Trigger) -> _Outcome:
+        work = _Work(trigger=trigger, started=time.perf_counter(), ts=utc_now())
+        await self._capture(work)
+        await self._bench_identity(work)
+        await self._analyse(work)
+        await self._bench_snapshot(work)
+        return self._decide(work)
+
+    # ------------------------------------------------------------ stages
+
+    async def _capture(self, work: _Work) -> None:
+        since = time.perf_counter()
+        try:
+            work.frames = await self.camera.capture_views(self.config.camera.views)
+        except CameraError as exc:  # the camera reported an event already
+            work.image_problems.append(f"no image: {exc}")
+        work.lap("capture", since)
+
+    async def _bench_identity(self, work: _Work) -> None:
+        if work.trigger.source == "bench":
+            work.bench_core_id, work.bench_part_number = (
+                work.trigger.core_id,
+                work.trigger.part_number,
+            )
+        elif self.bench is not None:
+            work.bench_core_id, work.bench_part_number = await self.bench.identity()
+
+    async def _analyse(self, work: _Work) -> None:
+        """Core id, frame checks and grading side by side on the executor."""
+        loop = asyncio.get_running_loop()
+        images = [f.image for f in work.frames]
+        core_job = loop.run_in_executor(self.executor, self._core_id, work, images)
+        grade_job = loop.run_in_executor(self.executor, self._grade, work, images)
+        work.core, _ = await asyncio.gather(core_job, grade_job)
+
+    def _core_id(self, work: _Work, images: list[np.ndarray]) -> CoreIdOutcome:
+        since = time.perf_counter()
+        trigger_id = work.trigger.core_id if work.trigger.source != "bench" else None
+        outcome = resolve_core_id(
+            self.config.core_id, trigger=trigger_id, bench=work.bench_core_id, images=images
+        )
+        work.lap("core_id", since)
+        return outcome
+
+    def _grade(self, work: _Work, images: list[np.ndarray]) -> None:
+        since = time.perf_counter()
+        problems = [quality.check_frame(image, self.config.camera) for image in images]
+        work.image_problems += [
+            r.text.removeprefix("image quality: ") for r in quality.quality_reasons(problems)
+        ]
+        since = work.lap("quality", since)
+        if not images:
+            return
+        try:
+            work.graded = self.grader.grade_views(images)
+        except VisionError as exc:
+            self.events.error(
+                "grading_failed", f"the model could not grade the image: {exc}", error=exc
+            )
+            work.image_problems.append(f"not graded: {exc}")
+            return
+        since = work.lap("grade", since)
+        self._images(work)
+        work.lap("images", since)
+
+    def _images(self, work: _Work) -> None:
+        """JPEGs of each view as taken, and the overlay of the first view for the snapshot."""
+        from vision.overlay import render_overlay
+
+        for view, (frame, graded) in enumerate(
+            zip(work.frames, work.graded.views, strict=True), start=1
+        ):
+            ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            if ok:
+                work.jpegs.append((f"v{view}.jpg", data.tobytes()))
+            overlay = render_overlay(frame.image, graded)
+            work.jpegs.append((f"v{view}-overlay.jpg", overlay))
+            if work.snapshot_jpeg is None:
+                work.snapshot_jpeg = overlay
+
+    async def _bench_snapshot(self, work: _Work) -> None:
+        since = time.perf_counter()
+        if self.bench is not None:
+            snapshot = await self.bench.snapshot(
+                wait_ready=bool(self.config.bench.result_ready_node)
+            )
+            work.measurements = snapshot.measurements()
+            if snapshot.link != "connected":
+                work.bench_link = f"{snapshot.link} since {self.bench.state.since}"
+        work.lap("bench", since)
+
+    # ------------------------------------------------------------ the decision and the record
+
+    def _decide(self, work: _Work) -> _Outcome:
+        since = time.perf_counter()
+        core = work.core
+        part_number = work.bench_part_number or work.trigger.part_number
+        family = self.families.match(core.core_id, part_number)
+        defects = _defects(work.graded)
+        decision = decide(
+            family,
+            {k: v.model_dump() for k, v in defects.items()},
+            work.measurements,
+            work.image_problems,
+            now=datetime.now(UTC),
+        )
+        decision = _with_core_id_reasons(_with_bench_reason(decision, work.bench_link), core)
+        work.lap("decide", since)
+        work.timings["total"] = round((time.monotonic() - work.trigger.received) * 1000, 3)
+        seq = self.journal.next_seq()
+        record = InspectionRecord(
+            id=new_id(),
+            seq=seq,
+            ts=work.ts,
+            station=self.config.station_id,
+            core_id=core.core_id,
+            core_id_source=core.source,
+            family=family.id if family else None,
+            part_number=part_number,
+            defects=defects,
+            measurements=work.measurements,
+            decision=decision,
+            impact=impact(family, decision.code),
+            model=self._model if work.graded is not None else None,
+            rules=RulesInfo(**dict(zip(("version", "sha256"), rules_version(family), strict=True)))
+            if family
+            else None,
+            timings_ms=work.timings,
+            images=[self._image_name(work.ts, seq, n) for n, _ in work.jpegs],
+        )
+        err = ResultError.REJECTED_NO_CORE_ID if core.rejected else ResultError.OK
+        images = [
+            (self._image_path(name), data)
+            for name, (_, data) in zip(record.images, work.jpegs, strict=True)
+        ]
+        return _Outcome(record, _result(record, err), images, work.snapshot_jpeg)
+
+    def _failed(self, trigger: Trigger, exc: BaseException) -> _Outcome:
+        core_id = trigger.core_id or _generated_id()
+        reason = Reason(
+            code="inspection_failed", text=f"inspection failed: {type(exc).__name__}: {exc}"
+        )
+        decision = DecisionInfo(
+            code=Disposition.NONE,
+            label=Disposition.NONE.name,
+            credit=Credit.UNKNOWN,
+            reasons=[reason],
+        )
+        record = InspectionRecord(
+            id=new_id(),
+            seq=self.journal.next_seq(),
+            ts=utc_now(),
+            station=self.config.station_id,
+            core_id=core_id,
+            core_id_source="trigger" if trigger.core_id else "generated",
+            decision=decision,
+        )
+        return _Outcome(record, _result(record, ResultError.INSPECTION_FAILED))
+
+    def _image_name(self, ts: str, seq: int, name: str) -> str:
+        return f"{ts[:10]}/{seq:08d}-{name}"
+
+    def _image_path(self, name: str) -> Path:
+        return Path(self.config.journal.images_dir) / name
+
+    async def _commit(self, trigger: Trigger, outcome: _Outcome) -> Inspected | None:
+        record, result = outcome.record, outcome.result
+        messages = self.messages(record, result, outcome.snapshot)
+        try:
+            self.journal.record_inspection(record, messages, outcome.images)
+        except JournalError as exc:
+            self.events.error(
+                "inspection_not_recorded",
+                f"inspection {record.seq} could not be journaled: {exc}",
+                seq=record.seq,
+                core_id=record.core_id,
+            )
+            return None
+        if self.publisher is not None:
+            self.publisher.notify()
+        latency_ms = (time.monotonic() - trigger.received) * 1000
+        self.health.record(record, latency_ms)
+        log.info(
+            "inspection %d: core %s %s (%.0f ms)",
+            record.seq,
+            record.core_id,
+            record.decision.label,
+            latency_ms,
+        )
+        done = Inspected(record, result, latency_ms)
+        for listener in self.listeners:
+            listener(done)
+        await self._write_back(result)
+        return done
+
+    def messages(
+        self, record: InspectionRecord, result: Result, snapshot: bytes | None = None
+    ) -> list[OutboxMessage]:
+        """The outbox messages of one record: result first (the PLC waits for it), then the full
+        record, then the snapshot JPEG."""
+        out = [
+            OutboxMessage(
+                kind="result",
+                topic=self.topics.result,
+                payload=result.to_payload(),
+                qos=1,
+                retain=True,
+                msg_id=record.id,
+            ),
+            OutboxMessage(
+                kind="inspection",
+                topic=self.topics.inspection,
+                payload=record.to_json().encode(),
+                qos=1,
+                msg_id=record.id,
+            ),
+        ]
+        if snapshot:
+            out.append(
+                OutboxMessage(
+                    kind="snapshot",
+                    topic=self.topics.snapshot,
+                    payload=snapshot,
+                    qos=1,
+                    msg_id=record.id,
+                )
+            )
+        return out
+
+    async def _write_back(self, result: Result) -> None:
+        if self.bench is None or not self.config.bench.writeback:
+            return
+        try:
+            await asyncio.wait_for(
+                self.bench.write_back(int(result.code), int(result.credit), result.seq),
+                BENCH_WRITEBACK_TIMEOUT_S,
+            )
+        except TimeoutError:
+            self.events.warning(
+                "bench_writeback_timeout",
+                f"write-back of result {result.seq} timed out",
+                seq=result.seq,
+            )
+
+    # ------------------------------------------------------------ overrides
+
+    async def on_override_command(self, command: OverrideCommand) -> InspectionRecord | None:
+        """`override/set`: journal the override and republish the record and its result."""
+
+        def republish(updated: InspectionRecord) -> list[OutboxMessage]:
+            return self.messages(updated, _result(updated, ResultError.OK))
+
+        try:
+            updated = self.journal.apply_override(
+                command.id,
+                command.code,
+                command.reason,
+                command.user,
+                credit=command.credit,
+                make_messages=republish,
+            )
+        except JournalError as exc:
+            self.events.warning(
+                "override_rejected",
+                f"override of {command.id} refused: {exc}",
+                inspection_id=command.id,
+                user=command.user,
+            )
+            return None
+        if updated is None:
+            log.info("override of %s repeated; nothing changed", command.id)
+            return None
+        self.events.info(
+            "override_applied",
+            f"{command.user} set inspection {updated.seq} to "
+            f"{updated.effective_code().name}: {command.reason}",
+            inspection_id=command.id,
+            code=command.code,
+            user=command.user,
+        )
+        if self.publisher is not None:
+            self.publisher.notify()
+        return updated
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _model_info(grader: Any) -> ModelInfo | None:
+    card = getattr(grader, "card", None)
+    if card is None:
+        return None
+    return ModelInfo(name=card.name, version=card.version, sha256=getattr(grader, "sha256", ""))
+
+
+def _defects(graded: Any) -> dict[str, DefectResult]:
+    if graded is None:
+        return {}
+    return {
+        name: DefectResult(
+            area_pct=min(100.0, max(0.0, g.area_pct)),
+            grade=g.grade,
+            confidence=min(1.0, max(0.0, g.confidence)),
+            scale=g.scale,
+        )
+        for name, g in graded.defects.items()
+    }
+
+
+def _with_bench_reason(decision: DecisionInfo, bench_link: str | None) -> DecisionInfo:
+    """Say why measurements are missing or stale when the bench link was down."""
+    if bench_link is None or not any(r.code.startswith("measurement_") for r in decision.reasons):
+        return decision
+    reason = Reason(
+        code="bench_unavailable", text=f"bench {bench_link}: no current measurements", rule="bench"
+    )
+    return decision.model_copy(update={"reasons": [*decision.reasons, reason]})
+
+
+def _with_core_id_reasons(decision: DecisionInfo, core: CoreIdOutcome) -> DecisionInfo:
+    """Core-id findings added to the decision: a missing id sends the core to REVIEW (RECYCLE
+    stands), the reject policy gives code 0."""
+    if not core.reasons:
+        return decision
+    reasons = decision.reasons + core.reasons
+    if core.rejected:
+        return DecisionInfo(
+            code=Disposition.NONE,
+            label=Disposition.NONE.name,
+            credit=Credit.UNKNOWN,
+            reasons=reasons,
+        )
+    needs_review = core.source == "generated" or any(
+        r.code == "core_id_ambiguous" for r in core.reasons
+    )
+    if needs_review and decision.code != Disposition.RECYCLE:
+        return DecisionInfo(
+            code=Disposition.REVIEW,
+            label=Disposition.REVIEW.name,
+            credit=Credit.UNKNOWN,
+            reasons=reasons,
+        )
+    return decision.model_copy(update={"reasons": reasons})
+
+
+def _result(record: InspectionRecord, err: ResultError) -> Result:
+    return Result(
+        seq=record.seq,
+        core=record.core_id,
+        code=record.effective_code(),
+        credit=record.effective_credit(),
+        err=err,
+    )
+
+
+def _generated_id() -> str:
+    from edge.coreid import generated_core_id
+
+    return generated_core_id()
+
+
+async def _until(stop: asyncio.Event, awaitable: Any) -> Any:
+    """The awaitable's result, or None when `stop` is set first (the awaitable is cancelled)."""
+    job = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({job, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if job.done():
+        return job.result()
+    job.cancel()
+    try:
+        await job
+    except asyncio.CancelledError:
+        pass
+    return None

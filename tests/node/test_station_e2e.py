@@ -1,0 +1,303 @@
+"""End to end, in one event loop: a node on the test broker, the bench simulator, a folder camera.
+
+Each test starts a real node (`edge.node.Node`) with the toy colour model, so the disposition of
+each test image is known in advance, and watches what a PLC and a dashboard would see on MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from edge.benchsim import BenchSimulator
+from edge.contract import Disposition, InspectionRecord, Result, TriggerCommand
+from edge.journal import Journal
+from tests.node.stations import (
+    clean_core,
+    corroded_core,
+    start_node,
+    station_config,
+    write_folder,
+)
+from tests.node.test_coreid import label
+from vision.synth import generate_core
+
+
+@pytest.fixture
+async def bench_sim():
+    """The bench simulator on a free loopback port, measurements in spec."""
+    async with BenchSimulator(host="127.0.0.1", scenario="normal", step_s=0.02) as sim:
+        yield sim
+
+
+async def wait_topic(listener, topic: str, where=lambda m: True, timeout_s: float = 20.0):
+    return await asyncio.to_thread(
+        listener.wait_for, lambda m: m.topic == topic and where(m), timeout_s
+    )
+
+
+def publish(listener, topic: str, payload: bytes | str) -> None:
+    listener.client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+
+@pytest.mark.parametrize(
+    "image,code,reason",
+    [
+        (clean_core(), Disposition.REUSE, "in_spec"),
+        (corroded_core(), Disposition.RECYCLE, "corrosion_grade"),
+    ],
+)
+async def test_mqtt_trigger_gives_result_and_full_record(
+    tmp_path, mosquitto, listener_factory, bench_sim, image, code, reason
+):
+    camera = write_folder(tmp_path / "cores", [image])
+    node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera, bench=bench_sim))
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000123"}))
+        result = await wait_topic(listener, topics.result)
+        record = InspectionRecord.model_validate_json(
+            (await wait_topic(listener, topics.inspection)).payload
+        )
+        snapshot = await wait_topic(listener, topics.snapshot)
+    finally:
+        await node.shutdown()
+    late = await wait_topic(listener_factory(mosquitto, topics.result), topics.result)
+    assert late.retain and late.payload == result.payload, (
+        "a PLC that connects later still reads the result"
+    )
+    assert json.loads(result.payload) == {
+        "seq": 1,
+        "core": "HGP-000123",
+        "code": int(code),
+        "credit": int(record.decision.credit),
+        "err": 0,
+    }
+    assert Result.model_validate_json(result.payload).code == code
+    assert record.core_id == "HGP-000123" and record.core_id_source == "trigger"
+    assert record.family == "hydraulic-gear-pump"
+    assert set(record.defects) == {"wear", "corrosion", "coating_damage"}
+    assert record.measurements["leak_rate_ml_min"].status == "Good"
+    assert record.decision.code == code and reason in [r.code for r in record.decision.reasons]
+    assert record.model.name == "toy-seg" and len(record.model.sha256) == 64
+    assert record.rules.version and record.impact.known
+    assert {"capture", "core_id", "quality", "grade", "bench", "decide", "total"} <= set(
+        record.timings_ms
+    )
+    assert snapshot.payload[:2] == b"\xff\xd8"
+    assert all((tmp_path / "images" / name).is_file() for name in record.images)
+    with Journal.open(tmp_path / "journal.db") as journal:
+        assert journal.get(record.id) == record
+        assert journal.outbox.depth()[0] == 0, "everything was delivered before shutdown"
+
+
+async def test_bench_trigger_gives_result_and_writes_back(
+    tmp_path, mosquitto, listener_factory, bench_sim
+):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera, bench=bench_sim))
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    done = asyncio.get_running_loop().create_future()
+    node.station.listeners.append(lambda inspected: done.done() or done.set_result(inspected))
+    try:
+        await bench_sim.start_test("HGP-000777")
+        inspected = await asyncio.wait_for(done, 20)
+        result = await wait_topic(listener, node.station.topics.result)
+        written = [await bench_sim.get_value(k) for k in ("Disposition", "Credit", "Seq")]
+    finally:
+        await node.shutdown()
+    assert json.loads(result.payload) == {
+        "seq": 1,
+        "core": "HGP-000777",
+        "code": 1,
+        "credit": 1,
+        "err": 0,
+    }
+    assert inspected.record.core_id_source == "bench" and inspected.record.part_number == "HGP-2-22"
+    assert written == [1, 1, 1]
+
+
+async def test_bench_stopped_gives_review_with_that_reason(
+    tmp_path, mosquitto, listener_factory, bench_sim
+):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, watch = await start_node(
+        station_config(tmp_path, mosquitto, camera=camera, bench=bench_sim)
+    )
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        await bench_sim.stop()
+        await watch.wait_for("bench_disconnected")
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000124"}))
+        result = json.loads((await wait_topic(listener, topics.result)).payload)
+        record = InspectionRecord.model_validate_json(
+            (await wait_topic(listener, topics.inspection)).payload
+        )
+    finally:
+        await node.shutdown()
+    assert result["code"] == Disposition.REVIEW and result["err"] == 0
+    reasons = {r.code: r.text for r in record.decision.reasons}
+    assert reasons["bench_unavailable"].startswith("bench disconnected since")
+    assert {"leak_rate_ml_min", "flow_l_min"} <= {
+        r.text.split(":")[0] for r in record.decision.reasons if r.code.startswith("measurement_")
+    }
+    assert record.measurements["flow_l_min"].status == "Stale"
+
+
+async def test_corrupt_image_gives_event_and_review_and_the_node_keeps_running(
+    tmp_path, mosquitto, listener_factory, bench_sim
+):
+    camera = write_folder(tmp_path / "cores", [clean_core(1), clean_core(2), clean_core(3)])
+    (camera / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera, bench=bench_sim))
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    codes = []
+    try:
+        for seq in (1, 2, 3):
+            publish(listener, topics.topic("trigger/set"), json.dumps({"core": f"HGP-00020{seq}"}))
+            result = await wait_topic(
+                listener, topics.result, lambda m, s=seq: json.loads(m.payload)["seq"] == s
+            )
+            codes.append(json.loads(result.payload)["code"])
+        event = json.loads(
+            (
+                await wait_topic(
+                    listener,
+                    topics.event,
+                    lambda m: json.loads(m.payload)["code"] == "image_unreadable",
+                )
+            ).payload
+        )
+        second = await wait_topic(
+            listener,
+            topics.inspection,
+            lambda m: InspectionRecord.model_validate_json(m.payload).seq == 2,
+        )
+    finally:
+        await node.shutdown()
+    assert codes == [Disposition.REUSE, Disposition.REVIEW, Disposition.REUSE]
+    assert event["detail"]["path"].endswith("001.png") and "001.png" in event["message"]
+    reasons = InspectionRecord.model_validate_json(second.payload).decision.reasons
+    assert any(r.code == "image_quality" and "001.png" in r.text for r in reasons)
+
+
+async def test_core_id_read_from_a_qr_code_on_a_generated_core(
+    tmp_path, mosquitto, listener_factory, bench_sim
+):
+    image = generate_core(seed=7).image.copy()
+    tag = label("HGP-000555", "QRCode", scale=3)
+    image[8 : 8 + tag.shape[0], 8 : 8 + tag.shape[1]] = tag[..., None]
+    camera = write_folder(tmp_path / "cores", [image])
+    node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera, bench=bench_sim))
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        publish(
+            listener, topics.topic("trigger/set"), b""
+        )  # no core id in the trigger; none on the bench
+        record = InspectionRecord.model_validate_json(
+            (await wait_topic(listener, topics.inspection)).payload
+        )
+        result = json.loads((await wait_topic(listener, topics.result)).payload)
+    finally:
+        await node.shutdown()
+    assert (record.core_id, record.core_id_source, record.family) == (
+        "HGP-000555",
+        "label",
+        "hydraulic-gear-pump",
+    )
+    assert result["core"] == "HGP-000555"
+
+
+async def test_no_core_id_under_reject_policy_gives_code_0(tmp_path, mosquitto, listener_factory):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, _ = await start_node(
+        station_config(tmp_path, mosquitto, camera=camera, core_id={"policy": "reject"})
+    )
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        publish(listener, topics.topic("trigger/set"), b"")
+        result = json.loads((await wait_topic(listener, topics.result)).payload)
+    finally:
+        await node.shutdown()
+    assert result["code"] == 0 and result["err"] == 2 and result["core"].startswith("UNREAD-")
+
+
+@pytest.mark.parametrize(
+    "overflow,inspected_core", [("drop_new", "HGP-000001"), ("drop_oldest", "HGP-000005")]
+)
+async def test_triggers_faster_than_the_station_follow_the_overflow_policy(
+    tmp_path, mosquitto, listener_factory, overflow, inspected_core
+):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, watch = await start_node(
+        station_config(
+            tmp_path, mosquitto, camera=camera, trigger={"queue_size": 1, "overflow": overflow}
+        )
+    )
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        # Five trigger/set commands in one turn of the loop: the station cannot take any of
+        # them before all five are in, so the queue of one overflows four times.
+        taken = [
+            node.station.on_trigger_command(TriggerCommand(core=f"HGP-00000{i}"))
+            for i in range(1, 6)
+        ]
+        result = json.loads((await wait_topic(listener, node.station.topics.result)).payload)
+        dropped = await asyncio.to_thread(
+            listener.wait_for,
+            lambda m: (
+                m.topic.endswith("/event") and json.loads(m.payload)["code"] == "trigger_dropped"
+            ),
+            20,
+        )
+    finally:
+        await node.shutdown()
+    assert taken == ([True, False, False, False, False] if overflow == "drop_new" else [True] * 5)
+    assert result["core"] == inspected_core
+    assert watch.codes().count("trigger_dropped") == 4
+    assert json.loads(dropped.payload)["detail"]["policy"] == overflow
+    with Journal.open(tmp_path / "journal.db") as journal:
+        assert [r.core_id for r in journal.find()] == [inspected_core]
+
+
+async def test_override_republishes_record_and_result(tmp_path, mosquitto, listener_factory):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera))
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000321"}))
+        first = InspectionRecord.model_validate_json(
+            (await wait_topic(listener, topics.inspection)).payload
+        )
+        override = {"id": first.id, "code": 2, "reason": "scored bore seen by hand", "user": "anna"}
+        publish(listener, topics.topic("override/set"), json.dumps(override))
+        updated = await wait_topic(
+            listener,
+            topics.inspection,
+            lambda m: InspectionRecord.model_validate_json(m.payload).override is not None,
+        )
+        result = await wait_topic(
+            listener, topics.result, lambda m: json.loads(m.payload)["code"] == 2
+        )
+    finally:
+        await node.shutdown()
+    record = InspectionRecord.model_validate_json(updated.payload)
+    assert (
+        first.decision.code == Disposition.REVIEW
+    )  # no bench on this station: measurements missing
+    assert record.id == first.id and record.decision == first.decision
+    assert record.override.user == "anna" and record.effective_code() == Disposition.REMANUFACTURE
+    assert json.loads(result.payload)["seq"] == first.seq
+
+
+def test_generated_cores_make_valid_images():
+    assert generate_core(seed=7).image.dtype == np.uint8
