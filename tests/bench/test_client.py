@@ -130,10 +130,11 @@ async def test_write_back_failure_is_an_event_not_a_crash(sim, client_factory, e
 async def test_wrong_endpoint_gives_a_clear_error_without_hanging(sim, client_factory, event_log):
     nobody = f"opc.tcp://127.0.0.1:{free_port()}/reman/bench"
     client = await client_factory(sim_config(sim, endpoint=nobody, timeout_s=0.5), connect=False)
-    with pytest.raises(BenchUnavailable, match=re.escape(nobody)):
-        await client.wait_connected(timeout_s=5)
     failed = await event_log.wait_for("bench_connect_failed")
-    assert nobody in failed.message
+    assert nobody in failed.message and "cannot be reached" in failed.message
+    with pytest.raises(BenchUnavailable, match=re.escape(nobody)):
+        await client.wait_connected(timeout_s=0.1)
+    assert client.state.state == "disconnected"
     assert (await client.snapshot()).readings["leak_rate_ml_min"].status == "Missing"
 
 
