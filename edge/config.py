@@ -38,7 +38,7 @@ class BenchSecurity(_Section):
     certificate: str | None = Field(default=None, description="Client certificate (DER or PEM); `reman bench certs` makes one.")
     private_key: str | None = Field(default=None, description="Client private key (PEM).")
     application_uri: str = Field(default="urn:reman-edge:client", description="Application URI; must match the certificate's subjectAltName URI.")
-    server_certificate: str | None = Field(default=None, description="The server certificate to trust.")
+    server_certificate: str | None = Field(default=None, description="The server certificate to trust; without it, the one the server offers is accepted unverified.")
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchSecurity:

@@ -46,3 +46,13 @@ async def test_wrong_password_is_refused_clearly(sim_factory, client_certs, tmp_
                            nodes={"flow": {"node_id": NSU + "Flow"}})
     with pytest.raises(BenchError, match="refused"):
         await benchtools.probe(config)
+
+
+async def test_a_server_certificate_other_than_the_trusted_one_is_refused(sim_factory, client_certs, tmp_path):
+    sim = await sim_factory(security=("Basic256Sha256_SignAndEncrypt",), users={"bench": "s3cret"})
+    impostor, _ = make_certificate(tmp_path / "other-server.der", tmp_path / "other-server-key.pem",
+                                   uri="urn:someone-else", host="127.0.0.1", server=True)
+    config = secure_config(sim, client_certs, tmp_path, nodes={"flow": {"node_id": NSU + "Flow"}}, timeout_s=1.0)
+    config.security.server_certificate = str(impostor)
+    with pytest.raises(BenchError, match=sim.endpoint):
+        await benchtools.probe(config)
