@@ -75,7 +75,10 @@ class Gateway:
 
     def _bind(self) -> socket.socket:
         http = self.config.http
-        sock = socket.socket(socket.AF_INET6 if ":" in http.host else socket.AF_INET)
+        # proto=IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when
+        # the socket says so; without it every keep-alive response waits ~40 ms for a delayed ACK
+        family = socket.AF_INET6 if ":" in http.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((http.host, http.port))
