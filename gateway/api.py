@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -123,13 +124,26 @@ def metrics(request: Request) -> str:
                      [({}, counters["written"])])
     lines += _family("reman_gateway_write_errors_total", "counter", "Batches that failed to write.",
                      [({}, counters["write_errors"])])
-    codes = store.code_counts()
+    codes = _code_counts(request)
     lines += _family("reman_gateway_inspections", "gauge", "Stored inspections by effective decision.",
                      [({"code": str(c), "label": LABELS[c]}, codes.get(c, 0)) for c in sorted(LABELS)])
     lines += _family("reman_gateway_stations_online", "gauge", "Stations whose availability is online.",
                      [({}, sum(1 for s in stations if s["available"] == "online"))])
     lines += _family("reman_gateway_stations", "gauge", "Stations seen.", [({}, len(stations))])
     return "\n".join(lines) + "\n"
+
+
+CODE_COUNTS_TTL_S = 5.0
+
+
+def _code_counts(request: Request) -> dict[int, int]:
+    """Inspections per code, recounted at most every CODE_COUNTS_TTL_S (a full index scan)."""
+    cached = getattr(request.app.state, "code_counts", None)
+    now = time.monotonic()
+    if cached is None or now - cached[0] > CODE_COUNTS_TTL_S:
+        cached = (now, request.app.state.store.code_counts())
+        request.app.state.code_counts = cached
+    return cached[1]
 
 
 def _family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> list[str]:
