@@ -66,6 +66,7 @@ class MosquittoProcess:
             "user root" if os.geteuid() == 0 else "",
             "allow_anonymous true" if "allow_anonymous" not in self.extra_config else "",
             f"persistence {'true' if self.persistence else 'false'}",
+            "set_tcp_nodelay true",  # PUBACKs go out at once, not coalesced (Nagle)
             f"persistence_location {self.config_dir}/" if self.persistence else "",
             f"log_dest file {self.log_path}",
             "log_type error", "log_type warning", "log_type notice",

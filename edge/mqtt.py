@@ -11,6 +11,8 @@ connect (an event, and paho retries with a capped, doubling delay).
         await wait_connected(t)    until the broker accepted the connection
         publish(...) -> mid        hand one message to paho (QoS 1 messages are resent by paho
                                    after a reconnect, with the same mid)
+        ready, on_ready            connected and paho's resends of the last link already queued:
+                                   new messages published now cannot overtake old ones
         on_published               (mid, ok, reason) for every PUBACK (QoS 1) or write (QoS 0)
         await stop()               publish `offline` (retained) and disconnect cleanly
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 
@@ -58,6 +61,10 @@ class MqttClient:
         self.client_id = config.client_id or f"reman-{station}"
         self.on_command = on_command
         self.on_published: PublishedHandler | None = None
+        self.on_ready: list[Callable[[], None]] = []  # called on the loop when `ready` turns True
+        self.ready = False  # connected, and paho's resends of the last link are queued
+        self.receive_maximum: int | None = None  # the broker's limit on our unacknowledged QoS 1
+        self._online_mid: int | None = None
         self.max_inflight = max_inflight
         self.state = LinkState(state="disconnected", since=utc_now())
         self.connects = 0  # successful CONNACKs since start, for tests and stats
@@ -87,13 +94,14 @@ class MqttClient:
             _set_tls(client, cfg)
         client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
-        client.max_inflight_messages_set(self.max_inflight)
+        client.max_inflight_messages_set(self.max_inflight + 2)  # + `online` and `offline`
         client.max_queued_messages_set(0)
         client.on_connect = self._paho_connect
         client.on_connect_fail = self._paho_connect_fail
         client.on_disconnect = self._paho_disconnect
         client.on_publish = self._paho_publish
         client.on_message = self._paho_message
+        client.on_socket_open = _no_delay
         return client
 
     async def start(self) -> None:
@@ -172,9 +180,13 @@ class MqttClient:
             self._to_loop(self._connect_refused, str(reason_code))
             return
         # Subscribe and announce from the network thread: paho sends these first on the new link.
+        # Right after this callback paho resends the messages left unacknowledged by the last
+        # link; the PUBACK of `online` can only come after those were queued, so it marks the
+        # moment new messages may follow without overtaking them.
         client.subscribe([(self.topics.topic(kind), 1) for kind in Topics.COMMANDS])
-        client.publish(self.topics.available, ONLINE, qos=1, retain=True)
-        self._to_loop(self._connect_accepted, bool(flags.session_present))
+        self._online_mid = client.publish(self.topics.available, ONLINE, qos=1, retain=True).mid
+        receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
+        self._to_loop(self._connect_accepted, bool(flags.session_present), receive_maximum)
 
     def _paho_connect_fail(self, client, userdata) -> None:
         self._to_loop(self._connect_failed)
@@ -183,6 +195,10 @@ class MqttClient:
         self._to_loop(self._link_lost, str(reason_code))
 
     def _paho_publish(self, client, userdata, mid: int, reason_code: ReasonCode, properties) -> None:
+        if mid == self._online_mid:
+            self._online_mid = None
+            self._to_loop(self._link_ready)
+            return
         self._to_loop(self._published, mid, not reason_code.is_failure, str(reason_code))
 
     def _paho_message(self, client, userdata, message: paho.MQTTMessage) -> None:
@@ -198,7 +214,8 @@ class MqttClient:
 
     # ------------------------------------------------------------ on the loop
 
-    def _connect_accepted(self, session_present: bool) -> None:
+    def _connect_accepted(self, session_present: bool, receive_maximum: int | None) -> None:
+        self.receive_maximum = receive_maximum
         self.connects += 1
         self._fail_reported = False
         self._set_state("connected")
@@ -219,7 +236,15 @@ class MqttClient:
                             f"cannot reach the broker at {self.config.host}:{self.config.port}; retrying",
                             host=self.config.host, port=self.config.port)
 
+    def _link_ready(self) -> None:
+        if not self.connected:
+            return  # the link went away again before `online` was acknowledged
+        self.ready = True
+        for listener in self.on_ready:
+            listener()
+
     def _link_lost(self, reason: str) -> None:
+        self.ready = False
         if self._connected is not None:
             self._connected.clear()
         was_connected = self.connected
@@ -240,6 +265,14 @@ class MqttClient:
             return
         self.state = LinkState(state=state, since=utc_now())
         log.info("broker link %s", state)
+
+
+def _no_delay(client: paho.Client, userdata, sock) -> None:
+    """Send small packets (PUBACKs, short results) at once instead of waiting to coalesce them."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not a TCP socket (a proxy or websocket): keep the default
+        pass
 
 
 def _password(cfg: BrokerConfig) -> str | None:

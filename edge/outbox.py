@@ -117,6 +117,11 @@ class Outbox:
         with self.db.conn:
             self.db.conn.executemany("UPDATE outbox SET delivered_at = ? WHERE id = ?", [(now, i) for i in ids])
 
+    def newest_id(self) -> int:
+        """The highest row id ever committed (0 for an empty outbox)."""
+        row = self.db.conn.execute("SELECT max(id) FROM outbox").fetchone()
+        return row[0] or 0
+
     def depth(self, now: float | None = None) -> tuple[int, float | None]:
         """(undelivered count, age in seconds of the oldest undelivered message or None)."""
         now = time.time() if now is None else now

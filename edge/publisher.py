@@ -11,6 +11,9 @@ their rows. A node restart loses paho's memory but not the outbox: every row not
 delivered is sent again. Either way a consumer may see a message twice, always with the same
 `id`, and never misses one.
 
+Durability: before a batch leaves, the `sync` hook runs (the node passes `Journal.sync`, one fsync
+of the WAL), so whatever reaches the PLC or the gateway survives a power cut on the node.
+
 Wake-up: the node calls `notify()` after each journal commit; the task otherwise sleeps (and
 checks the outbox bounds once a second).
 """
@@ -22,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from edge.errors import BrokerError
+from edge.errors import BrokerError, RemanError
 from edge.events import Events
 from edge.mqtt import MqttClient
 from edge.outbox import Dropped, Outbox, OutboxRow
@@ -41,7 +44,8 @@ class Publisher:
 
     def __init__(self, outbox: Outbox, client: MqttClient, events: Events, *,
                  max_rows: int = DEFAULT_MAX_ROWS, max_age_s: float = DEFAULT_MAX_AGE_S,
-                 window: int | None = None, on_delivered: DeliveredHandler | None = None):
+                 window: int | None = None, on_delivered: DeliveredHandler | None = None,
+                 sync: Callable[[], None] | None = None):
         self.outbox = outbox
         self.client = client
         self.events = events
@@ -49,6 +53,9 @@ class Publisher:
         self.max_age_s = max_age_s
         self.window = window or client.max_inflight
         self.on_delivered = on_delivered
+        self.sync = sync  # e.g. Journal.sync: make committed rows durable before they leave
+        self._sync_failed = False
+        self._durable_id = 0  # outbox rows up to this id are known durable
         self.delivered = 0  # messages acknowledged since start
         self._inflight: dict[int, OutboxRow] = {}  # paho mid -> row
         self._acked: list[OutboxRow] = []
@@ -58,6 +65,7 @@ class Publisher:
         self._task: asyncio.Task | None = None
         self._bounds_at = float("-inf")
         client.on_published = self._on_published
+        client.on_ready.append(self._wake.set)  # a backlog goes out as soon as the link is back
 
     @classmethod
     def from_config(cls, outbox: Outbox, client: MqttClient, events: Events, retention,
@@ -126,7 +134,7 @@ class Publisher:
     async def _drain_once(self) -> None:
         self._flush_acked()
         self._check_bounds()
-        sent = self._send_some() if self.client.connected else 0
+        sent = self._send_some() if self.client.ready else 0
         if sent == 0:
             if not self._inflight and not self._acked and not self.outbox.pending(limit=1):
                 self._idle.set()
@@ -140,10 +148,14 @@ class Publisher:
         self._wake.clear()
 
     def _send_some(self) -> int:
-        room = self.window - len(self._inflight)
+        # Refill as soon as anything was acknowledged: a pipe kept full lets TCP acknowledge
+        # with data instead of waiting (Nagle and delayed ACKs stall a half-empty one).
+        room = self._window() - len(self._inflight)
         if room <= 0:
             return 0
         rows = self.outbox.pending(limit=room, after_id=self._cursor)
+        if not rows or not self._synced(rows[-1].id):
+            return 0
         for row in rows:
             try:
                 mid = self.client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
@@ -153,6 +165,28 @@ class Publisher:
             self._inflight[mid] = row
             self._cursor = row.id
         return len(rows)
+
+    def _window(self) -> int:
+        """Our window, within the broker's Receive Maximum (less one for `online`/`offline`)."""
+        limit = self.client.receive_maximum
+        return self.window if not limit else max(1, min(self.window, limit - 1))
+
+    def _synced(self, last_id: int) -> bool:
+        """Make rows up to `last_id` durable first; False (one event per streak) when that fails."""
+        if self.sync is None or last_id <= self._durable_id:
+            return True
+        newest = self.outbox.newest_id()  # everything committed before the sync becomes durable
+        try:
+            self.sync()
+        except RemanError as exc:
+            if not self._sync_failed:
+                self.events.error("outbox_sync_failed", f"cannot make the journal durable; holding "
+                                  f"messages back: {exc}", error=exc)
+            self._sync_failed = True
+            return False
+        self._sync_failed = False
+        self._durable_id = newest
+        return True
 
     def _unsendable(self, row: OutboxRow, exc: BrokerError) -> None:
         # paho refuses only what it can never encode; skipping it keeps the rest flowing.
