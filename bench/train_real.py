@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -65,15 +67,23 @@ def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
     settings = TrainSettings(epochs=epochs, size=size, val_split=args.val_split, seed=args.seed,
                              width=args.width, threads=args.threads, device="cpu")
     model = work / f"{data.name}-{task}.onnx"
-    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    started, cpu_started = time.monotonic(), _cpu_seconds()
     report = train(task, data, model, settings)
     minutes = (time.monotonic() - started) / 60
+    cpu_minutes = (_cpu_seconds() - cpu_started) / 60
     result = {
         "dataset": data.name, "task": task, "split": f"stratified hold-out {args.val_split:.0%}, seed {args.seed}",
         "images": report["data"]["images"], "train_images": report["data"]["train"],
         "validation_images": report["data"]["validation"],
         "epochs": epochs, "size_px": size, "width": args.width, "train_threads": args.threads,
-        "train_minutes": round(minutes, 2), "model_mb": round(model.stat().st_size / 1e6, 3),
+        "train_minutes": round(minutes, 2),
+        # The machine may be shared: CPU time over the thread count is the wall time the same
+        # work takes on that many otherwise idle cores.
+        "train_cpu_minutes": round(cpu_minutes, 2),
+        "train_minutes_if_cores_idle": round(cpu_minutes / max(args.threads, 1), 2),
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "model_mb": round(model.stat().st_size / 1e6, 3),
         **_latency(model, size), "model": str(model),
     }
     return result | _figures(report["validation"])
@@ -86,6 +96,11 @@ def _figures(validation: dict) -> dict:
         return {"accuracy": validation["accuracy"], "confusion": validation["confusion"],
                 "labels": validation["labels"], **figures}
     return {"iou": validation["iou"], "dice": validation["dice"], "mean_iou": validation["mean_iou"], **figures}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _latency(model: Path, size: int) -> dict:
