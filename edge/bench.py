@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from asyncua import Client, ua
@@ -47,6 +48,7 @@ class BenchClient:
         self.triggers: asyncio.Queue[BenchTrigger] = asyncio.Queue(maxsize=trigger_queue_size)
         self.mode: str | None = None  # subscribe or poll, once connected
         self.unknown: dict[str, str] = {}  # node id text -> why it cannot be used
+        self.unit_mismatch: dict[str, str] = {}  # node id text -> the server's unit vs ours
         self._state = LinkState(state="disabled" if not config.enabled else "disconnected", since=utc_now())
         self._samples: dict[str, Sample] = {}
         self._generation = 0
@@ -178,6 +180,7 @@ class BenchClient:
         finally:
             self._link = None
             self._connected.clear()
+            self._ready.clear()  # a result-ready seen before the gap says nothing now
             await link.close()
         if not self._stop.is_set():
             self._set_state("disconnected", "warning", "bench_disconnected",
@@ -198,6 +201,7 @@ class BenchClient:
             link = Link(client, self._generation, await client.get_namespace_array())
             link.nodes = self._resolve(link.namespaces)
             self._store_all(link.generation, link.nodes, await link.read(list(link.nodes.values())))
+            await self._check_units(link)
             await self._start_feed(link, self._known(link.nodes))
         except (*benchconn.TRANSPORT_ERRORS, *benchconn.UA_ERRORS) as exc:
             raise benchconn.describe_error(self.config.endpoint, exc) from exc
@@ -284,6 +288,23 @@ class BenchClient:
             self.unknown.pop(text, None)
             self._on_value(text, dv, generation)
 
+    async def _check_units(self, link: Link) -> None:
+        """Compare configured units with the bench's EngineeringUnits, where it declares them.
+        A mismatch makes the value unusable (a REVIEW reason), never silently converted."""
+        expected = {m.node_id: m.unit for m in self.config.nodes.values()
+                    if m.unit and m.node_id in link.nodes and m.node_id not in self.unknown}
+        try:
+            declared = await link.engineering_units({t: link.nodes[t] for t in expected})
+        except benchconn.UA_ERRORS as exc:  # a server without the property service: no check
+            log.info("cannot read EngineeringUnits: %s", exc)
+            return
+        self.unit_mismatch = {}
+        for text, unit in declared.items():
+            if _unit_key(unit) != _unit_key(expected[text]):
+                reason = f"bench reports {text} in {unit}, config expects {expected[text]}"
+                self.unit_mismatch[text] = reason
+                self.events.warning("bench_unit_mismatch", reason, node=text)
+
     # ------------------------------------------------------------ values
 
     def _on_value(self, text: str, dv: ua.DataValue, generation: int) -> None:
@@ -343,7 +364,11 @@ class BenchClient:
                 out[name] = unknown_reading(mapping, self.unknown[mapping.node_id])
                 continue
             max_age_s = mapping.max_age_s or self.config.max_age_s
-            out[name] = judge(self._samples.get(mapping.node_id), mapping, max_age_s, live, note)
+            reading = judge(self._samples.get(mapping.node_id), mapping, max_age_s, live, note)
+            if mapping.node_id in self.unit_mismatch:
+                reading = replace(reading, value=None, status="BadConfigurationError", usable=False,
+                                  reason=self.unit_mismatch[mapping.node_id])
+            out[name] = reading
         return out
 
     async def _wait_ready(self) -> bool:
@@ -382,6 +407,13 @@ class BenchClient:
         task = asyncio.create_task(coro)
         self._tasks.add(task)  # strong reference until done
         task.add_done_callback(self._tasks.discard)
+
+
+def _unit_key(unit: str) -> str:
+    """A unit compared loosely: spacing, the ohm sign and the micro sign do not matter."""
+    for sign, plain in ((" ", ""), ("\u03a9", "Ohm"), ("\u2126", "Ohm"), ("\u00b5", "u"), ("\u03bc", "u")):
+        unit = unit.replace(sign, plain)
+    return unit
 
 
 async def _finish(task: asyncio.Task[Any]) -> None:

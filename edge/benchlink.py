@@ -68,6 +68,23 @@ class Link:
             return []
         return await self.client.uaclient.read_attributes(ids, ua.AttributeIds.Value)
 
+    async def engineering_units(self, nodes: dict[str, ua.NodeId]) -> dict[str, str]:
+        """The unit (EUInformation display name) of each node that has an EngineeringUnits
+        property; nodes without one are left out. Standard services only: TranslateBrowsePaths
+        and Read."""
+        texts = list(nodes)
+        results = await self.client.uaclient.translate_browsepaths_to_nodeids(
+            [_property_path(nodes[t], "EngineeringUnits") for t in texts]) if texts else []
+        found = {t: r.Targets[0].TargetId for t, r in zip(texts, results, strict=True)
+                 if r.StatusCode.is_good() and r.Targets}
+        values = await self.read([ua.NodeId(n.Identifier, n.NamespaceIndex) for n in found.values()])
+        units = {}
+        for text, dv in zip(found, values, strict=True):
+            eu = dv.Value.Value if dv.Value is not None else None
+            if isinstance(eu, ua.EUInformation) and eu.DisplayName and eu.DisplayName.Text:
+                units[text] = eu.DisplayName.Text
+        return units
+
     async def write(self, ids: list[ua.NodeId], values: list[ua.Variant]) -> list[ua.StatusCode]:
         """Write values (no timestamps, as PLCs expect) in one request; per-node status codes."""
         dvs = [ua.DataValue(v) for v in values]
@@ -197,6 +214,12 @@ class PollFeed:
                 await self._task
             except asyncio.CancelledError:
                 pass
+
+
+def _property_path(node: ua.NodeId, name: str) -> ua.BrowsePath:
+    element = ua.RelativePathElement(ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty), IsInverse=False,
+                                     IncludeSubtypes=True, TargetName=ua.QualifiedName(name, 0))
+    return ua.BrowsePath(StartingNode=node, RelativePath=ua.RelativePath(Elements=[element]))
 
 
 def _name(exc: BaseException) -> str:

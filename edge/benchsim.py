@@ -104,7 +104,7 @@ class BenchSimulator:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, scenario: str = "normal",
                  cycle_s: float | None = None, security: tuple[str, ...] | list[str] = ("None",),
                  users: dict[str, str] | None = None, cert_dir: str | Path | None = None,
-                 step_s: float = 0.1, seed: int | None = None):
+                 step_s: float = 0.1, seed: int | None = None, extra_namespaces: tuple[str, ...] = ()):
         if scenario not in SCENARIOS:
             raise BenchError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
         unknown = [s for s in security if s not in SECURITY]
@@ -117,6 +117,8 @@ class BenchSimulator:
         self.security = tuple(security)
         self.users = dict(users or {})
         self.step_s = step_s
+        # Registered before ours, so the bench namespace's index moves (as between real servers).
+        self.extra_namespaces = tuple(extra_namespaces)
         self.endpoint = f"opc.tcp://{host}:{self.port}{PATH}"
         self.namespace_uri = NAMESPACE_URI
         self.cycles = 0
@@ -290,6 +292,8 @@ class BenchSimulator:
             server.set_identity_tokens([ua.UserNameIdentityToken])
         if self.security != ("None",):
             await self._load_certificate(server)
+        for uri in self.extra_namespaces:
+            await server.register_namespace(uri)
         idx = await server.register_namespace(NAMESPACE_URI)
         await self._build(server, idx)
         return server

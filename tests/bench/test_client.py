@@ -107,6 +107,16 @@ async def test_unknown_nodes_are_named_and_the_client_keeps_running(sim, client_
     assert snap.readings["leak"].usable and client.state.state == "connected"
 
 
+async def test_a_unit_other_than_the_benchs_is_not_used(sim, client_factory, event_log):
+    nodes = {"leak": {"node_id": NSU + "LeakRate", "unit": "l/h"}, "flow": {"node_id": NSU + "Flow", "unit": "l/min"}}
+    client = await client_factory(sim_config(sim, nodes=nodes))
+    mismatch = await event_log.wait_for("bench_unit_mismatch")
+    assert "ml/min" in mismatch.message and "l/h" in mismatch.message
+    snap = await client.snapshot()
+    assert snap.readings["leak"].status == "BadConfigurationError" and snap.readings["leak"].value is None
+    assert snap.readings["flow"].usable
+
+
 async def test_probe_raises_unknown_node_naming_it(sim):
     config = sim_config(sim, nodes={"leak": {"node_id": NSU + "LeakRate"}, "ghost": {"node_id": NSU + "Ghost"}})
     with pytest.raises(UnknownNode, match="Bench.Ghost"):

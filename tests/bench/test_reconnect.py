@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from edge.ids import utc_now
-from tests.bench.conftest import sim_config
+from tests.bench.conftest import NSU, sim_config
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -30,6 +30,7 @@ async def test_server_restart_marks_the_gap_and_restores_subscriptions(sim_facto
         assert reading.value is None and not reading.usable, name
     assert await client.write_back(code=1, credit=1, seq=9) is False  # an event, not a crash
 
+    sim.extra_namespaces = ("urn:example:another-vendor",)  # the bench namespace's index moves
     await sim.start()
     async with asyncio.timeout(RETURN_BOUND_S):
         await client.wait_connected(timeout_s=RETURN_BOUND_S)
@@ -37,10 +38,10 @@ async def test_server_restart_marks_the_gap_and_restores_subscriptions(sim_facto
         reading = await client.wait_reading("leak_rate_ml_min", lambda r: r.value == 7.75, timeout_s=RETURN_BOUND_S)
     assert reading.usable and reading.status == "Good"
     assert event_log.codes()[seen:].count("bench_connected") == 1
+    assert client._link.nodes[NSU + "LeakRate"].NamespaceIndex == 3  # resolved again at connect
 
 
-async def test_triggers_work_again_after_the_bench_dropped_the_connection(sim_factory, client_factory, event_log):
-    sim = await sim_factory()
+async def test_triggers_work_again_after_the_bench_dropped_the_connection(sim, client_factory, event_log):
     client = await client_factory(sim_config(sim))
     seen = len(event_log.events)
     assert sim.drop_connections() >= 1
@@ -51,8 +52,8 @@ async def test_triggers_work_again_after_the_bench_dropped_the_connection(sim_fa
     assert trigger.core_id == "HGP-000123"
 
 
-async def test_flaky_scenario_never_crashes_the_client(sim_factory, client_factory):
-    sim = await sim_factory(scenario="flaky")
+async def test_flaky_scenario_never_crashes_the_client(sim, client_factory):
+    sim.scenario = "flaky"
     client = await client_factory(sim_config(sim))
     statuses = set()
     for n in range(6):

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import pytest
+import pytest_asyncio
 
 from edge import benchtools
 from edge.benchcerts import make_certificate
+from edge.benchsim import BenchSimulator
 from edge.errors import BenchError
 from tests.bench.conftest import NSU, sim_config
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CLIENT_URI = "urn:reman-edge:test-client"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def secure_sim():
+    """A simulator that takes Basic256Sha256 SignAndEncrypt and user bench only."""
+    sim = BenchSimulator(step_s=0.05, security=("Basic256Sha256_SignAndEncrypt",), users={"bench": "s3cret"})
+    await sim.start()
+    yield sim
+    await sim.close()
 
 
 @pytest.fixture
@@ -30,8 +41,8 @@ def secure_config(sim, certs, tmp_path, password="s3cret", **overrides):
     return sim_config(sim, security=security, username="bench", password_file=str(password_file), **overrides)
 
 
-async def test_sign_and_encrypt_with_certificates_and_a_user(sim_factory, client_factory, client_certs, tmp_path):
-    sim = await sim_factory(security=("Basic256Sha256_SignAndEncrypt",), users={"bench": "s3cret"})
+async def test_sign_and_encrypt_with_certificates_and_a_user(secure_sim, client_factory, client_certs, tmp_path):
+    sim = secure_sim
     client = await client_factory(secure_config(sim, client_certs, tmp_path))
     await sim.set_value("Flow", 23.5)
     reading = await client.wait_reading("flow_l_min", lambda r: r.value == 23.5, timeout_s=10)
@@ -40,16 +51,16 @@ async def test_sign_and_encrypt_with_certificates_and_a_user(sim_factory, client
     assert await sim.get_value("Seq") == 3
 
 
-async def test_wrong_password_is_refused_clearly(sim_factory, client_certs, tmp_path):
-    sim = await sim_factory(security=("Basic256Sha256_SignAndEncrypt",), users={"bench": "s3cret"})
+async def test_wrong_password_is_refused_clearly(secure_sim, client_certs, tmp_path):
+    sim = secure_sim
     config = secure_config(sim, client_certs, tmp_path, password="wrong",
                            nodes={"flow": {"node_id": NSU + "Flow"}})
     with pytest.raises(BenchError, match="refused"):
         await benchtools.probe(config)
 
 
-async def test_a_server_certificate_other_than_the_trusted_one_is_refused(sim_factory, client_certs, tmp_path):
-    sim = await sim_factory(security=("Basic256Sha256_SignAndEncrypt",), users={"bench": "s3cret"})
+async def test_a_server_certificate_other_than_the_trusted_one_is_refused(secure_sim, client_certs, tmp_path):
+    sim = secure_sim
     impostor, _ = make_certificate(tmp_path / "other-server.der", tmp_path / "other-server-key.pem",
                                    uri="urn:someone-else", host="127.0.0.1", server=True)
     config = secure_config(sim, client_certs, tmp_path, nodes={"flow": {"node_id": NSU + "Flow"}}, timeout_s=1.0)
