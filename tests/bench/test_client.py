@@ -53,6 +53,7 @@ async def test_rising_edge_of_the_trigger_node_queues_core_id_and_part_number(si
     await sim.start_test("HPC-000042")
     trigger = await asyncio.wait_for(client.triggers.get(), 10)
     assert (trigger.core_id, trigger.part_number) == ("HPC-000042", "HPC-SC-5K")
+    assert await client.identity() == ("HPC-000042", "HPC-SC-5K")
     snap = await client.snapshot(wait_ready=True)
     assert snap.ready is True
     assert snap.readings["current_a"].usable and snap.readings["current_a"].value < 12.5
