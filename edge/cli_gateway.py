@@ -24,14 +24,18 @@ def gateway(ctx: click.Context, config_path: Path | None) -> None:
         return
     if config_path is None:
         raise click.UsageError("give --config FILE")
-    from gateway.server import run_gateway
+    from gateway.server import Gateway
 
     config = load_gateway(config_path)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"dashboard on http://{config.http.host}:{config.http.port}", err=True)
-    run_gateway(config, stop)
+    gw = Gateway(config).start()
+    try:
+        click.echo(f"dashboard at {gw.url}", err=True)
+        stop.wait()
+    finally:
+        gw.stop()
 
 
 @gateway.command("adduser")

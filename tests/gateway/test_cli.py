@@ -36,6 +36,7 @@ users: []
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "ephemeral" in err  # no session secret configured: warned, not refused
+    assert f"dashboard at http://127.0.0.1:{port}" in err
     assert "Traceback" not in err
 
 
