@@ -121,15 +121,20 @@ class Publisher:
     # ------------------------------------------------------------ the task
 
     async def _run(self) -> None:
-        try:
-            while True:
+        failures = 0
+        while True:
+            try:
                 await self._drain_once()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # root of the task: report, never die silently
-            log.exception("outbox publisher failed")
-            self.events.error("publisher_failed", f"the outbox publisher stopped: {exc}", error=exc)
-            raise
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # root of the task: report, back off, carry on draining
+                failures += 1
+                log.exception("outbox publisher failed")
+                if failures == 1:
+                    self.events.error("publisher_failed", f"the outbox publisher failed and retries: {exc}",
+                                      error=exc)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     async def _drain_once(self) -> None:
         self._flush_acked()
