@@ -69,3 +69,15 @@ async def test_flaky_scenario_never_crashes_the_client(sim, client_factory):
                 statuses.add(reading.status)
     await client.wait_connected(timeout_s=10)
     assert statuses - {"Good"}, "the flaky bench sent no bad status in six cycles"
+
+
+async def test_an_edge_made_while_the_link_was_down_still_triggers(sim, client_factory, event_log):
+    client = await client_factory(sim_config(sim))
+    await client.wait_reading("leak_rate_ml_min", lambda r: r.usable, timeout_s=10)  # ResultReady false seen
+    seen = len(event_log.events)
+    sim.drop_connections()
+    await sim.set_value("CoreId", "HGP-000555")
+    await sim.set_value("ResultReady", True)  # the bench finished while we were away
+    await event_log.wait_for("bench_connected", timeout_s=10, after=seen)
+    trigger = await asyncio.wait_for(client.triggers.get(), 10)
+    assert trigger.core_id == "HGP-000555"
