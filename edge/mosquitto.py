@@ -47,6 +47,7 @@ class MosquittoProcess:
     host: str = "127.0.0.1"
     extra_config: str = ""
     persistence: bool = False
+    full_config: str | None = None  # a complete config to run as it is (it must listen on `port`)
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -59,6 +60,8 @@ class MosquittoProcess:
 
     def config_text(self) -> str:
         """The config file this broker runs with."""
+        if self.full_config is not None:
+            return self.full_config
         lines = [
             f"listener {self.port} {self.host}",
             # As root, mosquitto would switch to the `mosquitto` user, which cannot read or write

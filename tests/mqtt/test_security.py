@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from edge.contract import TlsConfig
 from edge.events import Events
+from edge.mosquitto import MosquittoProcess, free_port
 from edge.mqtt import MqttClient
 from edge.outbox import OutboxMessage
 from tests.conftest import REPO
@@ -143,3 +144,47 @@ async def test_wrong_password_over_tls_is_refused(broker_factory, pki, passwords
         assert client.connects == 0 and client.state.state != "connected"
     finally:
         await client.stop()
+
+
+def test_the_shipped_broker_config_runs_with_tls_passwords_and_acl(tmp_path, pki, passwords, subscribers):
+    plain, tls = free_port(), free_port()
+    text = (REPO / "deploy/raspberrypi/mosquitto/reman.conf").read_text()
+    for old, new in [("/etc/mosquitto/reman.passwd", passwords), ("/etc/mosquitto/reman.acl", ACL),
+                     ("/etc/mosquitto/certs/ca.crt", pki.ca), ("/etc/mosquitto/certs/server.crt", pki.server_cert),
+                     ("/etc/mosquitto/certs/server.key", pki.server_key),
+                     ("listener 1883 127.0.0.1\n", f"listener {plain} 127.0.0.1\n"),
+                     ("listener 8883\n", f"listener {tls} 127.0.0.1\n")]:
+        assert old in text, old
+        text = text.replace(old, str(new))
+    broker = MosquittoProcess(tmp_path / "shipped", plain, full_config=text + as_invoker())
+    broker.start()
+    try:
+        sub = Subscriber(tls, ["reman/#"], username="gateway", password=USERS["gateway"], ca_file=str(pki.ca))
+        subscribers.append(sub)
+        plc = tls_client(tls, pki, "plc")
+        try:
+            plc.publish("reman/st1/result", b"forged", qos=1).wait_for_publish(10)  # not the PLC's to write
+            plc.publish("reman/st1/available", b"forged", qos=1).wait_for_publish(10)
+        finally:
+            plc.disconnect()
+            plc.loop_stop()
+        station = tls_client(tls, pki, "st1")
+        try:
+            station.publish("reman/st1/stats", b"{}", qos=1).wait_for_publish(10)
+        finally:
+            station.disconnect()
+            station.loop_stop()
+        seen = sub.collect(lambda s: any(m.topic == "reman/st1/stats" for m in s))
+        assert [m.topic for m in seen] == ["reman/st1/stats"]
+        anonymous = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        refused: list = []
+        anonymous.on_connect = lambda c, u, f, rc, p: refused.append(rc.is_failure)
+        anonymous.connect("127.0.0.1", plain)
+        for _ in range(100):  # the loop call waits on the socket; ten seconds at most
+            if refused:
+                break
+            anonymous.loop(0.1)
+        assert refused == [True]
+        anonymous.disconnect()
+    finally:
+        broker.stop()
