@@ -78,6 +78,7 @@ class MqttClient:
 
     @property
     def mqtt5(self) -> bool:
+        """True for MQTT 5, False for 3.1.1."""
         return self.config.protocol == "5"
 
     def _build_client(self) -> paho.Client:
@@ -203,7 +204,11 @@ class MqttClient:
 
     def _paho_message(self, client, userdata, message: paho.MQTTMessage) -> None:
         kind = self._command_kind(message.topic)
-        if kind is not None:
+        if kind is None:
+            return
+        if message.retain:  # from the broker's store, not sent now: a stale trigger, never obey it
+            self._to_loop(self._retained_command, kind, bytes(message.payload))
+        else:
             self._to_loop(self._command, kind, bytes(message.payload))
 
     def _command_kind(self, topic: str) -> str | None:
@@ -259,6 +264,12 @@ class MqttClient:
     def _command(self, kind: str, payload: bytes) -> None:
         if self.on_command is not None:
             self.on_command(kind, payload)
+
+    def _retained_command(self, kind: str, payload: bytes) -> None:
+        self.events.warning(
+            "command_rejected", f"refused {kind}: a retained command is stale; publish commands without retain",
+            topic=self.topics.topic(kind), reason="retained", size=len(payload),
+            payload_start=payload[:64].decode("ascii", errors="backslashreplace"))
 
     def _set_state(self, state: str) -> None:
         if state == self.state.state:

@@ -16,7 +16,7 @@ from edge.mqtt import MqttClient
 from tests.mqtt.helpers import EventLog, Subscriber, as_invoker, fast_config
 
 
-def publish_once(port: int, topic: str, payload: bytes, **kw) -> None:
+def publish_once(port: int, topic: str, payload: bytes, retain: bool = False, **kw) -> None:
     """Publish one QoS 1 message from a separate client and wait for its PUBACK."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     if "username" in kw:
@@ -24,7 +24,7 @@ def publish_once(port: int, topic: str, payload: bytes, **kw) -> None:
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        client.publish(topic, payload, qos=1).wait_for_publish(10)
+        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
     finally:
         client.disconnect()
         client.loop_stop()
@@ -109,3 +109,22 @@ async def test_broker_outage_changes_state_only_on_the_brokers_word(broker_facto
     broker.start()
     await node.log.wait_for("broker_connected", count=2)
     assert node.client.connected and node.client.connects == 2
+
+
+async def test_a_retained_command_is_refused_as_stale(mosquitto):
+    """A retained trigger would start an inspection at every reconnect: it is refused."""
+    station = "cl-f"
+    await asyncio.to_thread(publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"OLD"}', True)
+    received: asyncio.Queue = asyncio.Queue()
+    log = EventLog()
+    client = MqttClient(station, fast_config(mosquitto.port), Events(station, [log]),
+                        on_command=lambda k, p: received.put_nowait((k, p)))
+    await client.start()
+    try:
+        rejected = (await log.wait_for("command_rejected"))[0]
+        assert rejected.detail["reason"] == "retained" and rejected.detail["payload_start"] == '{"core":"OLD"}'
+        await asyncio.to_thread(publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"NEW"}')
+        assert await asyncio.wait_for(received.get(), 10) == ("trigger/set", b'{"core":"NEW"}')
+    finally:
+        await client.stop()
+        await asyncio.to_thread(publish_once, mosquitto.port, f"reman/{station}/trigger/set", b"", True)  # clear
