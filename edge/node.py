@@ -102,10 +102,38 @@ class Node:
         self.events.add_sink(self._journal_event)
         self.grader = await self._check_model()
         self.camera = await self._check_camera()
+        self._wire()  # every part exists before any command or trigger can arrive
         await self._start_broker()
         await self._start_bench()
+        self._start_tasks()
+        systemd.ready(f"station {self.config.station_id} ready")
+        self.events.info(
+            "node_started",
+            f"station {self.config.station_id} is running",
+            model=self.grader.card.name,
+            camera=self.camera.description,
+        )
+
+    def _wire(self) -> None:
+        """Build the MQTT client, publisher, handshake, bench client and station, connected to
+        each other but not yet started."""
+        cfg = self.config
+        try:
+            self.mqtt = MqttClient(cfg.station_id, cfg.mqtt, self.events)
+        except (BrokerError, OSError) as exc:
+            raise StartupError(f"broker: {exc}") from exc
+        self.handshake = Handshake(self.events, cfg.handshake.ack_timeout_s)
+        self.publisher = Publisher.from_config(
+            self.journal.outbox,
+            self.mqtt,
+            self.events,
+            cfg.retention,
+            on_delivered=self.handshake.on_delivered,
+            sync=self.journal.sync,  # what reaches the PLC survives a power cut
+        )
+        self.bench = BenchClient(cfg.bench, self.events) if cfg.bench.enabled else None
         self.station = Station(
-            self.config,
+            cfg,
             grader=self.grader,
             camera=self.camera,
             bench=self.bench,
@@ -116,14 +144,15 @@ class Node:
             publisher=self.publisher,
             health=self.health,
         )
-        self._start_tasks()
-        systemd.ready(f"station {self.config.station_id} ready")
-        self.events.info(
-            "node_started",
-            f"station {self.config.station_id} is running",
-            model=self.grader.card.name,
-            camera=self.camera.description,
+        self.commands = CommandRouter(
+            self.events,
+            self.mqtt.topics,
+            on_trigger=self.station.on_trigger_command,
+            on_ack=self.handshake.ack,
+            on_override=self.station.on_override_command,
+            override_users=cfg.commands.override_users,
         )
+        self.mqtt.on_command = self.commands.handle
 
     def _check_families(self) -> FamilySet:
         families = load_families(self.config.families_dir)  # ConfigError lists every problem
@@ -179,28 +208,11 @@ class Node:
         return camera
 
     async def _start_broker(self) -> None:
-        cfg = self.config
-        topics = Topics(cfg.station_id, cfg.mqtt.topic_prefix)
-        self.commands = CommandRouter(
-            self.events, topics, override_users=cfg.commands.override_users
-        )
+        self.publisher.start()
         try:
-            self.mqtt = MqttClient(
-                cfg.station_id, cfg.mqtt, self.events, on_command=self.commands.handle
-            )
             await self.mqtt.start()
         except (BrokerError, OSError) as exc:
             raise StartupError(f"broker: {exc}") from exc
-        self.handshake = Handshake(self.events, cfg.handshake.ack_timeout_s)
-        self.publisher = Publisher.from_config(
-            self.journal.outbox,
-            self.mqtt,
-            self.events,
-            cfg.retention,
-            on_delivered=self.handshake.on_delivered,
-        )
-        self.commands.handlers["ack/set"] = self.handshake.ack
-        self.publisher.start()
         await self._wait_broker()
 
     async def _wait_broker(self) -> None:
@@ -217,10 +229,9 @@ class Node:
 
     async def _start_bench(self) -> None:
         cfg = self.config.bench
-        if not cfg.enabled:
+        if self.bench is None:
             _ok("bench: disabled")
             return
-        self.bench = BenchClient(cfg, self.events)
         await self.bench.start()
         try:
             await self.bench.wait_connected()
@@ -236,8 +247,6 @@ class Node:
 
     def _start_tasks(self) -> None:
         station, cfg = self.station, self.config
-        self.commands.handlers["trigger/set"] = station.on_trigger_command
-        self.commands.handlers["override/set"] = station.on_override_command
         self._spawn("station", station.run(self.stop))
         if self.bench is not None and cfg.bench.trigger_node:
             self._spawn("bench-triggers", station.pump_bench_triggers(self.stop))
