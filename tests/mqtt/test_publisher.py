@@ -6,11 +6,14 @@ import asyncio
 import json
 import signal
 
+import pytest
+
 from edge.mosquitto import free_port
 from tests.mqtt.helpers import (
     Subscriber,
     add,
     as_invoker,
+    fast_config,
     first_occurrences,
     messages,
     numbers,
@@ -41,11 +44,13 @@ def all_arrived(total: int = TOTAL):
     return lambda seen: len(set(numbers(seen))) >= total
 
 
-async def test_drains_in_order_and_marks_delivered(mosquitto, node_factory, subscribers):
-    sub = Subscriber(mosquitto.port, ["reman/pub-a/#"])
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_drains_in_order_and_marks_delivered(mosquitto, node_factory, subscribers, protocol):
+    station = "pub-a5" if protocol == "5" else "pub-a3"
+    sub = Subscriber(mosquitto.port, [f"reman/{station}/#"])
     subscribers.append(sub)
-    node = await node_factory(mosquitto.port, "pub-a")
-    add(node.outbox, messages("pub-a", 0, 300) + messages("pub-a", 300, 310, kind="stats", qos=0))
+    node = await node_factory(mosquitto.port, station, config=fast_config(mosquitto.port, protocol=protocol))
+    add(node.outbox, messages(station, 0, 300) + messages(station, 300, 310, kind="stats", qos=0))
     node.publisher.notify()
     await node.publisher.wait_drained(20)
     seen = await asyncio.to_thread(sub.collect, lambda s: sum(m.topic.endswith("/stats") for m in s) >= 10)
