@@ -30,6 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import ValidationError
 
 from edge.contract import (
+    AVAILABLE_OFFLINE,
+    AVAILABLE_ONLINE,
     BrokerConfig,
     ContractViolation,
     Event,
@@ -49,7 +51,7 @@ log = logging.getLogger("reman.gateway.ingest")
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_JSON_BYTES = 1_000_000
-AVAILABILITY = ("online", "offline")
+AVAILABILITY = (AVAILABLE_ONLINE, AVAILABLE_OFFLINE)
 
 
 class PublishError(GatewayError):
@@ -144,6 +146,11 @@ class IngestCounters:
             self.written += items
             self.batches += 1
 
+    def failed(self) -> None:
+        """One batch failed to write."""
+        with self._lock:
+            self.write_errors += 1
+
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of every figure."""
         with self._lock:
@@ -234,7 +241,7 @@ class BatchWriter:
         except (StoreError, OSError):
             # The root of the writer thread: log, count, keep going with the next batch.
             log.exception("could not write %d message(s) to the gateway store", len(items))
-            self.counters.write_errors += 1
+            self.counters.failed()
         finally:
             with self._idle:
                 self._pending -= len(items)
