@@ -96,9 +96,12 @@ async def reads(raw: Client, client: BenchClient, count: int) -> dict:
 async def main(args: argparse.Namespace) -> dict:
     """Run the benchmark; return the figures."""
     async with BenchSimulator(step_s=0.01) as sim:
-        config = BenchConfig(endpoint=sim.endpoint, sampling_interval_ms=args.interval_ms,
-                             nodes={"leak": {"node_id": NSU + "LeakRate"}}
-                             | {k.lower(): {"node_id": NSU + k} for k in MEASUREMENTS if k != "LeakRate"})
+        config = BenchConfig(
+            endpoint=sim.endpoint,
+            sampling_interval_ms=args.interval_ms,
+            nodes={"leak": {"node_id": NSU + "LeakRate"}}
+            | {k.lower(): {"node_id": NSU + k} for k in MEASUREMENTS if k != "LeakRate"},
+        )
         client = BenchClient(config, Events("bench"))
         await client.start()
         await client.wait_connected(10)
@@ -107,21 +110,29 @@ async def main(args: argparse.Namespace) -> dict:
         bare = _Bare()
         sim_ns = await raw.get_namespace_index(NAMESPACE_URI)
         sub = await raw.create_subscription(args.interval_ms, bare)
-        await sub.subscribe_data_change(raw.get_node(ua.NodeId("Bench.LeakRate", sim_ns)), sampling_interval=args.interval_ms)
+        await sub.subscribe_data_change(
+            raw.get_node(ua.NodeId("Bench.LeakRate", sim_ns)), sampling_interval=args.interval_ms
+        )
         try:
             figures = await latency(sim, client, bare, args.samples)
             figures |= await reads(raw, client, args.reads)
         finally:
             await raw.disconnect()
             await client.stop()
-    return {"samples": args.samples, "interval_ms": args.interval_ms, **figures,
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "samples": args.samples,
+        "interval_ms": args.interval_ms,
+        **figures,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300, help="Writes timed for latency.")
-    parser.add_argument("--interval-ms", type=float, default=10.0, help="Sampling and publishing interval.")
+    parser.add_argument(
+        "--interval-ms", type=float, default=10.0, help="Sampling and publishing interval."
+    )
     parser.add_argument("--reads", type=int, default=1000, help="Read requests timed per kind.")
     logging.basicConfig(level=logging.ERROR)
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

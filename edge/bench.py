@@ -41,7 +41,9 @@ TRIGGER_QUEUE_SIZE = 16
 class BenchClient:
     """Keeps the bench's mapped values current and turns its trigger edges into BenchTriggers."""
 
-    def __init__(self, config: BenchConfig, events: Events, *, trigger_queue_size: int = TRIGGER_QUEUE_SIZE):
+    def __init__(
+        self, config: BenchConfig, events: Events, *, trigger_queue_size: int = TRIGGER_QUEUE_SIZE
+    ):
         self.config = config
         self.events = events
         # Bounded; a trigger that finds it full is dropped with an event (drop_new).
@@ -49,7 +51,9 @@ class BenchClient:
         self.mode: str | None = None  # subscribe or poll, once connected
         self.unknown: dict[str, str] = {}  # node id text -> why it cannot be used
         self.unit_mismatch: dict[str, str] = {}  # node id text -> the server's unit vs ours
-        self._state = LinkState(state="disabled" if not config.enabled else "disconnected", since=utc_now())
+        self._state = LinkState(
+            state="disabled" if not config.enabled else "disconnected", since=utc_now()
+        )
         self._samples: dict[str, Sample] = {}
         self._generation = 0
         self._link: Link | None = None
@@ -75,7 +79,9 @@ class BenchClient:
             return
         self._check_node_ids()
         self._stop.clear()
-        self._set_state("connecting", "info", "bench_connecting", f"connecting to {self.config.endpoint}")
+        self._set_state(
+            "connecting", "info", "bench_connecting", f"connecting to {self.config.endpoint}"
+        )
         self._task = asyncio.create_task(self._run(), name="bench-link")
 
     async def stop(self) -> None:
@@ -92,7 +98,9 @@ class BenchClient:
     async def wait_connected(self, timeout_s: float | None = None) -> None:
         """Wait until the link is up; raise BenchUnavailable with the last failure on timeout."""
         try:
-            async with asyncio.timeout(timeout_s if timeout_s is not None else self.config.timeout_s):
+            async with asyncio.timeout(
+                timeout_s if timeout_s is not None else self.config.timeout_s
+            ):
                 await self._connected.wait()
         except TimeoutError:
             why = self._last_failure or "no answer yet"
@@ -105,10 +113,13 @@ class BenchClient:
         to turn true; `ready` says whether it did.
         """
         ready = await self._wait_ready() if wait_ready and self.config.result_ready_node else None
-        return BenchSnapshot(ts=utc_now(), link=self._state.state, readings=self._readings(), ready=ready)
+        return BenchSnapshot(
+            ts=utc_now(), link=self._state.state, readings=self._readings(), ready=ready
+        )
 
-    async def wait_reading(self, name: str, predicate: Callable[[BenchReading], bool],
-                           timeout_s: float) -> BenchReading:
+    async def wait_reading(
+        self, name: str, predicate: Callable[[BenchReading], bool], timeout_s: float
+    ) -> BenchReading:
         """Wait until the reading for `name` satisfies `predicate`; return it.
 
         Raises BenchError when it does not within timeout_s (the last reading in the message).
@@ -123,7 +134,9 @@ class BenchClient:
                     await changed.wait()
         except TimeoutError:
             last = self._readings().get(name)
-            raise BenchError(f"bench value {name} not as expected within {timeout_s:g} s: {last}") from None
+            raise BenchError(
+                f"bench value {name} not as expected within {timeout_s:g} s: {last}"
+            ) from None
 
     async def write_back(self, code: int, credit: int, seq: int) -> bool:
         """Write the disposition code, credit and seq to the writeback nodes (Int32).
@@ -131,8 +144,11 @@ class BenchClient:
         Returns False, with an event, when the bench is not connected or refuses a write; never
         raises for a bench problem.
         """
-        wanted = {k: v for k, v in {"code": code, "credit": credit, "seq": seq}.items()
-                  if k in self.config.writeback}
+        wanted = {
+            k: v
+            for k, v in {"code": code, "credit": credit, "seq": seq}.items()
+            if k in self.config.writeback
+        }
         if not wanted:
             return True
         try:
@@ -148,8 +164,10 @@ class BenchClient:
         if self._state.state != "connected":
             return None, None
         generation = self._generation
-        return (await self._fresh_string(self.config.core_id_node, generation),
-                await self._fresh_string(self.config.part_number_node, generation))
+        return (
+            await self._fresh_string(self.config.core_id_node, generation),
+            await self._fresh_string(self.config.part_number_node, generation),
+        )
 
     # ------------------------------------------------------------ the link task
 
@@ -183,8 +201,13 @@ class BenchClient:
             self._ready.clear()  # a result-ready seen before the gap says nothing now
             await link.close()
         if not self._stop.is_set():
-            self._set_state("disconnected", "warning", "bench_disconnected",
-                            f"lost the bench at {self.config.endpoint}", reason=link.loss_reason)
+            self._set_state(
+                "disconnected",
+                "warning",
+                "bench_disconnected",
+                f"lost the bench at {self.config.endpoint}",
+                reason=link.loss_reason,
+            )
         return True
 
     async def _open_link(self) -> Link:
@@ -210,13 +233,17 @@ class BenchClient:
     async def _start_feed(self, link: Link, nodes: dict[str, ua.NodeId]) -> None:
         queued = {t for t in (self.config.trigger_node, self.config.result_ready_node) if t}
         if self.config.mode == "subscribe":
-            feed = SubscriptionFeed(link, nodes, self._on_value, self.config.sampling_interval_ms, queued)
+            feed = SubscriptionFeed(
+                link, nodes, self._on_value, self.config.sampling_interval_ms, queued
+            )
             try:
                 link.feed = await feed.start()
                 self.mode = "subscribe"
                 return
             except SubscriptionRefused as exc:
-                self.events.warning("bench_poll_fallback", f"bench refused subscriptions ({exc}); polling instead")
+                self.events.warning(
+                    "bench_poll_fallback", f"bench refused subscriptions ({exc}); polling instead"
+                )
         link.feed = PollFeed(link, nodes, self._on_value, self.config.poll_interval_s).start()
         self.mode = "poll"
 
@@ -224,8 +251,14 @@ class BenchClient:
         self._link = link
         self._last_failure = None
         self._connected.set()
-        self._set_state("connected", "info", "bench_connected", f"connected to {self.config.endpoint}",
-                        mode=self.mode, unknown_nodes=sorted(self.unknown))
+        self._set_state(
+            "connected",
+            "info",
+            "bench_connected",
+            f"connected to {self.config.endpoint}",
+            mode=self.mode,
+            unknown_nodes=sorted(self.unknown),
+        )
         stop = asyncio.ensure_future(self._stop.wait())
         lost = asyncio.ensure_future(link.lost.wait())
         try:
@@ -280,10 +313,17 @@ class BenchClient:
             self.events.error("bench_unknown_node", reason, node=text)
         self.unknown[text] = reason
 
-    def _store_all(self, generation: int, nodes: dict[str, ua.NodeId], values: list[ua.DataValue]) -> None:
+    def _store_all(
+        self, generation: int, nodes: dict[str, ua.NodeId], values: list[ua.DataValue]
+    ) -> None:
         for text, dv in zip(nodes, values, strict=True):
-            if dv.StatusCode is not None and dv.StatusCode.name in ("BadNodeIdUnknown", "BadNodeIdInvalid"):
-                self._mark_unknown(text, f"node {text} does not exist on the bench ({dv.StatusCode.name})")
+            if dv.StatusCode is not None and dv.StatusCode.name in (
+                "BadNodeIdUnknown",
+                "BadNodeIdInvalid",
+            ):
+                self._mark_unknown(
+                    text, f"node {text} does not exist on the bench ({dv.StatusCode.name})"
+                )
                 continue
             self.unknown.pop(text, None)
             self._on_value(text, dv, generation)
@@ -291,8 +331,11 @@ class BenchClient:
     async def _check_units(self, link: Link) -> None:
         """Compare configured units with the bench's EngineeringUnits, where it declares them.
         A mismatch makes the value unusable (a REVIEW reason), never silently converted."""
-        expected = {m.node_id: m.unit for m in self.config.nodes.values()
-                    if m.unit and m.node_id in link.nodes and m.node_id not in self.unknown}
+        expected = {
+            m.node_id: m.unit
+            for m in self.config.nodes.values()
+            if m.unit and m.node_id in link.nodes and m.node_id not in self.unknown
+        }
         try:
             declared = await link.engineering_units({t: link.nodes[t] for t in expected})
         except benchconn.UA_ERRORS as exc:  # a server without the property service: no check
@@ -337,8 +380,9 @@ class BenchClient:
         try:
             self.triggers.put_nowait(trigger)
         except asyncio.QueueFull:
-            self.events.warning("bench_trigger_dropped", "a bench trigger found the queue full",
-                                core_id=core_id)
+            self.events.warning(
+                "bench_trigger_dropped", "a bench trigger found the queue full", core_id=core_id
+            )
 
     async def _fresh_string(self, text: str | None, generation: int) -> str | None:
         """The node's value read now (the id may change in the same publish as the edge)."""
@@ -366,8 +410,13 @@ class BenchClient:
             max_age_s = mapping.max_age_s or self.config.max_age_s
             reading = judge(self._samples.get(mapping.node_id), mapping, max_age_s, live, note)
             if mapping.node_id in self.unit_mismatch:
-                reading = replace(reading, value=None, status="BadConfigurationError", usable=False,
-                                  reason=self.unit_mismatch[mapping.node_id])
+                reading = replace(
+                    reading,
+                    value=None,
+                    status="BadConfigurationError",
+                    usable=False,
+                    reason=self.unit_mismatch[mapping.node_id],
+                )
             out[name] = reading
         return out
 
@@ -384,11 +433,15 @@ class BenchClient:
     async def _write(self, wanted: dict[str, int]) -> None:
         link = self._link
         if link is None:
-            raise BenchUnavailable(f"bench {self.config.endpoint} is not connected; write-back skipped")
+            raise BenchUnavailable(
+                f"bench {self.config.endpoint} is not connected; write-back skipped"
+            )
         texts = [self.config.writeback[k] for k in wanted]  # type: ignore[index]
         try:
             ids = [nodeids.resolve(t, link.namespaces) for t in texts]
-            results = await link.write(ids, [ua.Variant(int(v), ua.VariantType.Int32) for v in wanted.values()])
+            results = await link.write(
+                ids, [ua.Variant(int(v), ua.VariantType.Int32) for v in wanted.values()]
+            )
         except (*benchconn.TRANSPORT_ERRORS, *benchconn.UA_ERRORS) as exc:
             raise benchconn.describe_error(self.config.endpoint, exc) from exc
         failed = {t: r.name for t, r in zip(texts, results, strict=True) if not r.is_good()}
@@ -411,7 +464,13 @@ class BenchClient:
 
 def _unit_key(unit: str) -> str:
     """A unit compared loosely: spacing, the ohm sign and the micro sign do not matter."""
-    for sign, plain in ((" ", ""), ("\u03a9", "Ohm"), ("\u2126", "Ohm"), ("\u00b5", "u"), ("\u03bc", "u")):
+    for sign, plain in (
+        (" ", ""),
+        ("\u03a9", "Ohm"),
+        ("\u2126", "Ohm"),
+        ("\u00b5", "u"),
+        ("\u03bc", "u"),
+    ):
         unit = unit.replace(sign, plain)
     return unit
 

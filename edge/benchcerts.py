@@ -19,8 +19,15 @@ from edge.errors import BenchError
 DEFAULT_CLIENT_URI = "urn:reman-edge:client"
 
 
-def make_certificate(cert_path: str | Path, key_path: str | Path, uri: str = DEFAULT_CLIENT_URI,
-                     host: str | None = None, *, server: bool = False, days: int = 3650) -> tuple[Path, Path]:
+def make_certificate(
+    cert_path: str | Path,
+    key_path: str | Path,
+    uri: str = DEFAULT_CLIENT_URI,
+    host: str | None = None,
+    *,
+    server: bool = False,
+    days: int = 3650,
+) -> tuple[Path, Path]:
     """Write a self-signed certificate (DER, or PEM when the name ends .pem) and its private key
     (PEM) for an application with `uri` on `host`; return both paths."""
     cert_path, key_path = Path(cert_path), Path(key_path)
@@ -28,8 +35,12 @@ def make_certificate(cert_path: str | Path, key_path: str | Path, uri: str = DEF
     key = cert_gen.generate_private_key()
     usage = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
     cert = cert_gen.generate_self_signed_app_certificate(
-        key, f"reman-edge {'server' if server else 'client'}", {"organizationName": "reman-edge"},
-        _alt_names(uri, host), usage, days=days,
+        key,
+        f"reman-edge {'server' if server else 'client'}",
+        {"organizationName": "reman-edge"},
+        _alt_names(uri, host),
+        usage,
+        days=days,
     )
     try:
         cert_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,11 +19,20 @@ from edge.errors import BenchError, BenchUnavailable
 log = logging.getLogger("reman.bench")
 
 CLIENT_NAME = "reman-edge bench client"
-_MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
+_MODES = {
+    "Sign": ua.MessageSecurityMode.Sign,
+    "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt,
+}
 _REFUSALS = (
-    "BadUserAccessDenied", "BadIdentityTokenInvalid", "BadIdentityTokenRejected",
-    "BadSecurityChecksFailed", "BadCertificateInvalid", "BadCertificateUntrusted",
-    "BadSecurityPolicyRejected", "BadSecurityModeRejected", "BadCertificateUriInvalid",
+    "BadUserAccessDenied",
+    "BadIdentityTokenInvalid",
+    "BadIdentityTokenRejected",
+    "BadSecurityChecksFailed",
+    "BadCertificateInvalid",
+    "BadCertificateUntrusted",
+    "BadSecurityPolicyRejected",
+    "BadSecurityModeRejected",
+    "BadCertificateUriInvalid",
 )
 # What asyncua and asyncio raise when a server is unreachable, slow, or refuses a request.
 TRANSPORT_ERRORS = (OSError, TimeoutError, asyncio.TimeoutError, ConnectionError, EOFError)
@@ -38,15 +47,18 @@ def bench_password(config: BenchConfig) -> str | None:
         try:
             return Path(config.password_file).read_text(encoding="utf-8").splitlines()[0].strip()
         except (OSError, IndexError) as exc:
-            raise BenchError(f"cannot read bench password_file {config.password_file}: {exc}") from exc
+            raise BenchError(
+                f"cannot read bench password_file {config.password_file}: {exc}"
+            ) from exc
     return None
 
 
 async def make_client(config: BenchConfig) -> Client:
     """An unconnected asyncua Client set up from the bench config (no network yet unless
     security is on without a trusted server certificate, which asks the server for it)."""
-    client = Client(config.endpoint, timeout=config.timeout_s,
-                    watchdog_intervall=min(1.0, config.timeout_s))
+    client = Client(
+        config.endpoint, timeout=config.timeout_s, watchdog_intervall=min(1.0, config.timeout_s)
+    )
     client.name = client.description = CLIENT_NAME
     client.application_uri = config.security.application_uri
     if config.username:
@@ -61,14 +73,19 @@ async def make_client(config: BenchConfig) -> Client:
 
 async def _apply_security(client: Client, config: BenchConfig) -> None:
     sec = config.security
-    for label, path in (("certificate", sec.certificate), ("private_key", sec.private_key),
-                        ("server_certificate", sec.server_certificate)):
+    for label, path in (
+        ("certificate", sec.certificate),
+        ("private_key", sec.private_key),
+        ("server_certificate", sec.server_certificate),
+    ):
         if path and not Path(path).is_file():
             raise BenchError(f"bench security {label} {path} does not exist")
     await client.set_security(
         security_policies.SecurityPolicyBasic256Sha256,
-        certificate=sec.certificate, private_key=sec.private_key,
-        server_certificate=sec.server_certificate, mode=_MODES[sec.mode],
+        certificate=sec.certificate,
+        private_key=sec.private_key,
+        server_certificate=sec.server_certificate,
+        mode=_MODES[sec.mode],
     )
 
 

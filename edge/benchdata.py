@@ -21,7 +21,12 @@ MISSING = "Missing"
 STALE = "Stale"
 GOOD = "Good"
 
-_TYPES: dict[str, tuple[type, ...]] = {"float": (float, int), "int": (int,), "bool": (bool,), "string": (str,)}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "float": (float, int),
+    "int": (int,),
+    "bool": (bool,),
+    "string": (str,),
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,9 @@ class BenchReading:
 
     def to_measurement(self) -> Measurement:
         """The reading as the inspection record's measurement."""
-        return Measurement(value=self.value, unit=self.unit, status=self.status, source_ts=self.source_ts)
+        return Measurement(
+            value=self.value, unit=self.unit, status=self.status, source_ts=self.source_ts
+        )
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,13 @@ class Sample:
         """A sample from a DataValue (read or notification)."""
         value = dv.Value.Value if dv.Value is not None else None
         status = dv.StatusCode if dv.StatusCode is not None else ua.StatusCode()
-        return cls(value, status, _aware(dv.SourceTimestamp or dv.ServerTimestamp),
-                   datetime.now(UTC), generation)
+        return cls(
+            value,
+            status,
+            _aware(dv.SourceTimestamp or dv.ServerTimestamp),
+            datetime.now(UTC),
+            generation,
+        )
 
     @property
     def good(self) -> bool:
@@ -102,8 +114,14 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def judge(sample: Sample | None, mapping: NodeMapping, max_age_s: float, live_generation: int | None,
-          link_note: str, now: datetime | None = None) -> BenchReading:
+def judge(
+    sample: Sample | None,
+    mapping: NodeMapping,
+    max_age_s: float,
+    live_generation: int | None,
+    link_note: str,
+    now: datetime | None = None,
+) -> BenchReading:
     """The reading for one mapped value: usable only when received on the live connection,
     Good, younger than max_age_s and of the expected type."""
     unit = mapping.unit
@@ -114,14 +132,28 @@ def judge(sample: Sample | None, mapping: NodeMapping, max_age_s: float, live_ge
         return BenchReading(None, unit, STALE, ts, False, f"no current value: {link_note}")
     if not sample.good:
         value = sample.value if sample.status.is_uncertain() else None
-        return BenchReading(value, unit, sample.status.name, ts, False, f"bench status {sample.status.name}")
+        return BenchReading(
+            value, unit, sample.status.name, ts, False, f"bench status {sample.status.name}"
+        )
     age_s = ((now or datetime.now(UTC)) - (sample.source_ts or sample.received)).total_seconds()
     if age_s > max_age_s:
-        return BenchReading(sample.value, unit, STALE, ts, False,
-                            f"value is {age_s:.1f} s old, limit {max_age_s:g} s")
+        return BenchReading(
+            sample.value,
+            unit,
+            STALE,
+            ts,
+            False,
+            f"value is {age_s:.1f} s old, limit {max_age_s:g} s",
+        )
     if not _type_ok(sample.value, mapping.type):
-        return BenchReading(None, unit, "BadTypeMismatch", ts, False,
-                            f"expected {mapping.type}, got {type(sample.value).__name__}")
+        return BenchReading(
+            None,
+            unit,
+            "BadTypeMismatch",
+            ts,
+            False,
+            f"expected {mapping.type}, got {type(sample.value).__name__}",
+        )
     return BenchReading(sample.value, unit, GOOD, ts, True)
 
 

@@ -23,10 +23,18 @@ OnValue = Callable[[str, ua.DataValue, int], None]
 
 # A server that answers these to CreateSubscription or CreateMonitoredItems limits subscriptions.
 _SUBSCRIPTION_REFUSALS = {
-    "BadTooManySubscriptions", "BadServiceUnsupported", "BadNotSupported", "BadNotImplemented",
-    "BadTooManyMonitoredItems", "BadTooManyOperations",
+    "BadTooManySubscriptions",
+    "BadServiceUnsupported",
+    "BadNotSupported",
+    "BadNotImplemented",
+    "BadTooManyMonitoredItems",
+    "BadTooManyOperations",
 }
-_FILTER_REFUSALS = {"BadMonitoredItemFilterUnsupported", "BadFilterNotAllowed", "BadMonitoredItemFilterInvalid"}
+_FILTER_REFUSALS = {
+    "BadMonitoredItemFilterUnsupported",
+    "BadFilterNotAllowed",
+    "BadMonitoredItemFilterInvalid",
+}
 TRIGGER_QUEUE = 10  # server-side queue for edge nodes, so a short pulse is not folded away
 
 
@@ -73,11 +81,21 @@ class Link:
         property; nodes without one are left out. Standard services only: TranslateBrowsePaths
         and Read."""
         texts = list(nodes)
-        results = await self.client.uaclient.translate_browsepaths_to_nodeids(
-            [_property_path(nodes[t], "EngineeringUnits") for t in texts]) if texts else []
-        found = {t: r.Targets[0].TargetId for t, r in zip(texts, results, strict=True)
-                 if r.StatusCode.is_good() and r.Targets}
-        values = await self.read([ua.NodeId(n.Identifier, n.NamespaceIndex) for n in found.values()])
+        results = (
+            await self.client.uaclient.translate_browsepaths_to_nodeids(
+                [_property_path(nodes[t], "EngineeringUnits") for t in texts]
+            )
+            if texts
+            else []
+        )
+        found = {
+            t: r.Targets[0].TargetId
+            for t, r in zip(texts, results, strict=True)
+            if r.StatusCode.is_good() and r.Targets
+        }
+        values = await self.read(
+            [ua.NodeId(n.Identifier, n.NamespaceIndex) for n in found.values()]
+        )
         units = {}
         for text, dv in zip(found, values, strict=True):
             eu = dv.Value.Value if dv.Value is not None else None
@@ -100,8 +118,14 @@ class Link:
 class SubscriptionFeed:
     """Monitored items on one subscription; notifications go straight to `on_value`."""
 
-    def __init__(self, link: Link, nodes: dict[str, ua.NodeId], on_value: OnValue,
-                 interval_ms: float, queued: set[str]):
+    def __init__(
+        self,
+        link: Link,
+        nodes: dict[str, ua.NodeId],
+        on_value: OnValue,
+        interval_ms: float,
+        queued: set[str],
+    ):
         self.link = link
         self.nodes = nodes
         self.on_value = on_value
@@ -119,7 +143,9 @@ class SubscriptionFeed:
                 raise SubscriptionRefused(_name(exc)) from exc
             raise
         results = await self._create_items(with_filter=True)
-        if results and all(isinstance(r, ua.StatusCode) and r.name in _FILTER_REFUSALS for r in results):
+        if results and all(
+            isinstance(r, ua.StatusCode) and r.name in _FILTER_REFUSALS for r in results
+        ):
             results = await self._create_items(with_filter=False)
         self._check(results)
         return self
@@ -131,7 +157,9 @@ class SubscriptionFeed:
             requests.append(self._request(handle, text, node, with_filter))
         return await self._sub.create_monitored_items(requests) if requests else []
 
-    def _request(self, handle: int, text: str, node: ua.NodeId, with_filter: bool) -> ua.MonitoredItemCreateRequest:
+    def _request(
+        self, handle: int, text: str, node: ua.NodeId, with_filter: bool
+    ) -> ua.MonitoredItemCreateRequest:
         params = ua.MonitoringParameters()
         params.ClientHandle = handle
         params.SamplingInterval = self.interval_ms
@@ -182,7 +210,9 @@ class _Handler:
 class PollFeed:
     """Reads every node each interval; a failed read means the link is lost."""
 
-    def __init__(self, link: Link, nodes: dict[str, ua.NodeId], on_value: OnValue, interval_s: float):
+    def __init__(
+        self, link: Link, nodes: dict[str, ua.NodeId], on_value: OnValue, interval_s: float
+    ):
         self.link = link
         self.nodes = nodes
         self.on_value = on_value
@@ -217,8 +247,12 @@ class PollFeed:
 
 
 def _property_path(node: ua.NodeId, name: str) -> ua.BrowsePath:
-    element = ua.RelativePathElement(ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty), IsInverse=False,
-                                     IncludeSubtypes=True, TargetName=ua.QualifiedName(name, 0))
+    element = ua.RelativePathElement(
+        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty),
+        IsInverse=False,
+        IncludeSubtypes=True,
+        TargetName=ua.QualifiedName(name, 0),
+    )
     return ua.BrowsePath(StartingNode=node, RelativePath=ua.RelativePath(Elements=[element]))
 
 

@@ -58,10 +58,16 @@ MEASUREMENTS: dict[str, SimMeasurement] = {
     "LeakRate": SimMeasurement("ml/min", "41", "internal leakage at 200 bar", "HGP", 2.2, 12.0),
     "Flow": SimMeasurement("l/min", "L2", "flow at 1500 rpm and 200 bar", "HGP", 24.5, 15.0),
     "Current": SimMeasurement("A", "AMP", "running current at the rating point", "HPC", 9.8, 15.5),
-    "DischargePressure": SimMeasurement("bar", "BAR", "pump-up discharge pressure", "HPC", 22.0, 14.0),
-    "InsulationResistance": SimMeasurement("MOhm", "B75", "insulation resistance at 500 V DC", "HPC", 50.0, 1.2),
+    "DischargePressure": SimMeasurement(
+        "bar", "BAR", "pump-up discharge pressure", "HPC", 22.0, 14.0
+    ),
+    "InsulationResistance": SimMeasurement(
+        "MOhm", "B75", "insulation resistance at 500 V DC", "HPC", 50.0, 1.2
+    ),
     "CapacityPct": SimMeasurement("%", "P1", "capacity share of rated", "BAT", 95.5, 82.0),
-    "InternalResistance": SimMeasurement("mOhm", "H44", "module DC internal resistance", "BAT", 16.0, 32.0),
+    "InternalResistance": SimMeasurement(
+        "mOhm", "H44", "module DC internal resistance", "BAT", 16.0, 32.0
+    ),
 }
 PART_NUMBERS = {"HGP": "HGP-2-22", "HPC": "HPC-SC-5K", "BAT": "BAT-48-2K2"}
 _SIGNALS: dict[str, tuple[Any, ua.VariantType]] = {
@@ -91,8 +97,13 @@ class _Users:
     def __init__(self, users: dict[str, str]):
         self.users = users
 
-    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
-                 certificate: Any = None) -> User | None:
+    def get_user(
+        self,
+        iserver: Any,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: Any = None,
+    ) -> User | None:
         if not self.users or (username in self.users and self.users[username] == password):
             return User(role=UserRole.User)
         return None
@@ -101,10 +112,20 @@ class _Users:
 class BenchSimulator:
     """An asyncua server with a simulated test bench; start/stop it for outage tests."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, scenario: str = "normal",
-                 cycle_s: float | None = None, security: tuple[str, ...] | list[str] = ("None",),
-                 users: dict[str, str] | None = None, cert_dir: str | Path | None = None,
-                 step_s: float = 0.1, seed: int | None = None, extra_namespaces: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        scenario: str = "normal",
+        cycle_s: float | None = None,
+        security: tuple[str, ...] | list[str] = ("None",),
+        users: dict[str, str] | None = None,
+        cert_dir: str | Path | None = None,
+        step_s: float = 0.1,
+        seed: int | None = None,
+        extra_namespaces: tuple[str, ...] = (),
+    ):
         if scenario not in SCENARIOS:
             raise BenchError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
         unknown = [s for s in security if s not in SECURITY]
@@ -153,7 +174,9 @@ class BenchSimulator:
         try:
             await server.start()
         except OSError as exc:
-            raise BenchError(f"bench simulator cannot listen on {self.host}:{self.port}: {exc}") from exc
+            raise BenchError(
+                f"bench simulator cannot listen on {self.host}:{self.port}: {exc}"
+            ) from exc
         self._server = server
         if self.cycle_s and self._auto is None:
             self._auto = asyncio.create_task(self._auto_cycle(), name="bench-sim-cycle")
@@ -182,8 +205,9 @@ class BenchSimulator:
 
     # ------------------------------------------------------------ values
 
-    async def set_value(self, name: str, value: Any, status: str | int = "Good",
-                        source_ts: datetime | None = None) -> None:
+    async def set_value(
+        self, name: str, value: Any, status: str | int = "Good", source_ts: datetime | None = None
+    ) -> None:
         """Write a bench variable server-side, with a status code and source timestamp
         (now by default). `name` is e.g. LeakRate or Bench.LeakRate."""
         key = name.removeprefix("Bench.")
@@ -191,15 +215,20 @@ class BenchSimulator:
         code = getattr(ua.StatusCodes, status) if isinstance(status, str) else status
         now = datetime.now(UTC)
         variant = ua.Variant(value, self._types[key]) if value is not None else ua.Variant()
-        await node.write_value(ua.DataValue(variant, ua.StatusCode(code),
-                                            SourceTimestamp=source_ts or now, ServerTimestamp=now))
+        await node.write_value(
+            ua.DataValue(
+                variant, ua.StatusCode(code), SourceTimestamp=source_ts or now, ServerTimestamp=now
+            )
+        )
 
     async def reset(self) -> None:
         """Every variable back to its start value (the scenario's, Good, stamped now)."""
         for key, (value, _) in _SIGNALS.items():
             await self.set_value(key, value)
         for key, spec in MEASUREMENTS.items():
-            await self.set_value(key, spec.out_of_spec if self.scenario == "out_of_spec" else spec.normal)
+            await self.set_value(
+                key, spec.out_of_spec if self.scenario == "out_of_spec" else spec.normal
+            )
 
     async def get_value(self, name: str) -> Any:
         """A bench variable's value now (e.g. a write-back node a client wrote)."""
@@ -232,8 +261,12 @@ class BenchSimulator:
         await self.set_value("ResultReady", False)
         await self.set_value("PartPresent", False)
         await asyncio.sleep(self.step_s)
-        for key, value in (("CoreId", core_id), ("PartNumber", PART_NUMBERS[family]),
-                           ("State", "testing"), ("PartPresent", True)):
+        for key, value in (
+            ("CoreId", core_id),
+            ("PartNumber", PART_NUMBERS[family]),
+            ("State", "testing"),
+            ("PartPresent", True),
+        ):
             await self.set_value(key, value)
         await asyncio.sleep(self.step_s)
         for key, value, status in self._results(family):
@@ -287,7 +320,9 @@ class BenchSimulator:
         server.set_endpoint(self.endpoint)
         server.set_server_name("reman-edge bench simulator")
         await server.set_application_uri("urn:reman-edge:bench-sim:server")
-        server.set_security_policy([getattr(ua.SecurityPolicyType, _policy_name(s)) for s in self.security])
+        server.set_security_policy(
+            [getattr(ua.SecurityPolicyType, _policy_name(s)) for s in self.security]
+        )
         if self.users:
             server.set_identity_tokens([ua.UserNameIdentityToken])
         if self.security != ("None",):
@@ -305,37 +340,66 @@ class BenchSimulator:
         cert = self._cert_dir / "server-cert.der"
         key = self._cert_dir / "server-key.pem"
         if not cert.exists():
-            make_certificate(cert, key, uri="urn:reman-edge:bench-sim:server", host=self.host, server=True)
+            make_certificate(
+                cert, key, uri="urn:reman-edge:bench-sim:server", host=self.host, server=True
+            )
         await server.load_certificate(str(cert))
         await server.load_private_key(str(key))
         self.server_certificate = cert
 
     async def _build(self, server: Server, idx: int) -> None:
-        bench = await server.nodes.objects.add_object(ua.NodeId("Bench", idx), ua.QualifiedName("Bench", idx))
+        bench = await server.nodes.objects.add_object(
+            ua.NodeId("Bench", idx), ua.QualifiedName("Bench", idx)
+        )
         for key, (value, vtype) in _SIGNALS.items():
-            self._nodes[key] = await bench.add_variable(ua.NodeId(f"Bench.{key}", idx), ua.QualifiedName(key, idx),
-                                                       ua.Variant(value, vtype))
+            self._nodes[key] = await bench.add_variable(
+                ua.NodeId(f"Bench.{key}", idx), ua.QualifiedName(key, idx), ua.Variant(value, vtype)
+            )
             self._types[key] = vtype
         for key in WRITABLE:
             await self._nodes[key].set_writable()
         for key, spec in MEASUREMENTS.items():
             self._nodes[key] = await self._add_measurement(bench, idx, key, spec)
             self._types[key] = ua.VariantType.Double
-        core_id = ua.Argument(Name="core_id", DataType=ua.NodeId(ua.ObjectIds.String), ValueRank=-1,
-                              Description=ua.LocalizedText("Core id of the part to test"))
-        started = ua.Argument(Name="started", DataType=ua.NodeId(ua.ObjectIds.Boolean), ValueRank=-1,
-                              Description=ua.LocalizedText("True when the cycle started"))
-        await bench.add_method(ua.NodeId("Bench.StartTest", idx), ua.QualifiedName("StartTest", idx),
-                               self._start_test_method, [core_id], [started])
+        core_id = ua.Argument(
+            Name="core_id",
+            DataType=ua.NodeId(ua.ObjectIds.String),
+            ValueRank=-1,
+            Description=ua.LocalizedText("Core id of the part to test"),
+        )
+        started = ua.Argument(
+            Name="started",
+            DataType=ua.NodeId(ua.ObjectIds.Boolean),
+            ValueRank=-1,
+            Description=ua.LocalizedText("True when the cycle started"),
+        )
+        await bench.add_method(
+            ua.NodeId("Bench.StartTest", idx),
+            ua.QualifiedName("StartTest", idx),
+            self._start_test_method,
+            [core_id],
+            [started],
+        )
 
     async def _add_measurement(self, bench: Any, idx: int, key: str, spec: SimMeasurement) -> Any:
         value = spec.out_of_spec if self.scenario == "out_of_spec" else spec.normal
-        var = await bench.add_variable(ua.NodeId(f"Bench.{key}", idx), ua.QualifiedName(key, idx),
-                                       ua.Variant(value, ua.VariantType.Double))
-        eu = ua.EUInformation(NamespaceUri=_UNECE, UnitId=_unit_id(spec.unece),
-                              DisplayName=ua.LocalizedText(spec.unit), Description=ua.LocalizedText(spec.description))
-        await var.add_property(ua.NodeId(f"Bench.{key}.EngineeringUnits", idx), "EngineeringUnits", eu,
-                               datatype=ua.NodeId(ua.ObjectIds.EUInformation))
+        var = await bench.add_variable(
+            ua.NodeId(f"Bench.{key}", idx),
+            ua.QualifiedName(key, idx),
+            ua.Variant(value, ua.VariantType.Double),
+        )
+        eu = ua.EUInformation(
+            NamespaceUri=_UNECE,
+            UnitId=_unit_id(spec.unece),
+            DisplayName=ua.LocalizedText(spec.unit),
+            Description=ua.LocalizedText(spec.description),
+        )
+        await var.add_property(
+            ua.NodeId(f"Bench.{key}.EngineeringUnits", idx),
+            "EngineeringUnits",
+            eu,
+            datatype=ua.NodeId(ua.ObjectIds.EUInformation),
+        )
         return var
 
     @uamethod

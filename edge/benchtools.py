@@ -43,11 +43,17 @@ async def _probe(client: Client, config: BenchConfig) -> dict[str, dict[str, Any
             ids[name] = nodeids.resolve(mapping.node_id, namespaces)
         except UnknownNode as exc:
             problems.append(f"{name}: {exc}")
-    values = await client.uaclient.read_attributes(list(ids.values()), ua.AttributeIds.Value) if ids else []
+    values = (
+        await client.uaclient.read_attributes(list(ids.values()), ua.AttributeIds.Value)
+        if ids
+        else []
+    )
     out = {}
     for (name, _), dv in zip(ids.items(), values, strict=True):
         if dv.StatusCode is not None and dv.StatusCode.name in _MISSING_NODE:
-            problems.append(f"{name}: node {config.nodes[name].node_id} does not exist on the bench")
+            problems.append(
+                f"{name}: node {config.nodes[name].node_id} does not exist on the bench"
+            )
             continue
         out[name] = _plain(dv)
     if problems:
@@ -90,7 +96,9 @@ async def browse(config: BenchConfig, start: str | None = None, depth: int = 3) 
     client = await benchconn.connect(config)
     try:
         namespaces = await client.get_namespace_array()
-        root = client.get_node(nodeids.resolve(start, namespaces) if start else ua.NodeId(ua.ObjectIds.ObjectsFolder))
+        root = client.get_node(
+            nodeids.resolve(start, namespaces) if start else ua.NodeId(ua.ObjectIds.ObjectsFolder)
+        )
         await _check_exists(root, start)
         rows: list[BrowseRow] = []
         await _walk(root, 0, depth, namespaces, rows, set())
@@ -110,12 +118,14 @@ async def _check_exists(node: Any, text: str | None) -> None:
         raise
 
 
-async def _walk(node: Any, depth: int, limit: int, namespaces: list[str], rows: list[BrowseRow],
-                seen: set[str]) -> None:
+async def _walk(
+    node: Any, depth: int, limit: int, namespaces: list[str], rows: list[BrowseRow], seen: set[str]
+) -> None:
     if depth >= limit:
         return
-    for ref in await node.get_references(refs=ua.ObjectIds.HierarchicalReferences,
-                                         direction=ua.BrowseDirection.Forward):
+    for ref in await node.get_references(
+        refs=ua.ObjectIds.HierarchicalReferences, direction=ua.BrowseDirection.Forward
+    ):
         key = ref.NodeId.to_string()
         if key in seen:
             continue
@@ -125,14 +135,22 @@ async def _walk(node: Any, depth: int, limit: int, namespaces: list[str], rows: 
         await _walk(child, depth + 1, limit, namespaces, rows, seen)
 
 
-async def _row(child: Any, ref: ua.ReferenceDescription, depth: int, namespaces: list[str]) -> BrowseRow:
+async def _row(
+    child: Any, ref: ua.ReferenceDescription, depth: int, namespaces: list[str]
+) -> BrowseRow:
     data_type = value = None
     if ref.NodeClass == ua.NodeClass.Variable:
         dt, val = await child.read_attributes([ua.AttributeIds.DataType, ua.AttributeIds.Value])
         data_type = _type_name(dt.Value.Value if dt.Value else None)
         value = _json_value(val.Value.Value) if val.Value is not None else None
-    return BrowseRow(depth, display_id(ref.NodeId, namespaces), ref.BrowseName.to_string(),
-                     ref.NodeClass.name, data_type, value)
+    return BrowseRow(
+        depth,
+        display_id(ref.NodeId, namespaces),
+        ref.BrowseName.to_string(),
+        ref.NodeClass.name,
+        data_type,
+        value,
+    )
 
 
 def display_id(nodeid: ua.NodeId, namespaces: list[str]) -> str:

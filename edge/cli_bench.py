@@ -26,20 +26,47 @@ PASSWORD_ENV = "REMAN_BENCH_PASSWORD"
 def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command that talks to a bench takes."""
     options = [
-        click.option("--endpoint", required=True, help="OPC UA endpoint, e.g. opc.tcp://10.0.0.5:4840."),
-        click.option("--security", type=click.Choice(SECURITY_CHOICES), default="None", show_default=True,
-                     help="Security policy and message mode."),
-        click.option("--cert", type=click.Path(dir_okay=False), help="Client certificate (from `reman bench certs`)."),
+        click.option(
+            "--endpoint", required=True, help="OPC UA endpoint, e.g. opc.tcp://10.0.0.5:4840."
+        ),
+        click.option(
+            "--security",
+            type=click.Choice(SECURITY_CHOICES),
+            default="None",
+            show_default=True,
+            help="Security policy and message mode.",
+        ),
+        click.option(
+            "--cert",
+            type=click.Path(dir_okay=False),
+            help="Client certificate (from `reman bench certs`).",
+        ),
         click.option("--key", type=click.Path(dir_okay=False), help="Client private key (PEM)."),
-        click.option("--uri", default=DEFAULT_CLIENT_URI, show_default=True,
-                     help="Application URI; must match the client certificate."),
-        click.option("--server-cert", type=click.Path(dir_okay=False),
-                     help="Server certificate to trust (default: the one the server offers)."),
+        click.option(
+            "--uri",
+            default=DEFAULT_CLIENT_URI,
+            show_default=True,
+            help="Application URI; must match the client certificate.",
+        ),
+        click.option(
+            "--server-cert",
+            type=click.Path(dir_okay=False),
+            help="Server certificate to trust (default: the one the server offers).",
+        ),
         click.option("--user", help="User name, when the server asks for one."),
-        click.option("--password-file", type=click.Path(dir_okay=False),
-                     help=f"File holding the password (or set {PASSWORD_ENV})."),
-        click.option("--timeout", "timeout_s", type=float, default=4.0, show_default=True,
-                     help="Connect and request timeout, seconds."),
+        click.option(
+            "--password-file",
+            type=click.Path(dir_okay=False),
+            help=f"File holding the password (or set {PASSWORD_ENV}).",
+        ),
+        click.option(
+            "--timeout",
+            "timeout_s",
+            type=float,
+            default=4.0,
+            show_default=True,
+            help="Connect and request timeout, seconds.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -52,11 +79,19 @@ def bench_config(nodes: dict[str, str] | None = None, **opts: Any) -> BenchConfi
     password = click.get_current_context().meta.get("password_env")
     try:
         return BenchConfig(
-            endpoint=opts["endpoint"], timeout_s=opts["timeout_s"],
-            security={"policy": policy, "mode": mode or "None", "certificate": opts["cert"],
-                      "private_key": opts["key"], "application_uri": opts["uri"],
-                      "server_certificate": opts["server_cert"]},
-            username=opts["user"], password=password, password_file=opts["password_file"],
+            endpoint=opts["endpoint"],
+            timeout_s=opts["timeout_s"],
+            security={
+                "policy": policy,
+                "mode": mode or "None",
+                "certificate": opts["cert"],
+                "private_key": opts["key"],
+                "application_uri": opts["uri"],
+                "server_certificate": opts["server_cert"],
+            },
+            username=opts["user"],
+            password=password,
+            password_file=opts["password_file"],
             nodes={name: {"node_id": node_id} for name, node_id in (nodes or {}).items()},
         )
     except ValidationError as exc:
@@ -91,9 +126,17 @@ def bench(ctx: click.Context) -> None:
 
 @bench.command("browse")
 @connection_options
-@click.option("--node", "start", help="Start here instead of the Objects folder (ns=2;s=... or nsu=URI;s=...).")
-@click.option("--depth", type=click.IntRange(1, 20), default=3, show_default=True, help="Levels to descend.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of an indented list.")
+@click.option(
+    "--node",
+    "start",
+    help="Start here instead of the Objects folder (ns=2;s=... or nsu=URI;s=...).",
+)
+@click.option(
+    "--depth", type=click.IntRange(1, 20), default=3, show_default=True, help="Levels to descend."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON lines instead of an indented list."
+)
 def browse_cmd(start: str | None, depth: int, as_json: bool, **opts: Any) -> None:
     """List the address space: node ids (as a config names them), browse names, data types, values."""
     rows = asyncio.run(benchtools.browse(bench_config(**opts), start, depth))
@@ -101,7 +144,11 @@ def browse_cmd(start: str | None, depth: int, as_json: bool, **opts: Any) -> Non
         if as_json:
             click.echo(json.dumps(row.__dict__, default=str))
             continue
-        kind = f" [{row.data_type}] = {_short(row.value)}" if row.node_class == "Variable" else f" ({row.node_class})"
+        kind = (
+            f" [{row.data_type}] = {_short(row.value)}"
+            if row.node_class == "Variable"
+            else f" ({row.node_class})"
+        )
         click.echo(f"{'  ' * row.depth}{row.browse_name}  {row.node_id}{kind}")
 
 
@@ -112,8 +159,15 @@ def _short(value: Any, limit: int = 80) -> str:
 
 @bench.command("probe")
 @connection_options
-@click.option("--node", "nodes", multiple=True, required=True, help="NAME=NODEID to read; repeat for more.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"NAME": {"value", "status", "source_ts"}} as JSON.')
+@click.option(
+    "--node", "nodes", multiple=True, required=True, help="NAME=NODEID to read; repeat for more."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"NAME": {"value", "status", "source_ts"}} as JSON.',
+)
 def probe_cmd(nodes: tuple[str, ...], as_json: bool, **opts: Any) -> None:
     """Read mapped nodes once and print them; an unknown node is an error naming it (exit 1)."""
     result = asyncio.run(benchtools.probe(bench_config(_node_pairs(nodes), **opts)))
@@ -125,10 +179,18 @@ def probe_cmd(nodes: tuple[str, ...], as_json: bool, **opts: Any) -> None:
 
 
 @bench.command("certs")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for client-cert.der and client-key.pem.")
-@click.option("--uri", default=DEFAULT_CLIENT_URI, show_default=True,
-              help="Application URI, written into subjectAltName (set bench.security.application_uri to it).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for client-cert.der and client-key.pem.",
+)
+@click.option(
+    "--uri",
+    default=DEFAULT_CLIENT_URI,
+    show_default=True,
+    help="Application URI, written into subjectAltName (set bench.security.application_uri to it).",
+)
 @click.option("--host", help="Host name for subjectAltName (default: this machine's).")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def certs_cmd(out: Path, uri: str, host: str | None, force: bool) -> None:
@@ -143,21 +205,62 @@ def certs_cmd(out: Path, uri: str, host: str | None, force: bool) -> None:
 
 @click.command("bench-sim")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=4840, show_default=True,
-              help="Port to listen on (0: a free one).")
-@click.option("--scenario", type=click.Choice(benchsim.SCENARIOS), default="normal", show_default=True,
-              help="normal: in spec; out_of_spec: beyond the families' limits; flaky: drops and bad statuses.")
-@click.option("--cycle-s", type=click.FloatRange(min=0.5), help="Run a test cycle every S seconds (default: only on StartTest).")
-@click.option("--security", multiple=True, type=click.Choice(SECURITY_CHOICES),
-              help="Endpoint security; repeat for several (default None).")
-@click.option("--user", "users", multiple=True, help="NAME=PASSWORD a client must log in with (a test bench only).")
-@click.option("--cert-dir", type=click.Path(file_okay=False), help="Keep the server certificate here (default: a temporary folder).")
-def bench_sim_cmd(host: str, port: int, scenario: str, cycle_s: float | None, security: tuple[str, ...],
-                  users: tuple[str, ...], cert_dir: str | None) -> None:
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=4840,
+    show_default=True,
+    help="Port to listen on (0: a free one).",
+)
+@click.option(
+    "--scenario",
+    type=click.Choice(benchsim.SCENARIOS),
+    default="normal",
+    show_default=True,
+    help="normal: in spec; out_of_spec: beyond the families' limits; flaky: drops and bad statuses.",
+)
+@click.option(
+    "--cycle-s",
+    type=click.FloatRange(min=0.5),
+    help="Run a test cycle every S seconds (default: only on StartTest).",
+)
+@click.option(
+    "--security",
+    multiple=True,
+    type=click.Choice(SECURITY_CHOICES),
+    help="Endpoint security; repeat for several (default None).",
+)
+@click.option(
+    "--user",
+    "users",
+    multiple=True,
+    help="NAME=PASSWORD a client must log in with (a test bench only).",
+)
+@click.option(
+    "--cert-dir",
+    type=click.Path(file_okay=False),
+    help="Keep the server certificate here (default: a temporary folder).",
+)
+def bench_sim_cmd(
+    host: str,
+    port: int,
+    scenario: str,
+    cycle_s: float | None,
+    security: tuple[str, ...],
+    users: tuple[str, ...],
+    cert_dir: str | None,
+) -> None:
     """Run an OPC UA server that behaves like a test bench for the example families."""
     quiet_asyncua(click.get_current_context())
-    sim = benchsim.BenchSimulator(host, port or None, scenario=scenario, cycle_s=cycle_s,
-                                  security=security or ("None",), users=_node_pairs(users), cert_dir=cert_dir)
+    sim = benchsim.BenchSimulator(
+        host,
+        port or None,
+        scenario=scenario,
+        cycle_s=cycle_s,
+        security=security or ("None",),
+        users=_node_pairs(users),
+        cert_dir=cert_dir,
+    )
     asyncio.run(_serve(sim))
 
 
@@ -172,7 +275,9 @@ async def _serve(sim: benchsim.BenchSimulator) -> None:
         click.echo(f"namespace: {sim.namespace_uri}")
         if sim.server_certificate:
             click.echo(f"server certificate: {sim.server_certificate}")
-        click.echo(f"scenario: {sim.scenario}; call Bench.StartTest(core_id) to run a cycle", nl=True)
+        click.echo(
+            f"scenario: {sim.scenario}; call Bench.StartTest(core_id) to run a cycle", nl=True
+        )
         await stop.wait()
 
 

@@ -40,7 +40,10 @@ def sim_config(sim: BenchSimulator, **overrides: Any) -> BenchConfig:
         "timeout_s": 3.0,
         "reconnect_min_s": 0.2,
         "reconnect_max_s": 0.5,
-        "nodes": {name: {"node_id": NSU + node, "unit": unit} for name, (node, unit) in ALL_MEASUREMENTS.items()},
+        "nodes": {
+            name: {"node_id": NSU + node, "unit": unit}
+            for name, (node, unit) in ALL_MEASUREMENTS.items()
+        },
         "trigger_node": NSU + "ResultReady",
         "core_id_node": NSU + "CoreId",
         "part_number_node": NSU + "PartNumber",

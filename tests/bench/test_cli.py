@@ -25,7 +25,9 @@ def bench_sim_process():
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge.cli", "bench-sim", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -49,10 +51,20 @@ def test_bench_sim_prints_endpoint_and_namespace(bench_sim_process):
 
 
 def test_probe_json(bench_sim_process):
-    result = CliRunner().invoke(cli, [
-        "bench", "probe", "--endpoint", bench_sim_process["endpoint"], "--json",
-        "--node", f"leak_rate_ml_min={NSU}LeakRate", "--node", "part_present=ns=2;s=Bench.PartPresent",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "probe",
+            "--endpoint",
+            bench_sim_process["endpoint"],
+            "--json",
+            "--node",
+            f"leak_rate_ml_min={NSU}LeakRate",
+            "--node",
+            "part_present=ns=2;s=Bench.PartPresent",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == {"leak_rate_ml_min", "part_present"}
@@ -63,10 +75,19 @@ def test_probe_json(bench_sim_process):
 
 
 def test_probe_unknown_node_names_it_and_exits_non_zero(bench_sim_process):
-    result = CliRunner().invoke(cli, [
-        "bench", "probe", "--endpoint", bench_sim_process["endpoint"],
-        "--node", f"leak={NSU}LeakRate", "--node", f"ghost={NSU}Ghost",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "probe",
+            "--endpoint",
+            bench_sim_process["endpoint"],
+            "--node",
+            f"leak={NSU}LeakRate",
+            "--node",
+            f"ghost={NSU}Ghost",
+        ],
+    )
     assert result.exit_code == 1
     assert "Bench.Ghost" in result.output and "ghost" in result.output
     assert "Traceback" not in result.output
@@ -74,15 +95,37 @@ def test_probe_unknown_node_names_it_and_exits_non_zero(bench_sim_process):
 
 def test_probe_wrong_endpoint_is_a_clean_error(bench_sim_process):
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/x"
-    result = CliRunner().invoke(cli, ["bench", "probe", "--endpoint", endpoint, "--timeout", "1",
-                                      "--node", f"leak={NSU}LeakRate"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "probe",
+            "--endpoint",
+            endpoint,
+            "--timeout",
+            "1",
+            "--node",
+            f"leak={NSU}LeakRate",
+        ],
+    )
     assert result.exit_code == 1
     assert endpoint in result.output and "Traceback" not in result.output
 
 
 def test_browse_lists_node_ids_types_and_values(bench_sim_process):
-    result = CliRunner().invoke(cli, ["bench", "browse", "--endpoint", bench_sim_process["endpoint"],
-                                      "--node", f"{NSU[:-len('Bench.')]}Bench", "--depth", "2"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "browse",
+            "--endpoint",
+            bench_sim_process["endpoint"],
+            "--node",
+            f"{NSU[: -len('Bench.')]}Bench",
+            "--depth",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"{NSU}LeakRate [Double]" in result.output
     assert f"{NSU}LeakRate.EngineeringUnits [EUInformation] = 'ml/min'" in result.output
@@ -90,14 +133,25 @@ def test_browse_lists_node_ids_types_and_values(bench_sim_process):
 
 
 def test_browse_unknown_start_node(bench_sim_process):
-    result = CliRunner().invoke(cli, ["bench", "browse", "--endpoint", bench_sim_process["endpoint"],
-                                      "--node", "ns=2;s=Nowhere"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "browse",
+            "--endpoint",
+            bench_sim_process["endpoint"],
+            "--node",
+            "ns=2;s=Nowhere",
+        ],
+    )
     assert result.exit_code == 1 and "ns=2;s=Nowhere" in result.output
 
 
 def test_certs_writes_a_pair_with_the_uri_in_subject_alt_name(tmp_path):
     uri = "urn:example:station-7"
-    result = CliRunner().invoke(cli, ["bench", "certs", "--out", str(tmp_path), "--uri", uri, "--host", "edge-7"])
+    result = CliRunner().invoke(
+        cli, ["bench", "certs", "--out", str(tmp_path), "--uri", uri, "--host", "edge-7"]
+    )
     assert result.exit_code == 0, result.output
     cert = x509.load_der_x509_certificate((tmp_path / "client-cert.der").read_bytes())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -79,7 +79,9 @@ async def test_a_value_older_than_max_age_is_stale_not_usable(sim, client_factor
     config.nodes["discharge_pressure_bar"].max_age_s = 60
     client = await client_factory(config)
     await sim.set_value("DischargePressure", 20.0, source_ts=datetime.now(UTC) - timedelta(hours=1))
-    reading = await client.wait_reading("discharge_pressure_bar", lambda r: r.status == "Stale", timeout_s=10)
+    reading = await client.wait_reading(
+        "discharge_pressure_bar", lambda r: r.status == "Stale", timeout_s=10
+    )
     assert not reading.usable and reading.value == 20.0
     assert "old" in reading.reason
 
@@ -87,7 +89,9 @@ async def test_a_value_older_than_max_age_is_stale_not_usable(sim, client_factor
 async def test_bad_and_uncertain_status_are_kept_and_not_usable(sim, client_factory):
     client = await client_factory(sim_config(sim))
     await sim.set_value("InsulationResistance", None, status="BadSensorFailure")
-    bad = await client.wait_reading("insulation_resistance_mohm", lambda r: r.status != "Good", timeout_s=10)
+    bad = await client.wait_reading(
+        "insulation_resistance_mohm", lambda r: r.status != "Good", timeout_s=10
+    )
     assert (bad.status, bad.value, bad.usable) == ("BadSensorFailure", None, False)
     await sim.set_value("CapacityPct", 91.0, status="UncertainLastUsableValue")
     odd = await client.wait_reading("capacity_pct", lambda r: r.status != "Good", timeout_s=10)
@@ -96,8 +100,11 @@ async def test_bad_and_uncertain_status_are_kept_and_not_usable(sim, client_fact
 
 
 async def test_unknown_nodes_are_named_and_the_client_keeps_running(sim, client_factory, event_log):
-    nodes = {"leak": {"node_id": NSU + "LeakRate"}, "ghost": {"node_id": "ns=2;s=Bench.Ghost"},
-             "foreign": {"node_id": "nsu=urn:no-such-bench;s=Bench.LeakRate"}}
+    nodes = {
+        "leak": {"node_id": NSU + "LeakRate"},
+        "ghost": {"node_id": "ns=2;s=Bench.Ghost"},
+        "foreign": {"node_id": "nsu=urn:no-such-bench;s=Bench.LeakRate"},
+    }
     client = await client_factory(sim_config(sim, nodes=nodes))
     named = " ".join(e.message for e in event_log.events if e.code == "bench_unknown_node")
     assert "Bench.Ghost" in named and "urn:no-such-bench" in named
@@ -109,17 +116,25 @@ async def test_unknown_nodes_are_named_and_the_client_keeps_running(sim, client_
 
 
 async def test_a_unit_other_than_the_benchs_is_not_used(sim, client_factory, event_log):
-    nodes = {"leak": {"node_id": NSU + "LeakRate", "unit": "l/h"}, "flow": {"node_id": NSU + "Flow", "unit": "l/min"}}
+    nodes = {
+        "leak": {"node_id": NSU + "LeakRate", "unit": "l/h"},
+        "flow": {"node_id": NSU + "Flow", "unit": "l/min"},
+    }
     client = await client_factory(sim_config(sim, nodes=nodes))
     mismatch = await event_log.wait_for("bench_unit_mismatch")
     assert "ml/min" in mismatch.message and "l/h" in mismatch.message
     snap = await client.snapshot()
-    assert snap.readings["leak"].status == "BadConfigurationError" and snap.readings["leak"].value is None
+    assert (
+        snap.readings["leak"].status == "BadConfigurationError"
+        and snap.readings["leak"].value is None
+    )
     assert snap.readings["flow"].usable
 
 
 async def test_probe_raises_unknown_node_naming_it(sim):
-    config = sim_config(sim, nodes={"leak": {"node_id": NSU + "LeakRate"}, "ghost": {"node_id": NSU + "Ghost"}})
+    config = sim_config(
+        sim, nodes={"leak": {"node_id": NSU + "LeakRate"}, "ghost": {"node_id": NSU + "Ghost"}}
+    )
     with pytest.raises(UnknownNode, match="Bench.Ghost"):
         await benchtools.probe(config)
 
@@ -175,7 +190,9 @@ async def test_poll_mode_reads_and_triggers(sim, client_factory):
 async def test_falls_back_to_polling_when_subscriptions_are_refused(client_factory, event_log):
     server, nodes = await start_server()  # a plain asyncua server, not the simulator
     try:
-        server.iserver.max_subscriptions = 0  # it answers CreateSubscription with BadTooManySubscriptions
+        server.iserver.max_subscriptions = (
+            0  # it answers CreateSubscription with BadTooManySubscriptions
+        )
         client = await client_factory(sim_config_for_fixture(server.endpoint_url))
         assert client.mode == "poll"
         assert "bench_poll_fallback" in event_log.codes()
@@ -199,5 +216,9 @@ def sim_config_for_fixture(endpoint: str):
     """A config for the plain asyncua test server of tests/support/opcua.py."""
     from edge.config import BenchConfig
 
-    return BenchConfig(endpoint=endpoint, poll_interval_s=0.05, timeout_s=3.0,
-                       nodes={"leak": {"node_id": "nsu=urn:reman-edge:test-bench;s=Bench.LeakRate"}})
+    return BenchConfig(
+        endpoint=endpoint,
+        poll_interval_s=0.05,
+        timeout_s=3.0,
+        nodes={"leak": {"node_id": "nsu=urn:reman-edge:test-bench;s=Bench.LeakRate"}},
+    )

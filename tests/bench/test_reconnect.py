@@ -14,11 +14,15 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 RETURN_BOUND_S = 5.0  # the bound: back within 5 s of the server's return
 
 
-async def test_server_restart_marks_the_gap_and_restores_subscriptions(sim_factory, client_factory, event_log):
+async def test_server_restart_marks_the_gap_and_restores_subscriptions(
+    sim_factory, client_factory, event_log
+):
     sim = await sim_factory()
     client = await client_factory(sim_config(sim))
     await sim.set_value("LeakRate", 2.4)
-    await client.wait_reading("leak_rate_ml_min", lambda r: r.value == 2.4 and r.usable, timeout_s=10)
+    await client.wait_reading(
+        "leak_rate_ml_min", lambda r: r.value == 2.4 and r.usable, timeout_s=10
+    )
 
     seen = len(event_log.events)
     await sim.stop()
@@ -34,14 +38,20 @@ async def test_server_restart_marks_the_gap_and_restores_subscriptions(sim_facto
     await sim.start()
     async with asyncio.timeout(RETURN_BOUND_S):
         await client.wait_connected(timeout_s=RETURN_BOUND_S)
-        await sim.set_value("LeakRate", 7.75)  # written after the restart: only a live subscription sees it
-        reading = await client.wait_reading("leak_rate_ml_min", lambda r: r.value == 7.75, timeout_s=RETURN_BOUND_S)
+        await sim.set_value(
+            "LeakRate", 7.75
+        )  # written after the restart: only a live subscription sees it
+        reading = await client.wait_reading(
+            "leak_rate_ml_min", lambda r: r.value == 7.75, timeout_s=RETURN_BOUND_S
+        )
     assert reading.usable and reading.status == "Good"
     assert event_log.codes()[seen:].count("bench_connected") == 1
     assert client._link.nodes[NSU + "LeakRate"].NamespaceIndex == 3  # resolved again at connect
 
 
-async def test_triggers_work_again_after_the_bench_dropped_the_connection(sim, client_factory, event_log):
+async def test_triggers_work_again_after_the_bench_dropped_the_connection(
+    sim, client_factory, event_log
+):
     client = await client_factory(sim_config(sim))
     seen = len(event_log.events)
     assert sim.drop_connections() >= 1
@@ -61,7 +71,10 @@ async def test_flaky_scenario_never_crashes_the_client(sim, client_factory):
         await sim.start_test(f"BAT-{n:06d}")
         # This cycle's value arrives by notification, or by the first read after a dropped link.
         reading = await client.wait_reading(
-            "capacity_pct", lambda r, t=started: r.source_ts is not None and r.source_ts >= t, timeout_s=10)
+            "capacity_pct",
+            lambda r, t=started: r.source_ts is not None and r.source_ts >= t,
+            timeout_s=10,
+        )
         statuses.add(reading.status)
         for name, reading in (await client.snapshot()).readings.items():
             assert reading.usable == (reading.status == "Good"), name
@@ -73,7 +86,9 @@ async def test_flaky_scenario_never_crashes_the_client(sim, client_factory):
 
 async def test_an_edge_made_while_the_link_was_down_still_triggers(sim, client_factory, event_log):
     client = await client_factory(sim_config(sim))
-    await client.wait_reading("leak_rate_ml_min", lambda r: r.usable, timeout_s=10)  # ResultReady false seen
+    await client.wait_reading(
+        "leak_rate_ml_min", lambda r: r.usable, timeout_s=10
+    )  # ResultReady false seen
     seen = len(event_log.events)
     sim.drop_connections()
     await sim.set_value("CoreId", "HGP-000555")
