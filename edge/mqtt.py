@@ -145,6 +145,7 @@ class MqttClient:
         if self.connected:
             info = self._client.publish(self.topics.available, OFFLINE, qos=1, retain=True)
             await asyncio.to_thread(_wait_published, info, timeout_s)
+        self.ready = False
         self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
         self._set_state("disconnected")

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from edge.config import RetentionConfig
 from edge.errors import BrokerError, RemanError
 from edge.events import Events
 from edge.mqtt import MqttClient
@@ -68,8 +69,8 @@ class Publisher:
         client.on_ready.append(self._wake.set)  # a backlog goes out as soon as the link is back
 
     @classmethod
-    def from_config(cls, outbox: Outbox, client: MqttClient, events: Events, retention,
-                    **kw) -> Publisher:
+    def from_config(cls, outbox: Outbox, client: MqttClient, events: Events,
+                    retention: RetentionConfig, **kw) -> Publisher:
         """A publisher bounded by a RetentionConfig (outbox_max_rows, outbox_max_age_h)."""
         return cls(outbox, client, events, max_rows=retention.outbox_max_rows,
                    max_age_s=retention.outbox_max_age_h * 3600.0, **kw)
