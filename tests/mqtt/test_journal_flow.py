@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 
+import jsonschema
+
 from edge.contract import DecisionInfo, InspectionRecord, OverrideCommand, Result, Topics
 from edge.ids import new_id, utc_now
 from edge.journal import Journal
 from edge.outbox import OutboxMessage
+from tests.conftest import REPO
 from tests.mqtt.helpers import Subscriber
 from tests.mqtt.test_client import publish_once
 
 STATION = "jf-a"
+SCHEMAS = {kind: json.loads((REPO / f"docs/mqtt/{kind}.schema.json").read_text()) for kind in ("inspection", "result")}
 TOPICS = Topics(STATION)
 
 
@@ -62,6 +66,8 @@ async def test_override_twice_changes_the_record_once(mosquitto, node_factory, s
     node.publisher.notify()
     seen = await asyncio.to_thread(gateway.collect, lambda s: any(b'"C101"' in m.payload for m in s))
 
+    for m in seen:  # what a subscriber receives meets the published schemas
+        jsonschema.validate(json.loads(m.payload), SCHEMAS[m.topic.rsplit("/", 1)[1]])
     records = [json.loads(m.payload) for m in seen if m.topic == TOPICS.inspection]
     overridden = [r for r in records if r["id"] == record.id and r.get("override")]
     assert len(overridden) == 1 and overridden[0]["override"]["code"] == 3
