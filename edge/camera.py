@@ -10,7 +10,8 @@
 | `folder`    | FolderCamera   | the images of a folder, replayed in name order (demos, tests) |
 | `file`      | FileCamera     | one image, every time                                        |
 
-Every source is async-friendly: decoding and `VideoCapture.read` run on the camera's own
+Files are decoded by `vision.imageio` (grey, alpha and 16-bit become BGR uint8; truncated files
+are refused). Every source is async-friendly: decoding and `VideoCapture.read` run on the camera's own
 single-thread executor, so a stream that hangs never blocks the event loop nor the grading pool,
 and a `VideoCapture` is only ever used by one thread. A source that fails raises `CameraError`
 (an unreadable image file: `ImageUnreadable`, which names the file) and reports an `event`; the
@@ -34,6 +35,8 @@ from edge.config import CameraConfig
 from edge.errors import CameraError
 from edge.events import Events
 from edge.ids import utc_now
+from vision.errors import ImageError
+from vision.imageio import read_image as vision_read_image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -61,15 +64,9 @@ class Frame:
 
 
 def read_image(path: Path | str) -> np.ndarray:
-    """Read an image file as BGR uint8; raise ImageUnreadable naming the file and the problem."""
+    """Read an image file as BGR uint8 (vision.imageio); ImageUnreadable names the file and the problem."""
     try:
-        from vision.imageio import read_image as vision_read
-    except ImportError:  # the vision package's reader is optional here
-        return _read_with_opencv(Path(path))
-    from vision.errors import ImageError
-
-    try:
-        return vision_read(path)
+        return vision_read_image(path)
     except ImageError as exc:
         raise ImageUnreadable(path, _problem(exc, path)) from exc
 
@@ -79,19 +76,6 @@ def _problem(exc: Exception, path: Path | str) -> str:
     text = str(exc)
     prefix = f"{path}: "
     return text[len(prefix) :] if text.startswith(prefix) else text
-
-
-def _read_with_opencv(path: Path) -> np.ndarray:
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ImageUnreadable(path, exc.strerror or str(exc)) from exc
-    if data.size == 0:
-        raise ImageUnreadable(path, "empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ImageUnreadable(path, "not a readable image (corrupt, truncated or unknown format)")
-    return as_bgr8(image, path)
 
 
 def as_bgr8(image: np.ndarray, name: Path | str = "frame") -> np.ndarray:

@@ -302,7 +302,7 @@ class Node:
             bench=self.bench.state if self.bench else None,
             broker=self.mqtt.state,
             outbox=self.journal.outbox.depth(),
-            model=self.station._model if self.station else None,
+            model=self.station.model if self.station else None,
             journal_path=self.config.journal.path,
         )
         message = OutboxMessage(

@@ -225,7 +225,7 @@ class Station:
         self.busy = False
         self.busy_since: float | None = None
         self.listeners: list[Callable[[Inspected], None]] = []
-        self._model = _model_info(grader)
+        self.model = _model_info(grader)
 
     # ------------------------------------------------------------ triggers in
 
@@ -413,7 +413,7 @@ class Station:
             measurements=work.measurements,
             decision=decision,
             impact=impact(family, decision.code),
-            model=self._model if work.graded is not None else None,
+            model=self.model if work.graded is not None else None,
             rules=RulesInfo(**dict(zip(("version", "sha256"), rules_version(family), strict=True)))
             if family
             else None,

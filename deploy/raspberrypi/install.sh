@@ -14,7 +14,8 @@
 #   /var/lib/reman    journal, images, the dashboard's store (owned by reman)
 #   systemd           reman-node.service, reman-gateway.service (enabled; started with --start)
 #   mosquitto         authentication: conf.d/reman.conf, the ACL, a password file with the
-#                     station's and the gateway's users
+#                     station's and the gateway's users, a local CA and server certificate for
+#                     the TLS listener
 #
 # With --root DIR the same files are laid out under DIR, and the steps that change the machine
 # itself (apt-get, useradd, chown, the venv build, mosquitto_passwd, systemctl) are reported as
@@ -104,7 +105,7 @@ make_secret() {
 }
 
 install_packages() {
-  local packages=(mosquitto mosquitto-clients python3-venv python3-pip ca-certificates sqlite3
+  local packages=(mosquitto mosquitto-clients python3-venv python3-pip ca-certificates openssl sqlite3
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
   if grep -qs "Raspberry Pi" /proc/device-tree/model; then
     packages+=(rpicam-apps gstreamer1.0-libcamera)
@@ -222,6 +223,35 @@ install_mosquitto() {
   user=$(sed -n '/^mqtt:/,/^[^ #]/s/^  username: *\([^ #]*\).*/\1/p' "$etc/station.yaml")
   mosquitto_user "${user:-station}" "$etc/mqtt-password" "$passwd"
   mosquitto_user gateway "$etc/gateway-mqtt-password" "$passwd"
+  make_broker_certs
+}
+
+# The TLS listener (8883) needs a server certificate: a local CA and a server certificate signed
+# by it, made once. Clients (PLCs, a remote dashboard) trust certs/ca.crt. Replace both with the
+# plant's own certificates when it has a PKI; existing files are never touched.
+make_broker_certs() {
+  local certs="$mosq/certs" host
+  if [ -e "$certs/server.crt" ]; then
+    say "kept existing $certs/server.crt"
+    return
+  fi
+  host=$(hostname)
+  install -d -m 0755 "$certs"
+  (
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=reman-edge station CA ($host)" \
+      -keyout "$certs/ca.key" -out "$certs/ca.crt" 2> /dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$host" \
+      -keyout "$certs/server.key" -out "$certs/server.csr" 2> /dev/null
+    printf 'subjectAltName=DNS:%s,DNS:%s.local,DNS:localhost,IP:127.0.0.1\n' "$host" "$host" > "$certs/server.ext"
+    openssl x509 -req -in "$certs/server.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$certs/server.ext" -out "$certs/server.crt" 2> /dev/null
+    rm -f "$certs/server.csr" "$certs/server.ext" "$certs/ca.srl"
+  )
+  chmod 0644 "$certs/ca.crt" "$certs/server.crt"
+  chmod 0640 "$certs/server.key"
+  system chgrp mosquitto "$certs/server.key"
+  say "created a local CA and server certificate in $certs (clients trust $certs/ca.crt)"
 }
 
 install_units() {

@@ -81,6 +81,17 @@ def test_install_sets_up_mosquitto_authentication_when_the_config_is_there(tmp_p
     assert (tmp_path / "etc/mosquitto/conf.d/reman.conf").read_bytes() == conf.read_bytes()
     assert (tmp_path / "etc/mosquitto/reman.passwd").exists()
     assert "mosquitto_passwd -b" in out and "<" in out, "the password itself must not be printed"
+    certs = tmp_path / "etc/mosquitto/certs"
+    if shutil.which("openssl"):
+        done = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(certs / "ca.crt"), str(certs / "server.crt")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE((certs / "server.key").stat().st_mode) & 0o007 == 0
+    assert stat.S_IMODE((certs / "ca.key").stat().st_mode) == 0o600
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
@@ -117,12 +128,15 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
 def test_units_are_hardened(unit):
     text = (DEPLOY / unit).read_text()
     for line in (
-        "Type=notify",
         "User=reman",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ReadWritePaths=/var/lib/reman",
         "Restart=on-failure",
-        "WatchdogSec=",
     ):
         assert line in text, line
+
+
+def test_node_unit_tells_systemd_when_ready_and_is_watched():
+    text = (DEPLOY / "reman-node.service").read_text()
+    assert "Type=notify" in text and "WatchdogSec=" in text and "KillSignal=SIGTERM" in text
