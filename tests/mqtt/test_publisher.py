@@ -125,3 +125,21 @@ async def test_full_outbox_drops_by_policy_with_an_event(node_factory):
     assert node.outbox.depth()[0] == 10
     kinds = [r.kind for r in node.outbox.pending()]
     assert kinds == ["result"] * 5 + ["inspection"] * 5
+
+
+async def test_a_failing_drain_is_reported_once_and_recovers(mosquitto, node_factory, subscribers, tmp_path):
+    sub = Subscriber(mosquitto.port, ["reman/pub-e/inspection"])
+    subscribers.append(sub)
+    node = await node_factory(mosquitto.port, "pub-e")
+    with node.outbox.db.conn:  # the outbox table vanishes under the publisher (a real SQLite error)
+        node.outbox.db.conn.execute("ALTER TABLE outbox RENAME TO outbox_away")
+    node.publisher.notify()
+    failed = (await node.log.wait_for("publisher_failed"))[0]
+    assert "no such table" in failed.message
+    with node.outbox.db.conn:
+        node.outbox.db.conn.execute("ALTER TABLE outbox_away RENAME TO outbox")
+    add(node.outbox, messages("pub-e", 0, 20))
+    node.publisher.notify()
+    seen = await asyncio.to_thread(sub.collect, all_arrived(20))
+    assert_all_in_order(seen, 20)
+    assert len(node.log.of("publisher_failed")) == 1
