@@ -116,6 +116,10 @@ def describe_error(endpoint: str, exc: BaseException) -> BenchError:
     name = _status_name(exc)
     if name in _REFUSALS:
         return BenchError(f"bench {endpoint} refused the connection: {name} ({exc})")
+    if "No matching endpoints" in str(exc):
+        return BenchError(
+            f"bench {endpoint} offers no endpoint with this security policy and mode ({exc})"
+        )
     if isinstance(exc, OSError | ConnectionError | EOFError):
         return BenchUnavailable(f"bench {endpoint} cannot be reached: {exc or type(exc).__name__}")
     return BenchError(f"bench {endpoint}: {name or type(exc).__name__}: {exc}")

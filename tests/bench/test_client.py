@@ -222,3 +222,12 @@ def sim_config_for_fixture(endpoint: str):
         timeout_s=3.0,
         nodes={"leak": {"node_id": "nsu=urn:reman-edge:test-bench;s=Bench.LeakRate"}},
     )
+
+
+async def test_simulator_cycles_on_its_own_with_cycle_s(sim_factory, client_factory):
+    own = await sim_factory(cycle_s=0.5)
+    client = await client_factory(sim_config(own))
+    first = await asyncio.wait_for(client.triggers.get(), 10)
+    second = await asyncio.wait_for(client.triggers.get(), 10)
+    assert first.core_id != second.core_id
+    assert {first.core_id[:4], second.core_id[:4]} <= {"HGP-", "HPC-", "BAT-"}
