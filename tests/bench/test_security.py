@@ -89,3 +89,9 @@ async def test_a_server_certificate_other_than_the_trusted_one_is_refused(
     config.security.server_certificate = str(impostor)
     with pytest.raises(BenchError, match=sim.endpoint):
         await benchtools.probe(config)
+
+
+async def test_an_unsecured_client_is_told_there_is_no_such_endpoint(secure_sim):
+    config = sim_config(secure_sim, nodes={"flow": {"node_id": NSU + "Flow"}}, username="bench")
+    with pytest.raises(BenchError, match="no endpoint with this security"):
+        await benchtools.probe(config)
