@@ -49,20 +49,42 @@ FILL_BATCH = 50_000
 
 def template(code: int, family: str | None) -> InspectionRecord:
     """A realistic record for one decision code."""
-    texts = {1: "every grade within the REUSE limits", 2: "wear grade 3 exceeds the REUSE limit 2",
-             3: "corrosion Ri4 exceeds the REMANUFACTURE limit Ri3", 4: "leak_rate_ml_min missing"}
-    return InspectionRecord.model_validate({
-        "schema": 1, "id": "ID", "seq": 1, "ts": "2026-01-01T00:00:00.000Z", "station": "st-1",
-        "core_id": "CORE", "family": family, "part_number": "P-200",
-        "defects": {"wear": {"area_pct": 1.2, "grade": min(code, 3), "confidence": 0.9},
-                    "corrosion": {"area_pct": 0.4, "grade": 1, "confidence": 0.8}},
-        "measurements": {"leak_rate_ml_min": {"value": 2.5, "unit": "ml/min", "status": "Good"}},
-        "decision": {"code": code, "label": Disposition(code).name, "credit": 1,
-                     "reasons": [{"code": "r", "text": texts[code]}]},
-        "impact": {"known": True, "material_kept_kg": 4.2, "co2e_avoided_kg": 11.5} if family else {"known": False},
-        "model": {"name": "reman-grader", "version": "1.0.0", "sha256": "ab" * 32},
-        "timings_ms": {"grade": 8.0},
-    })
+    texts = {
+        1: "every grade within the REUSE limits",
+        2: "wear grade 3 exceeds the REUSE limit 2",
+        3: "corrosion Ri4 exceeds the REMANUFACTURE limit Ri3",
+        4: "leak_rate_ml_min missing",
+    }
+    return InspectionRecord.model_validate(
+        {
+            "schema": 1,
+            "id": "ID",
+            "seq": 1,
+            "ts": "2026-01-01T00:00:00.000Z",
+            "station": "st-1",
+            "core_id": "CORE",
+            "family": family,
+            "part_number": "P-200",
+            "defects": {
+                "wear": {"area_pct": 1.2, "grade": min(code, 3), "confidence": 0.9},
+                "corrosion": {"area_pct": 0.4, "grade": 1, "confidence": 0.8},
+            },
+            "measurements": {
+                "leak_rate_ml_min": {"value": 2.5, "unit": "ml/min", "status": "Good"}
+            },
+            "decision": {
+                "code": code,
+                "label": Disposition(code).name,
+                "credit": 1,
+                "reasons": [{"code": "r", "text": texts[code]}],
+            },
+            "impact": {"known": True, "material_kept_kg": 4.2, "co2e_avoided_kg": 11.5}
+            if family
+            else {"known": False},
+            "model": {"name": "reman-grader", "version": "1.0.0", "sha256": "ab" * 32},
+            "timings_ms": {"grade": 8.0},
+        }
+    )
 
 
 def records(n: int, offset: int = 0) -> list[InspectionRecord]:
@@ -70,9 +92,17 @@ def records(n: int, offset: int = 0) -> list[InspectionRecord]:
     out = []
     for i in range(offset, offset + n):
         rec = template(1 + i % 4, FAMILIES[i % 3])
-        out.append(rec.model_copy(update={
-            "id": f"{i:026d}", "seq": i, "station": STATIONS[i % 8], "core_id": f"C{i:07d}",
-            "ts": (START + timedelta(seconds=30 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z")}))
+        out.append(
+            rec.model_copy(
+                update={
+                    "id": f"{i:026d}",
+                    "seq": i,
+                    "station": STATIONS[i % 8],
+                    "core_id": f"C{i:07d}",
+                    "ts": (START + timedelta(seconds=30 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                }
+            )
+        )
     return out
 
 
@@ -83,7 +113,9 @@ def bench_ingest(tmp: Path, n: int, batch_size: int) -> dict:
     """Records/s through parse + BatchWriter, against sqlite-utils insert_all of the same rows."""
     recs = records(n)
     payloads = [(f"reman/{r.station}/inspection", r.to_json().encode()) for r in recs]
-    writer = BatchWriter(Store(tmp / "ingest.db"), tmp / "snaps", batch_size=batch_size, batch_interval_s=0.05)
+    writer = BatchWriter(
+        Store(tmp / "ingest.db"), tmp / "snaps", batch_size=batch_size, batch_interval_s=0.05
+    )
     writer.start()
     t0 = time.perf_counter()
     for topic, payload in payloads:
@@ -97,8 +129,12 @@ def bench_ingest(tmp: Path, n: int, batch_size: int) -> dict:
     t0 = time.perf_counter()
     raw_db["inspections"].insert_all(rows, pk="id", batch_size=batch_size)
     raw_s = time.perf_counter() - t0
-    return {"ingest_records": n, "ingest_records_per_s": round(n / ours_s),
-            "raw_insert_records_per_s": round(n / raw_s), "ingest_ratio": round(ours_s / raw_s, 2)}
+    return {
+        "ingest_records": n,
+        "ingest_records_per_s": round(n / ours_s),
+        "raw_insert_records_per_s": round(n / raw_s),
+        "ingest_ratio": round(ours_s / raw_s, 2),
+    }
 
 
 # ---------------------------------------------------------------- a large store
@@ -106,17 +142,24 @@ def bench_ingest(tmp: Path, n: int, batch_size: int) -> dict:
 
 def fill(store: Store, n: int) -> float:
     """Put n inspections into the store with executemany; seconds taken."""
-    templates = {(c, f): inspection_row(template(c, f)) for c in (1, 2, 3, 4) for f in [*FAMILIES, None]}
+    templates = {
+        (c, f): inspection_row(template(c, f)) for c in (1, 2, 3, 4) for f in [*FAMILIES, None]
+    }
     step = 365 * 24 * 3600 / n
     t0 = time.perf_counter()
-    sql = (f"INSERT INTO inspections ({', '.join(_INSPECTION_COLUMNS)}) "
-           f"VALUES ({', '.join('?' for _ in _INSPECTION_COLUMNS)})")
+    sql = (
+        f"INSERT INTO inspections ({', '.join(_INSPECTION_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in _INSPECTION_COLUMNS)})"
+    )
     conn = store.db.conn
     for start in range(0, n, FILL_BATCH):
         batch = [_row(templates, i, step) for i in range(start, min(n, start + FILL_BATCH))]
         with conn:
             conn.executemany(sql, batch)
-    conn.execute("INSERT INTO stations (station, last_seen) VALUES " + ", ".join(f"('{s}', '')" for s in STATIONS))
+    conn.execute(
+        "INSERT INTO stations (station, last_seen) VALUES "
+        + ", ".join(f"('{s}', '')" for s in STATIONS)
+    )
     conn.commit()
     conn.execute("ANALYZE")
     return time.perf_counter() - t0
@@ -137,8 +180,12 @@ def _row(templates: dict, i: int, step: float) -> tuple:
 
 
 QUERIES = [
-    {}, {"station": "st-3"}, {"code": "RECYCLE"}, {"station": "st-5", "code": "REVIEW"},
-    {"family": "battery-module"}, {"q": "C0123456"},
+    {},
+    {"station": "st-3"},
+    {"code": "RECYCLE"},
+    {"station": "st-5", "code": "REVIEW"},
+    {"family": "battery-module"},
+    {"q": "C0123456"},
     {"since": "2026-03-01T00:00:00Z", "until": "2026-03-08T00:00:00Z"},
     {"station": "st-2", "since": "2026-06-01T00:00:00Z", "until": "2026-06-02T00:00:00Z"},
 ]
@@ -146,11 +193,19 @@ QUERIES = [
 
 def bench_queries(tmp: Path, store: Store, requests: int) -> dict:
     """p50/p95 of the History page and /api/inspections over the store."""
-    config = GatewayConfig.model_validate({
-        "http": {"port": 0, "session_secret": "bench-" + "x" * 26},
-        "store": {"path": str(store.path), "snapshots_dir": str(tmp / "snaps")},
-        "users": [{"username": "bench", "password_hash": hash_password("bench"), "role": "engineer"}]})
-    with Gateway(config, store=store, mqtt=False) as gw, httpx.Client(base_url=gw.url, timeout=60) as client:
+    config = GatewayConfig.model_validate(
+        {
+            "http": {"port": 0, "session_secret": "bench-" + "x" * 26},
+            "store": {"path": str(store.path), "snapshots_dir": str(tmp / "snaps")},
+            "users": [
+                {"username": "bench", "password_hash": hash_password("bench"), "role": "engineer"}
+            ],
+        }
+    )
+    with (
+        Gateway(config, store=store, mqtt=False) as gw,
+        httpx.Client(base_url=gw.url, timeout=60) as client,
+    ):
         token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
         client.post("/login", data={"username": "bench", "password": "bench", "csrf_token": token})
         out = {}
@@ -194,11 +249,17 @@ def _p95(values: list[float]) -> float:
 def main() -> None:
     """Run both benchmarks and print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1_000_000, help="rows in the store for the latency run")
+    parser.add_argument(
+        "--records", type=int, default=1_000_000, help="rows in the store for the latency run"
+    )
     parser.add_argument("--ingest", type=int, default=20_000, help="records for the ingest run")
-    parser.add_argument("--batch-size", type=int, default=200, help="ingest batch size (StoreConfig default)")
+    parser.add_argument(
+        "--batch-size", type=int, default=200, help="ingest batch size (StoreConfig default)"
+    )
     parser.add_argument("--requests", type=int, default=40, help="requests per endpoint")
-    parser.add_argument("--data-dir", type=Path, help="where the databases go (default: a temporary folder)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="where the databases go (default: a temporary folder)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp_name:
         tmp = Path(tmp_name)
@@ -209,8 +270,10 @@ def main() -> None:
         result["fill_s"] = round(fill(store, args.records), 1)
         result.update(bench_queries(tmp, store, args.requests))
         result["budgets"] = {"ingest_records_per_s": 2000, "p95_ms": 100}
-        result["within_budget"] = (result["ingest_records_per_s"] >= 2000
-                                   and max(result["history_p95_ms"], result["api_p95_ms"]) <= 100)
+        result["within_budget"] = (
+            result["ingest_records_per_s"] >= 2000
+            and max(result["history_p95_ms"], result["api_p95_ms"]) <= 100
+        )
     print(json.dumps(result, indent=2))
 
 

@@ -12,8 +12,12 @@ from edge.configfile import load_gateway
 
 
 @click.group("gateway", invoke_without_command=True)
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="Gateway config file (YAML); required to run the dashboard.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Gateway config file (YAML); required to run the dashboard.",
+)
 @click.pass_context
 def gateway(ctx: click.Context, config_path: Path | None) -> None:
     """Run the station dashboard: MQTT ingest and web server, until SIGTERM or Ctrl-C.
@@ -39,13 +43,26 @@ def gateway(ctx: click.Context, config_path: Path | None) -> None:
 
 
 @gateway.command("adduser")
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
-              help="Gateway config file to add the account to (comments are kept).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Gateway config file to add the account to (comments are kept).",
+)
 @click.argument("username")
-@click.option("--role", type=click.Choice(["operator", "engineer", "admin"]), default="operator",
-              show_default=True, help="operator: view, confirm; engineer: override, export, events; admin: all.")
-@click.option("--password-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Read the password from this file's first line instead of prompting.")
+@click.option(
+    "--role",
+    type=click.Choice(["operator", "engineer", "admin"]),
+    default="operator",
+    show_default=True,
+    help="operator: view, confirm; engineer: override, export, events; admin: all.",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Read the password from this file's first line instead of prompting.",
+)
 def adduser(config_path: Path, username: str, role: str, password_file: Path | None) -> None:
     """Add USERNAME to the gateway config with an argon2 hash of its password (or reset it)."""
     from gateway.accounts import add_user

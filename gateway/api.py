@@ -25,17 +25,28 @@ def _store(request: Request):
 
 
 @router.get("/api/inspections", dependencies=[view], tags=["inspections"])
-def list_inspections(request: Request, station: str | None = None, since: str | None = None,
-                     until: str | None = None, code: str | None = None, family: str | None = None,
-                     q: str | None = None, limit: int = Query(50, ge=1, le=500),
-                     cursor: str | None = None) -> dict[str, Any]:
+def list_inspections(
+    request: Request,
+    station: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    code: str | None = None,
+    family: str | None = None,
+    q: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+) -> dict[str, Any]:
     """Inspections newest first with the History filters; follow `next_cursor` for the next page.
 
     `count` stops at 10,000 (`count_capped` is then true)."""
     flt = make_filter(station, since, until, code, family, q)
     page = _store(request).page(flt, limit=limit, cursor=cursor)
-    return {"items": [record_of(r) for r in page.rows], "next_cursor": page.next_cursor,
-            "count": page.count, "count_capped": page.count_capped}
+    return {
+        "items": [record_of(r) for r in page.rows],
+        "next_cursor": page.next_cursor,
+        "count": page.count,
+        "count_capped": page.count_capped,
+    }
 
 
 @router.get("/api/inspections/{inspection_id}", dependencies=[view], tags=["inspections"])
@@ -45,8 +56,11 @@ def get_inspection(request: Request, inspection_id: str) -> dict[str, Any]:
     row = store.get(inspection_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
-    return {"record": record_of(row), "audit": store.audit(inspection_id),
-            "snapshots": store.snapshots_for(inspection_id)}
+    return {
+        "record": record_of(row),
+        "audit": store.audit(inspection_id),
+        "snapshots": store.snapshots_for(inspection_id),
+    }
 
 
 @router.get("/api/stations", dependencies=[view], tags=["stations"])
@@ -56,16 +70,22 @@ def list_stations(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/api/events", dependencies=[Depends(require("events"))], tags=["events"])
-def list_events(request: Request, station: str | None = None, level: str | None = None,
-                limit: int = Query(100, ge=1, le=1000), cursor: str | None = None) -> dict[str, Any]:
+def list_events(
+    request: Request,
+    station: str | None = None,
+    level: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = None,
+) -> dict[str, Any]:
     """The stations' events newest first, by station and level."""
     rows, nxt = _store(request).events(station or None, level or None, limit, cursor)
     return {"items": rows, "next_cursor": nxt}
 
 
 @router.get("/api/circularity", dependencies=[view], tags=["circularity"])
-def get_circularity(request: Request, station: str | None = None, since: str | None = None,
-                    until: str | None = None) -> dict[str, Any]:
+def get_circularity(
+    request: Request, station: str | None = None, since: str | None = None, until: str | None = None
+) -> dict[str, Any]:
     """Cores by disposition, reuse and remanufacture rates, material kept and CO2e avoided.
 
     Material and CO2e are null (unknown) when no core in the period has impact figures;
@@ -75,30 +95,44 @@ def get_circularity(request: Request, station: str | None = None, since: str | N
 
 
 @router.get("/api/trends", dependencies=[view], tags=["trends"])
-def get_trends(request: Request, station: str | None = None, since: str | None = None,
-               until: str | None = None) -> dict[str, Any]:
+def get_trends(
+    request: Request, station: str | None = None, since: str | None = None, until: str | None = None
+) -> dict[str, Any]:
     """Decisions per hour by code and grade distributions per defect type per hour."""
     flt = make_filter(station, since, until)
     store = _store(request)
-    return {"decisions_per_hour": reports.decisions_per_hour(store, flt.station, flt.since, flt.until),
-            "grades": reports.grade_distribution(store, flt.station, flt.since, flt.until)}
+    return {
+        "decisions_per_hour": reports.decisions_per_hour(store, flt.station, flt.since, flt.until),
+        "grades": reports.grade_distribution(store, flt.station, flt.since, flt.until),
+    }
 
 
 @router.get("/api/cores/{core_id:path}/passport", dependencies=[view], tags=["circularity"])
-def get_passport(request: Request, core_id: str, format: str = Query("json", pattern="^(json|aas)$")):
+def get_passport(
+    request: Request, core_id: str, format: str = Query("json", pattern="^(json|aas)$")
+):
     """The core's product-passport record (every inspection, overrides, current R-ladder status)."""
     store = _store(request)
     records = store.core_records(core_id)
     if not records:
         raise HTTPException(status_code=404, detail=f"no inspections of core {core_id}")
-    return JSONResponse(_passport(records, core_id, store.override_history(core_id),
-                                  request.app.state.config.site, format))
+    return JSONResponse(
+        _passport(
+            records, core_id, store.override_history(core_id), request.app.state.config.site, format
+        )
+    )
 
 
-def _passport(records: list[InspectionRecord], core_id: str, overrides: dict[str, list[OverrideInfo]],
-              site: SiteConfig, fmt: str) -> Any:
-    record = passport.build_passport(records, core_id, overrides=overrides,
-                                     operator=site.operator, facility=site.facility)
+def _passport(
+    records: list[InspectionRecord],
+    core_id: str,
+    overrides: dict[str, list[OverrideInfo]],
+    site: SiteConfig,
+    fmt: str,
+) -> Any:
+    record = passport.build_passport(
+        records, core_id, overrides=overrides, operator=site.operator, facility=site.facility
+    )
     return passport.to_aas(record) if fmt == "aas" else record
 
 
@@ -115,20 +149,44 @@ def metrics(request: Request) -> str:
     counters = request.app.state.counters.snapshot()
     store = request.app.state.store
     stations = store.stations()
-    lines = _family("reman_gateway_messages_total", "counter", "Valid messages received, by kind.",
-                    [({"kind": k}, v) for k, v in sorted(counters["received"].items())])
-    lines += _family("reman_gateway_malformed_total", "counter", "Messages refused as malformed, by kind.",
-                     [({"kind": k}, v) for k, v in sorted(counters["malformed"].items())]
-                     or [({"kind": "inspection"}, 0)])
-    lines += _family("reman_gateway_written_total", "counter", "Messages written to the store.",
-                     [({}, counters["written"])])
-    lines += _family("reman_gateway_write_errors_total", "counter", "Batches that failed to write.",
-                     [({}, counters["write_errors"])])
+    lines = _family(
+        "reman_gateway_messages_total",
+        "counter",
+        "Valid messages received, by kind.",
+        [({"kind": k}, v) for k, v in sorted(counters["received"].items())],
+    )
+    lines += _family(
+        "reman_gateway_malformed_total",
+        "counter",
+        "Messages refused as malformed, by kind.",
+        [({"kind": k}, v) for k, v in sorted(counters["malformed"].items())]
+        or [({"kind": "inspection"}, 0)],
+    )
+    lines += _family(
+        "reman_gateway_written_total",
+        "counter",
+        "Messages written to the store.",
+        [({}, counters["written"])],
+    )
+    lines += _family(
+        "reman_gateway_write_errors_total",
+        "counter",
+        "Batches that failed to write.",
+        [({}, counters["write_errors"])],
+    )
     codes = _code_counts(request)
-    lines += _family("reman_gateway_inspections", "gauge", "Stored inspections by effective decision.",
-                     [({"code": str(c), "label": LABELS[c]}, codes.get(c, 0)) for c in sorted(LABELS)])
-    lines += _family("reman_gateway_stations_online", "gauge", "Stations whose availability is online.",
-                     [({}, sum(1 for s in stations if s["available"] == "online"))])
+    lines += _family(
+        "reman_gateway_inspections",
+        "gauge",
+        "Stored inspections by effective decision.",
+        [({"code": str(c), "label": LABELS[c]}, codes.get(c, 0)) for c in sorted(LABELS)],
+    )
+    lines += _family(
+        "reman_gateway_stations_online",
+        "gauge",
+        "Stations whose availability is online.",
+        [({}, sum(1 for s in stations if s["available"] == "online"))],
+    )
     lines += _family("reman_gateway_stations", "gauge", "Stations seen.", [({}, len(stations))])
     return "\n".join(lines) + "\n"
 
@@ -146,9 +204,11 @@ def _code_counts(request: Request) -> dict[int, int]:
     return cached[1]
 
 
-def _family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> list[str]:
+def _family(
+    name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]
+) -> list[str]:
     out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
-        text = ",".join(f'{k}={json.dumps(v)}' for k, v in labels.items())
+        text = ",".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
         out.append(f"{name}{{{text}}} {value}" if text else f"{name} {value}")
     return out

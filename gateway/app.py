@@ -40,8 +40,13 @@ class Publisher(Protocol):
     def publish_override(self, station: str, command: OverrideCommand) -> None: ...
 
 
-def create_app(config: GatewayConfig, store: Store, publisher: Publisher | None = None,
-               counters: IngestCounters | None = None, broadcaster: Broadcaster | None = None) -> FastAPI:
+def create_app(
+    config: GatewayConfig,
+    store: Store,
+    publisher: Publisher | None = None,
+    counters: IngestCounters | None = None,
+    broadcaster: Broadcaster | None = None,
+) -> FastAPI:
     """The dashboard app over `store`; see the module docstring."""
     broadcaster = broadcaster or Broadcaster()
 
@@ -51,8 +56,12 @@ def create_app(config: GatewayConfig, store: Store, publisher: Publisher | None 
         yield
         broadcaster.close()
 
-    app = FastAPI(title="reman-edge station dashboard", version="1", lifespan=lifespan,
-                  description="Inspections, stations, events and circularity figures of reman-edge stations.")
+    app = FastAPI(
+        title="reman-edge station dashboard",
+        version="1",
+        lifespan=lifespan,
+        description="Inspections, stations, events and circularity figures of reman-edge stations.",
+    )
     app.state.config = config
     app.state.store = store
     app.state.publisher = publisher
@@ -60,9 +69,14 @@ def create_app(config: GatewayConfig, store: Store, publisher: Publisher | None 
     app.state.broadcaster = broadcaster
     app.state.snapshots_dir = Path(config.store.snapshots_dir)
     app.state.templates = _templates()
-    app.add_middleware(SessionMiddleware, secret_key=session_secret(config.http),
-                       session_cookie="reman_session", max_age=config.http.session_max_age_s,
-                       https_only=config.http.secure_cookies, same_site="lax")
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(config.http),
+        session_cookie="reman_session",
+        max_age=config.http.session_max_age_s,
+        https_only=config.http.secure_cookies,
+        same_site="lax",
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -73,8 +87,10 @@ def create_app(config: GatewayConfig, store: Store, publisher: Publisher | None 
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_context])
     templates.env.globals.update(
-        LABELS=LABELS, CLASSES=DECISION_CLASSES,
-        CLASS_OF={LABELS[c]: css for c, css in DECISION_CLASSES.items()})
+        LABELS=LABELS,
+        CLASSES=DECISION_CLASSES,
+        CLASS_OF={LABELS[c]: css for c, css in DECISION_CLASSES.items()},
+    )
     templates.env.filters["hm"] = lambda ts: (ts or "")[11:19]
     templates.env.filters["day_hm"] = lambda ts: (ts or "").replace("T", " ")[:19]
     templates.env.filters["num"] = _num
@@ -108,8 +124,15 @@ def _add_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get(
+            "accept", ""
+        ):
+            return JSONResponse(
+                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            )
         return request.app.state.templates.TemplateResponse(
-            request, "error.html", {"status": exc.status_code, "detail": exc.detail},
-            status_code=exc.status_code)
+            request,
+            "error.html",
+            {"status": exc.status_code, "detail": exc.detail},
+            status_code=exc.status_code,
+        )

@@ -79,11 +79,16 @@ def session_secret(http: HttpConfig) -> str:
         try:
             return Path(http.session_secret_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise AuthError(f"cannot read session_secret_file {http.session_secret_file}: {exc}") from exc
+            raise AuthError(
+                f"cannot read session_secret_file {http.session_secret_file}: {exc}"
+            ) from exc
     if os.environ.get(SESSION_SECRET_ENV):
         return os.environ[SESSION_SECRET_ENV]
-    log.warning("no session secret configured (http.session_secret_file or $%s): using an "
-                "ephemeral one; every login ends when the gateway restarts", SESSION_SECRET_ENV)
+    log.warning(
+        "no session secret configured (http.session_secret_file or $%s): using an "
+        "ephemeral one; every login ends when the gateway restarts",
+        SESSION_SECRET_ENV,
+    )
     return secrets.token_urlsafe(32)
 
 
@@ -128,7 +133,9 @@ def require(permission: str):
         if user is None:
             raise LoginRequired("log in first")
         if not can(user, permission):
-            raise HTTPException(status_code=403, detail=f"your role ({user.role}) may not {permission}")
+            raise HTTPException(
+                status_code=403, detail=f"your role ({user.role}) may not {permission}"
+            )
         return user
 
     return dependency

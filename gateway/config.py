@@ -16,10 +16,18 @@ class _Section(BaseModel):
 class HttpConfig(_Section):
     """Where the dashboard listens."""
 
-    host: str = Field(default="127.0.0.1", description="Address to bind; 0.0.0.0 to serve the plant network.")
-    port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged at start).")
-    session_secret: SecretStr | None = Field(default=None, description="Key that signs session cookies; write ${ENV_VAR}.")
-    session_secret_file: str | None = Field(default=None, description="File holding the session key (alternative).")
+    host: str = Field(
+        default="127.0.0.1", description="Address to bind; 0.0.0.0 to serve the plant network."
+    )
+    port: int = Field(
+        default=8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged at start)."
+    )
+    session_secret: SecretStr | None = Field(
+        default=None, description="Key that signs session cookies; write ${ENV_VAR}."
+    )
+    session_secret_file: str | None = Field(
+        default=None, description="File holding the session key (alternative)."
+    )
     session_max_age_s: int = Field(default=12 * 3600, ge=60, description="How long a login lasts.")
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (behind HTTPS).")
 
@@ -28,41 +36,65 @@ class User(_Section):
     """A dashboard account."""
 
     username: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Login name.")
-    password_hash: str = Field(pattern=r"^\$argon2", description="argon2 hash from `reman gateway adduser`.")
-    role: Literal["operator", "engineer", "admin"] = Field(description="operator: view, confirm; engineer: override, export, events; admin: all.")
+    password_hash: str = Field(
+        pattern=r"^\$argon2", description="argon2 hash from `reman gateway adduser`."
+    )
+    role: Literal["operator", "engineer", "admin"] = Field(
+        description="operator: view, confirm; engineer: override, export, events; admin: all."
+    )
 
 
 class KioskConfig(_Section):
     """Read-only live view for the screen beside a station, without a login."""
 
     enabled: bool = Field(default=False, description="Serve /kiosk/<station> without a login.")
-    stations: list[str] = Field(default_factory=list, description="Stations shown in kiosk mode (empty: all).")
+    stations: list[str] = Field(
+        default_factory=list, description="Stations shown in kiosk mode (empty: all)."
+    )
 
 
 class StoreConfig(_Section):
     """The gateway's own store (a copy of the stations' journals, for viewing)."""
 
     path: str = Field(default="/var/lib/reman/gateway.db", description="SQLite file.")
-    snapshots_dir: str = Field(default="/var/lib/reman/snapshots", description="Where snapshot JPEGs are kept.")
-    snapshot_max_files: int = Field(default=5000, ge=10, description="Oldest snapshots beyond this count are deleted.")
-    batch_size: int = Field(default=200, ge=1, description="Records written per transaction at most.")
-    batch_interval_s: float = Field(default=0.2, gt=0, description="Longest wait before a partial batch is written.")
+    snapshots_dir: str = Field(
+        default="/var/lib/reman/snapshots", description="Where snapshot JPEGs are kept."
+    )
+    snapshot_max_files: int = Field(
+        default=5000, ge=10, description="Oldest snapshots beyond this count are deleted."
+    )
+    batch_size: int = Field(
+        default=200, ge=1, description="Records written per transaction at most."
+    )
+    batch_interval_s: float = Field(
+        default=0.2, gt=0, description="Longest wait before a partial batch is written."
+    )
 
 
 class SiteConfig(_Section):
     """Who runs the stations and where (the product passport's operator and facility)."""
 
-    operator: str | None = Field(default=None, description="Economic operator, e.g. the remanufacturer's name.")
-    facility: str | None = Field(default=None, description="Facility id or name, e.g. a plant code.")
+    operator: str | None = Field(
+        default=None, description="Economic operator, e.g. the remanufacturer's name."
+    )
+    facility: str | None = Field(
+        default=None, description="Facility id or name, e.g. a plant code."
+    )
 
 
 class GatewayConfig(_Section):
     """The station dashboard."""
 
     http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP server.")
-    mqtt: BrokerConfig = Field(default_factory=BrokerConfig, description="MQTT broker the stations publish to.")
-    stations: list[StationId] = Field(default_factory=list, description="Stations to show (empty: every station seen).")
+    mqtt: BrokerConfig = Field(
+        default_factory=BrokerConfig, description="MQTT broker the stations publish to."
+    )
+    stations: list[StationId] = Field(
+        default_factory=list, description="Stations to show (empty: every station seen)."
+    )
     store: StoreConfig = Field(default_factory=StoreConfig, description="Store.")
     users: list[User] = Field(default_factory=list, description="Accounts.")
     kiosk: KioskConfig = Field(default_factory=KioskConfig, description="Kiosk mode.")
-    site: SiteConfig = Field(default_factory=SiteConfig, description="Operator and facility for passports.")
+    site: SiteConfig = Field(
+        default_factory=SiteConfig, description="Operator and facility for passports."
+    )

@@ -1,8 +1,8 @@
 """The gateway's exceptions.
 
-    GatewayError
-    ├── StoreError     the gateway store cannot be used
-    └── AuthError      a login or permission problem
+GatewayError
+├── StoreError     the gateway store cannot be used
+└── AuthError      a login or permission problem
 """
 
 

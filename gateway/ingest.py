@@ -82,7 +82,9 @@ def parse_message(topic: str, payload: bytes, prefix: str = "reman") -> Parsed |
     value = _PARSERS[kind](payload)
     station_in_payload = getattr(value, "station", station)
     if station_in_payload != station:
-        raise ContractViolation(f"payload names station {station_in_payload!r} on {station!r}'s topic")
+        raise ContractViolation(
+            f"payload names station {station_in_payload!r} on {station!r}'s topic"
+        )
     return Parsed(kind, station, value, now_ts())
 
 
@@ -97,7 +99,10 @@ def _json_model(model: type) -> Callable[[bytes], Any]:
             raise ContractViolation(f"not JSON: {exc}") from exc
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
-            raise ContractViolation(f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}") from exc
+            raise ContractViolation(
+                f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}"
+            ) from exc
+
     return parse
 
 
@@ -154,8 +159,13 @@ class IngestCounters:
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of every figure."""
         with self._lock:
-            return {"received": dict(self.received), "malformed": dict(self.malformed),
-                    "written": self.written, "batches": self.batches, "write_errors": self.write_errors}
+            return {
+                "received": dict(self.received),
+                "malformed": dict(self.malformed),
+                "written": self.written,
+                "batches": self.batches,
+                "write_errors": self.write_errors,
+            }
 
 
 WrittenHandler = Callable[[Batch], None]
@@ -166,9 +176,17 @@ class BatchWriter:
     after `batch_interval_s`. `on_written(batch)` and every `add_listener` listener run after
     each commit (for live pages), in the writer thread."""
 
-    def __init__(self, store: Store, snapshots_dir: str | Path, *, batch_size: int = 200,
-                 batch_interval_s: float = 0.2, snapshot_max_files: int = 5000,
-                 counters: IngestCounters | None = None, on_written: WrittenHandler | None = None):
+    def __init__(
+        self,
+        store: Store,
+        snapshots_dir: str | Path,
+        *,
+        batch_size: int = 200,
+        batch_interval_s: float = 0.2,
+        snapshot_max_files: int = 5000,
+        counters: IngestCounters | None = None,
+        on_written: WrittenHandler | None = None,
+    ):
         self.store = store
         self.snapshots_dir = Path(snapshots_dir)
         self.batch_size = batch_size
@@ -223,7 +241,11 @@ class BatchWriter:
         while len(items) < self.batch_size:
             remaining = deadline - time.monotonic()
             try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
             except queue.Empty:
                 break
             if item is None:
@@ -303,7 +325,9 @@ class BatchWriter:
 class MqttIngest:
     """The gateway's MQTT client: subscribes to every station's output, publishes commands."""
 
-    def __init__(self, broker: BrokerConfig, writer: BatchWriter, counters: IngestCounters | None = None):
+    def __init__(
+        self, broker: BrokerConfig, writer: BatchWriter, counters: IngestCounters | None = None
+    ):
         self.broker = broker
         self.writer = writer
         self.counters = counters or writer.counters
@@ -324,7 +348,9 @@ class MqttIngest:
                 ctx.load_cert_chain(cfg.tls.cert_file, cfg.tls.key_file)
             ctx.check_hostname = cfg.tls.check_hostname
             client.tls_set_context(ctx)
-        client.reconnect_delay_set(int(max(1, cfg.reconnect_min_s)), int(max(1, cfg.reconnect_max_s)))
+        client.reconnect_delay_set(
+            int(max(1, cfg.reconnect_min_s)), int(max(1, cfg.reconnect_max_s))
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -333,9 +359,13 @@ class MqttIngest:
     def start(self) -> None:
         """Connect in the background; paho keeps retrying until the broker answers."""
         try:
-            self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+            self._client.connect_async(
+                self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s
+            )
         except (OSError, ValueError) as exc:
-            raise GatewayError(f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}") from exc
+            raise GatewayError(
+                f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}"
+            ) from exc
         self._client.loop_start()
 
     def wait_connected(self, timeout_s: float = 10.0) -> bool:
@@ -378,7 +408,9 @@ class MqttIngest:
         self.counters.count("received", kind)
         self.writer.submit(parsed)
 
-    def publish_override(self, station: str, command: OverrideCommand, timeout_s: float = 5.0) -> None:
+    def publish_override(
+        self, station: str, command: OverrideCommand, timeout_s: float = 5.0
+    ) -> None:
         """Publish `override/set` to `station` (QoS 1) and wait for the broker's PUBACK."""
         topic = Topics(station, self.prefix).override_set
         info = self._client.publish(topic, command.model_dump_json(exclude_none=True), qos=1)
@@ -389,4 +421,6 @@ class MqttIngest:
         except (RuntimeError, ValueError) as exc:
             raise PublishError(f"override for {command.id} not sent: {exc}") from exc
         if not info.is_published():
-            raise PublishError(f"broker did not acknowledge the override for {command.id} within {timeout_s} s")
+            raise PublishError(
+                f"broker did not acknowledge the override for {command.id} within {timeout_s} s"
+            )

@@ -34,7 +34,9 @@ PERIODS = {"1h": {"hours": 1}, "24h": {"hours": 24}, "7d": {"days": 7}, "30d": {
 
 
 def _render(request: Request, name: str, status_code: int = 200, **context: Any):
-    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)
+    return request.app.state.templates.TemplateResponse(
+        request, name, context, status_code=status_code
+    )
 
 
 def _store(request: Request):
@@ -51,12 +53,19 @@ def login_form(request: Request, next: str = "/"):
 
 
 @router.post("/login", dependencies=[Depends(check_csrf)])
-def login(request: Request, username: str = Form(...), password: str = Form(...), next: str = Form("/")):
+def login(
+    request: Request, username: str = Form(...), password: str = Form(...), next: str = Form("/")
+):
     """Check the password; on success start a fresh session."""
     user = authenticate(request.app.state.config.users, username, password)
     if user is None:
-        return _render(request, "login.html", status_code=401, next=_safe_next(next),
-                       error="Wrong user name or password.")
+        return _render(
+            request,
+            "login.html",
+            status_code=401,
+            next=_safe_next(next),
+            error="Wrong user name or password.",
+        )
     request.session.clear()
     request.session["user"] = user.username
     return RedirectResponse(_safe_next(next), status_code=303)
@@ -91,7 +100,10 @@ def _stations(request: Request) -> list[dict[str, Any]]:
     seen = {s["station"]: s for s in _store(request).stations()}
     configured = request.app.state.config.stations
     names = configured or sorted(seen)
-    return [seen.get(n, {"station": n, "available": None, "last_seen": None, "stats": None}) for n in names]
+    return [
+        seen.get(n, {"station": n, "available": None, "last_seen": None, "stats": None})
+        for n in names
+    ]
 
 
 def _live_context(request: Request, station: str) -> dict[str, Any]:
@@ -101,7 +113,13 @@ def _live_context(request: Request, station: str) -> dict[str, Any]:
     snaps = store.snapshots_for(latest["id"]) if latest else []
     snapshot = snaps[-1] if snaps else store.latest_snapshot(station)
     info = next((s for s in store.stations() if s["station"] == station), None)
-    return {"station": station, "latest": latest, "recent": rows, "snapshot": snapshot, "info": info}
+    return {
+        "station": station,
+        "latest": latest,
+        "recent": rows,
+        "snapshot": snapshot,
+        "info": info,
+    }
 
 
 def _check_station(station: str) -> None:
@@ -115,8 +133,13 @@ def _check_station(station: str) -> None:
 def live_page(request: Request, user: Viewer, station: str):
     """The live view for the screen beside a station."""
     _check_station(station)
-    return _render(request, "live.html", stream=f"/stream?station={station}",
-                   panel_url=f"/live/{station}/panel", **_live_context(request, station))
+    return _render(
+        request,
+        "live.html",
+        stream=f"/stream?station={station}",
+        panel_url=f"/live/{station}/panel",
+        **_live_context(request, station),
+    )
 
 
 @router.get("/live/{station}/panel")
@@ -137,8 +160,14 @@ def _kiosk_allowed(request: Request, station: str) -> None:
 def kiosk_page(request: Request, station: str):
     """Read-only live view without a login (when kiosk mode is enabled for the station)."""
     _kiosk_allowed(request, station)
-    return _render(request, "live.html", kiosk=True, stream=f"/kiosk/{station}/stream",
-                   panel_url=f"/kiosk/{station}/panel", **_live_context(request, station))
+    return _render(
+        request,
+        "live.html",
+        kiosk=True,
+        stream=f"/kiosk/{station}/stream",
+        panel_url=f"/kiosk/{station}/panel",
+        **_live_context(request, station),
+    )
 
 
 @router.get("/kiosk/{station}/panel")
@@ -164,8 +193,11 @@ async def stream(request: Request, station: str | None = None):
 
 
 def _sse(request: Request, station: str | None) -> StreamingResponse:
-    return StreamingResponse(_announce(request, station), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        _announce(request, station),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _announce(request: Request, station: str | None) -> AsyncIterator[str]:
@@ -206,34 +238,67 @@ def snapshot_file(request: Request, name: str):
 
 
 @router.get("/history")
-def history_page(request: Request, user: Viewer, station: str | None = None, since: str | None = None,
-                 until: str | None = None, code: str | None = None, family: str | None = None,
-                 q: str | None = None, cursor: str | None = None,
-                 limit: int = Query(50, ge=10, le=500)):
+def history_page(
+    request: Request,
+    user: Viewer,
+    station: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    code: str | None = None,
+    family: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = Query(50, ge=10, le=500),
+):
     """Filtered inspections, newest first, a page at a time."""
     flt = make_filter(station, since, until, code, family, q)
     page = _store(request).page(flt, limit=limit, cursor=cursor)
-    return _render(request, "history.html", flt=flt, rows=[display_row(r) for r in page.rows], page=page,
-                   form=_form_values(station, since, until, code, family, q),
-                   next_url=f"/history?{query_string(flt, cursor=page.next_cursor)}" if page.next_cursor else None,
-                   csv_url=f"/history.csv?{query_string(flt)}", stations=_stations(request),
-                   first_url=f"/history?{query_string(flt)}" if cursor else None)
+    return _render(
+        request,
+        "history.html",
+        flt=flt,
+        rows=[display_row(r) for r in page.rows],
+        page=page,
+        form=_form_values(station, since, until, code, family, q),
+        next_url=f"/history?{query_string(flt, cursor=page.next_cursor)}"
+        if page.next_cursor
+        else None,
+        csv_url=f"/history.csv?{query_string(flt)}",
+        stations=_stations(request),
+        first_url=f"/history?{query_string(flt)}" if cursor else None,
+    )
 
 
 def _form_values(station, since, until, code, family, q) -> dict[str, str]:
-    return {"station": station or "", "since": since or "", "until": until or "",
-            "code": code or "", "family": family or "", "q": q or ""}
+    return {
+        "station": station or "",
+        "since": since or "",
+        "until": until or "",
+        "code": code or "",
+        "family": family or "",
+        "q": q or "",
+    }
 
 
 @router.get("/history.csv")
-def history_csv(request: Request, user: Exporter, station: str | None = None, since: str | None = None,
-                until: str | None = None, code: str | None = None, family: str | None = None,
-                q: str | None = None):
+def history_csv(
+    request: Request,
+    user: Exporter,
+    station: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    code: str | None = None,
+    family: str | None = None,
+    q: str | None = None,
+):
     """The filtered set as CSV, impact columns included (unknown impact left empty)."""
     flt = make_filter(station, since, until, code, family, q)
     name = f"inspections-{now_ts()[:19].replace(':', '')}.csv"
-    return StreamingResponse(_csv_lines(request, flt), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(
+        _csv_lines(request, flt),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _csv_lines(request: Request, flt: InspectionFilter) -> Iterator[str]:
@@ -256,22 +321,38 @@ def detail_page(request: Request, user: Viewer, inspection_id: str, sent: str | 
     row = store.get(inspection_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
-    return _render(request, "detail.html", row=display_row(row), audit=store.audit(inspection_id),
-                   snapshots=store.snapshots_for(inspection_id), sent=sent,
-                   codes=[d for d in Disposition if d != Disposition.NONE],
-                   can_send=request.app.state.publisher is not None)
+    return _render(
+        request,
+        "detail.html",
+        row=display_row(row),
+        audit=store.audit(inspection_id),
+        snapshots=store.snapshots_for(inspection_id),
+        sent=sent,
+        codes=[d for d in Disposition if d != Disposition.NONE],
+        can_send=request.app.state.publisher is not None,
+    )
 
 
 @router.post("/inspections/{inspection_id}/override", dependencies=[Depends(check_csrf)])
-def override(request: Request, user: Overrider, inspection_id: str, code: int = Form(...), reason: str = Form(...)):
+def override(
+    request: Request,
+    user: Overrider,
+    inspection_id: str,
+    code: int = Form(...),
+    reason: str = Form(...),
+):
     """Send `override/set` to the inspection's station; the node journals it and republishes."""
     row = _store(request).get(inspection_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
     try:
-        command = OverrideCommand(id=inspection_id, code=code, reason=reason.strip(), user=user.username)
+        command = OverrideCommand(
+            id=inspection_id, code=code, reason=reason.strip(), user=user.username
+        )
     except ValidationError as exc:
-        raise HTTPException(status_code=400, detail=exc.errors(include_url=False)[0]["msg"]) from exc
+        raise HTTPException(
+            status_code=400, detail=exc.errors(include_url=False)[0]["msg"]
+        ) from exc
     publisher = request.app.state.publisher
     if publisher is None:
         raise HTTPException(status_code=503, detail="this gateway does not send commands")
@@ -279,8 +360,15 @@ def override(request: Request, user: Overrider, inspection_id: str, code: int = 
         publisher.publish_override(row["station"], command)
     except GatewayError as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
-    _store(request).add_audit(inspection_id, now_ts(), user.username, "override_requested",
-                              code, Disposition(code).name, command.reason)
+    _store(request).add_audit(
+        inspection_id,
+        now_ts(),
+        user.username,
+        "override_requested",
+        code,
+        Disposition(code).name,
+        command.reason,
+    )
     return RedirectResponse(f"/inspections/{inspection_id}?sent=1", status_code=303)
 
 
@@ -310,12 +398,24 @@ def health_panel(request: Request, user: Viewer):
 
 
 @router.get("/events")
-def events_page(request: Request, user: EventReader, station: str | None = None, level: str | None = None,
-                cursor: str | None = None):
+def events_page(
+    request: Request,
+    user: EventReader,
+    station: str | None = None,
+    level: str | None = None,
+    cursor: str | None = None,
+):
     """The stations' events, by station and level."""
     rows, nxt = _store(request).events(station or None, level or None, 100, cursor)
-    return _render(request, "events.html", rows=rows, next_cursor=nxt, station=station or "",
-                   level=level or "", stations=_stations(request))
+    return _render(
+        request,
+        "events.html",
+        rows=rows,
+        next_cursor=nxt,
+        station=station or "",
+        level=level or "",
+        stations=_stations(request),
+    )
 
 
 def _period(period: str, since: str | None, until: str | None) -> tuple[str | None, str | None]:
@@ -325,25 +425,59 @@ def _period(period: str, since: str | None, until: str | None) -> tuple[str | No
 
 
 @router.get("/trends")
-def trends_page(request: Request, user: Viewer, station: str | None = None, period: str = "24h",
-                since: str | None = None, until: str | None = None):
+def trends_page(
+    request: Request,
+    user: Viewer,
+    station: str | None = None,
+    period: str = "24h",
+    since: str | None = None,
+    until: str | None = None,
+):
     """Decisions per hour by code and grade distributions per defect type, as charts."""
     since, until = _period(period, since, until)
     flt = make_filter(station, since, until)
     store = _store(request)
-    data = {"decisions_per_hour": reports.decisions_per_hour(store, flt.station, flt.since, flt.until),
-            "grades": reports.grade_distribution(store, flt.station, flt.since, flt.until)}
-    return _render(request, "trends.html", data=data, station=station or "", period=period,
-                   periods=list(PERIODS) + ["all"], stations=_stations(request))
+    data = {
+        "decisions_per_hour": reports.decisions_per_hour(store, flt.station, flt.since, flt.until),
+        "grades": reports.grade_distribution(store, flt.station, flt.since, flt.until),
+    }
+    return _render(
+        request,
+        "trends.html",
+        data=data,
+        station=station or "",
+        period=period,
+        periods=list(PERIODS) + ["all"],
+        stations=_stations(request),
+    )
 
 
 @router.get("/circularity")
-def circularity_page(request: Request, user: Viewer, station: str | None = None, period: str = "24h",
-                     since: str | None = None, until: str | None = None):
+def circularity_page(
+    request: Request,
+    user: Viewer,
+    station: str | None = None,
+    period: str = "24h",
+    since: str | None = None,
+    until: str | None = None,
+):
     """Circularity panel: cores by disposition, rates, material kept, CO2e avoided, over time."""
     since, until = _period(period, since, until)
     flt = make_filter(station, since, until)
-    figures = reports.circularity(_store(request), flt.station, flt.since, flt.until,
-                                  bucket="day" if period in ("7d", "30d", "all") else "hour")
-    return _render(request, "circularity.html", c=figures, station=station or "", period=period,
-                   periods=list(PERIODS) + ["all"], stations=_stations(request), can_export=can(user, "export"))
+    figures = reports.circularity(
+        _store(request),
+        flt.station,
+        flt.since,
+        flt.until,
+        bucket="day" if period in ("7d", "30d", "all") else "hour",
+    )
+    return _render(
+        request,
+        "circularity.html",
+        c=figures,
+        station=station or "",
+        period=period,
+        periods=list(PERIODS) + ["all"],
+        stations=_stations(request),
+        can_export=can(user, "export"),
+    )

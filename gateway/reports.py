@@ -38,24 +38,35 @@ class Circularity:
         return asdict(self)
 
 
-def circularity(store: Store, station: str | None = None, since: str | None = None,
-                until: str | None = None, bucket: str = "hour") -> Circularity:
+def circularity(
+    store: Store,
+    station: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    bucket: str = "hour",
+) -> Circularity:
     """Circularity figures for the inspections in [since, until) at `station` (None: all)."""
     where, params = InspectionFilter(station=station, since=since, until=until).where()
     totals = store.select(
         "SELECT code, count(*) AS n, sum(impact_known = 1) AS known, "
         "sum(material_kept_kg) AS kept, sum(co2e_avoided_kg) AS co2e "
-        f"FROM inspections WHERE {where} GROUP BY code", params)
+        f"FROM inspections WHERE {where} GROUP BY code",
+        params,
+    )
     by_code = {LABELS.get(r["code"], str(r["code"])): r["n"] for r in totals}
     cores = sum(r["n"] for r in totals)
     known = sum(r["known"] or 0 for r in totals)
     decided = cores - by_code.get("REVIEW", 0) - by_code.get("NONE", 0)
     return Circularity(
-        station=station, since=since, until=until, cores=cores,
+        station=station,
+        since=since,
+        until=until,
+        cores=cores,
         by_disposition={name: by_code.get(name, 0) for name in LABELS.values()},
         reuse_rate=_rate(by_code.get("REUSE", 0), decided),
         remanufacture_rate=_rate(by_code.get("REMANUFACTURE", 0), decided),
-        impact_known_cores=known, impact_unknown_cores=cores - known,
+        impact_known_cores=known,
+        impact_unknown_cores=cores - known,
         material_kept_kg=_known_sum(totals, "kept", known),
         co2e_avoided_kg=_known_sum(totals, "co2e", known),
         series=_impact_series(store, where, params, bucket),
@@ -77,22 +88,37 @@ def _bucket_expr(bucket: str) -> str:
     return f"substr(ts, 1, {width})"
 
 
-def _impact_series(store: Store, where: str, params: list[Any], bucket: str) -> list[dict[str, Any]]:
+def _impact_series(
+    store: Store, where: str, params: list[Any], bucket: str
+) -> list[dict[str, Any]]:
     rows = store.select(
         f"SELECT {_bucket_expr(bucket)} AS t, count(*) AS cores, sum(impact_known = 1) AS known, "
         "sum(material_kept_kg) AS kept, sum(co2e_avoided_kg) AS co2e "
-        f"FROM inspections WHERE {where} GROUP BY t ORDER BY t", params)
-    return [{"t": r["t"], "cores": r["cores"], "impact_known_cores": r["known"] or 0,
-             "material_kept_kg": r["kept"] if r["known"] else None,
-             "co2e_avoided_kg": r["co2e"] if r["known"] else None} for r in rows]
+        f"FROM inspections WHERE {where} GROUP BY t ORDER BY t",
+        params,
+    )
+    return [
+        {
+            "t": r["t"],
+            "cores": r["cores"],
+            "impact_known_cores": r["known"] or 0,
+            "material_kept_kg": r["kept"] if r["known"] else None,
+            "co2e_avoided_kg": r["co2e"] if r["known"] else None,
+        }
+        for r in rows
+    ]
 
 
-def decisions_per_hour(store: Store, station: str | None, since: str | None,
-                       until: str | None) -> list[dict[str, Any]]:
+def decisions_per_hour(
+    store: Store, station: str | None, since: str | None, until: str | None
+) -> list[dict[str, Any]]:
     """[{t: 'YYYY-MM-DDTHH', REUSE: n, ...}] for the period, oldest first."""
     where, params = InspectionFilter(station=station, since=since, until=until).where()
-    rows = store.select(f"SELECT substr(ts, 1, 13) AS t, code, count(*) AS n FROM inspections "
-                        f"WHERE {where} GROUP BY t, code ORDER BY t", params)
+    rows = store.select(
+        f"SELECT substr(ts, 1, 13) AS t, code, count(*) AS n FROM inspections "
+        f"WHERE {where} GROUP BY t, code ORDER BY t",
+        params,
+    )
     hours: dict[str, dict[str, Any]] = {}
     for r in rows:
         hour = hours.setdefault(r["t"], {"t": r["t"], **{name: 0 for name in LABELS.values()}})
@@ -100,14 +126,17 @@ def decisions_per_hour(store: Store, station: str | None, since: str | None,
     return list(hours.values())
 
 
-def grade_distribution(store: Store, station: str | None, since: str | None,
-                       until: str | None) -> dict[str, list[dict[str, Any]]]:
+def grade_distribution(
+    store: Store, station: str | None, since: str | None, until: str | None
+) -> dict[str, list[dict[str, Any]]]:
     """Per defect type: [{t: hour, grades: {grade: count}}], oldest first."""
     where, params = InspectionFilter(station=station, since=since, until=until).where()
     rows = store.select(
         "SELECT substr(ts, 1, 13) AS t, d.key AS defect, json_extract(d.value, '$.grade') AS grade, "
         f"count(*) AS n FROM inspections, json_each(record, '$.defects') AS d WHERE {where} "
-        "GROUP BY t, defect, grade ORDER BY t", params)
+        "GROUP BY t, defect, grade ORDER BY t",
+        params,
+    )
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
         per_hour = out.setdefault(r["defect"], {})

@@ -41,13 +41,22 @@ class Gateway:
         self.counters = IngestCounters()
         self.broadcaster = Broadcaster()
         self.writer = BatchWriter(
-            self.store, config.store.snapshots_dir, batch_size=config.store.batch_size,
+            self.store,
+            config.store.snapshots_dir,
+            batch_size=config.store.batch_size,
             batch_interval_s=config.store.batch_interval_s,
-            snapshot_max_files=config.store.snapshot_max_files, counters=self.counters,
-            on_written=self.broadcaster.on_written)
+            snapshot_max_files=config.store.snapshot_max_files,
+            counters=self.counters,
+            on_written=self.broadcaster.on_written,
+        )
         self.ingest = MqttIngest(config.mqtt, self.writer, self.counters) if mqtt else None
-        self.app = create_app(config, self.store, publisher=self.ingest, counters=self.counters,
-                              broadcaster=self.broadcaster)
+        self.app = create_app(
+            config,
+            self.store,
+            publisher=self.ingest,
+            counters=self.counters,
+            broadcaster=self.broadcaster,
+        )
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -65,9 +74,14 @@ class Gateway:
         if self.ingest is not None:
             self.ingest.start()
         sock = self._bind()
-        self._server = uvicorn.Server(uvicorn.Config(
-            self.app, log_level="warning", timeout_graceful_shutdown=3, lifespan="on"))
-        self._thread = threading.Thread(target=self._serve, args=(sock,), name="gateway-http", daemon=True)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.app, log_level="warning", timeout_graceful_shutdown=3, lifespan="on"
+            )
+        )
+        self._thread = threading.Thread(
+            target=self._serve, args=(sock,), name="gateway-http", daemon=True
+        )
         self._thread.start()
         self._wait_started(timeout_s)
         log.info("dashboard at %s", self.url)
@@ -85,7 +99,9 @@ class Gateway:
         except OSError as exc:
             sock.close()
             self.stop()
-            raise GatewayError(f"cannot listen on {http.host}:{http.port}: {exc.strerror or exc}") from exc
+            raise GatewayError(
+                f"cannot listen on {http.host}:{http.port}: {exc.strerror or exc}"
+            ) from exc
         sock.listen(128)
         self.port = sock.getsockname()[1]
         return sock
@@ -126,7 +142,9 @@ class Gateway:
         self.stop()
 
 
-def run_gateway(config: GatewayConfig, stop: threading.Event, *, store: Store | None = None) -> None:
+def run_gateway(
+    config: GatewayConfig, stop: threading.Event, *, store: Store | None = None
+) -> None:
     """Run a gateway until `stop` is set, then stop it cleanly."""
     gateway = Gateway(config, store=store).start()
     try:

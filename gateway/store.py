@@ -30,9 +30,22 @@ COUNT_CAP = 10_000
 """Counts of filtered inspections stop here (an exact COUNT over a million rows is too slow)."""
 
 _INSPECTION_COLUMNS = (
-    "id", "station", "ts", "seq", "core_id", "family", "code", "rules_code", "credit",
-    "overridden", "override_ts", "impact_known", "material_kept_kg", "co2e_avoided_kg",
-    "reasons", "record",
+    "id",
+    "station",
+    "ts",
+    "seq",
+    "core_id",
+    "family",
+    "code",
+    "rules_code",
+    "credit",
+    "overridden",
+    "override_ts",
+    "impact_known",
+    "material_kept_kg",
+    "co2e_avoided_kg",
+    "reasons",
+    "record",
 )
 
 _SCHEMA = """
@@ -96,7 +109,11 @@ class InspectionFilter:
         """SQL condition and parameters for these filters."""
         parts: list[str] = []
         params: list[Any] = []
-        for column, value in (("station", self.station), ("code", self.code), ("family", self.family)):
+        for column, value in (
+            ("station", self.station),
+            ("code", self.code),
+            ("family", self.family),
+        ):
             if value is not None and value != "":
                 parts.append(f"{column} = ?")
                 params.append(value)
@@ -107,7 +124,9 @@ class InspectionFilter:
             parts.append("ts < ?")
             params.append(normalize_ts(self.until))
         if self.q and self.q.strip():
-            parts.append("rowid IN (SELECT rowid FROM inspections_fts WHERE inspections_fts MATCH ?)")
+            parts.append(
+                "rowid IN (SELECT rowid FROM inspections_fts WHERE inspections_fts MATCH ?)"
+            )
             params.append(fts_query(self.q))
         return (" AND ".join(parts) or "1"), params
 
@@ -140,8 +159,17 @@ class Batch:
     snapshots: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in (self.inspections, self.results, self.stats, self.events,
-                                    self.available, self.snapshots))
+        return sum(
+            len(v)
+            for v in (
+                self.inspections,
+                self.results,
+                self.stats,
+                self.events,
+                self.available,
+                self.snapshots,
+            )
+        )
 
 
 def inspection_row(record: InspectionRecord) -> tuple[Any, ...]:
@@ -151,14 +179,22 @@ def inspection_row(record: InspectionRecord) -> tuple[Any, ...]:
     if record.override:
         reasons = f"{reasons} {record.override.reason}"
     return (
-        record.id, record.station, normalize_ts(record.ts), record.seq, record.core_id,
-        record.family, int(record.effective_code()), int(record.decision.code),
-        int(record.effective_credit()), 1 if record.override else 0,
+        record.id,
+        record.station,
+        normalize_ts(record.ts),
+        record.seq,
+        record.core_id,
+        record.family,
+        int(record.effective_code()),
+        int(record.decision.code),
+        int(record.effective_credit()),
+        1 if record.override else 0,
         normalize_ts(record.override.ts) if record.override else None,
         None if impact is None else int(impact.known),
         impact.material_kept_kg if impact and impact.known else None,
         impact.co2e_avoided_kg if impact and impact.known else None,
-        reasons, record.to_json(),
+        reasons,
+        record.to_json(),
     )
 
 
@@ -193,7 +229,9 @@ class Store:
         db.conn.execute("PRAGMA synchronous = NORMAL")
         db.conn.executescript(_SCHEMA)
         if "inspections_fts" not in db.table_names():
-            db["inspections"].enable_fts(["core_id", "reasons"], fts_version="FTS5", create_triggers=True)
+            db["inspections"].enable_fts(
+                ["core_id", "reasons"], fts_version="FTS5", create_triggers=True
+            )
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -213,48 +251,101 @@ class Store:
                 self._write_station_facts(conn, batch)
                 conn.executemany(
                     "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(e.id, e.station, normalize_ts(e.ts), e.level, e.code, e.message,
-                      json.dumps(e.detail)) for e in batch.events])
-                conn.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)", batch.snapshots)
+                    [
+                        (
+                            e.id,
+                            e.station,
+                            normalize_ts(e.ts),
+                            e.level,
+                            e.code,
+                            e.message,
+                            json.dumps(e.detail),
+                        )
+                        for e in batch.events
+                    ],
+                )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)", batch.snapshots
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the gateway store: {exc}") from exc
 
     def _write_inspections(self, conn: sqlite3.Connection, records: list[InspectionRecord]) -> None:
         conn.executemany(_UPSERT, [inspection_row(r) for r in records])
-        audit = [(r.id, r.override.ts, r.override.user, "override", int(r.override.code),
-                  r.override.label, r.override.reason, int(r.override.credit)) for r in records if r.override]
+        audit = [
+            (
+                r.id,
+                r.override.ts,
+                r.override.user,
+                "override",
+                int(r.override.code),
+                r.override.label,
+                r.override.reason,
+                int(r.override.credit),
+            )
+            for r in records
+            if r.override
+        ]
         conn.executemany(
             "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason, credit) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", audit)
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            audit,
+        )
         seen = [(r.station, normalize_ts(r.ts)) for r in records]
         conn.executemany(
             "INSERT INTO stations (station, last_seen) VALUES (?, ?) ON CONFLICT(station) DO UPDATE "
-            "SET last_seen = max(coalesce(last_seen, ''), excluded.last_seen)", seen)
+            "SET last_seen = max(coalesce(last_seen, ''), excluded.last_seen)",
+            seen,
+        )
 
     def _write_station_facts(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        upsert = ("INSERT INTO stations (station, {cols}) VALUES (?, {marks}) ON CONFLICT(station) "
-                  "DO UPDATE SET {sets}")
+        upsert = (
+            "INSERT INTO stations (station, {cols}) VALUES (?, {marks}) ON CONFLICT(station) "
+            "DO UPDATE SET {sets}"
+        )
 
         def run(cols: tuple[str, ...], rows: list[tuple]) -> None:
-            sql = upsert.format(cols=", ".join(cols), marks=", ".join("?" for _ in cols),
-                                sets=", ".join(f"{c} = excluded.{c}" for c in cols))
+            sql = upsert.format(
+                cols=", ".join(cols),
+                marks=", ".join("?" for _ in cols),
+                sets=", ".join(f"{c} = excluded.{c}" for c in cols),
+            )
             conn.executemany(sql, rows)
 
-        run(("available", "available_ts", "last_seen"),
-            [(s, state, ts, ts) for s, state, ts in batch.available])
-        run(("stats", "stats_ts", "last_seen"),
-            [(s.station, s.model_dump_json(), now, now) for s in batch.stats
-             for now in [normalize_ts(s.ts)]])
-        run(("result", "result_ts", "last_seen"),
-            [(station, r.model_dump_json(), ts, ts) for station, r, ts in batch.results])
+        run(
+            ("available", "available_ts", "last_seen"),
+            [(s, state, ts, ts) for s, state, ts in batch.available],
+        )
+        run(
+            ("stats", "stats_ts", "last_seen"),
+            [
+                (s.station, s.model_dump_json(), now, now)
+                for s in batch.stats
+                for now in [normalize_ts(s.ts)]
+            ],
+        )
+        run(
+            ("result", "result_ts", "last_seen"),
+            [(station, r.model_dump_json(), ts, ts) for station, r, ts in batch.results],
+        )
 
-    def add_audit(self, inspection_id: str, ts: str, user: str, action: str,
-                  code: int | None = None, label: str | None = None, reason: str | None = None) -> None:
+    def add_audit(
+        self,
+        inspection_id: str,
+        ts: str,
+        user: str,
+        action: str,
+        code: int | None = None,
+        label: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         """Record a person's action on an inspection (an override request, a confirmation)."""
         with self.db.conn as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (inspection_id, ts, user, action, code, label, reason))
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (inspection_id, ts, user, action, code, label, reason),
+            )
 
     # ------------------------------------------------------------ inspections
 
@@ -265,8 +356,10 @@ class Store:
             ts, _, last_id = cursor.partition("|")
             where += " AND (ts, id) < (?, ?)"
             params = [*params, ts, last_id]
-        rows = self._select(f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
-                            [*params, limit + 1])
+        rows = self._select(
+            f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+            [*params, limit + 1],
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = f"{rows[-1]['ts']}|{rows[-1]['id']}" if more else None
@@ -278,7 +371,8 @@ class Store:
         where, params = flt.where()
         (n,) = self.db.conn.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM inspections WHERE {where} LIMIT ?)",
-            [*params, cap + 1]).fetchone()
+            [*params, cap + 1],
+        ).fetchone()
         return min(n, cap), n > cap
 
     def iter_filtered(self, flt: InspectionFilter, chunk: int = 1000) -> Iterator[dict[str, Any]]:
@@ -296,8 +390,10 @@ class Store:
             ts, _, last_id = cursor.partition("|")
             where += " AND (ts, id) < (?, ?)"
             params = [*params, ts, last_id]
-        rows = self._select(f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
-                            [*params, limit])
+        rows = self._select(
+            f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+            [*params, limit],
+        )
         nxt = f"{rows[-1]['ts']}|{rows[-1]['id']}" if len(rows) == limit else None
         return rows, nxt
 
@@ -312,28 +408,43 @@ class Store:
 
     def core_records(self, core_id: str) -> list[InspectionRecord]:
         """Every inspection of one core, oldest first, as contract records."""
-        rows = self._select("SELECT record FROM inspections WHERE core_id = ? ORDER BY ts, id", [core_id])
+        rows = self._select(
+            "SELECT record FROM inspections WHERE core_id = ? ORDER BY ts, id", [core_id]
+        )
         return [InspectionRecord.model_validate_json(r["record"]) for r in rows]
 
     def override_history(self, core_id: str) -> dict[str, list[OverrideInfo]]:
         """Every override the stations applied to one core's inspections, oldest first, by id."""
         rows = self._select(
             "SELECT a.* FROM audit a JOIN inspections i ON i.id = a.inspection_id "
-            "WHERE i.core_id = ? AND a.action = 'override' ORDER BY a.ts, a.seq", [core_id])
+            "WHERE i.core_id = ? AND a.action = 'override' ORDER BY a.ts, a.seq",
+            [core_id],
+        )
         out: dict[str, list[OverrideInfo]] = {}
         for r in rows:
-            out.setdefault(r["inspection_id"], []).append(OverrideInfo(
-                code=r["code"], label=r["label"], credit=r["credit"] or 0, reason=r["reason"] or "",
-                user=r["user"], ts=r["ts"]))
+            out.setdefault(r["inspection_id"], []).append(
+                OverrideInfo(
+                    code=r["code"],
+                    label=r["label"],
+                    credit=r["credit"] or 0,
+                    reason=r["reason"] or "",
+                    user=r["user"],
+                    ts=r["ts"],
+                )
+            )
         return out
 
     def audit(self, inspection_id: str) -> list[dict[str, Any]]:
         """The audit trail of one inspection, oldest first."""
-        return self._select("SELECT * FROM audit WHERE inspection_id = ? ORDER BY ts, seq", [inspection_id])
+        return self._select(
+            "SELECT * FROM audit WHERE inspection_id = ? ORDER BY ts, seq", [inspection_id]
+        )
 
     def code_counts(self) -> dict[int, int]:
         """Inspections per effective code (for /metrics)."""
-        rows = self.db.conn.execute("SELECT code, count(*) FROM inspections GROUP BY code").fetchall()
+        rows = self.db.conn.execute(
+            "SELECT code, count(*) FROM inspections GROUP BY code"
+        ).fetchall()
         return {int(code): n for code, n in rows}
 
     # ------------------------------------------------------------ stations, events, snapshots
@@ -346,8 +457,13 @@ class Store:
                 row[key] = json.loads(row[key]) if row[key] else None
         return rows
 
-    def events(self, station: str | None = None, level: str | None = None, limit: int = 100,
-               cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def events(
+        self,
+        station: str | None = None,
+        level: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Events newest first, filtered by station and level, with the next page's cursor."""
         parts, params = ["1"], []
         for column, value in (("station", station), ("level", level)):
@@ -358,8 +474,10 @@ class Store:
             ts, _, last_id = cursor.partition("|")
             parts.append("(ts, id) < (?, ?)")
             params += [ts, last_id]
-        rows = self._select(f"SELECT * FROM events WHERE {' AND '.join(parts)} "
-                            "ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit + 1])
+        rows = self._select(
+            f"SELECT * FROM events WHERE {' AND '.join(parts)} ORDER BY ts DESC, id DESC LIMIT ?",
+            [*params, limit + 1],
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         for row in rows:
@@ -368,18 +486,28 @@ class Store:
 
     def snapshots_for(self, inspection_id: str) -> list[str]:
         """File names of the snapshots taken with one inspection."""
-        return [r["name"] for r in self._select(
-            "SELECT name FROM snapshots WHERE inspection_id = ? ORDER BY ts", [inspection_id])]
+        return [
+            r["name"]
+            for r in self._select(
+                "SELECT name FROM snapshots WHERE inspection_id = ? ORDER BY ts", [inspection_id]
+            )
+        ]
 
     def latest_snapshot(self, station: str) -> str | None:
         """File name of the station's newest snapshot."""
-        rows = self._select("SELECT name FROM snapshots WHERE station = ? ORDER BY ts DESC LIMIT 1", [station])
+        rows = self._select(
+            "SELECT name FROM snapshots WHERE station = ? ORDER BY ts DESC LIMIT 1", [station]
+        )
         return rows[0]["name"] if rows else None
 
     def snapshots_beyond(self, keep: int) -> list[str]:
         """Names of the oldest snapshots beyond the newest `keep`."""
-        return [r["name"] for r in self._select(
-            "SELECT name FROM snapshots ORDER BY ts DESC, name DESC LIMIT -1 OFFSET ?", [keep])]
+        return [
+            r["name"]
+            for r in self._select(
+                "SELECT name FROM snapshots ORDER BY ts DESC, name DESC LIMIT -1 OFFSET ?", [keep]
+            )
+        ]
 
     def forget_snapshots(self, names: Iterable[str]) -> None:
         """Remove snapshot rows (their files are deleted by the caller)."""

@@ -15,7 +15,9 @@ def parse_ts(text: str) -> datetime:
 
 def fmt_ts(moment: datetime) -> str:
     """The store's form: UTC, milliseconds, a Z (`2026-11-28T15:52:56.123Z`)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def normalize_ts(text: str) -> str:

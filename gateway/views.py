@@ -16,9 +16,26 @@ LABELS = {int(d): d.name for d in Disposition}
 CREDIT_LABELS = {0: "unknown", 1: "full", 2: "partial", 3: "none"}
 
 CSV_COLUMNS = (
-    "id", "ts", "station", "core_id", "family", "code", "label", "rules_code", "rules_label",
-    "credit", "overridden", "override_user", "override_reason", "override_ts", "reasons",
-    "impact_known", "material_kept_kg", "co2e_avoided_kg", "model_version", "rules_version",
+    "id",
+    "ts",
+    "station",
+    "core_id",
+    "family",
+    "code",
+    "label",
+    "rules_code",
+    "rules_label",
+    "credit",
+    "overridden",
+    "override_user",
+    "override_reason",
+    "override_ts",
+    "reasons",
+    "impact_known",
+    "material_kept_kg",
+    "co2e_avoided_kg",
+    "model_version",
+    "rules_version",
 )
 
 
@@ -44,12 +61,23 @@ def parse_time(value: str | None, name: str) -> str | None:
         raise HTTPException(status_code=400, detail=f"{name}: not a time: {value!r}") from None
 
 
-def make_filter(station: str | None = None, since: str | None = None, until: str | None = None,
-                code: str | None = None, family: str | None = None, q: str | None = None) -> InspectionFilter:
+def make_filter(
+    station: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    code: str | None = None,
+    family: str | None = None,
+    q: str | None = None,
+) -> InspectionFilter:
     """History filters from query parameters (empty strings mean no filter)."""
-    return InspectionFilter(station=station or None, since=parse_time(since, "since"),
-                            until=parse_time(until, "until"), code=parse_code(code),
-                            family=family or None, q=(q or "").strip() or None)
+    return InspectionFilter(
+        station=station or None,
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
+        code=parse_code(code),
+        family=family or None,
+        q=(q or "").strip() or None,
+    )
 
 
 def record_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -60,9 +88,13 @@ def record_of(row: dict[str, Any]) -> dict[str, Any]:
 def display_row(row: dict[str, Any]) -> dict[str, Any]:
     """A store row with its record parsed and the display fields a template needs."""
     rec = record_of(row)
-    return {**row, "rec": rec, "label": LABELS.get(row["code"], "?"),
-            "css": DECISION_CLASSES.get(row["code"], "none"),
-            "rules_label": LABELS.get(row["rules_code"], "?")}
+    return {
+        **row,
+        "rec": rec,
+        "label": LABELS.get(row["code"], "?"),
+        "css": DECISION_CLASSES.get(row["code"], "none"),
+        "rules_label": LABELS.get(row["rules_code"], "?"),
+    }
 
 
 def csv_row(row: dict[str, Any]) -> list[Any]:
@@ -72,14 +104,26 @@ def csv_row(row: dict[str, Any]) -> list[Any]:
     reasons = "; ".join(r["text"] for r in rec["decision"]["reasons"])
     known = row["impact_known"]
     return [
-        row["id"], row["ts"], row["station"], row["core_id"], row["family"] or "", row["code"],
-        LABELS.get(row["code"], ""), row["rules_code"], LABELS.get(row["rules_code"], ""),
-        CREDIT_LABELS.get(row["credit"], ""), row["overridden"], ovr.get("user", ""),
-        ovr.get("reason", ""), ovr.get("ts", ""), reasons,
+        row["id"],
+        row["ts"],
+        row["station"],
+        row["core_id"],
+        row["family"] or "",
+        row["code"],
+        LABELS.get(row["code"], ""),
+        row["rules_code"],
+        LABELS.get(row["rules_code"], ""),
+        CREDIT_LABELS.get(row["credit"], ""),
+        row["overridden"],
+        ovr.get("user", ""),
+        ovr.get("reason", ""),
+        ovr.get("ts", ""),
+        reasons,
         "" if known is None else ("yes" if known else "no"),
         "" if row["material_kept_kg"] is None else row["material_kept_kg"],
         "" if row["co2e_avoided_kg"] is None else row["co2e_avoided_kg"],
-        (rec.get("model") or {}).get("version", ""), (rec.get("rules") or {}).get("version", ""),
+        (rec.get("model") or {}).get("version", ""),
+        (rec.get("rules") or {}).get("version", ""),
     ]
 
 
@@ -87,7 +131,13 @@ def query_string(flt: InspectionFilter, **extra: Any) -> str:
     """The filter (and extra parameters) as a URL query string."""
     from urllib.parse import urlencode
 
-    params = {"station": flt.station, "since": flt.since, "until": flt.until,
-              "code": LABELS.get(flt.code) if flt.code is not None else None,
-              "family": flt.family, "q": flt.q, **extra}
+    params = {
+        "station": flt.station,
+        "since": flt.since,
+        "until": flt.until,
+        "code": LABELS.get(flt.code) if flt.code is not None else None,
+        "family": flt.family,
+        "q": flt.q,
+        **extra,
+    }
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})

@@ -26,9 +26,15 @@ def make_config(tmp_path: Path, broker=None, **store) -> GatewayConfig:
     """A gateway config in tmp_path with erin (engineer), olly (operator) and ada (admin)."""
     data = {
         "http": {"host": "127.0.0.1", "port": 0, "session_secret": "test-secret-" + "x" * 20},
-        "store": {"path": str(tmp_path / "gateway.db"), "snapshots_dir": str(tmp_path / "snapshots"),
-                  "batch_interval_s": 0.05, **store},
-        "users": [{"username": n, "password_hash": _HASHES[n], "role": ROLES[n]} for n in PASSWORDS],
+        "store": {
+            "path": str(tmp_path / "gateway.db"),
+            "snapshots_dir": str(tmp_path / "snapshots"),
+            "batch_interval_s": 0.05,
+            **store,
+        },
+        "users": [
+            {"username": n, "password_hash": _HASHES[n], "role": ROLES[n]} for n in PASSWORDS
+        ],
         "kiosk": {"enabled": True, "stations": []},
     }
     if broker is not None:
@@ -122,6 +128,8 @@ def login(base_url: str, user: str) -> httpx.Client:
     """An HTTP client logged in as `user`."""
     client = httpx.Client(base_url=base_url, timeout=10)
     token = csrf_of(client.get("/login").text)
-    resp = client.post("/login", data={"username": user, "password": PASSWORDS[user], "csrf_token": token})
+    resp = client.post(
+        "/login", data={"username": user, "password": PASSWORDS[user], "csrf_token": token}
+    )
     assert resp.status_code == 303, resp.text
     return client

@@ -23,24 +23,57 @@ def ts_at(minutes: float) -> str:
     return (BASE + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
-def record(station: str = "st-1", core_id: str = "C1000", code: int = 1, minutes: float = 0,
-           family: str | None = "hydraulic-gear-pump", impact: tuple[float, float] | None = (4.2, 11.5),
-           rid: str | None = None, **extra) -> InspectionRecord:
+def record(
+    station: str = "st-1",
+    core_id: str = "C1000",
+    code: int = 1,
+    minutes: float = 0,
+    family: str | None = "hydraulic-gear-pump",
+    impact: tuple[float, float] | None = (4.2, 11.5),
+    rid: str | None = None,
+    **extra,
+) -> InspectionRecord:
     """A valid inspection record; impact=None gives a family without figures (unknown)."""
     seq = next(_seq)
     code_name, text = REASONS[code]
     data = {
-        "schema": 1, "id": rid or f"01TEST{seq:020d}", "seq": seq, "ts": ts_at(minutes),
-        "station": station, "core_id": core_id, "core_id_source": "trigger", "family": family,
+        "schema": 1,
+        "id": rid or f"01TEST{seq:020d}",
+        "seq": seq,
+        "ts": ts_at(minutes),
+        "station": station,
+        "core_id": core_id,
+        "core_id_source": "trigger",
+        "family": family,
         "part_number": "HGP-200",
-        "defects": {"wear": {"area_pct": 1.2, "grade": min(code, 3), "confidence": 0.93, "scale": "iso4628-1"},
-                    "corrosion": {"area_pct": 0.3, "grade": 1, "confidence": 0.88, "scale": "iso4628-3"}},
-        "measurements": {"leak_rate_ml_min": {"value": 2.5, "unit": "ml/min", "status": "Good",
-                                              "source_ts": ts_at(minutes)}},
-        "decision": {"code": code, "label": Disposition(code).name, "credit": 1,
-                     "reasons": [{"code": code_name, "text": text}]},
-        "impact": ({"known": True, "material_kept_kg": impact[0], "co2e_avoided_kg": impact[1]}
-                   if impact else {"known": False}),
+        "defects": {
+            "wear": {
+                "area_pct": 1.2,
+                "grade": min(code, 3),
+                "confidence": 0.93,
+                "scale": "iso4628-1",
+            },
+            "corrosion": {"area_pct": 0.3, "grade": 1, "confidence": 0.88, "scale": "iso4628-3"},
+        },
+        "measurements": {
+            "leak_rate_ml_min": {
+                "value": 2.5,
+                "unit": "ml/min",
+                "status": "Good",
+                "source_ts": ts_at(minutes),
+            }
+        },
+        "decision": {
+            "code": code,
+            "label": Disposition(code).name,
+            "credit": 1,
+            "reasons": [{"code": code_name, "text": text}],
+        },
+        "impact": (
+            {"known": True, "material_kept_kg": impact[0], "co2e_avoided_kg": impact[1]}
+            if impact
+            else {"known": False}
+        ),
         "model": {"name": "reman-grader", "version": "1.0.0", "sha256": "ab" * 32},
         "rules": {"version": "3f2a", "sha256": "cd" * 32},
         "timings_ms": {"grade": 8.1, "decide": 0.2},
@@ -49,14 +82,27 @@ def record(station: str = "st-1", core_id: str = "C1000", code: int = 1, minutes
     return InspectionRecord.model_validate(data)
 
 
-def overridden(rec: InspectionRecord, code: int, user: str = "erin", reason: str = "seal seat scored",
-               impact: tuple[float, float] | None = None) -> InspectionRecord:
+def overridden(
+    rec: InspectionRecord,
+    code: int,
+    user: str = "erin",
+    reason: str = "seal seat scored",
+    impact: tuple[float, float] | None = None,
+) -> InspectionRecord:
     """The record as the node republishes it after an override."""
     data = rec.model_dump(by_alias=True, mode="json")
-    data["override"] = {"code": code, "label": Disposition(code).name, "credit": 2, "reason": reason,
-                        "user": user, "ts": ts_at(60)}
+    data["override"] = {
+        "code": code,
+        "label": Disposition(code).name,
+        "credit": 2,
+        "reason": reason,
+        "user": user,
+        "ts": ts_at(60),
+    }
     if impact is not None:
-        data["impact"] = Impact(known=True, material_kept_kg=impact[0], co2e_avoided_kg=impact[1]).model_dump()
+        data["impact"] = Impact(
+            known=True, material_kept_kg=impact[0], co2e_avoided_kg=impact[1]
+        ).model_dump()
     return InspectionRecord.model_validate(data)
 
 

@@ -14,8 +14,9 @@ from tests.gateway.records import overridden, record
 
 C1_FIRST = record(station="st-a", core_id="C1", code=1, minutes=0, impact=(4.2, 11.5))
 C1_SECOND = record(station="st-b", core_id="C1", code=2, minutes=50, impact=(2.0, 5.0))
-C1_OVERRIDDEN = overridden(C1_SECOND, 3, user="erin", reason="housing cracked at the flange",
-                           impact=(0.0, 0.4))
+C1_OVERRIDDEN = overridden(
+    C1_SECOND, 3, user="erin", reason="housing cracked at the flange", impact=(0.0, 0.4)
+)
 RECORDS = [
     C1_FIRST,
     record(station="st-a", core_id="C2", code=2, minutes=10, impact=(3.0, 6.0)),
@@ -56,17 +57,20 @@ def test_api_needs_a_login(api):
     assert httpx.get(f"{api.url}/api/inspections").status_code == 401
 
 
-@pytest.mark.parametrize("params,cores", [
-    ({}, ["C1", "S9", "C4", "PUMP-77", "C3", "C2", "C1"]),
-    ({"station": "st-a"}, ["PUMP-77", "C3", "C2", "C1"]),
-    ({"code": "REUSE"}, ["S9", "C4", "C1"]),
-    ({"code": "2"}, ["C1", "C2"]),
-    ({"family": "starter-motor"}, ["S9", "C4"]),
-    ({"q": "PUMP"}, ["PUMP-77"]),
-    ({"q": "corrosion"}, ["C3"]),
-    ({"since": "2026-11-28T08:10:00Z", "until": "2026-11-28T08:30:00Z"}, ["C3", "C2"]),
-    ({"station": "st-a", "code": "RECYCLE"}, ["C3"]),
-])
+@pytest.mark.parametrize(
+    "params,cores",
+    [
+        ({}, ["C1", "S9", "C4", "PUMP-77", "C3", "C2", "C1"]),
+        ({"station": "st-a"}, ["PUMP-77", "C3", "C2", "C1"]),
+        ({"code": "REUSE"}, ["S9", "C4", "C1"]),
+        ({"code": "2"}, ["C1", "C2"]),
+        ({"family": "starter-motor"}, ["S9", "C4"]),
+        ({"q": "PUMP"}, ["PUMP-77"]),
+        ({"q": "corrosion"}, ["C3"]),
+        ({"since": "2026-11-28T08:10:00Z", "until": "2026-11-28T08:30:00Z"}, ["C3", "C2"]),
+        ({"station": "st-a", "code": "RECYCLE"}, ["C3"]),
+    ],
+)
 def test_inspection_filters(erin, params, cores):
     assert _ids(erin.get("/api/inspections", params=params)) == cores
 
@@ -74,7 +78,9 @@ def test_inspection_filters(erin, params, cores):
 def test_pages_follow_the_cursor_without_gaps(erin):
     seen, cursor = [], None
     while True:
-        body = erin.get("/api/inspections", params={"limit": 3, **({"cursor": cursor} if cursor else {})}).json()
+        body = erin.get(
+            "/api/inspections", params={"limit": 3, **({"cursor": cursor} if cursor else {})}
+        ).json()
         seen += [i["id"] for i in body["items"]]
         assert body["count"] == len(RECORDS) and body["count_capped"] is False
         cursor = body["next_cursor"]
@@ -98,7 +104,13 @@ def test_one_inspection_and_stations(erin):
 def test_circularity_figures_per_station(erin):
     body = erin.get("/api/circularity", params={"station": "st-a"}).json()
     assert body["cores"] == 4
-    assert body["by_disposition"] == {"NONE": 0, "REUSE": 1, "REMANUFACTURE": 1, "RECYCLE": 1, "REVIEW": 1}
+    assert body["by_disposition"] == {
+        "NONE": 0,
+        "REUSE": 1,
+        "REMANUFACTURE": 1,
+        "RECYCLE": 1,
+        "REVIEW": 1,
+    }
     assert body["reuse_rate"] == pytest.approx(1 / 3, abs=1e-4)
     assert body["remanufacture_rate"] == pytest.approx(1 / 3, abs=1e-4)
     assert body["material_kept_kg"] == pytest.approx(7.2)
@@ -116,10 +128,15 @@ def test_family_without_figures_is_unknown_not_zero(api, erin):
 
 def test_override_changes_the_figures(api, erin):
     before = erin.get("/api/circularity", params={"station": "st-b"}).json()
-    assert before["material_kept_kg"] == pytest.approx(2.0) and before["by_disposition"]["REMANUFACTURE"] == 1
+    assert (
+        before["material_kept_kg"] == pytest.approx(2.0)
+        and before["by_disposition"]["REMANUFACTURE"] == 1
+    )
     api.store.write(Batch(inspections=[C1_OVERRIDDEN]))
     after = erin.get("/api/circularity", params={"station": "st-b"}).json()
-    assert after["material_kept_kg"] == pytest.approx(0.0) and after["co2e_avoided_kg"] == pytest.approx(0.4)
+    assert after["material_kept_kg"] == pytest.approx(0.0) and after[
+        "co2e_avoided_kg"
+    ] == pytest.approx(0.4)
     assert after["by_disposition"]["RECYCLE"] == 1 and after["by_disposition"]["REMANUFACTURE"] == 0
 
 
@@ -129,7 +146,10 @@ def test_passport_lists_every_inspection_in_order(api, erin):
     assert body["unique_identifier"]["core_id"] == "C1"
     assert [i["id"] for i in body["inspections"]] == [C1_FIRST.id, C1_SECOND.id]
     last = body["inspections"][-1]
-    assert last["overrides"][0]["user"] == "erin" and last["overrides"][0]["reason"] == "housing cracked at the flange"
+    assert (
+        last["overrides"][0]["user"] == "erin"
+        and last["overrides"][0]["reason"] == "housing cracked at the flange"
+    )
     assert body["status"]["label"] == "RECYCLE"
     aas = erin.get("/api/cores/C1/passport", params={"format": "aas"}).json()
     assert aas["modelType"] == "Submodel" and "C1" in aas["id"]
@@ -143,7 +163,9 @@ def test_csv_export_of_the_filtered_set_with_impact_columns(erin):
     assert [r["core_id"] for r in rows] == ["PUMP-77", "C3", "C2", "C1"]
     by_core = {r["core_id"]: r for r in rows}
     assert by_core["C1"]["material_kept_kg"] == "4.2" and by_core["C1"]["co2e_avoided_kg"] == "11.5"
-    assert by_core["PUMP-77"]["impact_known"] == "no" and by_core["PUMP-77"]["material_kept_kg"] == ""
+    assert (
+        by_core["PUMP-77"]["impact_known"] == "no" and by_core["PUMP-77"]["material_kept_kg"] == ""
+    )
 
 
 def test_operator_may_not_export(api):
@@ -161,12 +183,28 @@ def test_metrics_and_healthz(api, erin):
     assert "reman_gateway_malformed_total" in text and "reman_gateway_stations_online 0" in text
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
     paths = erin.get("/openapi.json").json()["paths"]
-    assert {"/api/inspections", "/api/inspections/{inspection_id}", "/api/stations",
-            "/api/circularity", "/api/cores/{core_id}/passport"} <= set(paths)
+    assert {
+        "/api/inspections",
+        "/api/inspections/{inspection_id}",
+        "/api/stations",
+        "/api/circularity",
+        "/api/cores/{core_id}/passport",
+    } <= set(paths)
 
 
-@pytest.mark.parametrize("path", ["/", "/live/st-a", "/history", f"/inspections/{C1_FIRST.id}", "/health",
-                                  "/events", "/trends?period=all", "/circularity?period=all"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/live/st-a",
+        "/history",
+        f"/inspections/{C1_FIRST.id}",
+        "/health",
+        "/events",
+        "/trends?period=all",
+        "/circularity?period=all",
+    ],
+)
 def test_every_page_renders(erin, path):
     resp = erin.get(path)
     assert resp.status_code == 200, resp.text[:500]

@@ -45,8 +45,12 @@ def test_post_without_csrf_token_is_403(gateway):
     assert resp.status_code == 403
     erin = login(gateway.url, "erin")
     assert erin.post("/inspections/x/override", data={"code": 3, "reason": "r"}).status_code == 403
-    assert erin.post("/inspections/x/override",
-                     data={"code": 3, "reason": "r", "csrf_token": "forged"}).status_code == 403
+    assert (
+        erin.post(
+            "/inspections/x/override", data={"code": 3, "reason": "r", "csrf_token": "forged"}
+        ).status_code
+        == 403
+    )
 
 
 def _seed(gateway, watcher, station_factory, station="st-auth"):
@@ -61,8 +65,10 @@ def test_operator_is_refused_an_override(gateway, watcher, station_factory):
     olly = login(gateway.url, "olly")
     page = olly.get(f"/inspections/{rec.id}").text
     assert "override-form" not in page
-    resp = olly.post(f"/inspections/{rec.id}/override",
-                     data={"code": 3, "reason": "looks bad", "csrf_token": csrf_of(page)})
+    resp = olly.post(
+        f"/inspections/{rec.id}/override",
+        data={"code": 3, "reason": "looks bad", "csrf_token": csrf_of(page)},
+    )
     assert resp.status_code == 403
     resp = olly.post(f"/inspections/{rec.id}/confirm", data={"csrf_token": csrf_of(page)})
     assert resp.status_code == 303
@@ -83,7 +89,9 @@ class Responder:
     def _on_override(self, client, userdata, msg):
         cmd = json.loads(msg.payload)
         self.commands.append(cmd)
-        rec = overridden(self.records[cmd["id"]], cmd["code"], user=cmd["user"], reason=cmd["reason"])
+        rec = overridden(
+            self.records[cmd["id"]], cmd["code"], user=cmd["user"], reason=cmd["reason"]
+        )
         client.publish(self.station.topics.inspection, rec.to_json(), qos=1)
         self.done.set()
 
@@ -96,11 +104,15 @@ def test_override_round_trip(gateway, watcher, station_factory, listener_factory
     watcher.until(lambda: gateway.store.get(rec.id))
     erin = login(gateway.url, "erin")
     page = erin.get(f"/inspections/{rec.id}").text
-    resp = erin.post(f"/inspections/{rec.id}/override",
-                     data={"code": 3, "reason": "flange cracked", "csrf_token": csrf_of(page)})
+    resp = erin.post(
+        f"/inspections/{rec.id}/override",
+        data={"code": 3, "reason": "flange cracked", "csrf_token": csrf_of(page)},
+    )
     assert resp.status_code == 303
     assert responder.done.wait(10)
-    assert responder.commands == [{"id": rec.id, "code": 3, "reason": "flange cracked", "user": "erin"}]
+    assert responder.commands == [
+        {"id": rec.id, "code": 3, "reason": "flange cracked", "user": "erin"}
+    ]
     watcher.until(lambda: (gateway.store.get(rec.id) or {}).get("overridden"))
     detail = erin.get(f"/inspections/{rec.id}").text
     assert "Overridden by erin" in detail and "flange cracked" in detail
@@ -110,21 +122,40 @@ def test_override_round_trip(gateway, watcher, station_factory, listener_factory
 
 def test_kiosk_needs_no_login_and_is_read_only(gateway):
     resp = httpx.get(f"{gateway.url}/kiosk/st-1")
-    assert resp.status_code == 200 and "override-form" not in resp.text and "Log out" not in resp.text
+    assert (
+        resp.status_code == 200 and "override-form" not in resp.text and "Log out" not in resp.text
+    )
 
 
 def test_adduser_keeps_comments_and_the_user_can_log_in(tmp_path):
     path = tmp_path / "gateway.yaml"
-    path.write_text("# plant 4 dashboard\nhttp:\n  port: 8080  # behind nginx\n\nusers: []\n\n# screens\nkiosk:\n  enabled: true\n")
+    path.write_text(
+        "# plant 4 dashboard\nhttp:\n  port: 8080  # behind nginx\n\nusers: []\n\n# screens\nkiosk:\n  enabled: true\n"
+    )
     (tmp_path / "pw").write_text("correct horse\n")
-    result = CliRunner().invoke(cli, ["gateway", "adduser", "--config", str(path), "kim", "--role", "engineer",
-                                      "--password-file", str(tmp_path / "pw")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "gateway",
+            "adduser",
+            "--config",
+            str(path),
+            "kim",
+            "--role",
+            "engineer",
+            "--password-file",
+            str(tmp_path / "pw"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert add_user(path, "lee", "operator", "battery staple") is True
     text = path.read_text()
     assert "# plant 4 dashboard" in text and "# behind nginx" in text and "# screens" in text
     config = load_gateway(path)
-    assert [(u.username, u.role) for u in config.users] == [("kim", "engineer"), ("lee", "operator")]
+    assert [(u.username, u.role) for u in config.users] == [
+        ("kim", "engineer"),
+        ("lee", "operator"),
+    ]
     assert verify_password(config.users[0].password_hash, "correct horse")
     assert add_user(path, "kim", "admin", "new one") is False
     assert load_gateway(path).users[0].role == "admin"
@@ -132,7 +163,9 @@ def test_adduser_keeps_comments_and_the_user_can_log_in(tmp_path):
 
 def test_adduser_prompts_for_the_password(tmp_path):
     path = tmp_path / "gateway.yaml"
-    result = CliRunner().invoke(cli, ["gateway", "adduser", "--config", str(path), "pat"], input="pw1\npw1\n")
+    result = CliRunner().invoke(
+        cli, ["gateway", "adduser", "--config", str(path), "pat"], input="pw1\npw1\n"
+    )
     assert result.exit_code == 0, result.output
     assert verify_password(load_gateway(path).users[0].password_hash, "pw1")
 
@@ -140,6 +173,16 @@ def test_adduser_prompts_for_the_password(tmp_path):
 @pytest.mark.parametrize("name", ["bad name", ""])
 def test_adduser_refuses_a_bad_name(tmp_path, name):
     (tmp_path / "pw").write_text("x\n")
-    result = CliRunner().invoke(cli, ["gateway", "adduser", "--config", str(tmp_path / "g.yaml"), name,
-                                      "--password-file", str(tmp_path / "pw")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "gateway",
+            "adduser",
+            "--config",
+            str(tmp_path / "g.yaml"),
+            name,
+            "--password-file",
+            str(tmp_path / "pw"),
+        ],
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output

@@ -22,8 +22,14 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SSE_OPEN = "window.__sseOpen = false; document.addEventListener('htmx:sseOpen', () => { window.__sseOpen = true; });"
 
 
@@ -50,8 +56,9 @@ def browser():
 def page(browser, web) -> Page:
     """A logged-in engineer's page, 1440x900."""
     gw, _ = web
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=gw.url,
-                                  accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900}, base_url=gw.url, accept_downloads=True
+    )
     context.add_init_script(SSE_OPEN)
     pg = context.new_page()
     _login(pg, "erin")
@@ -109,8 +116,14 @@ def test_login_page_and_wrong_password(browser, web):
 def test_new_inspection_appears_on_the_live_view_without_reload(page, web, station):
     st = station("st-live")
     st.publish("available", b"online", retain=True)
-    _publish(web, st, *[record(station="st-live", core_id=f"C70{i:02d}", code=1 + i % 3, minutes=i)
-                        for i in range(6)])
+    _publish(
+        web,
+        st,
+        *[
+            record(station="st-live", core_id=f"C70{i:02d}", code=1 + i % 3, minutes=i)
+            for i in range(6)
+        ],
+    )
     page.goto("/live/st-live")
     page.wait_for_function("window.__sseOpen")
     page.evaluate("window.__notReloaded = true")
@@ -129,8 +142,16 @@ def test_new_inspection_appears_on_the_live_view_without_reload(page, web, stati
 
 def test_history_filters_and_csv_export(page, web, station):
     st = station("st-hist")
-    recs = [record(station="st-hist", core_id=f"H{i:03d}", code=1 + i % 4, minutes=100 + i,
-                   impact=None if i % 4 == 3 else (1.5, 3.0)) for i in range(12)]
+    recs = [
+        record(
+            station="st-hist",
+            core_id=f"H{i:03d}",
+            code=1 + i % 4,
+            minutes=100 + i,
+            impact=None if i % 4 == 3 else (1.5, 3.0),
+        )
+        for i in range(12)
+    ]
     _publish(web, st, *recs)
     page.goto("/history?station=st-hist")
     expect(page.locator("#history tr[data-id]")).to_have_count(12)
@@ -189,13 +210,27 @@ def test_health_shows_a_station_offline(page, web, station):
     gw, watcher = web
     st = station("st-health")
     st.publish("available", b"online", retain=True)
-    st.publish("stats", json.dumps({
-        "ts": "2026-11-28T08:00:00Z", "station": "st-health", "uptime_s": 360, "inspections": 42,
-        "latency_ms": {"p50": 38.0, "p95": 71.5}, "bench": {"state": "connected"},
-        "broker": {"state": "connected"}, "outbox_depth": 0,
-        "model": {"name": "reman-grader", "version": "1.0.0", "sha256": "ab" * 32},
-        "disk_free_mb": 20480, "cpu_temp_c": 51.2}))
-    watcher.until(lambda: any(s["station"] == "st-health" and s["stats"] for s in gw.store.stations()))
+    st.publish(
+        "stats",
+        json.dumps(
+            {
+                "ts": "2026-11-28T08:00:00Z",
+                "station": "st-health",
+                "uptime_s": 360,
+                "inspections": 42,
+                "latency_ms": {"p50": 38.0, "p95": 71.5},
+                "bench": {"state": "connected"},
+                "broker": {"state": "connected"},
+                "outbox_depth": 0,
+                "model": {"name": "reman-grader", "version": "1.0.0", "sha256": "ab" * 32},
+                "disk_free_mb": 20480,
+                "cpu_temp_c": 51.2,
+            }
+        ),
+    )
+    watcher.until(
+        lambda: any(s["station"] == "st-health" and s["stats"] for s in gw.store.stations())
+    )
     page.goto("/health")
     page.wait_for_function("window.__sseOpen")
     row = page.locator("#health tr[data-station=st-health]")
@@ -208,11 +243,21 @@ def test_health_shows_a_station_offline(page, web, station):
 
 def test_circularity_panel_shows_the_figures(page, web, station):
     st = station("st-circ")
-    _publish(web, st,
-             record(station="st-circ", core_id="K1", code=1, minutes=300, impact=(4.0, 10.0)),
-             record(station="st-circ", core_id="K2", code=2, minutes=301, impact=(3.5, 6.25)),
-             record(station="st-circ", core_id="K3", code=3, minutes=302, impact=(0.0, 0.5)),
-             record(station="st-circ", core_id="K4", code=1, minutes=303, family="starter-motor", impact=None))
+    _publish(
+        web,
+        st,
+        record(station="st-circ", core_id="K1", code=1, minutes=300, impact=(4.0, 10.0)),
+        record(station="st-circ", core_id="K2", code=2, minutes=301, impact=(3.5, 6.25)),
+        record(station="st-circ", core_id="K3", code=3, minutes=302, impact=(0.0, 0.5)),
+        record(
+            station="st-circ",
+            core_id="K4",
+            code=1,
+            minutes=303,
+            family="starter-motor",
+            impact=None,
+        ),
+    )
     page.goto("/circularity?station=st-circ&period=all")
     expect(page.locator("#fig-cores")).to_have_text("4")
     expect(page.locator("#fig-reuse-rate")).to_have_text("50.0 %")
@@ -227,9 +272,20 @@ def test_circularity_panel_shows_the_figures(page, web, station):
 def test_remaining_pages_render(page, web, station):
     gw, _ = web
     st = station("st-misc")
-    st.publish("event", json.dumps({"schema": 1, "id": "ev-web-1", "ts": "2026-11-28T09:00:00Z",
-                                    "station": "st-misc", "level": "error", "code": "bench_unreachable",
-                                    "message": "OPC UA bench did not answer within 2 s"}))
+    st.publish(
+        "event",
+        json.dumps(
+            {
+                "schema": 1,
+                "id": "ev-web-1",
+                "ts": "2026-11-28T09:00:00Z",
+                "station": "st-misc",
+                "level": "error",
+                "code": "bench_unreachable",
+                "message": "OPC UA bench did not answer within 2 s",
+            }
+        ),
+    )
     _publish(web, st, record(station="st-misc", core_id="M1", code=4, minutes=400))
     page.goto("/events?level=error")
     expect(page.locator("#events")).to_contain_text("bench_unreachable")

@@ -22,12 +22,17 @@ mqtt:
   host: 127.0.0.1
   port: {mosquitto.port}
 store:
-  path: {tmp_path / 'gateway.db'}
-  snapshots_dir: {tmp_path / 'snapshots'}
+  path: {tmp_path / "gateway.db"}
+  snapshots_dir: {tmp_path / "snapshots"}
 users: []
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "gateway", "--config", str(config)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "gateway", "--config", str(config)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_port("127.0.0.1", port, timeout_s=30)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
@@ -43,6 +48,11 @@ users: []
 def test_gateway_command_reports_a_bad_config(tmp_path):
     config = tmp_path / "gateway.yaml"
     config.write_text("http:\n  port: 99999\n")
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "gateway", "--config", str(config)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "gateway", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "gateway.yaml:2: http.port" in proc.stderr

@@ -19,18 +19,26 @@ def test_valid_messages_parse_to_contract_models():
     parsed = parse_message("reman/st-1/inspection", rec.to_json().encode())
     assert parsed.kind == "inspection" and parsed.value.id == rec.id
     assert parse_message("reman/st-1/available", b"offline").value == "offline"
-    assert parse_message("reman/st-1/result", b'{"seq":1,"core":"C1","code":2,"credit":1,"err":0}').value.code == 2
+    assert (
+        parse_message(
+            "reman/st-1/result", b'{"seq":1,"core":"C1","code":2,"credit":1,"err":0}'
+        ).value.code
+        == 2
+    )
     assert parse_message("reman/st-1/snapshot", JPEG).value == JPEG
 
 
-@pytest.mark.parametrize("topic,payload,why", [
-    ("reman/st-1/inspection", b"{not json", "not JSON"),
-    ("reman/st-1/inspection", b'{"schema": 1}', "id"),
-    ("reman/st-1/stats", b"[]", "(root)"),
-    ("reman/st-1/available", b"maybe", "online or offline"),
-    ("reman/st-1/snapshot", b"GIF89a", "JPEG"),
-    ("reman/st-2/inspection", record(station="st-1").to_json().encode(), "names station"),
-])
+@pytest.mark.parametrize(
+    "topic,payload,why",
+    [
+        ("reman/st-1/inspection", b"{not json", "not JSON"),
+        ("reman/st-1/inspection", b'{"schema": 1}', "id"),
+        ("reman/st-1/stats", b"[]", "(root)"),
+        ("reman/st-1/available", b"maybe", "online or offline"),
+        ("reman/st-1/snapshot", b"GIF89a", "JPEG"),
+        ("reman/st-2/inspection", record(station="st-1").to_json().encode(), "names station"),
+    ],
+)
 def test_malformed_messages_are_refused_with_a_reason(topic, payload, why):
     with pytest.raises(ContractViolation, match=why):
         parse_message(topic, payload)
@@ -79,7 +87,9 @@ def test_writes_in_batches_of_at_most_batch_size(tmp_path):
     sizes: list[int] = []
     writer.add_listener(lambda batch: sizes.append(len(batch)))
     for i in range(25):
-        writer.submit(parse_message("reman/st-1/inspection", record(core_id=f"C{i}").to_json().encode()))
+        writer.submit(
+            parse_message("reman/st-1/inspection", record(core_id=f"C{i}").to_json().encode())
+        )
     writer.stop()  # writes the partial batch at once
     assert sum(sizes) == 25 and max(sizes) <= 10 and len(sizes) >= 3
     assert writer.counters.snapshot()["batches"] == len(sizes)
@@ -106,19 +116,46 @@ def test_ingest_over_mqtt_keeps_every_kind(gateway, watcher, station_factory):
     station.publish("available", b"online", retain=True)
     station.inspection(rec)
     station.publish("snapshot", JPEG)
-    station.publish("stats", json.dumps({"ts": "2026-11-28T08:00:00Z", "station": "st-ingest", "uptime_s": 5,
-                                         "inspections": 1, "outbox_depth": 2}))
-    station.publish("event", json.dumps({"schema": 1, "id": "ev1", "ts": "2026-11-28T08:00:01Z",
-                                         "station": "st-ingest", "level": "warning", "code": "bench_stale",
-                                         "message": "bench values are stale"}))
+    station.publish(
+        "stats",
+        json.dumps(
+            {
+                "ts": "2026-11-28T08:00:00Z",
+                "station": "st-ingest",
+                "uptime_s": 5,
+                "inspections": 1,
+                "outbox_depth": 2,
+            }
+        ),
+    )
+    station.publish(
+        "event",
+        json.dumps(
+            {
+                "schema": 1,
+                "id": "ev1",
+                "ts": "2026-11-28T08:00:01Z",
+                "station": "st-ingest",
+                "level": "warning",
+                "code": "bench_stale",
+                "message": "bench values are stale",
+            }
+        ),
+    )
     station.publish("inspection", b"{broken")
     store = gateway.store
 
     def all_there():
         st = {s["station"]: s for s in store.stations()}.get("st-ingest")
-        return (st and st["available"] == "online" and st["stats"] and store.get(rec.id)
-                and store.events("st-ingest")[0] and store.snapshots_for(rec.id)
-                and gateway.counters.snapshot()["malformed"].get("inspection"))
+        return (
+            st
+            and st["available"] == "online"
+            and st["stats"]
+            and store.get(rec.id)
+            and store.events("st-ingest")[0]
+            and store.snapshots_for(rec.id)
+            and gateway.counters.snapshot()["malformed"].get("inspection")
+        )
 
     watcher.until(all_there)
     assert store.stations()[0]["stats"]["outbox_depth"] == 2

@@ -11,7 +11,9 @@ from tests.gateway.conftest import login, make_config
 from tests.gateway.records import record
 
 
-def test_live_stream_announces_inspections_and_ends_when_the_gateway_stops(tmp_path, mosquitto, station_factory):
+def test_live_stream_announces_inspections_and_ends_when_the_gateway_stops(
+    tmp_path, mosquitto, station_factory
+):
     gw = Gateway(make_config(tmp_path, mosquitto)).start()
     assert gw.ingest.wait_connected(10)
     client = login(gw.url, "erin")
