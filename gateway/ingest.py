@@ -45,7 +45,7 @@ from edge.contract import (
 )
 from gateway.errors import GatewayError, StoreError
 from gateway.store import Batch, Store
-from gateway.timeutil import now_ts
+from gateway.timeutil import normalize_ts, now_ts
 
 log = logging.getLogger("reman.gateway.ingest")
 
@@ -85,7 +85,23 @@ def parse_message(topic: str, payload: bytes, prefix: str = "reman") -> Parsed |
         raise ContractViolation(
             f"payload names station {station_in_payload!r} on {station!r}'s topic"
         )
+    _check_times(value)
     return Parsed(kind, station, value, now_ts())
+
+
+def _check_times(value: Any) -> None:
+    """The store sorts and filters by time: every time must be RFC 3339."""
+    override = getattr(value, "override", None)
+    for name, text in (
+        ("ts", getattr(value, "ts", None)),
+        ("override.ts", getattr(override, "ts", None)),
+    ):
+        if text is None:
+            continue
+        try:
+            normalize_ts(text)
+        except ValueError:
+            raise ContractViolation(f"{name}: not an RFC 3339 time: {text[:40]!r}") from None
 
 
 def _json_model(model: type) -> Callable[[bytes], Any]:
@@ -93,7 +109,7 @@ def _json_model(model: type) -> Callable[[bytes], Any]:
         if len(payload) > MAX_JSON_BYTES:
             raise ContractViolation(f"payload of {len(payload)} bytes exceeds {MAX_JSON_BYTES}")
         try:
-            data = json.loads(payload.decode("utf-8"))
+            data = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
             return model.model_validate(data)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ContractViolation(f"not JSON: {exc}") from exc
@@ -104,6 +120,10 @@ def _json_model(model: type) -> Callable[[bytes], Any]:
             ) from exc
 
     return parse
+
+
+def _refuse_constant(name: str) -> float:
+    raise ContractViolation(f"{name} is not allowed in a payload")
 
 
 def _available(payload: bytes) -> str:
@@ -260,7 +280,7 @@ class BatchWriter:
             self.counters.wrote(len(items))
             if batch.snapshots:
                 self._enforce_retention()
-        except (StoreError, OSError):
+        except (StoreError, OSError, ValueError):
             # The root of the writer thread: log, count, keep going with the next batch.
             log.exception("could not write %d message(s) to the gateway store", len(items))
             self.counters.failed()

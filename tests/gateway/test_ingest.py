@@ -37,6 +37,12 @@ def test_valid_messages_parse_to_contract_models():
         ("reman/st-1/available", b"maybe", "online or offline"),
         ("reman/st-1/snapshot", b"GIF89a", "JPEG"),
         ("reman/st-2/inspection", record(station="st-1").to_json().encode(), "names station"),
+        ("reman/st-1/inspection", record(ts="yesterday").to_json().encode(), "RFC 3339"),
+        (
+            "reman/st-1/inspection",
+            record().to_json().replace('"grade":8.1', '"grade":NaN').encode(),
+            "NaN",
+        ),
     ],
 )
 def test_malformed_messages_are_refused_with_a_reason(topic, payload, why):
