@@ -9,6 +9,19 @@ from dataclasses import fields
 from vision.errors import VisionError
 from vision.training.segment import ReferenceRecipe, train_reference
 
+HELP = {
+    "train_count": "Synthetic training cores to draw",
+    "train_seed": "Seed of the first training core (and of torch)",
+    "eval_count": "Fresh synthetic cores to measure the model on",
+    "eval_seed": "Seed of the first evaluation core (keep it away from the training seeds)",
+    "width": "Channels of the network's first stage",
+    "epochs": "Passes over the training cores",
+    "batch_size": "Cores per optimiser step",
+    "lr": "Peak learning rate of the one-cycle schedule",
+    "threads": "torch CPU threads",
+    "version": "Version written into the model card",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options, train the reference model, print its card's metrics; 0 on success."""
@@ -18,10 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     for f in fields(ReferenceRecipe):
         if isinstance(getattr(defaults, f.name), int | float | str):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
-                                default=getattr(defaults, f.name), help=f"Recipe setting {f.name} (default: %(default)s).")
+                                default=getattr(defaults, f.name), help=f"{HELP[f.name]} (default: %(default)s).")
+    parser.add_argument("--input-px", type=int, default=defaults.input_size[0],
+                        help="Model input height and width in pixels (default: %(default)s).")
     args = parser.parse_args(argv)
     recipe = ReferenceRecipe(**{f.name: getattr(args, f.name) for f in fields(ReferenceRecipe)
                                 if hasattr(args, f.name)})
+    recipe.input_size = (args.input_px, args.input_px)
     try:
         train_reference(args.out, recipe, log=lambda line: print(line, flush=True))
     except VisionError as exc:

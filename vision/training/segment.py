@@ -33,16 +33,16 @@ LIMITS = (
 class ReferenceRecipe:
     """Everything that decides the shipped model (the defaults reproduce it)."""
 
-    train_count: int = 4000
+    train_count: int = 3000
     train_seed: int = 1
     eval_count: int = 500
     eval_seed: int = 900_000
     input_size: tuple[int, int] = (160, 160)
     core_size: tuple[int, int] = (256, 256)
     width: int = 16
-    epochs: int = 8
-    batch_size: int = 32
-    lr: float = 3e-3
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 2e-3
     threads: int = 2
     version: str = "1.0.0"
 
