@@ -233,6 +233,7 @@ class Station:
         self, core_id: str | None = None, part_number: str | None = None, source: str = "api"
     ) -> bool:
         """Ask for an inspection; False when the overflow policy refused it (with an event)."""
+        log.info("%s trigger received (core %s)", source, core_id or "?")
         return self.triggers.put(Trigger(source=source, core_id=core_id, part_number=part_number))
 
     def on_trigger_command(self, command: TriggerCommand) -> bool:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edge.benchsim import BenchSimulator
-from edge.contract import Disposition, InspectionRecord, Result, TriggerCommand
+from edge.contract import Disposition, InspectionRecord, Result, Stats, TriggerCommand
 from edge.journal import Journal
 from tests.node.stations import (
     clean_core,
@@ -301,3 +301,60 @@ async def test_override_republishes_record_and_result(tmp_path, mosquitto, liste
 
 def test_generated_cores_make_valid_images():
     assert generate_core(seed=7).image.dtype == np.uint8
+
+
+async def test_stats_report_inspections_links_and_circularity(
+    tmp_path, mosquitto, listener_factory, bench_sim
+):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera, bench=bench_sim))
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000400"}))
+        await wait_topic(listener, topics.result)
+        node.publish_stats()  # what the stats task does every stats.interval_s
+        stats = Stats.model_validate_json((await wait_topic(listener, topics.stats)).payload)
+    finally:
+        await node.shutdown()
+    assert stats.station == node.config.station_id and stats.inspections == 1
+    assert stats.decisions == {"REUSE": 1}
+    assert stats.latency_ms["p50"] > 0
+    assert stats.bench.state == "connected" and stats.broker.state == "connected"
+    assert stats.model.name == "toy-seg" and stats.disk_free_mb > 0
+    assert stats.circularity["material_kept_kg"] == 4.6  # one hydraulic gear pump reused
+
+
+async def test_interval_triggers_for_demos(tmp_path, mosquitto, listener_factory):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, _ = await start_node(
+        station_config(tmp_path, mosquitto, camera=camera, trigger={"interval_s": 0.05})
+    )
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        second = await wait_topic(
+            listener, node.station.topics.result, lambda m: json.loads(m.payload)["seq"] == 2
+        )
+    finally:
+        await node.shutdown()
+    assert json.loads(second.payload)["core"].startswith("UNREAD-")  # no id anywhere: review policy
+
+
+async def test_a_result_the_plc_does_not_acknowledge_is_an_event(
+    tmp_path, mosquitto, listener_factory
+):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, watch = await start_node(
+        station_config(tmp_path, mosquitto, camera=camera, handshake={"ack_timeout_s": 0.2})
+    )
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000501"}))
+        result = json.loads((await wait_topic(listener, topics.result)).payload)
+        timeout = await watch.wait_for("ack_timeout")
+        publish(listener, topics.topic("ack/set"), json.dumps({"seq": result["seq"]}))
+        late = await watch.wait_for("ack_late")
+    finally:
+        await node.shutdown()
+    assert timeout.detail["seq"] == late.detail["seq"] == result["seq"]
