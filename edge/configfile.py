@@ -171,4 +171,18 @@ def check_file(path: Path, kind: str | None = None) -> str:
     """Validate one file; return its kind. Raise ConfigError listing every problem."""
     kind = kind or detect_kind(path)
     LOADERS[kind](path)
+    if kind == "family":
+        _check_family_in_folder(Path(path))
     return kind
+
+
+def _check_family_in_folder(path: Path) -> None:
+    """A family is also checked against its folder: references, overlaps with its siblings."""
+    from edge.families import load_families
+
+    try:
+        load_families(path.parent)
+    except ConfigError as exc:
+        own = [p for p in exc.problems if Path(p.file) == path]
+        if own:
+            raise ConfigError(own) from exc

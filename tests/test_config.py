@@ -142,3 +142,14 @@ def test_undetectable_kind_asks_for_kind(tmp_path):
     result = run("check-config", str(path))
     assert result.exit_code == 2
     assert "--kind" in result.output
+
+
+def test_family_checked_against_its_folder(tmp_path):
+    for name in ("hydraulic-gear-pump", "battery-module"):
+        shutil.copy(REPO / f"config/families/{name}.yaml", tmp_path / f"{name}.yaml")
+    clash = tmp_path / "pump-copy.yaml"
+    clash.write_text((REPO / "config/families/hydraulic-gear-pump.yaml").read_text())
+    result = run("check-config", str(clash))
+    assert result.exit_code == 2
+    assert f"{clash}:" in result.output
+    assert "Traceback" not in result.output
