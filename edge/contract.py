@@ -349,6 +349,9 @@ class OverrideCommand(_Strict):
     credit: Literal[0, 1, 2, 3] | None = Field(default=None, description="New credit; kept when omitted.")
     reason: str = Field(min_length=1, max_length=500, description="Why.")
     user: str = Field(min_length=1, max_length=64, description="Who.")
+    command_id: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="Optional, unique per command (e.g. a time-ordered id); a redelivered command with the same id changes nothing.")
 
 
 COMMAND_MODELS: dict[str, type[BaseModel]] = {

@@ -47,7 +47,7 @@ EXAMPLES = {
     "trigger/set": [{}, {"core": "C1234"}],
     "ack/set": [{"seq": 123}],
     "override/set": [{"id": "01jdx3v6m8k2q4r6t8w0y2a4c6", "code": 3, "reason": "crack at flange", "user": "alice"},
-                     {"id": "i1", "code": 1, "credit": 2, "reason": "r", "user": "u"}],
+                     {"id": "i1", "code": 1, "credit": 2, "reason": "r", "user": "u", "command_id": "c1"}],
 }
 
 
