@@ -78,3 +78,25 @@ async def test_override_twice_changes_the_record_once(mosquitto, node_factory, s
     await node.publisher.wait_drained(10)
     assert journal.outbox.depth()[0] == 0
     journal.close()
+
+
+def test_a_redelivered_older_override_does_not_undo_a_newer_one(tmp_path):
+    from edge.commands import CommandRouter
+    from edge.events import Events
+
+    journal = Journal.open(tmp_path / "journal.db")
+    record = new_record(journal, "C200")
+    journal.record_inspection(record, inspection_messages(record))
+
+    def on_override(command: OverrideCommand):
+        return journal.apply_override(command.id, command.code, command.reason, command.user,
+                                      credit=command.credit, command_id=command.command_id)
+
+    router = CommandRouter(Events(STATION), TOPICS, on_override=on_override)
+    first = {"id": record.id, "code": 3, "reason": "crack", "user": "alice", "command_id": "cmd-1"}
+    second = {"id": record.id, "code": 1, "reason": "crack was dirt", "user": "bob", "command_id": "cmd-2"}
+    for command in (first, second, first):  # QoS 1 redelivers the first after the second
+        assert router.handle("override/set", json.dumps(command).encode())
+    assert journal.get(record.id).override.code == 1
+    assert [row.command_id for row in journal.overrides(record.id)] == ["cmd-1", "cmd-2"]
+    journal.close()
