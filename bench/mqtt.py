@@ -69,7 +69,9 @@ def raw_round(port: int, data: list[bytes]) -> float:
         if acked[0] == len(data):
             done.set()
 
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=paho.MQTTv5)
+    client = paho.Client(
+        paho.CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=paho.MQTTv5
+    )
     client.max_inflight_messages_set(WINDOW)
     client.max_queued_messages_set(0)
     client.on_publish = on_publish
@@ -100,7 +102,9 @@ class Station:
         self.db.conn.execute("PRAGMA synchronous=NORMAL")
         Outbox.create(self.db)
         self.outbox = Outbox(self.db)
-        config = BrokerConfig(port=port, client_id=f"bench-{name}", reconnect_min_s=0.05, reconnect_max_s=0.2)
+        config = BrokerConfig(
+            port=port, client_id=f"bench-{name}", reconnect_min_s=0.05, reconnect_max_s=0.2
+        )
         self.client = MqttClient(STATION, config, Events(STATION), max_inflight=WINDOW)
         self.publisher = Publisher(self.outbox, self.client, self.client.events, sync=self.fsync)
 
@@ -115,8 +119,12 @@ class Station:
 
     def commit(self, data: list[bytes]) -> None:
         with self.db.conn:
-            self.outbox.add([OutboxMessage("inspection", f"reman/{STATION}/inspection", p, msg_id=f"m{n}")
-                             for n, p in enumerate(data)])
+            self.outbox.add(
+                [
+                    OutboxMessage("inspection", f"reman/{STATION}/inspection", p, msg_id=f"m{n}")
+                    for n, p in enumerate(data)
+                ]
+            )
 
     async def start(self) -> None:
         await self.client.start()
@@ -156,10 +164,16 @@ class Counter:
         self.total, self.next_n, self.out_of_order = total, 0, 0
         self.done = threading.Event()
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-sub",
-                                  protocol=paho.MQTTv311, clean_session=False)
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id="bench-sub",
+            protocol=paho.MQTTv311,
+            clean_session=False,
+        )
         self.client.reconnect_delay_set(0.05, 0.2)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"reman/{STATION}/inspection", 1)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+            f"reman/{STATION}/inspection", 1
+        )
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -196,7 +210,10 @@ async def outage_drain(folder: Path, broker: MosquittoProcess, data: list[bytes]
     finally:
         await station.stop()
         counter.close()
-    return {"outage_drain_msgs_per_s": round(rate), "outage_all_arrived_in_order": arrived and counter.out_of_order == 0}
+    return {
+        "outage_drain_msgs_per_s": round(rate),
+        "outage_all_arrived_in_order": arrived and counter.out_of_order == 0,
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -217,11 +234,16 @@ async def run(count: int, rounds: int) -> dict:
             broker.stop()
     best_raw, best_ours = max(raw), max(ours)
     return {
-        "messages": count, "rounds": rounds, "payload_bytes": len(data[0]),
-        "raw_window": WINDOW, "ours_window": OURS_WINDOW[-1],
-        "raw_msgs_per_s": round(best_raw), "ours_msgs_per_s": round(best_ours),
+        "messages": count,
+        "rounds": rounds,
+        "payload_bytes": len(data[0]),
+        "raw_window": WINDOW,
+        "ours_window": OURS_WINDOW[-1],
+        "raw_msgs_per_s": round(best_raw),
+        "ours_msgs_per_s": round(best_ours),
         "ratio": round(best_ours / best_raw, 3),
-        "raw_rounds": [round(r) for r in raw], "ours_rounds": [round(r) for r in ours],
+        "raw_rounds": [round(r) for r in raw],
+        "ours_rounds": [round(r) for r in ours],
         **outage,
         "outage_budget_msgs_per_s": DRAIN_BUDGET_MSGS_PER_S,
         "outage_within_budget": outage["outage_drain_msgs_per_s"] >= DRAIN_BUDGET_MSGS_PER_S,

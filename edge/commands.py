@@ -44,15 +44,22 @@ Handler = Callable[[Any], Any]  # may return an awaitable; it is run as a task
 class CommandRouter:
     """Validates command payloads and calls the node's handlers."""
 
-    def __init__(self, events: Events, topics: Topics, *,
-                 on_trigger: Callable[[TriggerCommand], Any] | None = None,
-                 on_ack: Callable[[AckCommand], Any] | None = None,
-                 on_override: Callable[[OverrideCommand], Any] | None = None,
-                 override_users: list[str] | None = None):
+    def __init__(
+        self,
+        events: Events,
+        topics: Topics,
+        *,
+        on_trigger: Callable[[TriggerCommand], Any] | None = None,
+        on_ack: Callable[[AckCommand], Any] | None = None,
+        on_override: Callable[[OverrideCommand], Any] | None = None,
+        override_users: list[str] | None = None,
+    ):
         self.events = events
         self.topics = topics
         self.handlers: dict[str, Handler | None] = {
-            "trigger/set": on_trigger, "ack/set": on_ack, "override/set": on_override,
+            "trigger/set": on_trigger,
+            "ack/set": on_ack,
+            "override/set": on_override,
         }
         self.override_users = None if override_users is None else set(override_users)
         self.accepted = 0
@@ -83,9 +90,13 @@ class CommandRouter:
     def _reject(self, kind: str, payload: bytes, reason: str) -> None:
         self.rejected += 1
         self.events.warning(
-            "command_rejected", f"refused {kind}: {reason}",
-            topic=self._topic(kind), reason=reason, size=len(payload),
-            payload_start=payload[:PREVIEW_BYTES].decode("ascii", errors="backslashreplace"))
+            "command_rejected",
+            f"refused {kind}: {reason}",
+            topic=self._topic(kind),
+            reason=reason,
+            size=len(payload),
+            payload_start=payload[:PREVIEW_BYTES].decode("ascii", errors="backslashreplace"),
+        )
 
     def _dispatch(self, kind: str, handler: Handler, command: object) -> bool:
         try:
@@ -106,8 +117,12 @@ class CommandRouter:
 
     def _failed(self, kind: str, exc: BaseException) -> None:
         log.error("command handler for %s failed", kind, exc_info=exc)
-        self.events.error("command_failed", f"{kind} could not be carried out: {exc}",
-                          topic=self._topic(kind), error=exc)
+        self.events.error(
+            "command_failed",
+            f"{kind} could not be carried out: {exc}",
+            topic=self._topic(kind),
+            error=exc,
+        )
 
     def _topic(self, kind: str) -> str:
         try:

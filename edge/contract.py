@@ -70,8 +70,15 @@ class Topics:
     """Topic names for one station under a prefix."""
 
     KINDS = (
-        "inspection", "result", "snapshot", "available", "stats", "event",
-        "trigger/set", "ack/set", "override/set",
+        "inspection",
+        "result",
+        "snapshot",
+        "available",
+        "stats",
+        "event",
+        "trigger/set",
+        "ack/set",
+        "override/set",
     )
     COMMANDS = ("trigger/set", "ack/set", "override/set")
 
@@ -126,7 +133,10 @@ class Topics:
 
 def station_wildcards(prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Subscriptions a consumer of every station's output uses."""
-    return [f"{prefix}/+/{k}" for k in ("inspection", "result", "snapshot", "available", "stats", "event")]
+    return [
+        f"{prefix}/+/{k}"
+        for k in ("inspection", "result", "snapshot", "available", "stats", "event")
+    ]
 
 
 def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | None:
@@ -134,7 +144,7 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | N
     head = prefix + "/"
     if not topic.startswith(head):
         return None
-    station, _, kind = topic[len(head):].partition("/")
+    station, _, kind = topic[len(head) :].partition("/")
     if not re.fullmatch(STATION_ID_PATTERN, station) or kind not in Topics.KINDS:
         return None
     return station, kind
@@ -146,7 +156,9 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | N
 class Reason(_Strict):
     """Why a decision came out as it did."""
 
-    code: str = Field(description="Machine-readable reason code, e.g. corrosion_limit, measurement_missing.")
+    code: str = Field(
+        description="Machine-readable reason code, e.g. corrosion_limit, measurement_missing."
+    )
     text: str = Field(description="The reason in words for the operator.")
     rule: str | None = Field(default=None, description="The rule that fired, e.g. grade_limits[0].")
 
@@ -154,8 +166,12 @@ class Reason(_Strict):
 class DefectResult(_Strict):
     """One defect type's grade for the core (the worst over its views)."""
 
-    area_pct: float = Field(ge=0, le=100, description="Defect share of the part's visible area, percent.")
-    grade: int = Field(ge=0, description="Grade on the configured table (ISO 4628 degree by default).")
+    area_pct: float = Field(
+        ge=0, le=100, description="Defect share of the part's visible area, percent."
+    )
+    grade: int = Field(
+        ge=0, description="Grade on the configured table (ISO 4628 degree by default)."
+    )
     confidence: float = Field(ge=0, le=1, description="Model confidence for this grade, 0..1.")
     scale: str | None = Field(default=None, description="Grade table used, e.g. iso4628-3.")
 
@@ -163,7 +179,9 @@ class DefectResult(_Strict):
 class Measurement(_Strict):
     """One bench measurement as it was when the core was inspected."""
 
-    value: float | int | bool | str | None = Field(description="The value; null when never received.")
+    value: float | int | bool | str | None = Field(
+        description="The value; null when never received."
+    )
     unit: str | None = Field(default=None, description="Engineering unit, e.g. ml/min.")
     status: str = Field(description="Good, Bad..., Uncertain..., Stale or Missing.")
     source_ts: str | None = Field(default=None, description="Source timestamp, UTC RFC 3339.")
@@ -172,10 +190,14 @@ class Measurement(_Strict):
 class DecisionInfo(_Strict):
     """The disposition the rules decided."""
 
-    code: Disposition = Field(description="0 none/error, 1 REUSE, 2 REMANUFACTURE, 3 RECYCLE, 4 REVIEW.")
+    code: Disposition = Field(
+        description="0 none/error, 1 REUSE, 2 REMANUFACTURE, 3 RECYCLE, 4 REVIEW."
+    )
     label: str = Field(description="The code's name.")
     credit: Credit = Field(description="0 unknown, 1 full, 2 partial, 3 none.")
-    reasons: list[Reason] = Field(default_factory=list, description="Every reason that contributed.")
+    reasons: list[Reason] = Field(
+        default_factory=list, description="Every reason that contributed."
+    )
 
 
 class ModelInfo(_Strict):
@@ -209,29 +231,49 @@ class Impact(_Strict):
 
     known: bool = Field(description="False when the family has no impact figures.")
     material_kept_kg: float | None = Field(default=None, description="Material kept in use, kg.")
-    co2e_avoided_kg: float | None = Field(default=None, description="CO2e avoided against a new part, kg.")
+    co2e_avoided_kg: float | None = Field(
+        default=None, description="CO2e avoided against a new part, kg."
+    )
 
 
 class InspectionRecord(_Strict):
     """The full record of one inspection (topic `inspection`)."""
 
-    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema", description="Contract schema version.")
-    id: str = Field(min_length=1, max_length=64, description="Time-ordered unique id; consumers deduplicate by it.")
+    schema_: Literal[1] = Field(
+        default=SCHEMA_VERSION, alias="schema", description="Contract schema version."
+    )
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Time-ordered unique id; consumers deduplicate by it.",
+    )
     seq: int = Field(ge=0, description="Per-station sequence number, monotonic across restarts.")
     ts: str = Field(description="Inspection time, UTC RFC 3339.")
     station: StationId = Field(description="Station id.")
     core_id: CoreId = Field(description="The core's id (from trigger, bench, label or generated).")
-    core_id_source: str | None = Field(default=None, description="trigger, bench, label or generated.")
+    core_id_source: str | None = Field(
+        default=None, description="trigger, bench, label or generated."
+    )
     family: str | None = Field(default=None, description="Product family id, null when unknown.")
     part_number: str | None = Field(default=None, description="Part number, when known.")
     defects: dict[str, DefectResult] = Field(default_factory=dict, description="Per defect type.")
-    measurements: dict[str, Measurement] = Field(default_factory=dict, description="Per bench measurement.")
+    measurements: dict[str, Measurement] = Field(
+        default_factory=dict, description="Per bench measurement."
+    )
     decision: DecisionInfo = Field(description="The rules' decision.")
     override: OverrideInfo | None = Field(default=None, description="A person's override, if any.")
-    impact: Impact | None = Field(default=None, description="Environmental effect of the effective decision.")
-    model: ModelInfo | None = Field(default=None, description="Grading model, null when no image was graded.")
-    rules: RulesInfo | None = Field(default=None, description="Rules version, null for an unknown family.")
-    timings_ms: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
+    impact: Impact | None = Field(
+        default=None, description="Environmental effect of the effective decision."
+    )
+    model: ModelInfo | None = Field(
+        default=None, description="Grading model, null when no image was graded."
+    )
+    rules: RulesInfo | None = Field(
+        default=None, description="Rules version, null for an unknown family."
+    )
+    timings_ms: dict[str, float] = Field(
+        default_factory=dict, description="Milliseconds per stage."
+    )
     images: list[str] = Field(default_factory=list, description="Image file names on the node.")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -259,7 +301,9 @@ class Result(_Strict):
     core: CoreId = Field(description="Core id.")
     code: Disposition = Field(description="Disposition code.")
     credit: Credit = Field(description="Core credit tier.")
-    err: ResultError = Field(default=ResultError.OK, description="0 ok; non-zero explains a code 0.")
+    err: ResultError = Field(
+        default=ResultError.OK, description="0 ok; non-zero explains a code 0."
+    )
 
     @classmethod
     def build(cls, seq: int, core: str, code: int, credit: int, err: int = 0) -> Result:
@@ -272,13 +316,21 @@ class Result(_Strict):
     def to_payload(self) -> bytes:
         """ASCII JSON without whitespace, at most RESULT_MAX_BYTES; raise ContractViolation if not."""
         text = json.dumps(
-            {"seq": self.seq, "core": self.core, "code": int(self.code),
-             "credit": int(self.credit), "err": int(self.err)},
-            separators=(",", ":"), ensure_ascii=True,
+            {
+                "seq": self.seq,
+                "core": self.core,
+                "code": int(self.code),
+                "credit": int(self.credit),
+                "err": int(self.err),
+            },
+            separators=(",", ":"),
+            ensure_ascii=True,
         )
         data = text.encode("ascii")
         if len(data) > RESULT_MAX_BYTES:
-            raise ContractViolation(f"result payload is {len(data)} bytes, limit {RESULT_MAX_BYTES}")
+            raise ContractViolation(
+                f"result payload is {len(data)} bytes, limit {RESULT_MAX_BYTES}"
+            )
         return data
 
 
@@ -299,22 +351,36 @@ class Stats(_Strict):
     station: StationId = Field(description="Station id.")
     uptime_s: float = Field(ge=0, description="Seconds since the node started.")
     inspections: int = Field(ge=0, description="Inspections since start.")
-    decisions: dict[str, int] = Field(default_factory=dict, description="Count per disposition label.")
-    latency_ms: dict[str, float | None] = Field(default_factory=dict, description="Trigger-to-result p50 and p95.")
+    decisions: dict[str, int] = Field(
+        default_factory=dict, description="Count per disposition label."
+    )
+    latency_ms: dict[str, float | None] = Field(
+        default_factory=dict, description="Trigger-to-result p50 and p95."
+    )
     bench: LinkState | None = Field(default=None, description="OPC UA bench link.")
     broker: LinkState | None = Field(default=None, description="MQTT broker link.")
     outbox_depth: int = Field(default=0, ge=0, description="Messages waiting in the outbox.")
-    outbox_oldest_age_s: float | None = Field(default=None, description="Age of the oldest waiting message.")
+    outbox_oldest_age_s: float | None = Field(
+        default=None, description="Age of the oldest waiting message."
+    )
     model: ModelInfo | None = Field(default=None, description="Grading model.")
-    disk_free_mb: float | None = Field(default=None, description="Free disk space for the journal, MB.")
-    cpu_temp_c: float | None = Field(default=None, description="CPU temperature where the board has a sensor.")
-    circularity: dict[str, Any] | None = Field(default=None, description="Material kept and CO2e avoided since start.")
+    disk_free_mb: float | None = Field(
+        default=None, description="Free disk space for the journal, MB."
+    )
+    cpu_temp_c: float | None = Field(
+        default=None, description="CPU temperature where the board has a sensor."
+    )
+    circularity: dict[str, Any] | None = Field(
+        default=None, description="Material kept and CO2e avoided since start."
+    )
 
 
 class Event(_Strict):
     """A warning or error worth an engineer's look (topic `event`)."""
 
-    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema", description="Contract schema version.")
+    schema_: Literal[1] = Field(
+        default=SCHEMA_VERSION, alias="schema", description="Contract schema version."
+    )
     id: str = Field(min_length=1, max_length=64, description="Unique id.")
     ts: str = Field(description="When, UTC RFC 3339.")
     station: StationId = Field(description="Station id.")
@@ -346,12 +412,17 @@ class OverrideCommand(_Strict):
 
     id: str = Field(min_length=1, max_length=64, description="Inspection id.")
     code: Literal[1, 2, 3, 4] = Field(description="New disposition code.")
-    credit: Literal[0, 1, 2, 3] | None = Field(default=None, description="New credit; kept when omitted.")
+    credit: Literal[0, 1, 2, 3] | None = Field(
+        default=None, description="New credit; kept when omitted."
+    )
     reason: str = Field(min_length=1, max_length=500, description="Why.")
     user: str = Field(min_length=1, max_length=64, description="Who.")
     command_id: str | None = Field(
-        default=None, min_length=1, max_length=64,
-        description="Optional, unique per command (e.g. a time-ordered id); a redelivered command with the same id changes nothing.")
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Optional, unique per command (e.g. a time-ordered id); a redelivered command with the same id changes nothing.",
+    )
 
 
 COMMAND_MODELS: dict[str, type[BaseModel]] = {
@@ -419,27 +490,46 @@ def finite(x: float) -> bool:
 class TlsConfig(_Strict):
     """TLS to the broker."""
 
-    ca_file: str | None = Field(default=None, description="CA certificate (PEM) that signed the broker's certificate.")
-    cert_file: str | None = Field(default=None, description="Client certificate (PEM), for mutual TLS.")
+    ca_file: str | None = Field(
+        default=None, description="CA certificate (PEM) that signed the broker's certificate."
+    )
+    cert_file: str | None = Field(
+        default=None, description="Client certificate (PEM), for mutual TLS."
+    )
     key_file: str | None = Field(default=None, description="Client private key (PEM).")
-    check_hostname: bool = Field(default=True, description="Verify the broker's host name against its certificate.")
+    check_hostname: bool = Field(
+        default=True, description="Verify the broker's host name against its certificate."
+    )
 
 
 class BrokerConfig(_Strict):
     """How to reach the MQTT broker."""
 
     host: str = Field(default="127.0.0.1", description="Broker host name or address.")
-    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port (8883 for TLS by convention).")
+    port: int = Field(
+        default=1883, ge=1, le=65535, description="Broker TCP port (8883 for TLS by convention)."
+    )
     protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version.")
-    client_id: str | None = Field(default=None, description="Client id; default reman-<station> (stable, for a persistent session).")
+    client_id: str | None = Field(
+        default=None,
+        description="Client id; default reman-<station> (stable, for a persistent session).",
+    )
     username: str | None = Field(default=None, description="User name.")
-    password: SecretStr | None = Field(default=None, description="Password; write ${ENV_VAR}, never the password itself.")
-    password_file: str | None = Field(default=None, description="File holding the password (alternative to password).")
+    password: SecretStr | None = Field(
+        default=None, description="Password; write ${ENV_VAR}, never the password itself."
+    )
+    password_file: str | None = Field(
+        default=None, description="File holding the password (alternative to password)."
+    )
     tls: TlsConfig | None = Field(default=None, description="TLS settings; absent for plain TCP.")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive, seconds.")
     reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay, seconds.")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Reconnect delay cap, seconds.")
-    topic_prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", description="Topic prefix.")
+    topic_prefix: str = Field(
+        default=DEFAULT_PREFIX,
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Topic prefix.",
+    )
 
     def resolved_password(self) -> str | None:
         """The password from the value or the file, None when neither is set."""

@@ -52,8 +52,9 @@ class Handshake:
         try:
             seq = int(json.loads(row.payload)["seq"])
         except (ValueError, KeyError, TypeError):
-            self.events.error("result_unreadable", "a published result has no readable seq",
-                              outbox_id=row.id)
+            self.events.error(
+                "result_unreadable", "a published result has no readable seq", outbox_id=row.id
+            )
             return
         self.result_published(seq)
 
@@ -85,20 +86,31 @@ class Handshake:
         if seq in self._timed_out:
             self._timed_out.pop(seq)
             _remember(self._acked, seq)
-            self.events.info("ack_late", f"result {seq} acknowledged after the {self.ack_timeout_s:g} s timeout",
-                             seq=seq)
+            self.events.info(
+                "ack_late",
+                f"result {seq} acknowledged after the {self.ack_timeout_s:g} s timeout",
+                seq=seq,
+            )
         elif seq in self._acked:
             self.events.info("ack_repeated", f"result {seq} acknowledged again", seq=seq)
         else:
-            self.events.warning("ack_unknown", f"ack for seq {seq}, which is not awaiting one",
-                                seq=seq, waiting=self.waiting[-10:])
+            self.events.warning(
+                "ack_unknown",
+                f"ack for seq {seq}, which is not awaiting one",
+                seq=seq,
+                waiting=self.waiting[-10:],
+            )
 
     def _timeout(self, seq: int) -> None:
         if self._waiting.pop(seq, None) is None:
             return
         _remember(self._timed_out, seq)
-        self.events.warning("ack_timeout", f"the PLC did not acknowledge result {seq} within "
-                            f"{self.ack_timeout_s:g} s", seq=seq, ack_timeout_s=self.ack_timeout_s)
+        self.events.warning(
+            "ack_timeout",
+            f"the PLC did not acknowledge result {seq} within {self.ack_timeout_s:g} s",
+            seq=seq,
+            ack_timeout_s=self.ack_timeout_s,
+        )
 
 
 def _remember(seqs: OrderedDict[int, None], seq: int) -> None:

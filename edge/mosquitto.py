@@ -72,7 +72,9 @@ class MosquittoProcess:
             "set_tcp_nodelay true",  # PUBACKs go out at once, not coalesced (Nagle)
             f"persistence_location {self.config_dir}/" if self.persistence else "",
             f"log_dest file {self.log_path}",
-            "log_type error", "log_type warning", "log_type notice",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
             self.extra_config,
         ]
         return "\n".join(line for line in lines if line) + "\n"
@@ -82,8 +84,11 @@ class MosquittoProcess:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config_text(), encoding="utf-8")
         try:
-            self.proc = subprocess.Popen([find_mosquitto(), "-c", str(self.config_path)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [find_mosquitto(), "-c", str(self.config_path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         except OSError as exc:
             raise BrokerError(f"cannot start mosquitto: {exc}") from exc
         try:
@@ -97,14 +102,17 @@ class MosquittoProcess:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc is not None and self.proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited with {self.proc.returncode}; see {self.log_path}")
+                raise BrokerError(
+                    f"mosquitto exited with {self.proc.returncode}; see {self.log_path}"
+                )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise BrokerError(f"mosquitto not listening on {self.host}:{self.port} "
-                                      f"after {timeout_s} s") from None
+                    raise BrokerError(
+                        f"mosquitto not listening on {self.host}:{self.port} after {timeout_s} s"
+                    ) from None
                 time.sleep(0.05)  # polling a port that is coming up
 
     @property
@@ -124,9 +132,20 @@ class MosquittoProcess:
         self.proc = None
 
 
-def start_mosquitto(config_dir: Path, port: int | None = None, *, host: str = "127.0.0.1",
-                    extra_config: str = "", persistence: bool = False) -> MosquittoProcess:
+def start_mosquitto(
+    config_dir: Path,
+    port: int | None = None,
+    *,
+    host: str = "127.0.0.1",
+    extra_config: str = "",
+    persistence: bool = False,
+) -> MosquittoProcess:
     """Start mosquitto with its own config in `config_dir` on `port` (a free one by default)."""
-    broker = MosquittoProcess(Path(config_dir), port or free_port(host), host=host,
-                              extra_config=extra_config, persistence=persistence)
+    broker = MosquittoProcess(
+        Path(config_dir),
+        port or free_port(host),
+        host=host,
+        extra_config=extra_config,
+        persistence=persistence,
+    )
     return broker.start()

@@ -53,8 +53,14 @@ PublishedHandler = Callable[[int, bool, str], None]
 class MqttClient:
     """A station's connection to the broker; see the module docstring."""
 
-    def __init__(self, station: str, config: BrokerConfig, events: Events,
-                 on_command: CommandHandler | None = None, max_inflight: int = 100):
+    def __init__(
+        self,
+        station: str,
+        config: BrokerConfig,
+        events: Events,
+        on_command: CommandHandler | None = None,
+        max_inflight: int = 100,
+    ):
         self.config = config
         self.events = events
         self.topics = Topics(station, config.topic_prefix)
@@ -84,11 +90,16 @@ class MqttClient:
     def _build_client(self) -> paho.Client:
         cfg = self.config
         if self.mqtt5:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                 protocol=paho.MQTTv5)
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5
+            )
         else:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                 protocol=paho.MQTTv311, clean_session=False)
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=paho.MQTTv311,
+                clean_session=False,
+            )
         if cfg.username:
             client.username_pw_set(cfg.username, _password(cfg))
         if cfg.tls is not None:
@@ -118,10 +129,16 @@ class MqttClient:
         try:
             self._client.connect_async(self.config.host, self.config.port, **kwargs)
         except (OSError, ValueError) as exc:
-            raise BrokerError(f"cannot connect to {self.config.host}:{self.config.port}: {exc}") from exc
+            raise BrokerError(
+                f"cannot connect to {self.config.host}:{self.config.port}: {exc}"
+            ) from exc
         self._set_state("connecting")
-        self.events.info("broker_connecting", f"connecting to {self.config.host}:{self.config.port}",
-                         client_id=self.client_id, protocol=self.config.protocol)
+        self.events.info(
+            "broker_connecting",
+            f"connecting to {self.config.host}:{self.config.port}",
+            client_id=self.client_id,
+            protocol=self.config.protocol,
+        )
         self._client.loop_start()
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
@@ -132,7 +149,8 @@ class MqttClient:
             await asyncio.wait_for(self._connected.wait(), timeout_s)
         except TimeoutError as exc:
             raise BrokerError(
-                f"broker {self.config.host}:{self.config.port} did not accept within {timeout_s} s") from exc
+                f"broker {self.config.host}:{self.config.port} did not accept within {timeout_s} s"
+            ) from exc
 
     @property
     def connected(self) -> bool:
@@ -193,10 +211,14 @@ class MqttClient:
     def _paho_connect_fail(self, client, userdata) -> None:
         self._to_loop(self._connect_failed)
 
-    def _paho_disconnect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
+    def _paho_disconnect(
+        self, client, userdata, flags, reason_code: ReasonCode, properties
+    ) -> None:
         self._to_loop(self._link_lost, str(reason_code))
 
-    def _paho_publish(self, client, userdata, mid: int, reason_code: ReasonCode, properties) -> None:
+    def _paho_publish(
+        self, client, userdata, mid: int, reason_code: ReasonCode, properties
+    ) -> None:
         if mid == self._online_mid:
             self._online_mid = None
             self._to_loop(self._link_ready)
@@ -227,20 +249,32 @@ class MqttClient:
         self._set_state("connected")
         if self._connected is not None:
             self._connected.set()
-        self.events.info("broker_connected", f"connected to {self.config.host}:{self.config.port}",
-                         client_id=self.client_id, session_present=session_present)
+        self.events.info(
+            "broker_connected",
+            f"connected to {self.config.host}:{self.config.port}",
+            client_id=self.client_id,
+            session_present=session_present,
+        )
 
     def _connect_refused(self, reason: str) -> None:
-        self.events.error("broker_refused", f"the broker refused the connection: {reason}",
-                          host=self.config.host, port=self.config.port, reason=reason)
+        self.events.error(
+            "broker_refused",
+            f"the broker refused the connection: {reason}",
+            host=self.config.host,
+            port=self.config.port,
+            reason=reason,
+        )
 
     def _connect_failed(self) -> None:
         if self._fail_reported:  # one event per outage, not one per retry
             return
         self._fail_reported = True
-        self.events.warning("broker_unreachable",
-                            f"cannot reach the broker at {self.config.host}:{self.config.port}; retrying",
-                            host=self.config.host, port=self.config.port)
+        self.events.warning(
+            "broker_unreachable",
+            f"cannot reach the broker at {self.config.host}:{self.config.port}; retrying",
+            host=self.config.host,
+            port=self.config.port,
+        )
 
     def _link_ready(self) -> None:
         if not self.connected:
@@ -268,9 +302,13 @@ class MqttClient:
 
     def _retained_command(self, kind: str, payload: bytes) -> None:
         self.events.warning(
-            "command_rejected", f"refused {kind}: a retained command is stale; publish commands without retain",
-            topic=self.topics.topic(kind), reason="retained", size=len(payload),
-            payload_start=payload[:64].decode("ascii", errors="backslashreplace"))
+            "command_rejected",
+            f"refused {kind}: a retained command is stale; publish commands without retain",
+            topic=self.topics.topic(kind),
+            reason="retained",
+            size=len(payload),
+            payload_start=payload[:64].decode("ascii", errors="backslashreplace"),
+        )
 
     def _set_state(self, state: str) -> None:
         if state == self.state.state:
@@ -298,8 +336,13 @@ def _set_tls(client: paho.Client, cfg: BrokerConfig) -> None:
     tls = cfg.tls
     assert tls is not None
     try:
-        client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
-                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.tls_set(
+            ca_certs=tls.ca_file,
+            certfile=tls.cert_file,
+            keyfile=tls.key_file,
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise BrokerError(f"TLS settings unusable: {exc}") from exc
     client.tls_insecure_set(not tls.check_hostname)

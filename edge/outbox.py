@@ -93,7 +93,10 @@ class Outbox:
         self.db.conn.executemany(
             "INSERT INTO outbox (msg_id, kind, topic, payload, qos, retain, inspection_id, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(m.msg_id, m.kind, m.topic, m.payload, m.qos, int(m.retain), m.inspection_id, now) for m in messages],
+            [
+                (m.msg_id, m.kind, m.topic, m.payload, m.qos, int(m.retain), m.inspection_id, now)
+                for m in messages
+            ],
         )
 
     def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxRow]:
@@ -104,8 +107,17 @@ class Outbox:
             (after_id, limit),
         ).fetchall()
         return [
-            OutboxRow(id=r[0], msg_id=r[1], kind=r[2], topic=r[3], payload=bytes(r[4]), qos=r[5],
-                      retain=bool(r[6]), inspection_id=r[7], created_at=r[8])
+            OutboxRow(
+                id=r[0],
+                msg_id=r[1],
+                kind=r[2],
+                topic=r[3],
+                payload=bytes(r[4]),
+                qos=r[5],
+                retain=bool(r[6]),
+                inspection_id=r[7],
+                created_at=r[8],
+            )
             for r in rows
         ]
 
@@ -115,7 +127,9 @@ class Outbox:
             return
         now = time.time() if now is None else now
         with self.db.conn:
-            self.db.conn.executemany("UPDATE outbox SET delivered_at = ? WHERE id = ?", [(now, i) for i in ids])
+            self.db.conn.executemany(
+                "UPDATE outbox SET delivered_at = ? WHERE id = ?", [(now, i) for i in ids]
+            )
 
     def newest_id(self) -> int:
         """The highest row id ever committed (0 for an empty outbox)."""
@@ -135,7 +149,8 @@ class Outbox:
         now = time.time() if now is None else now
         with self.db.conn:
             cur = self.db.conn.execute(
-                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (now - older_than_s,)
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                (now - older_than_s,),
             )
         return cur.rowcount
 
@@ -156,12 +171,16 @@ class Outbox:
         return Dropped(by_age=by_age, by_rows=by_rows)
 
     def _drop_older_than(self, cutoff: float) -> dict[str, int]:
-        counts = dict(self.db.conn.execute(
-            "SELECT kind, count(*) FROM outbox WHERE delivered_at IS NULL AND created_at < ? GROUP BY kind",
-            (cutoff,),
-        ).fetchall())
+        counts = dict(
+            self.db.conn.execute(
+                "SELECT kind, count(*) FROM outbox WHERE delivered_at IS NULL AND created_at < ? GROUP BY kind",
+                (cutoff,),
+            ).fetchall()
+        )
         if counts:
-            self.db.conn.execute("DELETE FROM outbox WHERE delivered_at IS NULL AND created_at < ?", (cutoff,))
+            self.db.conn.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NULL AND created_at < ?", (cutoff,)
+            )
         return counts
 
     def _drop_oldest(self, kind: str, limit: int) -> int:

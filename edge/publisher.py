@@ -43,10 +43,18 @@ DeliveredHandler = Callable[[OutboxRow], None]
 class Publisher:
     """Drains one outbox through one MqttClient; see the module docstring."""
 
-    def __init__(self, outbox: Outbox, client: MqttClient, events: Events, *,
-                 max_rows: int = DEFAULT_MAX_ROWS, max_age_s: float = DEFAULT_MAX_AGE_S,
-                 window: int | None = None, on_delivered: DeliveredHandler | None = None,
-                 sync: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: MqttClient,
+        events: Events,
+        *,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        window: int | None = None,
+        on_delivered: DeliveredHandler | None = None,
+        sync: Callable[[], None] | None = None,
+    ):
         self.outbox = outbox
         self.client = client
         self.events = events
@@ -69,11 +77,18 @@ class Publisher:
         client.on_ready.append(self._wake.set)  # a backlog goes out as soon as the link is back
 
     @classmethod
-    def from_config(cls, outbox: Outbox, client: MqttClient, events: Events,
-                    retention: RetentionConfig, **kw) -> Publisher:
+    def from_config(
+        cls, outbox: Outbox, client: MqttClient, events: Events, retention: RetentionConfig, **kw
+    ) -> Publisher:
         """A publisher bounded by a RetentionConfig (outbox_max_rows, outbox_max_age_h)."""
-        return cls(outbox, client, events, max_rows=retention.outbox_max_rows,
-                   max_age_s=retention.outbox_max_age_h * 3600.0, **kw)
+        return cls(
+            outbox,
+            client,
+            events,
+            max_rows=retention.outbox_max_rows,
+            max_age_s=retention.outbox_max_age_h * 3600.0,
+            **kw,
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -117,7 +132,9 @@ class Publisher:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
         except TimeoutError as exc:
-            raise BrokerError(f"outbox not drained within {timeout_s} s (depth {self.depth()[0]})") from exc
+            raise BrokerError(
+                f"outbox not drained within {timeout_s} s (depth {self.depth()[0]})"
+            ) from exc
 
     # ------------------------------------------------------------ the task
 
@@ -133,8 +150,11 @@ class Publisher:
                 failures += 1
                 log.exception("outbox publisher failed")
                 if failures == 1:
-                    self.events.error("publisher_failed", f"the outbox publisher failed and retries: {exc}",
-                                      error=exc)
+                    self.events.error(
+                        "publisher_failed",
+                        f"the outbox publisher failed and retries: {exc}",
+                        error=exc,
+                    )
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     async def _drain_once(self) -> None:
@@ -186,8 +206,11 @@ class Publisher:
             self.sync()
         except RemanError as exc:
             if not self._sync_failed:
-                self.events.error("outbox_sync_failed", f"cannot make the journal durable; holding "
-                                  f"messages back: {exc}", error=exc)
+                self.events.error(
+                    "outbox_sync_failed",
+                    f"cannot make the journal durable; holding messages back: {exc}",
+                    error=exc,
+                )
             self._sync_failed = True
             return False
         self._sync_failed = False
@@ -196,8 +219,13 @@ class Publisher:
 
     def _unsendable(self, row: OutboxRow, exc: BrokerError) -> None:
         # paho refuses only what it can never encode; skipping it keeps the rest flowing.
-        self.events.error("publish_unsendable", f"message {row.msg_id or row.id} cannot be published: {exc}",
-                          topic=row.topic, outbox_id=row.id, msg_id=row.msg_id)
+        self.events.error(
+            "publish_unsendable",
+            f"message {row.msg_id or row.id} cannot be published: {exc}",
+            topic=row.topic,
+            outbox_id=row.id,
+            msg_id=row.msg_id,
+        )
         self._cursor = row.id
         self.outbox.mark_delivered([row.id])
 
@@ -207,8 +235,14 @@ class Publisher:
             return
         if not ok:
             # The broker answered and will not take it (e.g. not authorised): resending cannot help.
-            self.events.error("publish_refused", f"the broker refused {row.topic}: {reason}",
-                              topic=row.topic, outbox_id=row.id, msg_id=row.msg_id, reason=reason)
+            self.events.error(
+                "publish_refused",
+                f"the broker refused {row.topic}: {reason}",
+                topic=row.topic,
+                outbox_id=row.id,
+                msg_id=row.msg_id,
+                reason=reason,
+            )
         self._acked.append(row)
         self._wake.set()
 
@@ -236,10 +270,17 @@ class Publisher:
     def _report_dropped(self, dropped: Dropped) -> None:
         if dropped.by_rows:
             self.events.warning(
-                "outbox_full", f"outbox reached {self.max_rows} undelivered messages; dropped the oldest "
+                "outbox_full",
+                f"outbox reached {self.max_rows} undelivered messages; dropped the oldest "
                 f"{sum(dropped.by_rows.values())} (stats, snapshots, events first; results never)",
-                max_rows=self.max_rows, dropped=dropped.by_rows)
+                max_rows=self.max_rows,
+                dropped=dropped.by_rows,
+            )
         if dropped.by_age:
             self.events.warning(
-                "outbox_expired", f"dropped {sum(dropped.by_age.values())} undelivered messages older "
-                f"than {self.max_age_s / 3600:g} h", max_age_s=self.max_age_s, dropped=dropped.by_age)
+                "outbox_expired",
+                f"dropped {sum(dropped.by_age.values())} undelivered messages older "
+                f"than {self.max_age_s / 3600:g} h",
+                max_age_s=self.max_age_s,
+                dropped=dropped.by_age,
+            )

@@ -16,8 +16,16 @@ async def node_factory(tmp_path):
     """Make nodes bound to a broker's port; all stopped at the end."""
     made: list[Node] = []
 
-    async def make(port: int, station: str = "st1", *, outbox=None, config=None, connect: bool = True,
-                   router_kw: dict | None = None, publisher_kw: dict | None = None) -> Node:
+    async def make(
+        port: int,
+        station: str = "st1",
+        *,
+        outbox=None,
+        config=None,
+        connect: bool = True,
+        router_kw: dict | None = None,
+        publisher_kw: dict | None = None,
+    ) -> Node:
         log = EventLog()
         events = Events(station, [log])
         outbox = outbox or open_outbox(tmp_path / f"{station}-{len(made)}.db")

@@ -40,14 +40,18 @@ class EventLog:
 
     async def wait_for(self, code: str, count: int = 1, timeout_s: float = 10.0) -> list[Event]:
         """Return once `count` events with `code` were emitted; TimeoutError otherwise."""
+
         async def until() -> None:
             while len(self.of(code)) < count:
                 self._changed.clear()
                 await self._changed.wait()
+
         try:
             await asyncio.wait_for(until(), timeout_s)
         except TimeoutError:
-            raise TimeoutError(f"{len(self.of(code))} of {count} {code!r} events; saw {self.codes()[-20:]}") from None
+            raise TimeoutError(
+                f"{len(self.of(code))} of {count} {code!r} events; saw {self.codes()[-20:]}"
+            ) from None
         return self.of(code)
 
 
@@ -61,28 +65,49 @@ class Received:
 class Subscriber:
     """A paho client in its own thread; optionally a durable MQTT 3.1.1 session, TLS, password."""
 
-    def __init__(self, port: int, topics: list[str], *, client_id: str = "", durable: bool = False,
-                 username: str | None = None, password: str | None = None, ca_file: str | None = None,
-                 certfile: str | None = None, keyfile: str | None = None):
+    def __init__(
+        self,
+        port: int,
+        topics: list[str],
+        *,
+        client_id: str = "",
+        durable: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+    ):
         self.messages: queue.Queue[Received] = queue.Queue()
         self.seen: list[Received] = []
         self.topics = topics
         self._subscribed = queue.Queue()
         if durable:
-            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                      protocol=mqtt.MQTTv311, clean_session=False)
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+            )
         else:
-            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                      protocol=mqtt.MQTTv5)
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            )
         if username:
             self.client.username_pw_set(username, password)
         if ca_file:
-            self.client.tls_set(ca_certs=ca_file, certfile=certfile, keyfile=keyfile,
-                                tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            self.client.tls_set(
+                ca_certs=ca_file,
+                certfile=certfile,
+                keyfile=keyfile,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.put(True)
-        self.client.on_message = lambda c, u, m: self.messages.put(Received(m.topic, bytes(m.payload), bool(m.retain)))
+        self.client.on_message = lambda c, u, m: self.messages.put(
+            Received(m.topic, bytes(m.payload), bool(m.retain))
+        )
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self._subscribed.get(timeout=10)
@@ -97,7 +122,9 @@ class Subscriber:
         while not until(self.seen):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"condition not met within {timeout_s} s; {len(self.seen)} messages seen")
+                raise TimeoutError(
+                    f"condition not met within {timeout_s} s; {len(self.seen)} messages seen"
+                )
             try:
                 self.seen.append(self.messages.get(timeout=min(remaining, 0.5)))
             except queue.Empty:
@@ -117,10 +144,20 @@ def open_outbox(path: Path) -> Outbox:
     return Outbox(db)
 
 
-def messages(station: str, start: int, stop: int, kind: str = "inspection", qos: int = 1) -> list[OutboxMessage]:
+def messages(
+    station: str, start: int, stop: int, kind: str = "inspection", qos: int = 1
+) -> list[OutboxMessage]:
     """Numbered messages whose payload and id are the number (for order checks)."""
-    return [OutboxMessage(kind, f"reman/{station}/{kind}", f'{{"id":"m{n:05d}","n":{n}}}'.encode(), qos=qos,
-                          msg_id=f"m{n:05d}") for n in range(start, stop)]
+    return [
+        OutboxMessage(
+            kind,
+            f"reman/{station}/{kind}",
+            f'{{"id":"m{n:05d}","n":{n}}}'.encode(),
+            qos=qos,
+            msg_id=f"m{n:05d}",
+        )
+        for n in range(start, stop)
+    ]
 
 
 def add(outbox: Outbox, msgs: list[OutboxMessage]) -> None:
@@ -130,6 +167,7 @@ def add(outbox: Outbox, msgs: list[OutboxMessage]) -> None:
 
 def numbers(seen: list[Received]) -> list[int]:
     import json
+
     return [json.loads(m.payload)["n"] for m in seen if m.topic.endswith("/inspection")]
 
 

@@ -30,7 +30,9 @@ def publish_once(port: int, topic: str, payload: bytes, retain: bool = False, **
         client.loop_stop()
 
 
-async def test_online_retained_after_connect_and_offline_on_clean_stop(mosquitto, node_factory, subscribers):
+async def test_online_retained_after_connect_and_offline_on_clean_stop(
+    mosquitto, node_factory, subscribers
+):
     node = await node_factory(mosquitto.port, "cl-a")
     sub = Subscriber(mosquitto.port, ["reman/cl-a/available"])
     subscribers.append(sub)
@@ -69,8 +71,9 @@ async def test_refused_login_is_an_event_and_never_connected(broker_factory, tmp
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "cl-c", "right"], check=True)
     broker = broker_factory(f"allow_anonymous false\npassword_file {passwords}\n{as_invoker()}")
     log = EventLog()
-    client = MqttClient("cl-c", fast_config(broker.port, username="cl-c", password="wrong"),
-                        Events("cl-c", [log]))
+    client = MqttClient(
+        "cl-c", fast_config(broker.port, username="cl-c", password="wrong"), Events("cl-c", [log])
+    )
     await client.start()
     try:
         events = await log.wait_for("broker_refused")
@@ -85,13 +88,21 @@ async def test_commands_sent_while_node_is_away_arrive_after_reconnect(mosquitto
     """Persistent session and stable client id: the broker keeps QoS 1 commands for the node."""
     station = "cl-d5" if protocol == "5" else "cl-d3"
     received: asyncio.Queue = asyncio.Queue()
-    config = BrokerConfig(port=mosquitto.port, protocol=protocol, reconnect_min_s=0.1, reconnect_max_s=0.5)
-    first = MqttClient(station, config, Events(station), on_command=lambda k, p: received.put_nowait((k, p)))
+    config = BrokerConfig(
+        port=mosquitto.port, protocol=protocol, reconnect_min_s=0.1, reconnect_max_s=0.5
+    )
+    first = MqttClient(
+        station, config, Events(station), on_command=lambda k, p: received.put_nowait((k, p))
+    )
     await first.start()
     await first.wait_connected(10)
     await first.stop()
-    await asyncio.to_thread(publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"C9"}')
-    second = MqttClient(station, config, Events(station), on_command=lambda k, p: received.put_nowait((k, p)))
+    await asyncio.to_thread(
+        publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"C9"}'
+    )
+    second = MqttClient(
+        station, config, Events(station), on_command=lambda k, p: received.put_nowait((k, p))
+    )
     assert second.client_id == first.client_id == f"reman-{station}"
     await second.start()
     try:
@@ -114,17 +125,30 @@ async def test_broker_outage_changes_state_only_on_the_brokers_word(broker_facto
 async def test_a_retained_command_is_refused_as_stale(mosquitto):
     """A retained trigger would start an inspection at every reconnect: it is refused."""
     station = "cl-f"
-    await asyncio.to_thread(publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"OLD"}', True)
+    await asyncio.to_thread(
+        publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"OLD"}', True
+    )
     received: asyncio.Queue = asyncio.Queue()
     log = EventLog()
-    client = MqttClient(station, fast_config(mosquitto.port), Events(station, [log]),
-                        on_command=lambda k, p: received.put_nowait((k, p)))
+    client = MqttClient(
+        station,
+        fast_config(mosquitto.port),
+        Events(station, [log]),
+        on_command=lambda k, p: received.put_nowait((k, p)),
+    )
     await client.start()
     try:
         rejected = (await log.wait_for("command_rejected"))[0]
-        assert rejected.detail["reason"] == "retained" and rejected.detail["payload_start"] == '{"core":"OLD"}'
-        await asyncio.to_thread(publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"NEW"}')
+        assert (
+            rejected.detail["reason"] == "retained"
+            and rejected.detail["payload_start"] == '{"core":"OLD"}'
+        )
+        await asyncio.to_thread(
+            publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"NEW"}'
+        )
         assert await asyncio.wait_for(received.get(), 10) == ("trigger/set", b'{"core":"NEW"}')
     finally:
         await client.stop()
-        await asyncio.to_thread(publish_once, mosquitto.port, f"reman/{station}/trigger/set", b"", True)  # clear
+        await asyncio.to_thread(
+            publish_once, mosquitto.port, f"reman/{station}/trigger/set", b"", True
+        )  # clear

@@ -24,15 +24,46 @@ def malformed_payloads() -> list[tuple[str, bytes]]:
     for i in range(90):  # random bytes; a leading 0xff is never valid UTF-8
         out.append((KINDS[i % 3], b"\xff" + rng.randbytes(rng.randint(0, 200))))
     wrong = {
-        "trigger/set": [b'{"core":123}', b'{"core":""}', b'{"core":"bad id with spaces"}', b'{"core":"' + b"C" * 65 + b'"}',
-                        b'{"extra":1}', b"[]", b"42", b'"C1"', b"null", b'{"core":"C1",}', b'{"core":null,"x":[]}'],
-        "ack/set": [b"", b"{}", b'{"seq":"7"x}', b'{"seq":-1}', b'{"seq":1.5}', b'{"seq":2147483648}', b'{"seq":null}',
-                    b'{"seq":[1]}', b'{"seq":NaN}', b'{"seq":Infinity}', b'{"seq":1,"extra":true}', b"true", b'{"seq":"7"}', b'{"seq":true}'],
-        "override/set": [b"{}", b'{"id":"x","code":0,"reason":"r","user":"u"}', b'{"id":"x","code":5,"reason":"r","user":"u"}',
-                         b'{"id":"","code":1,"reason":"r","user":"u"}', b'{"id":"x","code":1,"reason":"","user":"u"}',
-                         b'{"id":"x","code":1,"reason":"r"}', b'{"id":"x","code":"1","reason":"r","user":"u"}',
-                         b'{"id":"x","code":1,"reason":"r","user":"u","credit":9}',
-                         b'{"id":"x","code":1,"reason":"' + b"r" * 501 + b'","user":"u"}'],
+        "trigger/set": [
+            b'{"core":123}',
+            b'{"core":""}',
+            b'{"core":"bad id with spaces"}',
+            b'{"core":"' + b"C" * 65 + b'"}',
+            b'{"extra":1}',
+            b"[]",
+            b"42",
+            b'"C1"',
+            b"null",
+            b'{"core":"C1",}',
+            b'{"core":null,"x":[]}',
+        ],
+        "ack/set": [
+            b"",
+            b"{}",
+            b'{"seq":"7"x}',
+            b'{"seq":-1}',
+            b'{"seq":1.5}',
+            b'{"seq":2147483648}',
+            b'{"seq":null}',
+            b'{"seq":[1]}',
+            b'{"seq":NaN}',
+            b'{"seq":Infinity}',
+            b'{"seq":1,"extra":true}',
+            b"true",
+            b'{"seq":"7"}',
+            b'{"seq":true}',
+        ],
+        "override/set": [
+            b"{}",
+            b'{"id":"x","code":0,"reason":"r","user":"u"}',
+            b'{"id":"x","code":5,"reason":"r","user":"u"}',
+            b'{"id":"","code":1,"reason":"r","user":"u"}',
+            b'{"id":"x","code":1,"reason":"","user":"u"}',
+            b'{"id":"x","code":1,"reason":"r"}',
+            b'{"id":"x","code":"1","reason":"r","user":"u"}',
+            b'{"id":"x","code":1,"reason":"r","user":"u","credit":9}',
+            b'{"id":"x","code":1,"reason":"' + b"r" * 501 + b'","user":"u"}',
+        ],
     }
     for kind, payloads in wrong.items():
         out += [(kind, p) for p in payloads]
@@ -42,11 +73,14 @@ def malformed_payloads() -> list[tuple[str, bytes]]:
         out.append((kind, b"{" + b'"k":1,' * 100_000 + b'"z":2}'))  # huge
         out.append((kind, json.dumps({"core": "C1", "pad": "x" * 5000}).encode()))
         out.append((kind, b"\x00" * 10))
-        out.append((kind, "{\"core\":\"Ç1\"}".encode()))
+        out.append((kind, '{"core":"Ç1"}'.encode()))
     for i in range(60):  # truncated valid-looking JSON
         kind = KINDS[i % 3]
-        text = {"trigger/set": b'{"core":"C1234"}', "ack/set": b'{"seq":12}',
-                "override/set": b'{"id":"i1","code":3,"reason":"r","user":"u"}'}[kind]
+        text = {
+            "trigger/set": b'{"core":"C1234"}',
+            "ack/set": b'{"seq":12}',
+            "override/set": b'{"id":"i1","code":3,"reason":"r","user":"u"}',
+        }[kind]
         out.append((kind, text[: 1 + i % (len(text) - 1)]))
     return out
 
@@ -57,18 +91,30 @@ def test_there_are_at_least_200_malformed_payloads():
 
 async def test_malformed_commands_are_rejected_and_a_valid_one_still_works(mosquitto, node_factory):
     triggers: asyncio.Queue[TriggerCommand] = asyncio.Queue()
-    node = await node_factory(mosquitto.port, "cmd-a", router_kw={
-        "on_trigger": triggers.put_nowait, "on_ack": lambda c: None, "on_override": lambda c: None})
+    node = await node_factory(
+        mosquitto.port,
+        "cmd-a",
+        router_kw={
+            "on_trigger": triggers.put_nowait,
+            "on_ack": lambda c: None,
+            "on_override": lambda c: None,
+        },
+    )
     bad = malformed_payloads()
     topics = Topics("cmd-a")
-    await asyncio.to_thread(publish_all, mosquitto.port, [(topics.topic(k), p) for k, p in bad]
-                            + [(topics.trigger_set, b'{"core":"C77"}')])
+    await asyncio.to_thread(
+        publish_all,
+        mosquitto.port,
+        [(topics.topic(k), p) for k, p in bad] + [(topics.trigger_set, b'{"core":"C77"}')],
+    )
     assert (await asyncio.wait_for(triggers.get(), 20)).core == "C77"
     rejected = await node.log.wait_for("command_rejected", count=len(bad))
     assert node.router.rejected == len(bad) and node.router.accepted == 1
     assert node.client.connected
     first = rejected[0].detail
-    assert first["topic"].startswith("reman/cmd-a/") and first["reason"] and "payload_start" in first
+    assert (
+        first["topic"].startswith("reman/cmd-a/") and first["reason"] and "payload_start" in first
+    )
     assert all(len(e.detail["payload_start"]) <= 4 * 64 for e in rejected)
 
 
@@ -127,7 +173,10 @@ async def test_async_handler_is_run_as_a_task():
 def test_a_command_without_a_handler_is_refused(kind):
     log = EventLog()
     r = router(log)
-    payload = {"trigger/set": b"", "ack/set": b'{"seq":3}',
-               "override/set": b'{"id":"i","code":1,"reason":"r","user":"u"}'}[kind]
+    payload = {
+        "trigger/set": b"",
+        "ack/set": b'{"seq":3}',
+        "override/set": b'{"id":"i","code":1,"reason":"r","user":"u"}',
+    }[kind]
     assert not r.handle(kind, payload)
     assert log.codes() == ["command_rejected"]

@@ -24,30 +24,79 @@ from tests.conftest import REPO
 SCHEMAS = REPO / "docs" / "mqtt"
 
 RECORD = {
-    "schema": 1, "id": "01jdx3v6m8k2q4r6t8w0y2a4c6", "seq": 123, "ts": "2026-11-28T15:52:56.123Z",
-    "station": "st1", "core_id": "C1234", "core_id_source": "trigger", "family": "starter-a",
-    "defects": {"corrosion": {"area_pct": 0.7, "grade": 2, "confidence": 0.93, "scale": "iso4628-3"}},
-    "measurements": {"leak_rate_ml_min": {"value": 2.5, "unit": "ml/min", "status": "Good",
-                                          "source_ts": "2026-11-28T15:52:55.900Z"}},
-    "decision": {"code": 2, "label": "REMANUFACTURE", "credit": 1,
-                 "reasons": [{"code": "corrosion_limit", "text": "corrosion Ri2 above Ri1"}]},
+    "schema": 1,
+    "id": "01jdx3v6m8k2q4r6t8w0y2a4c6",
+    "seq": 123,
+    "ts": "2026-11-28T15:52:56.123Z",
+    "station": "st1",
+    "core_id": "C1234",
+    "core_id_source": "trigger",
+    "family": "starter-a",
+    "defects": {
+        "corrosion": {"area_pct": 0.7, "grade": 2, "confidence": 0.93, "scale": "iso4628-3"}
+    },
+    "measurements": {
+        "leak_rate_ml_min": {
+            "value": 2.5,
+            "unit": "ml/min",
+            "status": "Good",
+            "source_ts": "2026-11-28T15:52:55.900Z",
+        }
+    },
+    "decision": {
+        "code": 2,
+        "label": "REMANUFACTURE",
+        "credit": 1,
+        "reasons": [{"code": "corrosion_limit", "text": "corrosion Ri2 above Ri1"}],
+    },
     "model": {"name": "reman-seg", "version": "1.0.0", "sha256": "ab" * 32},
     "rules": {"version": "3f2a9c1d", "sha256": "cd" * 32},
     "timings_ms": {"grade": 8.1, "decide": 0.3},
 }
 
 EXAMPLES = {
-    "inspection": [RECORD, {**RECORD, "override": {"code": 3, "label": "RECYCLE", "credit": 3, "reason": "crack",
-                                                  "user": "alice", "ts": "2026-11-28T16:00:00.000Z"}}],
+    "inspection": [
+        RECORD,
+        {
+            **RECORD,
+            "override": {
+                "code": 3,
+                "label": "RECYCLE",
+                "credit": 3,
+                "reason": "crack",
+                "user": "alice",
+                "ts": "2026-11-28T16:00:00.000Z",
+            },
+        },
+    ],
     "result": [json.loads(Result(seq=123, core="C1234", code=2, credit=1).to_payload())],
-    "stats": [{"ts": "2026-11-28T15:52:56.123Z", "station": "st1", "uptime_s": 12.5, "inspections": 3,
-               "broker": {"state": "connected", "since": "2026-11-28T15:50:00.000Z"},
-               "outbox_depth": 0, "outbox_oldest_age_s": None}],
-    "event": [json.loads(Events("st1").warning("ack_timeout", "no ack", seq=7).model_dump_json(by_alias=True))],
+    "stats": [
+        {
+            "ts": "2026-11-28T15:52:56.123Z",
+            "station": "st1",
+            "uptime_s": 12.5,
+            "inspections": 3,
+            "broker": {"state": "connected", "since": "2026-11-28T15:50:00.000Z"},
+            "outbox_depth": 0,
+            "outbox_oldest_age_s": None,
+        }
+    ],
+    "event": [
+        json.loads(
+            Events("st1").warning("ack_timeout", "no ack", seq=7).model_dump_json(by_alias=True)
+        )
+    ],
     "trigger/set": [{}, {"core": "C1234"}],
     "ack/set": [{"seq": 123}],
-    "override/set": [{"id": "01jdx3v6m8k2q4r6t8w0y2a4c6", "code": 3, "reason": "crack at flange", "user": "alice"},
-                     {"id": "i1", "code": 1, "credit": 2, "reason": "r", "user": "u", "command_id": "c1"}],
+    "override/set": [
+        {
+            "id": "01jdx3v6m8k2q4r6t8w0y2a4c6",
+            "code": 3,
+            "reason": "crack at flange",
+            "user": "alice",
+        },
+        {"id": "i1", "code": 1, "credit": 2, "reason": "r", "user": "u", "command_id": "c1"},
+    ],
 }
 
 
@@ -69,15 +118,18 @@ def test_examples_meet_the_schema_and_the_model(kind):
         contract.PAYLOAD_MODELS[kind].model_validate(example)
 
 
-@pytest.mark.parametrize("kind,bad", [
-    ("result", {"seq": -1, "core": "C1", "code": 2, "credit": 1, "err": 0}),
-    ("result", {"seq": 1, "core": "C1", "code": 9, "credit": 1, "err": 0}),
-    ("result", {"seq": 1, "core": "C 1", "code": 2, "credit": 1, "err": 0}),
-    ("ack/set", {"seq": "1"}),
-    ("override/set", {"id": "i", "code": 0, "reason": "r", "user": "u"}),
-    ("inspection", {**RECORD, "station": "Bad Station"}),
-    ("trigger/set", {"core": "C1", "extra": 1}),
-])
+@pytest.mark.parametrize(
+    "kind,bad",
+    [
+        ("result", {"seq": -1, "core": "C1", "code": 2, "credit": 1, "err": 0}),
+        ("result", {"seq": 1, "core": "C1", "code": 9, "credit": 1, "err": 0}),
+        ("result", {"seq": 1, "core": "C 1", "code": 2, "credit": 1, "err": 0}),
+        ("ack/set", {"seq": "1"}),
+        ("override/set", {"id": "i", "code": 0, "reason": "r", "user": "u"}),
+        ("inspection", {**RECORD, "station": "Bad Station"}),
+        ("trigger/set", {"core": "C1", "extra": 1}),
+    ],
+)
 def test_schemas_refuse_what_the_models_refuse(kind, bad):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema(kind))
@@ -86,11 +138,16 @@ def test_schemas_refuse_what_the_models_refuse(kind, bad):
 
 
 def test_result_is_compact_ascii_within_the_limit_even_at_its_largest():
-    largest = Result(seq=2**31 - 1, core="C" * 64, code=Disposition.REVIEW, credit=Credit.PARTIAL, err=2)
+    largest = Result(
+        seq=2**31 - 1, core="C" * 64, code=Disposition.REVIEW, credit=Credit.PARTIAL, err=2
+    )
     data = largest.to_payload()
     assert len(data) <= RESULT_MAX_BYTES
     assert data.isascii() and b" " not in data and b"\n" not in data
-    assert Result(seq=5, core="C1", code=1, credit=1).to_payload() == b'{"seq":5,"core":"C1","code":1,"credit":1,"err":0}'
+    assert (
+        Result(seq=5, core="C1", code=1, credit=1).to_payload()
+        == b'{"seq":5,"core":"C1","code":1,"credit":1,"err":0}'
+    )
 
 
 @pytest.mark.parametrize("core", ["C" * 65, "Çore1", "core with space", ""])
@@ -100,7 +157,9 @@ def test_a_core_id_the_result_cannot_carry_is_an_error_at_the_source(core):
 
 
 def test_an_oversized_result_is_refused_not_truncated():
-    forged = Result.model_construct(seq=1, core="C" * 300, code=Disposition.REUSE, credit=Credit.FULL, err=0)
+    forged = Result.model_construct(
+        seq=1, core="C" * 300, code=Disposition.REUSE, credit=Credit.FULL, err=0
+    )
     with pytest.raises(ContractViolation, match="bytes"):
         forged.to_payload()
 
@@ -114,5 +173,8 @@ def test_record_round_trips_through_its_payload():
 def test_parse_command_accepts_the_examples():
     for kind in ("trigger/set", "ack/set", "override/set"):
         for example in EXAMPLES[kind]:
-            assert parse_command(kind, json.dumps(example).encode()).model_dump(exclude_none=True) == example
+            assert (
+                parse_command(kind, json.dumps(example).encode()).model_dump(exclude_none=True)
+                == example
+            )
     assert parse_command("trigger/set", b"").core is None

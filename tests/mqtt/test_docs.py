@@ -26,7 +26,11 @@ def test_every_schema_file_is_named(path):
 def event_codes() -> set[str]:
     codes: set[str] = set()
     for source in SOURCES:
-        codes |= set(re.findall(r'events\.(?:info|warning|error)\(\s*"([a-z_]+)"', (REPO / source).read_text()))
+        codes |= set(
+            re.findall(
+                r'events\.(?:info|warning|error)\(\s*"([a-z_]+)"', (REPO / source).read_text()
+            )
+        )
     return codes
 
 

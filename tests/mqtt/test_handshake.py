@@ -12,14 +12,22 @@ from tests.mqtt.test_client import publish_once
 
 
 def result_message(station: str, seq: int) -> OutboxMessage:
-    payload = Result(seq=seq, core=f"C{seq}", code=Disposition.REMANUFACTURE, credit=Credit.FULL).to_payload()
-    return OutboxMessage("result", f"reman/{station}/result", payload, qos=1, retain=True, msg_id=f"r{seq}")
+    payload = Result(
+        seq=seq, core=f"C{seq}", code=Disposition.REMANUFACTURE, credit=Credit.FULL
+    ).to_payload()
+    return OutboxMessage(
+        "result", f"reman/{station}/result", payload, qos=1, retain=True, msg_id=f"r{seq}"
+    )
 
 
 async def handshake_node(node_factory, port: int, station: str, ack_timeout_s: float):
     holder: dict = {}
-    node = await node_factory(port, station, router_kw={"on_ack": lambda c: holder["hs"].ack(c)},
-                              publisher_kw={"on_delivered": lambda row: holder["hs"].on_delivered(row)})
+    node = await node_factory(
+        port,
+        station,
+        router_kw={"on_ack": lambda c: holder["hs"].ack(c)},
+        publisher_kw={"on_delivered": lambda row: holder["hs"].on_delivered(row)},
+    )
     holder["hs"] = Handshake(node.events, ack_timeout_s)
     return node, holder["hs"]
 
@@ -28,6 +36,7 @@ async def wait_until(predicate, timeout_s: float = 10.0) -> None:
     async def loop() -> None:
         while not predicate():
             await asyncio.sleep(0.01)  # polling our own state, set by the broker's traffic
+
     await asyncio.wait_for(loop(), timeout_s)
 
 
@@ -40,7 +49,9 @@ async def test_plc_reads_the_retained_result_and_acknowledges(mosquitto, node_fa
     plc = Subscriber(mosquitto.port, ["reman/hs-a/result"])
     subscribers.append(plc)
     seen = await asyncio.to_thread(plc.collect, lambda s: len(s) >= 1)
-    assert seen[0].retain and seen[0].payload == b'{"seq":41,"core":"C41","code":2,"credit":1,"err":0}'
+    assert (
+        seen[0].retain and seen[0].payload == b'{"seq":41,"core":"C41","code":2,"credit":1,"err":0}'
+    )
     await asyncio.to_thread(publish_once, mosquitto.port, "reman/hs-a/ack/set", b'{"seq":41}')
     await wait_until(lambda: handshake.pending_seq is None)
     await asyncio.to_thread(publish_once, mosquitto.port, "reman/hs-a/ack/set", b'{"seq":41}')

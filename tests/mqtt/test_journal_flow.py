@@ -16,35 +16,67 @@ from tests.mqtt.helpers import Subscriber
 from tests.mqtt.test_client import publish_once
 
 STATION = "jf-a"
-SCHEMAS = {kind: json.loads((REPO / f"docs/mqtt/{kind}.schema.json").read_text()) for kind in ("inspection", "result")}
+SCHEMAS = {
+    kind: json.loads((REPO / f"docs/mqtt/{kind}.schema.json").read_text())
+    for kind in ("inspection", "result")
+}
 TOPICS = Topics(STATION)
 
 
 def inspection_messages(record: InspectionRecord) -> list[OutboxMessage]:
-    result = Result.build(seq=record.seq, core=record.core_id, code=int(record.effective_code()),
-                          credit=int(record.effective_credit()))
-    return [OutboxMessage("result", TOPICS.result, result.to_payload(), qos=1, retain=True, msg_id=record.id),
-            OutboxMessage("inspection", TOPICS.inspection, record.to_json().encode(), qos=1, msg_id=record.id)]
+    result = Result.build(
+        seq=record.seq,
+        core=record.core_id,
+        code=int(record.effective_code()),
+        credit=int(record.effective_credit()),
+    )
+    return [
+        OutboxMessage(
+            "result", TOPICS.result, result.to_payload(), qos=1, retain=True, msg_id=record.id
+        ),
+        OutboxMessage(
+            "inspection", TOPICS.inspection, record.to_json().encode(), qos=1, msg_id=record.id
+        ),
+    ]
 
 
 def new_record(journal: Journal, core: str) -> InspectionRecord:
-    return InspectionRecord(id=new_id(), seq=journal.next_seq(), ts=utc_now(), station=STATION, core_id=core,
-                            decision=DecisionInfo(code=2, label="REMANUFACTURE", credit=1))
+    return InspectionRecord(
+        id=new_id(),
+        seq=journal.next_seq(),
+        ts=utc_now(),
+        station=STATION,
+        core_id=core,
+        decision=DecisionInfo(code=2, label="REMANUFACTURE", credit=1),
+    )
 
 
-async def test_override_twice_changes_the_record_once(mosquitto, node_factory, subscribers, tmp_path):
+async def test_override_twice_changes_the_record_once(
+    mosquitto, node_factory, subscribers, tmp_path
+):
     journal = Journal.open(tmp_path / "journal.db")
     holder: dict = {}
     outcomes: asyncio.Queue = asyncio.Queue()
 
     def on_override(command: OverrideCommand) -> None:
-        updated = journal.apply_override(command.id, command.code, command.reason, command.user,
-                                         credit=command.credit, make_messages=inspection_messages)
+        updated = journal.apply_override(
+            command.id,
+            command.code,
+            command.reason,
+            command.user,
+            credit=command.credit,
+            make_messages=inspection_messages,
+        )
         holder["node"].publisher.notify()
         outcomes.put_nowait(updated)
 
-    node = await node_factory(mosquitto.port, STATION, outbox=journal.outbox, router_kw={"on_override": on_override},
-                              publisher_kw={"sync": journal.sync})
+    node = await node_factory(
+        mosquitto.port,
+        STATION,
+        outbox=journal.outbox,
+        router_kw={"on_override": on_override},
+        publisher_kw={"sync": journal.sync},
+    )
     holder["node"] = node
     gateway = Subscriber(mosquitto.port, [TOPICS.inspection, TOPICS.result])
     subscribers.append(gateway)
@@ -64,7 +96,9 @@ async def test_override_twice_changes_the_record_once(mosquitto, node_factory, s
     marker = new_record(journal, "C101")
     journal.record_inspection(marker, inspection_messages(marker))
     node.publisher.notify()
-    seen = await asyncio.to_thread(gateway.collect, lambda s: any(b'"C101"' in m.payload for m in s))
+    seen = await asyncio.to_thread(
+        gateway.collect, lambda s: any(b'"C101"' in m.payload for m in s)
+    )
 
     for m in seen:  # what a subscriber receives meets the published schemas
         jsonschema.validate(json.loads(m.payload), SCHEMAS[m.topic.rsplit("/", 1)[1]])
@@ -89,12 +123,24 @@ def test_a_redelivered_older_override_does_not_undo_a_newer_one(tmp_path):
     journal.record_inspection(record, inspection_messages(record))
 
     def on_override(command: OverrideCommand):
-        return journal.apply_override(command.id, command.code, command.reason, command.user,
-                                      credit=command.credit, command_id=command.command_id)
+        return journal.apply_override(
+            command.id,
+            command.code,
+            command.reason,
+            command.user,
+            credit=command.credit,
+            command_id=command.command_id,
+        )
 
     router = CommandRouter(Events(STATION), TOPICS, on_override=on_override)
     first = {"id": record.id, "code": 3, "reason": "crack", "user": "alice", "command_id": "cmd-1"}
-    second = {"id": record.id, "code": 1, "reason": "crack was dirt", "user": "bob", "command_id": "cmd-2"}
+    second = {
+        "id": record.id,
+        "code": 1,
+        "reason": "crack was dirt",
+        "user": "bob",
+        "command_id": "cmd-2",
+    }
     for command in (first, second, first):  # QoS 1 redelivers the first after the second
         assert router.handle("override/set", json.dumps(command).encode())
     assert journal.get(record.id).override.code == 1

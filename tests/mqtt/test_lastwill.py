@@ -11,8 +11,12 @@ from tests.mqtt.helpers import Subscriber
 
 
 def start_node(port: int, station: str, db_path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.mqtt.node_proc", str(port), station, str(db_path)],
-                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.mqtt.node_proc", str(port), station, str(db_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     return proc
 
 

@@ -15,7 +15,11 @@ def fill(outbox, spec: list[tuple[str, int]], now: float) -> None:
 
 def test_rows_bound_drops_stats_then_snapshots_then_events_then_inspections_never_results(tmp_path):
     outbox = open_outbox(tmp_path / "j.db")
-    fill(outbox, [("result", 5), ("inspection", 5), ("stats", 3), ("snapshot", 2), ("event", 2)], now=1000.0)
+    fill(
+        outbox,
+        [("result", 5), ("inspection", 5), ("stats", 3), ("snapshot", 2), ("event", 2)],
+        now=1000.0,
+    )
     dropped = outbox.enforce_bounds(max_rows=10, max_age_s=3600, now=1001.0)
     assert dropped.by_rows == {"stats": 3, "snapshot": 2, "event": 2} and dropped.by_age == {}
     assert [r.kind for r in outbox.pending()] == ["result"] * 5 + ["inspection"] * 5

@@ -37,7 +37,9 @@ def assert_all_in_order(seen, total: int = TOTAL) -> None:
     by_number: dict[int, bytes] = {}
     for m in (m for m in seen if m.topic.endswith("/inspection")):
         n = json.loads(m.payload)["n"]
-        assert by_number.setdefault(n, m.payload) == m.payload, "a duplicate differs from the original"
+        assert by_number.setdefault(n, m.payload) == m.payload, (
+            "a duplicate differs from the original"
+        )
 
 
 def all_arrived(total: int = TOTAL):
@@ -49,17 +51,23 @@ async def test_drains_in_order_and_marks_delivered(mosquitto, node_factory, subs
     station = "pub-a5" if protocol == "5" else "pub-a3"
     sub = Subscriber(mosquitto.port, [f"reman/{station}/#"])
     subscribers.append(sub)
-    node = await node_factory(mosquitto.port, station, config=fast_config(mosquitto.port, protocol=protocol))
+    node = await node_factory(
+        mosquitto.port, station, config=fast_config(mosquitto.port, protocol=protocol)
+    )
     add(node.outbox, messages(station, 0, 300) + messages(station, 300, 310, kind="stats", qos=0))
     node.publisher.notify()
     await node.publisher.wait_drained(20)
-    seen = await asyncio.to_thread(sub.collect, lambda s: sum(m.topic.endswith("/stats") for m in s) >= 10)
+    seen = await asyncio.to_thread(
+        sub.collect, lambda s: sum(m.topic.endswith("/stats") for m in s) >= 10
+    )
     assert_all_in_order(seen, 300)
     assert node.outbox.depth() == (0, None)
     assert node.publisher.delivered == 310
 
 
-async def test_broker_outage_during_a_stream_loses_nothing(broker_factory, tmp_path, node_factory, subscribers):
+async def test_broker_outage_during_a_stream_loses_nothing(
+    broker_factory, tmp_path, node_factory, subscribers
+):
     broker = durable_broker(broker_factory, tmp_path)
     sub = Subscriber(broker.port, ["reman/pub-b/inspection"], client_id="sub-pub-b", durable=True)
     subscribers.append(sub)
@@ -117,8 +125,12 @@ def test_node_restarted_mid_outage_sends_the_rest(broker_factory, tmp_path, subs
 
 async def test_full_outbox_drops_by_policy_with_an_event(node_factory):
     node = await node_factory(free_port(), "pub-d", connect=False, publisher_kw={"max_rows": 10})
-    add(node.outbox, messages("pub-d", 0, 5, kind="result") + messages("pub-d", 5, 20, kind="stats", qos=0)
-        + messages("pub-d", 20, 25))
+    add(
+        node.outbox,
+        messages("pub-d", 0, 5, kind="result")
+        + messages("pub-d", 5, 20, kind="stats", qos=0)
+        + messages("pub-d", 20, 25),
+    )
     node.publisher.notify()
     events = await node.log.wait_for("outbox_full")
     assert events[0].detail["dropped"] == {"stats": 15}
@@ -127,7 +139,9 @@ async def test_full_outbox_drops_by_policy_with_an_event(node_factory):
     assert kinds == ["result"] * 5 + ["inspection"] * 5
 
 
-async def test_a_failing_drain_is_reported_once_and_recovers(mosquitto, node_factory, subscribers, tmp_path):
+async def test_a_failing_drain_is_reported_once_and_recovers(
+    mosquitto, node_factory, subscribers, tmp_path
+):
     sub = Subscriber(mosquitto.port, ["reman/pub-e/inspection"])
     subscribers.append(sub)
     node = await node_factory(mosquitto.port, "pub-e")

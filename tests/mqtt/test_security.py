@@ -31,8 +31,10 @@ def pki(tmp_path):
 def passwords(tmp_path):
     path = tmp_path / "reman.passwd"
     for i, (user, password) in enumerate(USERS.items()):
-        subprocess.run(["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(path), user, password],
-                       check=True)
+        subprocess.run(
+            ["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(path), user, password],
+            check=True,
+        )
     return path
 
 
@@ -40,15 +42,21 @@ def tls_broker(broker_factory, pki, passwords, cert=None, key=None):
     return broker_factory(
         f"cafile {pki.ca}\ncertfile {cert or pki.server_cert}\nkeyfile {key or pki.server_key}\n"
         f"require_certificate true\nallow_anonymous false\npassword_file {passwords}\nacl_file {ACL}\n"
-        + as_invoker())
+        + as_invoker()
+    )
 
 
 def station_config(port, pki, tmp_path, user="st1", **tls):
     secret = tmp_path / f"{user}-password"
     secret.write_text(USERS[user] + "\n")
-    return fast_config(port, username=user, password_file=str(secret),
-                       tls=TlsConfig(ca_file=str(pki.ca), cert_file=str(pki.client_cert),
-                                     key_file=str(pki.client_key), **tls))
+    return fast_config(
+        port,
+        username=user,
+        password_file=str(secret),
+        tls=TlsConfig(
+            ca_file=str(pki.ca), cert_file=str(pki.client_cert), key_file=str(pki.client_key), **tls
+        ),
+    )
 
 
 def tls_client(port, pki, user) -> mqtt.Client:
@@ -61,37 +69,70 @@ def tls_client(port, pki, user) -> mqtt.Client:
 
 
 def gateway(port, pki) -> Subscriber:
-    return Subscriber(port, ["reman/#"], username="gateway", password=USERS["gateway"], ca_file=str(pki.ca),
-                      certfile=str(pki.client_cert), keyfile=str(pki.client_key))
+    return Subscriber(
+        port,
+        ["reman/#"],
+        username="gateway",
+        password=USERS["gateway"],
+        ca_file=str(pki.ca),
+        certfile=str(pki.client_cert),
+        keyfile=str(pki.client_key),
+    )
 
 
-async def test_station_may_publish_only_its_own_topics(broker_factory, pki, passwords, tmp_path,
-                                                       node_factory, subscribers):
+async def test_station_may_publish_only_its_own_topics(
+    broker_factory, pki, passwords, tmp_path, node_factory, subscribers
+):
     broker = tls_broker(broker_factory, pki, passwords)
     sub = gateway(broker.port, pki)
     subscribers.append(sub)
     node = await node_factory(broker.port, "st1", config=station_config(broker.port, pki, tmp_path))
-    add(node.outbox, [
-        OutboxMessage("result", "reman/st2/result", b'{"seq":1,"core":"X","code":3,"credit":3,"err":0}', msg_id="forged"),
-        OutboxMessage("result", "reman/st1/result", b'{"seq":1,"core":"C1","code":1,"credit":1,"err":0}', msg_id="own"),
-    ])
+    add(
+        node.outbox,
+        [
+            OutboxMessage(
+                "result",
+                "reman/st2/result",
+                b'{"seq":1,"core":"X","code":3,"credit":3,"err":0}',
+                msg_id="forged",
+            ),
+            OutboxMessage(
+                "result",
+                "reman/st1/result",
+                b'{"seq":1,"core":"C1","code":1,"credit":1,"err":0}',
+                msg_id="own",
+            ),
+        ],
+    )
     node.publisher.notify()
-    seen = await asyncio.to_thread(sub.collect, lambda s: any(m.topic == "reman/st1/result" for m in s))
+    seen = await asyncio.to_thread(
+        sub.collect, lambda s: any(m.topic == "reman/st1/result" for m in s)
+    )
     # The broker keeps order: had the forged result been delivered, it would have come first.
     assert not any(m.topic.startswith("reman/st2/") for m in seen)
     refused = (await node.log.wait_for("publish_refused"))[0]
-    assert refused.detail["topic"] == "reman/st2/result" and "authori" in refused.detail["reason"].lower()
+    assert (
+        refused.detail["topic"] == "reman/st2/result"
+        and "authori" in refused.detail["reason"].lower()
+    )
     await node.publisher.wait_drained(10)
 
 
 async def test_gateway_may_override_and_plc_may_trigger_and_ack_but_not_override(
-        broker_factory, pki, passwords, tmp_path, node_factory):
+    broker_factory, pki, passwords, tmp_path, node_factory
+):
     broker = tls_broker(broker_factory, pki, passwords)
     commands: asyncio.Queue = asyncio.Queue()
-    node = await node_factory(broker.port, "st1", config=station_config(broker.port, pki, tmp_path), router_kw={
-        "on_trigger": lambda c: commands.put_nowait(("trigger", c)),
-        "on_ack": lambda c: commands.put_nowait(("ack", c)),
-        "on_override": lambda c: commands.put_nowait(("override", c))})
+    node = await node_factory(
+        broker.port,
+        "st1",
+        config=station_config(broker.port, pki, tmp_path),
+        router_kw={
+            "on_trigger": lambda c: commands.put_nowait(("trigger", c)),
+            "on_ack": lambda c: commands.put_nowait(("ack", c)),
+            "on_override": lambda c: commands.put_nowait(("override", c)),
+        },
+    )
     override = b'{"id":"i1","code":3,"reason":"crack","user":"alice"}'
 
     def send(user: str, items: list[tuple[str, bytes]]) -> None:
@@ -103,9 +144,15 @@ async def test_gateway_may_override_and_plc_may_trigger_and_ack_but_not_override
             client.disconnect()
             client.loop_stop()
 
-    await asyncio.to_thread(send, "plc", [("reman/st1/override/set", override),
-                                          ("reman/st1/trigger/set", b'{"core":"C5"}'),
-                                          ("reman/st1/ack/set", b'{"seq":5}')])
+    await asyncio.to_thread(
+        send,
+        "plc",
+        [
+            ("reman/st1/override/set", override),
+            ("reman/st1/trigger/set", b'{"core":"C5"}'),
+            ("reman/st1/ack/set", b'{"seq":5}'),
+        ],
+    )
     # One client's messages keep their order: had the PLC's override passed, it would come first.
     first = [await asyncio.wait_for(commands.get(), 10) for _ in range(2)]
     assert [kind for kind, _ in first] == ["trigger", "ack"]
@@ -116,7 +163,9 @@ async def test_gateway_may_override_and_plc_may_trigger_and_ack_but_not_override
 
 
 async def test_host_name_is_checked(broker_factory, pki, passwords, tmp_path):
-    broker = tls_broker(broker_factory, pki, passwords, cert=pki.wrong_name_cert, key=pki.wrong_name_key)
+    broker = tls_broker(
+        broker_factory, pki, passwords, cert=pki.wrong_name_cert, key=pki.wrong_name_key
+    )
     log = EventLog()
     checked = MqttClient("st1", station_config(broker.port, pki, tmp_path), Events("st1", [log]))
     await checked.start()
@@ -125,7 +174,9 @@ async def test_host_name_is_checked(broker_factory, pki, passwords, tmp_path):
         assert not checked.connected
     finally:
         await checked.stop()
-    unchecked = MqttClient("st1", station_config(broker.port, pki, tmp_path, check_hostname=False), Events("st1"))
+    unchecked = MqttClient(
+        "st1", station_config(broker.port, pki, tmp_path, check_hostname=False), Events("st1")
+    )
     await unchecked.start()
     try:
         await unchecked.wait_connected(10)
@@ -135,7 +186,9 @@ async def test_host_name_is_checked(broker_factory, pki, passwords, tmp_path):
 
 async def test_wrong_password_over_tls_is_refused(broker_factory, pki, passwords, tmp_path):
     broker = tls_broker(broker_factory, pki, passwords)
-    config = station_config(broker.port, pki, tmp_path).model_copy(update={"password_file": None, "password": SecretStr("nope")})
+    config = station_config(broker.port, pki, tmp_path).model_copy(
+        update={"password_file": None, "password": SecretStr("nope")}
+    )
     log = EventLog()
     client = MqttClient("st1", config, Events("st1", [log]))
     await client.start()
@@ -146,24 +199,34 @@ async def test_wrong_password_over_tls_is_refused(broker_factory, pki, passwords
         await client.stop()
 
 
-def test_the_shipped_broker_config_runs_with_tls_passwords_and_acl(tmp_path, pki, passwords, subscribers):
+def test_the_shipped_broker_config_runs_with_tls_passwords_and_acl(
+    tmp_path, pki, passwords, subscribers
+):
     plain, tls = free_port(), free_port()
     text = (REPO / "deploy/raspberrypi/mosquitto/reman.conf").read_text()
-    for old, new in [("/etc/mosquitto/reman.passwd", passwords), ("/etc/mosquitto/reman.acl", ACL),
-                     ("/etc/mosquitto/certs/ca.crt", pki.ca), ("/etc/mosquitto/certs/server.crt", pki.server_cert),
-                     ("/etc/mosquitto/certs/server.key", pki.server_key),
-                     ("listener 1883 127.0.0.1\n", f"listener {plain} 127.0.0.1\n"),
-                     ("listener 8883\n", f"listener {tls} 127.0.0.1\n")]:
+    for old, new in [
+        ("/etc/mosquitto/reman.passwd", passwords),
+        ("/etc/mosquitto/reman.acl", ACL),
+        ("/etc/mosquitto/certs/ca.crt", pki.ca),
+        ("/etc/mosquitto/certs/server.crt", pki.server_cert),
+        ("/etc/mosquitto/certs/server.key", pki.server_key),
+        ("listener 1883 127.0.0.1\n", f"listener {plain} 127.0.0.1\n"),
+        ("listener 8883\n", f"listener {tls} 127.0.0.1\n"),
+    ]:
         assert old in text, old
         text = text.replace(old, str(new))
     broker = MosquittoProcess(tmp_path / "shipped", plain, full_config=text + as_invoker())
     broker.start()
     try:
-        sub = Subscriber(tls, ["reman/#"], username="gateway", password=USERS["gateway"], ca_file=str(pki.ca))
+        sub = Subscriber(
+            tls, ["reman/#"], username="gateway", password=USERS["gateway"], ca_file=str(pki.ca)
+        )
         subscribers.append(sub)
         plc = tls_client(tls, pki, "plc")
         try:
-            plc.publish("reman/st1/result", b"forged", qos=1).wait_for_publish(10)  # not the PLC's to write
+            plc.publish("reman/st1/result", b"forged", qos=1).wait_for_publish(
+                10
+            )  # not the PLC's to write
             plc.publish("reman/st1/available", b"forged", qos=1).wait_for_publish(10)
         finally:
             plc.disconnect()
