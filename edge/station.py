@@ -322,20 +322,26 @@ class Station:
         """Core id, frame checks and grading side by side on the executor."""
         loop = asyncio.get_running_loop()
         images = [f.image for f in work.frames]
-        core_job = loop.run_in_executor(self.executor, self._core_id, work, images)
-        grade_job = loop.run_in_executor(self.executor, self._grade, work, images)
-        work.core, _ = await asyncio.gather(core_job, grade_job)
-
-    def _core_id(self, work: _Work, images: list[np.ndarray]) -> CoreIdOutcome:
-        since = time.perf_counter()
         trigger_id = work.trigger.core_id if work.trigger.source != "bench" else None
-        outcome = resolve_core_id(
-            self.config.core_id, trigger=trigger_id, bench=work.bench_core_id, images=images
+        core_job = loop.run_in_executor(
+            self.executor, self._core_id, trigger_id, work.bench_core_id, images
         )
-        work.lap("core_id", since)
-        return outcome
+        grade_job = loop.run_in_executor(self.executor, self._grade, work, images)
+        (work.core, core_ms), _ = await asyncio.gather(core_job, grade_job)
+        work.timings["core_id"] = core_ms
+
+    def _core_id(
+        self, trigger_id: str | None, bench_id: str | None, images: list[np.ndarray]
+    ) -> tuple[CoreIdOutcome, float]:
+        """The core id and the milliseconds it took (labels are read only when needed)."""
+        since = time.perf_counter()
+        outcome = resolve_core_id(
+            self.config.core_id, trigger=trigger_id, bench=bench_id, images=images
+        )
+        return outcome, round((time.perf_counter() - since) * 1000, 3)
 
     def _grade(self, work: _Work, images: list[np.ndarray]) -> None:
+        """Frame checks, grading and the JPEGs; the only code that writes `work` meanwhile."""
         since = time.perf_counter()
         problems = [quality.check_frame(image, self.config.camera) for image in images]
         work.image_problems += [
@@ -386,9 +392,8 @@ class Station:
 
     def _decide(self, work: _Work) -> _Outcome:
         since = time.perf_counter()
-        core = work.core
         part_number = work.bench_part_number or work.trigger.part_number
-        family = self.families.match(core.core_id, part_number)
+        family = self.families.match(work.core.core_id, part_number)
         defects = _defects(work.graded)
         decision = decide(
             family,
@@ -397,17 +402,38 @@ class Station:
             work.image_problems,
             now=datetime.now(UTC),
         )
-        decision = _with_core_id_reasons(_with_bench_reason(decision, work.bench_link), core)
+        decision = _with_core_id_reasons(_with_bench_reason(decision, work.bench_link), work.core)
         work.lap("decide", since)
         work.timings["total"] = round((time.monotonic() - work.trigger.received) * 1000, 3)
+        record = self._record(work, family, part_number, defects, decision)
+        err = ResultError.REJECTED_NO_CORE_ID if work.core.rejected else ResultError.OK
+        images = [
+            (Path(self.config.journal.images_dir) / name, data)
+            for name, (_, data) in zip(record.images, work.jpegs, strict=True)
+        ]
+        return _Outcome(record, _result(record, err), images, work.snapshot_jpeg)
+
+    def _record(
+        self,
+        work: _Work,
+        family: Any,
+        part_number: str | None,
+        defects: dict[str, DefectResult],
+        decision: DecisionInfo,
+    ) -> InspectionRecord:
+        """The full record; image files are named by day and seq under the images folder."""
         seq = self.journal.next_seq()
-        record = InspectionRecord(
+        rules = None
+        if family is not None:
+            version, sha256 = rules_version(family)
+            rules = RulesInfo(version=version, sha256=sha256)
+        return InspectionRecord(
             id=new_id(),
             seq=seq,
             ts=work.ts,
             station=self.config.station_id,
-            core_id=core.core_id,
-            core_id_source=core.source,
+            core_id=work.core.core_id,
+            core_id_source=work.core.source,
             family=family.id if family else None,
             part_number=part_number,
             defects=defects,
@@ -415,18 +441,10 @@ class Station:
             decision=decision,
             impact=impact(family, decision.code),
             model=self.model if work.graded is not None else None,
-            rules=RulesInfo(**dict(zip(("version", "sha256"), rules_version(family), strict=True)))
-            if family
-            else None,
+            rules=rules,
             timings_ms=work.timings,
-            images=[self._image_name(work.ts, seq, n) for n, _ in work.jpegs],
+            images=[f"{work.ts[:10]}/{seq:08d}-{name}" for name, _ in work.jpegs],
         )
-        err = ResultError.REJECTED_NO_CORE_ID if core.rejected else ResultError.OK
-        images = [
-            (self._image_path(name), data)
-            for name, (_, data) in zip(record.images, work.jpegs, strict=True)
-        ]
-        return _Outcome(record, _result(record, err), images, work.snapshot_jpeg)
 
     def _failed(self, trigger: Trigger, exc: BaseException) -> _Outcome:
         core_id = trigger.core_id or _generated_id()
@@ -449,12 +467,6 @@ class Station:
             decision=decision,
         )
         return _Outcome(record, _result(record, ResultError.INSPECTION_FAILED))
-
-    def _image_name(self, ts: str, seq: int, name: str) -> str:
-        return f"{ts[:10]}/{seq:08d}-{name}"
-
-    def _image_path(self, name: str) -> Path:
-        return Path(self.config.journal.images_dir) / name
 
     async def _commit(self, trigger: Trigger, outcome: _Outcome) -> Inspected | None:
         record, result = outcome.record, outcome.result
