@@ -57,6 +57,10 @@ class StartupError(RemanError):
     """The node could not start"""
 
 
+class NodeFailed(RemanError):
+    """A part of the node stopped while running"""
+
+
 @dataclass
 class Node:
     """A station's parts; build with `Node(config)`, then `await start()` and `await shutdown()`."""
@@ -80,6 +84,7 @@ class Node:
     _loop: asyncio.AbstractEventLoop | None = None
     _loop_thread: int | None = None
     _stopped: bool = False
+    failure: str | None = None  # why the node stopped on its own, if it did
 
     # ------------------------------------------------------------ start
 
@@ -275,6 +280,7 @@ class Node:
         self.events.error(
             "task_failed", f"{task.get_name()} stopped: {exc}", task=task.get_name(), error=exc
         )
+        self.failure = f"{task.get_name()} stopped: {type(exc).__name__}: {exc}"
         self.stop.set()  # a node without its loop must not pretend to run; systemd restarts it
 
     # ------------------------------------------------------------ running
@@ -413,7 +419,10 @@ class Node:
 
 
 async def run_node(config: StationConfig, stop: asyncio.Event | None = None) -> None:
-    """Run a station until SIGTERM or SIGINT (or `stop`), then shut it down cleanly."""
+    """Run a station until SIGTERM or SIGINT (or `stop`), then shut it down cleanly.
+
+    Raises StartupError when a part cannot start, NodeFailed when one stopped while running.
+    """
     node = Node(config, stop=stop or asyncio.Event())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -426,6 +435,8 @@ async def run_node(config: StationConfig, stop: asyncio.Event | None = None) -> 
         await node.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+    if node.failure:
+        raise NodeFailed(node.failure)  # a non-zero exit, so systemd restarts the node
     log.info("stopped")
 
 
