@@ -145,3 +145,18 @@ def test_a_password_in_a_stream_url_stays_out_of_messages():
 
     config = CameraConfig(source="url", url="rtsp://admin:secret@10.0.0.5:554/stream1")
     assert source_label(config) == "rtsp://***@10.0.0.5:554/stream1"
+
+
+async def test_a_stream_hands_over_the_frame_of_now_not_a_queued_one(tmp_path, events):
+    """A file:// URL stands in for a stream whose frames queued up before the trigger."""
+    ev, _ = events
+    writer = cv2.VideoWriter(
+        str(tmp_path / "queued.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48)
+    )
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    camera = VideoCamera(CameraConfig(source="url", url=f"file://{tmp_path / 'queued.avi'}"), ev)
+    frame = await camera.capture()
+    await camera.close()
+    assert frame.image.mean() > 10, "the oldest queued frame (index 0) was handed over"
