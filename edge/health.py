@@ -10,7 +10,6 @@ board has a sensor) into one `contract.Stats`.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import time
 from collections import Counter, deque
@@ -159,15 +158,3 @@ def _millidegrees(text: str) -> float | None:
         return round(int(text) / 1000, 1)
     except ValueError:
         return None
-
-
-def rss_mb(pid: int | None = None) -> float | None:
-    """Resident memory of a process from /proc, MB; None where /proc is absent."""
-    status = Path(f"/proc/{pid or os.getpid()}/status")
-    text = _read(status)
-    if not text:
-        return None
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None

@@ -12,7 +12,7 @@ from edge.contract import (
     ModelInfo,
     Stats,
 )
-from edge.health import Health, cpu_temp_c, disk_free_mb, percentile, rss_mb
+from edge.health import Health, cpu_temp_c, disk_free_mb, percentile
 
 
 def record(code: Disposition, impact: Impact | None = None, seq: int = 1) -> InspectionRecord:
@@ -101,7 +101,3 @@ def test_cpu_temperature_is_none_without_a_sensor(tmp_path):
 
 def test_disk_free_looks_at_the_nearest_existing_folder(tmp_path):
     assert disk_free_mb(tmp_path / "not" / "yet" / "journal.db") > 0
-
-
-def test_rss_of_this_process():
-    assert rss_mb() > 1
