@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     if not data.is_dir():
         print(json.dumps({"skipped": f"dataset folder not found: {data}"}))
         return 0
-    task = args.task if args.task != "auto" else ("segment" if detect_layout(data) == "masks" else "classify")
+    task = (
+        args.task
+        if args.task != "auto"
+        else ("segment" if detect_layout(data) == "masks" else "classify")
+    )
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="reman-train-real-"))
     print(json.dumps(run(data, task, work, args), indent=2))
     return 0
@@ -64,8 +68,15 @@ def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
 
     epochs = args.epochs or (30 if task == "classify" else 25)
     size = args.size or (128 if task == "classify" else 192)
-    settings = TrainSettings(epochs=epochs, size=size, val_split=args.val_split, seed=args.seed,
-                             width=args.width, threads=args.threads, device="cpu")
+    settings = TrainSettings(
+        epochs=epochs,
+        size=size,
+        val_split=args.val_split,
+        seed=args.seed,
+        width=args.width,
+        threads=args.threads,
+        device="cpu",
+    )
     model = work / f"{data.name}-{task}.onnx"
     load_before = os.getloadavg()[0]
     started, cpu_started = time.monotonic(), _cpu_seconds()
@@ -73,10 +84,16 @@ def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
     minutes = (time.monotonic() - started) / 60
     cpu_minutes = (_cpu_seconds() - cpu_started) / 60
     result = {
-        "dataset": data.name, "task": task, "split": f"stratified hold-out {args.val_split:.0%}, seed {args.seed}",
-        "images": report["data"]["images"], "train_images": report["data"]["train"],
+        "dataset": data.name,
+        "task": task,
+        "split": f"stratified hold-out {args.val_split:.0%}, seed {args.seed}",
+        "images": report["data"]["images"],
+        "train_images": report["data"]["train"],
         "validation_images": report["data"]["validation"],
-        "epochs": epochs, "size_px": size, "width": args.width, "train_threads": args.threads,
+        "epochs": epochs,
+        "size_px": size,
+        "width": args.width,
+        "train_threads": args.threads,
         "train_minutes": round(minutes, 2),
         # The machine may be shared: CPU time over the thread count is the wall time the same
         # work takes on that many otherwise idle cores.
@@ -84,18 +101,31 @@ def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
         "train_minutes_if_cores_idle": round(cpu_minutes / max(args.threads, 1), 2),
         "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "model_mb": round(model.stat().st_size / 1e6, 3),
-        **_latency(model, size), "model": str(model),
+        **_latency(model, size),
+        "model": str(model),
     }
     return result | _figures(report["validation"])
 
 
 def _figures(validation: dict) -> dict:
     detection = validation.get("detection", {})
-    figures = {"defect_detection_accuracy": detection.get("accuracy"), "defect_detection_auroc": detection.get("auroc")}
+    figures = {
+        "defect_detection_accuracy": detection.get("accuracy"),
+        "defect_detection_auroc": detection.get("auroc"),
+    }
     if "accuracy" in validation:
-        return {"accuracy": validation["accuracy"], "confusion": validation["confusion"],
-                "labels": validation["labels"], **figures}
-    return {"iou": validation["iou"], "dice": validation["dice"], "mean_iou": validation["mean_iou"], **figures}
+        return {
+            "accuracy": validation["accuracy"],
+            "confusion": validation["confusion"],
+            "labels": validation["labels"],
+            **figures,
+        }
+    return {
+        "iou": validation["iou"],
+        "dice": validation["dice"],
+        "mean_iou": validation["mean_iou"],
+        **figures,
+    }
 
 
 def _cpu_seconds() -> float:
@@ -118,7 +148,10 @@ def _latency(model: Path, size: int) -> dict:
         start = time.perf_counter()
         session.run(None, {name: x})
         times.append((time.perf_counter() - start) * 1000)
-    return {"run_p50_ms": round(float(np.percentile(times, 50)), 3), "run_p99_ms": round(float(np.percentile(times, 99)), 3)}
+    return {
+        "run_p50_ms": round(float(np.percentile(times, 50)), 3),
+        "run_p99_ms": round(float(np.percentile(times, 99)), 3),
+    }
 
 
 if __name__ == "__main__":

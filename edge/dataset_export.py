@@ -38,8 +38,12 @@ class ExportSummary:
 
     def to_dict(self) -> dict:
         """JSON-ready figures."""
-        return {"inspections": self.inspections, "images": self.images,
-                "per_label": dict(sorted(self.per_label.items())), "missing_images": self.missing}
+        return {
+            "inspections": self.inspections,
+            "images": self.images,
+            "per_label": dict(sorted(self.per_label.items())),
+            "missing_images": self.missing,
+        }
 
 
 def export_reviewed(journal: Journal, out: Path) -> ExportSummary:
@@ -75,8 +79,9 @@ def training_label(record: InspectionRecord) -> str:
     return record.override.code.name.lower()
 
 
-def _export_image(record: InspectionRecord, label: str, n: int, image: dict, out: Path,
-                  summary: ExportSummary) -> dict | None:
+def _export_image(
+    record: InspectionRecord, label: str, n: int, image: dict, out: Path, summary: ExportSummary
+) -> dict | None:
     source = Path(image["path"])
     if image.get("pruned_at") is not None or not source.is_file():
         summary.missing.append(str(source))
@@ -87,7 +92,9 @@ def _export_image(record: InspectionRecord, label: str, n: int, image: dict, out
     try:
         shutil.copyfile(source, target)
     except OSError as exc:
-        raise JournalError(f"dataset export: cannot copy {source} to {target}: {exc.strerror or exc}") from exc
+        raise JournalError(
+            f"dataset export: cannot copy {source} to {target}: {exc.strerror or exc}"
+        ) from exc
     summary.images += 1
     summary.per_label[label] = summary.per_label.get(label, 0) + 1
     return _manifest_entry(record, label, source, target.relative_to(out))
@@ -105,11 +112,17 @@ def _remove_elsewhere(out: Path, name: str, label: str) -> None:
 def _manifest_entry(record: InspectionRecord, label: str, source: Path, relative: Path) -> dict:
     override = record.override
     return {
-        "image": relative.as_posix(), "label": label, "inspection": record.id, "core": record.core_id,
-        "ts": record.ts, "family": record.family, "source": str(source),
+        "image": relative.as_posix(),
+        "label": label,
+        "inspection": record.id,
+        "core": record.core_id,
+        "ts": record.ts,
+        "family": record.family,
+        "source": str(source),
         "rules_decision": record.decision.label,
         "person_decision": override.label if override else None,
-        "user": override.user if override else None, "reason": override.reason if override else None,
+        "user": override.user if override else None,
+        "reason": override.reason if override else None,
     }
 
 

@@ -28,7 +28,9 @@ from vision.training.folders import (
     scan_mask_pairs,
 )
 
-NO_DEFECT = re.compile(r"^(none|free|ok|good|clean|normal|pass|reuse|no[_ -]?defects?)$", re.IGNORECASE)
+NO_DEFECT = re.compile(
+    r"^(none|free|ok|good|clean|normal|pass|reuse|no[_ -]?defects?)$", re.IGNORECASE
+)
 BATCH = 32
 
 
@@ -44,7 +46,9 @@ def evaluate_folder(model_path: Path, data: Path, threads: int = 0) -> dict:
     """
     layout = detect_layout(Path(data))
     if layout == "unknown":
-        raise DatasetError(f"{data}: neither class folders of images nor images with .png masks beside them")
+        raise DatasetError(
+            f"{data}: neither class folders of images nor images with .png masks beside them"
+        )
     session, card = open_model(Path(model_path), threads)
     if layout == "folders":
         return _evaluate_classes(session, card, Path(data))
@@ -61,8 +65,10 @@ def open_model(path: Path, threads: int = 0) -> tuple[ort.InferenceSession, Mode
 
 def predict(session: ort.InferenceSession, card: ModelCard, images: np.ndarray) -> np.ndarray:
     """Run (N,H,W,3) uint8 RGB images, already at the card's size, through the model in batches."""
-    outputs = [session.run(None, {card.input_name: to_tensor(card, images[i : i + BATCH])})[0]
-               for i in range(0, len(images), BATCH)]
+    outputs = [
+        session.run(None, {card.input_name: to_tensor(card, images[i : i + BATCH])})[0]
+        for i in range(0, len(images), BATCH)
+    ]
     return np.concatenate(outputs).astype(np.float32)
 
 
@@ -73,7 +79,9 @@ def to_tensor(card: ModelCard, images: np.ndarray) -> np.ndarray:
     x = images.astype(np.float32) / 255.0
     if card.color_order == "GRAY":
         x = x.mean(axis=-1, keepdims=True)
-    x = (x - np.asarray(card.mean, np.float32)[: x.shape[-1]]) / np.asarray(card.std, np.float32)[: x.shape[-1]]
+    x = (x - np.asarray(card.mean, np.float32)[: x.shape[-1]]) / np.asarray(card.std, np.float32)[
+        : x.shape[-1]
+    ]
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if card.layout == "NCHW" else x)
 
 
@@ -83,7 +91,9 @@ def _evaluate_classes(session: ort.InferenceSession, card: ModelCard, data: Path
     folders = scan_class_folders(data)
     unknown = [c for c in folders.classes if c not in card.classes]
     if unknown:
-        raise DatasetError(f"{data}: class folders unknown to the model: {', '.join(unknown)} (model labels: {', '.join(card.classes)})")
+        raise DatasetError(
+            f"{data}: class folders unknown to the model: {', '.join(unknown)} (model labels: {', '.join(card.classes)})"
+        )
     images = load_images(folders.images, card.input_size[0], folders.root)
     probs = predict(session, card, images)
     truth = np.array([card.classes.index(folders.classes[i]) for i in folders.labels])
@@ -94,11 +104,17 @@ def _evaluate_classes(session: ort.InferenceSession, card: ModelCard, data: Path
 def no_defect_indices(card: ModelCard) -> list[int]:
     """Labels that mean 'no defect': from the card's label map, else by name."""
     if card.label_map:
-        return [i for i, c in enumerate(card.classes) if c in card.label_map and card.label_map[c].defect is None]
+        return [
+            i
+            for i, c in enumerate(card.classes)
+            if c in card.label_map and card.label_map[c].defect is None
+        ]
     return [i for i, c in enumerate(card.classes) if is_no_defect_label(c)]
 
 
-def classification_metrics(truth: np.ndarray, probs: np.ndarray, classes: list[str], no_defect: list[int]) -> dict:
+def classification_metrics(
+    truth: np.ndarray, probs: np.ndarray, classes: list[str], no_defect: list[int]
+) -> dict:
     """Accuracy, per-label precision/recall/F1, confusion matrix (rows: truth) and detection."""
     predicted = probs.argmax(axis=1)
     confusion = np.zeros((len(classes), len(classes)), np.int64)
@@ -124,11 +140,18 @@ def _per_class(confusion: np.ndarray, classes: list[str]) -> dict:
         precision = tp / max(float(confusion[:, i].sum()), 1.0)
         recall = tp / max(float(confusion[i].sum()), 1.0)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(confusion[i].sum())}
+        out[name] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": int(confusion[i].sum()),
+        }
     return out
 
 
-def detection_metrics(defect_true: np.ndarray, score: np.ndarray, defect_predicted: np.ndarray) -> dict:
+def detection_metrics(
+    defect_true: np.ndarray, score: np.ndarray, defect_predicted: np.ndarray
+) -> dict:
     """Image-level 'any defect' against 'none': accuracy of the decision and AUROC of the score."""
     return {
         "images": int(len(defect_true)),
@@ -160,12 +183,16 @@ def _evaluate_masks(session: ort.InferenceSession, card: ModelCard, data: Path) 
     height, width = card.input_size
     images, masks = load_pairs(pairs, height)
     if height != width:
-        raise ModelError(f"{card.name}: only square inputs are evaluated here, not {height}x{width}")
+        raise ModelError(
+            f"{card.name}: only square inputs are evaluated here, not {height}x{width}"
+        )
     probs, names = defect_planes(predict(session, card, images), card, int(masks.max(initial=0)))
     return {"layout": "masks", "task": "segmentation", **segmentation_metrics(masks, probs, names)}
 
 
-def defect_planes(probs: np.ndarray, card: ModelCard, mask_classes: int) -> tuple[np.ndarray, list[str]]:
+def defect_planes(
+    probs: np.ndarray, card: ModelCard, mask_classes: int
+) -> tuple[np.ndarray, list[str]]:
     """The defect channels (not `part`) as (N, C, H, W); binary masks against several defect
     channels compare with their union ("any_defect")."""
     if card.layout == "NHWC":
@@ -177,7 +204,9 @@ def defect_planes(probs: np.ndarray, card: ModelCard, mask_classes: int) -> tupl
     return planes, names
 
 
-def segmentation_metrics(masks: np.ndarray, probs: np.ndarray, classes: list[str], threshold: float = 0.5) -> dict:
+def segmentation_metrics(
+    masks: np.ndarray, probs: np.ndarray, classes: list[str], threshold: float = 0.5
+) -> dict:
     """IoU and Dice per defect class over all pixels, and image-level detection.
 
     `masks` holds class indices (0 background, c+1 for channel c); `probs` is (N, C, H, W).
@@ -211,15 +240,22 @@ def format_report(report: dict) -> str:
     if report["task"] == "classification":
         lines.append(f"accuracy {report['accuracy']:.4f}")
         for name, row in report["per_class"].items():
-            lines.append(f"  {name:<20} precision {row['precision']:.3f} recall {row['recall']:.3f} f1 {row['f1']:.3f} n={row['support']}")
-        lines.append("confusion (rows: truth, columns: predicted; order " + ", ".join(report["labels"]) + ")")
+            lines.append(
+                f"  {name:<20} precision {row['precision']:.3f} recall {row['recall']:.3f} f1 {row['f1']:.3f} n={row['support']}"
+            )
+        lines.append(
+            "confusion (rows: truth, columns: predicted; order " + ", ".join(report["labels"]) + ")"
+        )
         lines += ["  " + " ".join(f"{v:5d}" for v in row) for row in report["confusion"]]
     else:
         for name in report["iou"]:
-            lines.append(f"  {name:<20} IoU {report['iou'][name]:.3f} Dice {report['dice'][name]:.3f}")
+            lines.append(
+                f"  {name:<20} IoU {report['iou'][name]:.3f} Dice {report['dice'][name]:.3f}"
+            )
     if "detection" in report:
         det = report["detection"]
         auc = "n/a" if det["auroc"] is None else f"{det['auroc']:.3f}"
-        lines.append(f"defect detection: accuracy {det['accuracy']:.4f} AUROC {auc} ({det['with_defect']}/{det['images']} with defect)")
+        lines.append(
+            f"defect detection: accuracy {det['accuracy']:.4f} AUROC {auc} ({det['with_defect']}/{det['images']} with defect)"
+        )
     return "\n".join(lines)
-

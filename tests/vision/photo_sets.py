@@ -15,7 +15,9 @@ def surface(rng: np.random.Generator, size: int) -> np.ndarray:
     return cv2.cvtColor(np.clip(base, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
-def draw_defect(image: np.ndarray, kind: str, rng: np.random.Generator, mask: np.ndarray | None = None) -> None:
+def draw_defect(
+    image: np.ndarray, kind: str, rng: np.random.Generator, mask: np.ndarray | None = None
+) -> None:
     """Draw a dark scratch or a dark spot onto the image (and its mask)."""
     size = image.shape[0]
     for target, colour in ((image, (30, 30, 30)), (mask, 255)):
@@ -30,7 +32,13 @@ def draw_defect(image: np.ndarray, kind: str, rng: np.random.Generator, mask: np
             cv2.circle(target, centre, size // 8, colour, -1)
 
 
-def class_folders(root: Path, per_class: int = 8, size: int = 48, classes=("none", "scratch", "spot"), seed: int = 0) -> Path:
+def class_folders(
+    root: Path,
+    per_class: int = 8,
+    size: int = 48,
+    classes=("none", "scratch", "spot"),
+    seed: int = 0,
+) -> Path:
     """An image-folder layout: `root/<class>/<n>.png`."""
     rng = np.random.default_rng(seed)
     for name in classes:
@@ -43,7 +51,9 @@ def class_folders(root: Path, per_class: int = 8, size: int = 48, classes=("none
     return root
 
 
-def mask_pairs(root: Path, count: int = 12, size: int = 48, seed: int = 0, value: int = 255) -> Path:
+def mask_pairs(
+    root: Path, count: int = 12, size: int = 48, seed: int = 0, value: int = 255
+) -> Path:
     """Images `root/<n>.jpg` with masks `root/<n>.png` (every other image has a spot)."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)

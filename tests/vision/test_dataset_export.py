@@ -23,11 +23,20 @@ def journal_path(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     with Journal.open(path) as journal:
-        for seq, (code, override) in enumerate([(Disposition.REUSE, None), (Disposition.REMANUFACTURE, 3),
-                                                (Disposition.REVIEW, 1), (Disposition.REVIEW, None)], start=1):
+        for seq, (code, override) in enumerate(
+            [
+                (Disposition.REUSE, None),
+                (Disposition.REMANUFACTURE, 3),
+                (Disposition.REVIEW, 1),
+                (Disposition.REVIEW, None),
+            ],
+            start=1,
+        ):
             record = make_record(seq, core_id=f"HGP-000{seq}", code=code)
             ok, jpeg = cv2.imencode(".jpg", np.full((16, 16, 3), seq * 40, np.uint8))
-            journal.record_inspection(record, messages_for(record), [(images / f"{seq}.jpg", jpeg.tobytes())])
+            journal.record_inspection(
+                record, messages_for(record), [(images / f"{seq}.jpg", jpeg.tobytes())]
+            )
             if override:
                 journal.apply_override(record.id, override, "seen on the bench", "anna")
     return path
@@ -35,10 +44,16 @@ def journal_path(tmp_path):
 
 def test_export_labels_by_the_persons_decision(journal_path, tmp_path):
     out = tmp_path / "dataset"
-    result = CliRunner().invoke(cli, ["dataset", "export", "--journal", str(journal_path), "--out", str(out), "--json"])
+    result = CliRunner().invoke(
+        cli, ["dataset", "export", "--journal", str(journal_path), "--out", str(out), "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert summary["inspections"] == 3 and summary["per_label"] == {"recycle": 1, "reuse": 1, "unlabelled": 1}
+    assert summary["inspections"] == 3 and summary["per_label"] == {
+        "recycle": 1,
+        "reuse": 1,
+        "unlabelled": 1,
+    }
     assert len(list((out / "recycle").glob("*.jpg"))) == 1
     assert len(list((out / "unlabelled").glob("*.jpg"))) == 1
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
@@ -54,7 +69,9 @@ def test_reexport_moves_a_changed_override(journal_path, tmp_path):
     with Journal.open(journal_path) as journal:
         reused = journal.find(decision="REUSE", limit=None)[-1]
         journal.apply_override(reused.id, 2, "second look", "ben")
-    result = runner.invoke(cli, ["dataset", "export", "--journal", str(journal_path), "--out", str(out)])
+    result = runner.invoke(
+        cli, ["dataset", "export", "--journal", str(journal_path), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert not list((out / "reuse").glob("*.jpg"))
     assert len(list((out / "remanufacture").glob("*.jpg"))) == 1
@@ -63,6 +80,17 @@ def test_reexport_moves_a_changed_override(journal_path, tmp_path):
 def test_missing_image_is_reported_not_fatal(journal_path, tmp_path):
     for image in (tmp_path / "images").glob("2.jpg"):
         image.unlink()
-    result = CliRunner().invoke(cli, ["dataset", "export", "--journal", str(journal_path), "--out", str(tmp_path / "d"), "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "dataset",
+            "export",
+            "--journal",
+            str(journal_path),
+            "--out",
+            str(tmp_path / "d"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0
     assert json.loads(result.output.splitlines()[0])["missing_images"]

@@ -14,13 +14,31 @@ from vision.training.folders import detect_layout, load_pairs, scan_class_folder
 
 
 def _train(task, data, out):
-    return CliRunner().invoke(cli, ["train", "--task", task, "--data", str(data), "--out", str(out),
-                                    "--epochs", "1", "--size", "32"])
+    return CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            task,
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+        ],
+    )
 
 
 def _assert_refused(result, out, *names):
     assert result.exit_code != 0
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert (
+        "Traceback" not in result.output
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
     for name in names:
         assert name in result.output, result.output
     assert not out.exists(), "training must not start"
@@ -69,22 +87,50 @@ def test_missing_folder_and_unknown_layout(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         scan_class_folders(tmp_path / "nowhere")
     assert detect_layout(tmp_path) == "unknown"
-    result = CliRunner().invoke(cli, ["eval", "--model", str(tmp_path / "m.onnx"), "--data", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["eval", "--model", str(tmp_path / "m.onnx"), "--data", str(tmp_path)]
+    )
     assert result.exit_code != 0 and "Traceback" not in result.output
 
 
 def test_unlabelled_folder_is_ignored(tmp_path):
-    data = class_folders(tmp_path / "data", per_class=2, size=16, classes=("reuse", "recycle", "unlabelled"))
+    data = class_folders(
+        tmp_path / "data", per_class=2, size=16, classes=("reuse", "recycle", "unlabelled")
+    )
     assert scan_class_folders(data).classes == ["recycle", "reuse"]
 
 
 def test_bad_size_and_label_map(tmp_path):
     data = class_folders(tmp_path / "data", per_class=2, size=16)
-    result = CliRunner().invoke(cli, ["train", "--task", "classify", "--data", str(data), "--out", str(tmp_path / "m.onnx"),
-                                      "--size", "50"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "classify",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "m.onnx"),
+            "--size",
+            "50",
+        ],
+    )
     _assert_refused(result, tmp_path / "m.onnx", "multiple of 8")
     mapping = tmp_path / "map.json"
     mapping.write_text('{"spot": {"defect": "dents", "grade": 2}}')
-    result = CliRunner().invoke(cli, ["train", "--task", "classify", "--data", str(data), "--out", str(tmp_path / "m.onnx"),
-                                      "--label-map", str(mapping)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "classify",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "m.onnx"),
+            "--label-map",
+            str(mapping),
+        ],
+    )
     _assert_refused(result, tmp_path / "m.onnx", "dents")

@@ -24,7 +24,9 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("classify")
     data = class_folders(root / "data")
     model = root / "out" / "spots.onnx"
-    result = CliRunner().invoke(cli, ["train", "--task", "classify", "--data", str(data), "--out", str(model), *TRAIN])
+    result = CliRunner().invoke(
+        cli, ["train", "--task", "classify", "--data", str(data), "--out", str(model), *TRAIN]
+    )
     assert result.exit_code == 0, result.output
     return data, model, result
 
@@ -74,16 +76,48 @@ def test_eval_reports_accuracy_per_class_and_detection(trained):
 def test_fine_tunes_from_its_own_model(trained, tmp_path):
     data, model, _ = trained
     tuned = tmp_path / "tuned.onnx"
-    result = CliRunner().invoke(cli, ["train", "--task", "classify", "--data", str(data), "--out", str(tuned),
-                                      "--init", str(model), *TRAIN[:2], "--epochs", "1", "--size", "32"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "classify",
+            "--data",
+            str(data),
+            "--out",
+            str(tuned),
+            "--init",
+            str(model),
+            *TRAIN[:2],
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(tuned.with_suffix(".metrics.json").read_text())["init_fresh"] == []
 
 
 def test_fine_tuning_refuses_another_architecture(trained, tmp_path):
     data, model, _ = trained
-    result = CliRunner().invoke(cli, ["train", "--task", "classify", "--data", str(data), "--out", str(tmp_path / "x.onnx"),
-                                      "--init", str(model), "--width", "8", *TRAIN])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "classify",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "x.onnx"),
+            "--init",
+            str(model),
+            "--width",
+            "8",
+            *TRAIN,
+        ],
+    )
     assert result.exit_code != 0
     assert "does not match" in result.output and "Traceback" not in result.output
 
@@ -93,8 +127,26 @@ def test_same_seed_same_model(tmp_path):
     outputs = []
     for run in ("a", "b"):
         out = tmp_path / f"{run}.onnx"
-        result = CliRunner().invoke(cli, ["train", "--task", "classify", "--data", str(data), "--out", str(out),
-                                          "--epochs", "1", "--size", "32", "--batch-size", "4", "--threads", "1"])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "train",
+                "--task",
+                "classify",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--size",
+                "32",
+                "--batch-size",
+                "4",
+                "--threads",
+                "1",
+            ],
+        )
         assert result.exit_code == 0, result.output
         outputs.append(json.loads(out.with_suffix(".metrics.json").read_text())["history"])
     assert outputs[0] == outputs[1]
@@ -105,8 +157,26 @@ def test_label_map_file_sets_defect_types(tmp_path):
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({"rust": {"defect": "corrosion", "grade": 4, "area_pct": 8.0}}))
     out = tmp_path / "m.onnx"
-    result = CliRunner().invoke(cli, ["train", "--task", "classify", "--data", str(data), "--out", str(out),
-                                      "--label-map", str(mapping), "--epochs", "1", "--size", "32", "--batch-size", "4"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "classify",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--label-map",
+            str(mapping),
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     card = read_card(out)
     assert card.label_map["rust"].defect == "corrosion" and card.label_map["ok"].defect is None

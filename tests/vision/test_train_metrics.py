@@ -32,9 +32,14 @@ def test_classification_figures():
     report = classification_metrics(truth, probs, ["ok", "dent", "rust"], no_defect=[0])
     assert report["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     assert report["accuracy"] == 4 / 6
-    assert report["per_class"]["dent"]["precision"] == 2 / 3 and report["per_class"]["dent"]["recall"] == 1.0
+    assert (
+        report["per_class"]["dent"]["precision"] == 2 / 3
+        and report["per_class"]["dent"]["recall"] == 1.0
+    )
     assert report["detection"]["with_defect"] == 4
-    assert report["detection"]["accuracy"] == 4 / 6  # one clean called defective, one rust called clean
+    assert (
+        report["detection"]["accuracy"] == 4 / 6
+    )  # one clean called defective, one rust called clean
 
 
 def test_segmentation_iou_and_dice():
@@ -43,7 +48,9 @@ def test_segmentation_iou_and_dice():
     probs = np.zeros((2, 1, 4, 4), np.float32)
     probs[0, 0, :2, :] = 0.9  # 8 predicted, 4 of them right
     report = segmentation_metrics(masks, probs, ["corrosion"])
-    assert report["iou"]["corrosion"] == 0.5 and abs(report["dice"]["corrosion"] - 2 * 4 / 12) < 1e-9
+    assert (
+        report["iou"]["corrosion"] == 0.5 and abs(report["dice"]["corrosion"] - 2 * 4 / 12) < 1e-9
+    )
     assert report["detection"]["accuracy"] == 1.0 and report["detection"]["auroc"] == 1.0
 
 

@@ -26,7 +26,9 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("segment")
     data = mask_pairs(root / "data")
     model = root / "seg.onnx"
-    result = CliRunner().invoke(cli, ["train", "--task", "segment", "--data", str(data), "--out", str(model), *TRAIN])
+    result = CliRunner().invoke(
+        cli, ["train", "--task", "segment", "--data", str(data), "--out", str(model), *TRAIN]
+    )
     assert result.exit_code == 0, result.output
     return data, model
 
@@ -36,7 +38,9 @@ def test_card_has_part_and_a_defect_type(trained):
     card = read_card(model)
     assert card.task == "segmentation" and card.classes == ["part", "coating_damage"]
     assert "12 images with masks" in card.training_data
-    assert model.with_suffix(".curves.png").is_file() and model.with_suffix(".metrics.json").is_file()
+    assert (
+        model.with_suffix(".curves.png").is_file() and model.with_suffix(".metrics.json").is_file()
+    )
 
 
 def test_grader_grades_with_it(trained):
@@ -63,23 +67,89 @@ def test_class_value_masks_with_label_map(tmp_path):
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({"1": "wear", "2": "corrosion"}))
     out = tmp_path / "m.onnx"
-    result = CliRunner().invoke(cli, ["train", "--task", "segment", "--data", str(data), "--out", str(out),
-                                      "--label-map", str(mapping), "--epochs", "1", "--size", "32", "--batch-size", "2"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "segment",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--label-map",
+            str(mapping),
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--batch-size",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert read_card(out).classes == ["part", "wear", "corrosion"]
-    unmapped = CliRunner().invoke(cli, ["train", "--task", "segment", "--data", str(data), "--out", str(out),
-                                        "--epochs", "1", "--size", "32"])
+    unmapped = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "segment",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+        ],
+    )
     assert unmapped.exit_code != 0 and "--label-map" in unmapped.output
 
 
 def test_fine_tunes_from_its_own_model(trained, tmp_path):
     data, model = trained
     out = tmp_path / "tuned.onnx"
-    result = CliRunner().invoke(cli, ["train", "--task", "segment", "--data", str(data), "--out", str(out),
-                                      "--init", str(model), "--epochs", "1", "--size", "32", "--batch-size", "4"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "segment",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--init",
+            str(model),
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     folders = class_folders(tmp_path / "folders", per_class=3, size=32, classes=("ok", "spot"))
-    classify_init = CliRunner().invoke(cli, ["train", "--task", "classify", "--data", str(folders), "--out", str(out),
-                                             "--init", str(model), "--epochs", "1", "--size", "32"])
+    classify_init = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "classify",
+            "--data",
+            str(folders),
+            "--out",
+            str(out),
+            "--init",
+            str(model),
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+        ],
+    )
     assert classify_init.exit_code != 0
     assert "mask_unet" in classify_init.output and "compact_cnn" in classify_init.output

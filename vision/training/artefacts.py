@@ -24,7 +24,9 @@ def artefact_paths(model_path: Path) -> dict[str, Path]:
     }
 
 
-def write_outputs(model_path: Path, onnx_bytes: bytes, card: ModelCard, report: dict) -> dict[str, Path]:
+def write_outputs(
+    model_path: Path, onnx_bytes: bytes, card: ModelCard, report: dict
+) -> dict[str, Path]:
     """Write the model (card embedded), the card beside it, metrics JSON and the two drawings."""
     paths = artefact_paths(model_path)
     paths["model"].parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,9 @@ def build_label_map(classes: list[str], label_map_file: Path | None) -> dict[str
     given = _read_label_map(label_map_file) if label_map_file else {}
     unknown = [label for label in given if label not in classes]
     if unknown:
-        raise DatasetError(f"{label_map_file}: labels {unknown} are not class folders ({', '.join(classes)})")
+        raise DatasetError(
+            f"{label_map_file}: labels {unknown} are not class folders ({', '.join(classes)})"
+        )
     defaults = {c: NO_DEFECT if is_no_defect_label(c) else DEFAULT_DEFECT for c in classes}
     return {**defaults, **given}
 
@@ -53,14 +55,24 @@ def _read_label_map(path: Path) -> dict[str, LabelMapping]:
         raw = json.loads(Path(path).read_text())
         mapping = {str(k): LabelMapping.model_validate(v) for k, v in raw.items()}
     except (OSError, ValueError, AttributeError, ValidationError) as exc:
-        raise DatasetError(f"{path}: not a usable label map (JSON object label -> {{defect, grade, area_pct}}): {exc}") from exc
-    bad = sorted({m.defect for m in mapping.values() if m.defect is not None and m.defect not in DEFECT_TYPES})
+        raise DatasetError(
+            f"{path}: not a usable label map (JSON object label -> {{defect, grade, area_pct}}): {exc}"
+        ) from exc
+    bad = sorted(
+        {
+            m.defect
+            for m in mapping.values()
+            if m.defect is not None and m.defect not in DEFECT_TYPES
+        }
+    )
     if bad:
         raise DatasetError(f"{path}: unknown defect types {bad} (known: {list(DEFECT_TYPES)})")
     return mapping
 
 
-def train_classifier(data: Path, out: Path, settings: TrainSettings, label_map_file: Path | None = None) -> dict:
+def train_classifier(
+    data: Path, out: Path, settings: TrainSettings, label_map_file: Path | None = None
+) -> dict:
     """Check the folder, train, export the model with its card and write the reports; the report."""
     started = time.monotonic()
     folders = scan_class_folders(data)
@@ -69,15 +81,32 @@ def train_classifier(data: Path, out: Path, settings: TrainSettings, label_map_f
     labels = np.asarray(folders.labels, np.int64)
     train_idx, val_idx = stratified_split(folders.labels, settings.val_split, settings.seed)
     seed_everything(settings.seed)
-    spec = {"name": "compact_cnn", "params": {"num_classes": len(folders.classes), "width": settings.width}}
+    spec = {
+        "name": "compact_cnn",
+        "params": {"num_classes": len(folders.classes), "width": settings.width},
+    }
     net, fresh = _initial_net(spec, settings.init)
     evaluate = _validation(net, images[val_idx], labels[val_idx], settings)
-    history = fit(net, images[train_idx], labels[train_idx], nn.CrossEntropyLoss(label_smoothing=0.05),
-                  evaluate, settings, "train")
+    history = fit(
+        net,
+        images[train_idx],
+        labels[train_idx],
+        nn.CrossEntropyLoss(label_smoothing=0.05),
+        evaluate,
+        settings,
+        "train",
+    )
     report = _report(net, folders, images, labels, (train_idx, val_idx), settings, label_map)
-    report.update(history=history, train_seconds=round(time.monotonic() - started, 1), init_fresh=fresh)
+    report.update(
+        history=history, train_seconds=round(time.monotonic() - started, 1), init_fresh=fresh
+    )
     card = _card(out, folders, settings, label_map, report)
-    report["outputs"] = {k: str(v) for k, v in write_outputs(out, export_onnx(net.cpu(), "softmax", settings.size, card, spec), card, report).items()}
+    report["outputs"] = {
+        k: str(v)
+        for k, v in write_outputs(
+            out, export_onnx(net.cpu(), "softmax", settings.size, card, spec), card, report
+        ).items()
+    }
     return report
 
 
@@ -95,7 +124,10 @@ def _validation(net, images, labels, settings):
             return {}
         logits = torch.from_numpy(predict_logits(net, images, device))
         loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(labels)))
-        return {"val_loss": loss, "val_accuracy": float((logits.argmax(1).numpy() == labels).mean())}
+        return {
+            "val_loss": loss,
+            "val_accuracy": float((logits.argmax(1).numpy() == labels).mean()),
+        }
 
     return evaluate
 
@@ -110,8 +142,13 @@ def _report(net, folders: ClassFolders, images, labels, split, settings, label_m
     validation["split"] = "validation" if len(val_idx) else "training (no validation split)"
     return {
         "task": "classification",
-        "data": {"root": str(folders.root), "images": len(labels), "per_class": folders.counts(),
-                 "train": int(len(train_idx)), "validation": int(len(val_idx))},
+        "data": {
+            "root": str(folders.root),
+            "images": len(labels),
+            "per_class": folders.counts(),
+            "train": int(len(train_idx)),
+            "validation": int(len(val_idx)),
+        },
         "settings": _settings_dict(settings),
         "validation": validation,
     }
@@ -121,20 +158,34 @@ def _settings_dict(settings: TrainSettings) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(settings).items()}
 
 
-def _card(out: Path, folders: ClassFolders, settings: TrainSettings, label_map, report) -> ModelCard:
+def _card(
+    out: Path, folders: ClassFolders, settings: TrainSettings, label_map, report
+) -> ModelCard:
     validation = report["validation"]
     metrics = {"val_accuracy": validation["accuracy"]}
     if "detection" in validation and validation["detection"]["auroc"] is not None:
         metrics["val_defect_auroc"] = validation["detection"]["auroc"]
     counts = ", ".join(f"{k} {v}" for k, v in folders.counts().items())
     return ModelCard(
-        name=Path(out).stem, version="1", task="classification", input_name="image",
-        input_size=(settings.size, settings.size), layout="NCHW", color_order="RGB",
-        mean=list(MEAN), std=list(STD), output_names=["probs"], classes=folders.classes,
-        output_activation="softmax", label_map=label_map, metrics=metrics,
-        training_data=(f"{len(folders.images)} images in {len(folders.classes)} class folders of "
-                       f"{folders.root.name} ({counts}); {report['data']['validation']} held out "
-                       f"for validation (stratified, seed {settings.seed})"),
+        name=Path(out).stem,
+        version="1",
+        task="classification",
+        input_name="image",
+        input_size=(settings.size, settings.size),
+        layout="NCHW",
+        color_order="RGB",
+        mean=list(MEAN),
+        std=list(STD),
+        output_names=["probs"],
+        classes=folders.classes,
+        output_activation="softmax",
+        label_map=label_map,
+        metrics=metrics,
+        training_data=(
+            f"{len(folders.images)} images in {len(folders.classes)} class folders of "
+            f"{folders.root.name} ({counts}); {report['data']['validation']} held out "
+            f"for validation (stratified, seed {settings.seed})"
+        ),
         intended_use="Classify photographs like the training images, one label per image.",
         limits="Only as good as its training photographs; check on site images before production use.",
     )

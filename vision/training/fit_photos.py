@@ -74,11 +74,15 @@ def to_input(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(net: nn.Module, images: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
+def predict_logits(
+    net: nn.Module, images: np.ndarray, device: torch.device, batch: int = 64
+) -> np.ndarray:
     """The network's raw outputs for uint8 images, in evaluation mode, without augmentation."""
     net.eval()
-    parts = [net(to_input(images[i : i + batch]).to(device)).float().cpu().numpy()
-             for i in range(0, len(images), batch)]
+    parts = [
+        net(to_input(images[i : i + batch]).to(device)).float().cpu().numpy()
+        for i in range(0, len(images), batch)
+    ]
     return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
 
@@ -86,8 +90,16 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Evaluate = Callable[[nn.Module], dict]
 
 
-def fit(net: nn.Module, images: np.ndarray, targets: np.ndarray, loss_fn: LossFn, evaluate: Evaluate,
-        settings: TrainSettings, label: str, spatial: bool = False) -> list[dict]:
+def fit(
+    net: nn.Module,
+    images: np.ndarray,
+    targets: np.ndarray,
+    loss_fn: LossFn,
+    evaluate: Evaluate,
+    settings: TrainSettings,
+    label: str,
+    spatial: bool = False,
+) -> list[dict]:
     """Train `net` in place; returns one dict per epoch (train loss and `evaluate`'s figures).
 
     `spatial` targets (masks) get the same flips and rotations as their images.
@@ -96,7 +108,9 @@ def fit(net: nn.Module, images: np.ndarray, targets: np.ndarray, loss_fn: LossFn
     net.to(device)
     rng = np.random.default_rng(settings.seed)
     batches = _batch_count(len(images), settings.batch_size)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimiser = torch.optim.AdamW(
+        net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=settings.lr, total_steps=max(settings.epochs * batches, 1), pct_start=0.15
     )
@@ -104,9 +118,20 @@ def fit(net: nn.Module, images: np.ndarray, targets: np.ndarray, loss_fn: LossFn
     history: list[dict] = []
     for epoch in range(1, settings.epochs + 1):
         last = _last_figures(history)
-        losses = _epoch(net, images, targets, loss_fn, (optimiser, schedule), rng, settings, device, spatial,
-                        lambda loss, e=epoch, last=last: progress.advance(
-                            note=f"epoch {e}/{settings.epochs} loss {loss:.3f}{last}"))
+        losses = _epoch(
+            net,
+            images,
+            targets,
+            loss_fn,
+            (optimiser, schedule),
+            rng,
+            settings,
+            device,
+            spatial,
+            lambda loss, e=epoch, last=last: progress.advance(
+                note=f"epoch {e}/{settings.epochs} loss {loss:.3f}{last}"
+            ),
+        )
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate(net)})
     return history
 
@@ -115,7 +140,11 @@ def _last_figures(history: list[dict]) -> str:
     """The previous epoch's validation figures for the progress line."""
     if not history:
         return ""
-    shown = [f"{k.removeprefix('val_')} {v:.3f}" for k, v in history[-1].items() if k.startswith("val_") and k != "val_loss"]
+    shown = [
+        f"{k.removeprefix('val_')} {v:.3f}"
+        for k, v in history[-1].items()
+        if k.startswith("val_") and k != "val_loss"
+    ]
     return " | last epoch " + ", ".join(shown) if shown else ""
 
 
@@ -124,7 +153,9 @@ def _batch_count(count: int, batch_size: int) -> int:
     return full + (1 if rest >= 2 else 0)  # batch norm cannot train on a batch of one
 
 
-def _epoch(net, images, targets, loss_fn, optimisation, rng, settings, device, spatial, report) -> list[float]:
+def _epoch(
+    net, images, targets, loss_fn, optimisation, rng, settings, device, spatial, report
+) -> list[float]:
     optimiser, schedule = optimisation
     net.train()
     order = rng.permutation(len(images))

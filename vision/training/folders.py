@@ -77,7 +77,9 @@ def scan_class_folders(root: Path) -> ClassFolders:
     used = [d for d in folders if d not in empty]
     if len(used) < 2:
         names = ", ".join(d.name for d in used) or "none"
-        problems.append(f"{root}: needs at least two class folders with images, found {len(used)} ({names})")
+        problems.append(
+            f"{root}: needs at least two class folders with images, found {len(used)} ({names})"
+        )
     _raise_if(problems, root)
     images, labels = [], []
     for index, folder in enumerate(used):
@@ -153,7 +155,9 @@ def mask_class_count(masks: np.ndarray) -> int:
     return max(int(masks.max()) if masks.size else 1, 1)
 
 
-def _read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def _read_pair(
+    image_path: Path, mask_path: Path
+) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     image = read_image(image_path)
     if image is None:
         return None, None, f"unreadable image: {image_path}"
@@ -161,9 +165,13 @@ def _read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray | None, np
     if mask is None:
         return None, None, f"unreadable mask: {mask_path}"
     if mask.shape != image.shape[:2]:
-        return None, None, (
-            f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image's "
-            f"{image.shape[1]}x{image.shape[0]}: {mask_path} (image {image_path})"
+        return (
+            None,
+            None,
+            (
+                f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image's "
+                f"{image.shape[1]}x{image.shape[0]}: {mask_path} (image {image_path})"
+            ),
         )
     return image, mask, ""
 
@@ -199,7 +207,8 @@ def _find_pairs(root: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     )
 

@@ -19,19 +19,27 @@ from vision.training.nets import ARCHITECTURE_KEY, ARCHITECTURES, WithActivation
 OPSET = 17
 
 
-def export_onnx(net: torch.nn.Module, activation: str, size: int, card: ModelCard, spec: dict) -> bytes:
+def export_onnx(
+    net: torch.nn.Module, activation: str, size: int, card: ModelCard, spec: dict
+) -> bytes:
     """The network (with its output activation) as ONNX bytes, card and architecture in metadata."""
     graph = WithActivation(net, activation).cpu().eval()
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(
-            graph, torch.zeros(1, 3, size, size), buffer, dynamo=False, opset_version=OPSET,
-            input_names=[card.input_name], output_names=card.output_names,
+            graph,
+            torch.zeros(1, 3, size, size),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[card.input_name],
+            output_names=card.output_names,
             dynamic_axes={card.input_name: {0: "batch"}, card.output_names[0]: {0: "batch"}},
             # PRESERVE keeps parameter names (no batch-norm folding), so --init can read them back;
             # onnxruntime fuses the batch norms itself when it loads the model.
-            training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False,
+            training=torch.onnx.TrainingMode.PRESERVE,
+            do_constant_folding=False,
         )
     model = onnx.load_from_string(buffer.getvalue())
     _set_metadata(model, {METADATA_KEY: card.model_dump_json(), ARCHITECTURE_KEY: spec_json(spec)})
@@ -85,7 +93,9 @@ def init_from_onnx(path: Path, spec: dict) -> tuple[torch.nn.Module, list[str]]:
     _check_same_architecture(path, stored, spec)
     net = build(spec)
     state = net.state_dict()
-    missing = [name for name in state if name not in weights and not name.endswith("num_batches_tracked")]
+    missing = [
+        name for name in state if name not in weights and not name.endswith("num_batches_tracked")
+    ]
     if missing:
         raise ModelError(f"{path}: weights missing for {', '.join(missing[:5])}")
     fresh = []

@@ -43,10 +43,18 @@ def _panel(canvas, history, keys, box, title, fixed=None) -> None:
     steps = max(len(history) - 1, 1)
     for i, key in enumerate(keys):
         colour = COLOURS[i % len(COLOURS)]
-        points = [(left + (right - left) * j // steps, bottom - int((float(e[key]) - low) / (high - low) * (bottom - top)))
-                  for j, e in enumerate(history) if e.get(key) is not None]
+        points = [
+            (
+                left + (right - left) * j // steps,
+                bottom - int((float(e[key]) - low) / (high - low) * (bottom - top)),
+            )
+            for j, e in enumerate(history)
+            if e.get(key) is not None
+        ]
         cv2.polylines(canvas, [np.array(points, np.int32)], False, colour, 2, cv2.LINE_AA)
-        cv2.putText(canvas, key, (left + 5 + 110 * i, bottom + 25), FONT, 0.4, colour, 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas, key, (left + 5 + 110 * i, bottom + 25), FONT, 0.4, colour, 1, cv2.LINE_AA
+        )
 
 
 def draw_confusion(confusion: list[list[int]], labels: list[str], path: Path) -> None:
@@ -58,8 +66,24 @@ def draw_confusion(confusion: list[list[int]], labels: list[str], path: Path) ->
     rows = np.maximum(matrix.sum(axis=1, keepdims=True), 1.0)
     for i in range(n):
         for j in range(n):
-            _cell(canvas, margin + j * cell, margin + i * cell, cell, matrix[i, j], matrix[i, j] / rows[i, 0])
-        cv2.putText(canvas, labels[i][:18], (4, margin + i * cell + cell // 2 + 4), FONT, 0.4, BLACK, 1, cv2.LINE_AA)
+            _cell(
+                canvas,
+                margin + j * cell,
+                margin + i * cell,
+                cell,
+                matrix[i, j],
+                matrix[i, j] / rows[i, 0],
+            )
+        cv2.putText(
+            canvas,
+            labels[i][:18],
+            (4, margin + i * cell + cell // 2 + 4),
+            FONT,
+            0.4,
+            BLACK,
+            1,
+            cv2.LINE_AA,
+        )
         _vertical_label(canvas, labels[i][:18], margin + i * cell + cell // 2, margin - 6)
     cv2.putText(canvas, "truth \\ predicted", (4, 20), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
     _write(path, canvas)
@@ -70,7 +94,9 @@ def _cell(canvas, x, y, cell, count, share) -> None:
     cv2.rectangle(canvas, (x, y), (x + cell - 1, y + cell - 1), (255, shade, shade), -1)
     cv2.rectangle(canvas, (x, y), (x + cell - 1, y + cell - 1), GREY, 1)
     colour = WHITE if share > 0.6 else BLACK
-    cv2.putText(canvas, str(int(count)), (x + 6, y + cell // 2 + 5), FONT, 0.45, colour, 1, cv2.LINE_AA)
+    cv2.putText(
+        canvas, str(int(count)), (x + 6, y + cell // 2 + 5), FONT, 0.45, colour, 1, cv2.LINE_AA
+    )
 
 
 def _vertical_label(canvas, text, centre_x, bottom) -> None:

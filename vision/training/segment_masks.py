@@ -47,10 +47,12 @@ def defect_names(class_count: int, label_map_file: Path | None) -> list[str]:
     if None in names:
         raise DatasetError(
             f"masks hold class values 1..{class_count}; say which defect type each is with "
-            f"--label-map FILE.json, e.g. {{\"1\": \"wear\", \"2\": \"corrosion\"}}"
+            f'--label-map FILE.json, e.g. {{"1": "wear", "2": "corrosion"}}'
         )
     if len(set(names)) != len(names):
-        raise DatasetError(f"{label_map_file}: two mask classes map to the same defect type: {names}")
+        raise DatasetError(
+            f"{label_map_file}: two mask classes map to the same defect type: {names}"
+        )
     return names
 
 
@@ -59,7 +61,9 @@ def _read_map(path: Path) -> dict[str, str]:
         raw = json.loads(Path(path).read_text())
         mapping = {str(k): (v["defect"] if isinstance(v, dict) else v) for k, v in raw.items()}
     except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{path}: not a usable label map (JSON object mask value -> defect type): {exc}") from exc
+        raise DatasetError(
+            f"{path}: not a usable label map (JSON object mask value -> defect type): {exc}"
+        ) from exc
     bad = sorted({v for v in mapping.values() if v not in DEFECT_TYPES})
     if bad:
         raise DatasetError(f"{path}: unknown defect types {bad} (known: {list(DEFECT_TYPES)})")
@@ -76,7 +80,9 @@ def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor
     return bce + dice.mean()
 
 
-def train_segmenter(data: Path, out: Path, settings: TrainSettings, label_map_file: Path | None = None) -> dict:
+def train_segmenter(
+    data: Path, out: Path, settings: TrainSettings, label_map_file: Path | None = None
+) -> dict:
     """Check the folder, train, export the model with its card and write the reports; the report."""
     started = time.monotonic()
     pairs = scan_mask_pairs(data)
@@ -86,11 +92,24 @@ def train_segmenter(data: Path, out: Path, settings: TrainSettings, label_map_fi
     train_idx, val_idx = stratified_split(keys, settings.val_split, settings.seed)
     seed_everything(settings.seed)
     spec = {"name": "mask_unet", "params": {"num_classes": len(names), "width": settings.width}}
-    net, fresh = (build(spec), []) if settings.init is None else init_from_onnx(Path(settings.init), spec)
+    net, fresh = (
+        (build(spec), []) if settings.init is None else init_from_onnx(Path(settings.init), spec)
+    )
     evaluate = _validation(net, images[val_idx], masks[val_idx], names, settings)
-    history = fit(net, images[train_idx], masks[train_idx], segmentation_loss, evaluate, settings, "train", spatial=True)
+    history = fit(
+        net,
+        images[train_idx],
+        masks[train_idx],
+        segmentation_loss,
+        evaluate,
+        settings,
+        "train",
+        spatial=True,
+    )
     report = _report(net, pairs, images, masks, (train_idx, val_idx), settings, names)
-    report.update(history=history, train_seconds=round(time.monotonic() - started, 1), init_fresh=fresh)
+    report.update(
+        history=history, train_seconds=round(time.monotonic() - started, 1), init_fresh=fresh
+    )
     card = _card(out, pairs, settings, names, report)
     onnx_bytes = export_onnx(net.cpu(), "part_sigmoid", settings.size, card, spec)
     report["outputs"] = {k: str(v) for k, v in write_outputs(out, onnx_bytes, card, report).items()}
@@ -109,8 +128,11 @@ def _validation(net, images, masks, names, settings):
         logits = torch.from_numpy(predict_logits(net, images, pick_device(settings.device)))
         loss = float(segmentation_loss(logits, torch.from_numpy(masks)))
         figures = segmentation_metrics(masks, 1.0 / (1.0 + np.exp(-logits.numpy())), names)
-        return {"val_loss": loss, "val_mean_iou": figures["mean_iou"],
-                "val_defect_accuracy": figures["detection"]["accuracy"]}
+        return {
+            "val_loss": loss,
+            "val_mean_iou": figures["mean_iou"],
+            "val_defect_accuracy": figures["detection"]["accuracy"],
+        }
 
     return evaluate
 
@@ -123,28 +145,50 @@ def _report(net, pairs: MaskPairs, images, masks, split, settings, names) -> dic
     with_defect = int(sum(bool(m.any()) for m in masks))
     return {
         "task": "segmentation",
-        "data": {"root": str(pairs.root), "images": len(images), "with_defect": with_defect,
-                 "train": int(len(train_idx)), "validation": int(len(val_idx)), "classes": names},
+        "data": {
+            "root": str(pairs.root),
+            "images": len(images),
+            "with_defect": with_defect,
+            "train": int(len(train_idx)),
+            "validation": int(len(val_idx)),
+            "classes": names,
+        },
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(settings).items()},
         "validation": validation,
     }
 
 
-def _card(out: Path, pairs: MaskPairs, settings: TrainSettings, names: list[str], report: dict) -> ModelCard:
+def _card(
+    out: Path, pairs: MaskPairs, settings: TrainSettings, names: list[str], report: dict
+) -> ModelCard:
     validation = report["validation"]
-    metrics = {"val_mean_iou": validation["mean_iou"], "val_mean_dice": validation["mean_dice"],
-               "val_defect_accuracy": validation["detection"]["accuracy"]}
+    metrics = {
+        "val_mean_iou": validation["mean_iou"],
+        "val_mean_dice": validation["mean_dice"],
+        "val_defect_accuracy": validation["detection"]["accuracy"],
+    }
     if validation["detection"]["auroc"] is not None:
         metrics["val_defect_auroc"] = validation["detection"]["auroc"]
     data = report["data"]
     return ModelCard(
-        name=Path(out).stem, version="1", task="segmentation", input_name="image",
-        input_size=(settings.size, settings.size), layout="NCHW", color_order="RGB",
-        mean=list(MEAN), std=list(STD), output_names=["probs"], classes=[PART_CLASS, *names],
-        output_activation="sigmoid", metrics=metrics,
-        training_data=(f"{data['images']} images with masks from {pairs.root.name} "
-                       f"({data['with_defect']} with defects); {data['validation']} held out for "
-                       f"validation (stratified by folder and defect presence, seed {settings.seed})"),
+        name=Path(out).stem,
+        version="1",
+        task="segmentation",
+        input_name="image",
+        input_size=(settings.size, settings.size),
+        layout="NCHW",
+        color_order="RGB",
+        mean=list(MEAN),
+        std=list(STD),
+        output_names=["probs"],
+        classes=[PART_CLASS, *names],
+        output_activation="sigmoid",
+        metrics=metrics,
+        training_data=(
+            f"{data['images']} images with masks from {pairs.root.name} "
+            f"({data['with_defect']} with defects); {data['validation']} held out for "
+            f"validation (stratified by folder and defect presence, seed {settings.seed})"
+        ),
         intended_use="Outline defects in photographs like the training images; the part channel is the whole image.",
         limits="Only as good as its training photographs; check on site images before production use.",
     )

@@ -12,7 +12,9 @@ from vision.training.fit_photos import TrainSettings
 TASKS = ("classify", "segment")
 
 
-def train(task: str, data: Path, out: Path, settings: TrainSettings, label_map: Path | None = None) -> dict:
+def train(
+    task: str, data: Path, out: Path, settings: TrainSettings, label_map: Path | None = None
+) -> dict:
     """Train a `task` model on the folder `data` and write it to `out` with its card and reports.
 
     Raises DatasetError (naming the files) before any training when the folder cannot be used.
@@ -51,7 +53,9 @@ def summary(report: dict) -> str:
     if detection:
         auc = "n/a" if detection["auroc"] is None else f"{detection['auroc']:.3f}"
         figures += f"; defect detection accuracy {detection['accuracy']:.4f}, AUROC {auc}"
-    lines = [f"{validation['split']}: {figures} ({validation['images']} images)",
-             f"trained in {report['train_seconds']:.0f} s"]
+    lines = [
+        f"{validation['split']}: {figures} ({validation['images']} images)",
+        f"trained in {report['train_seconds']:.0f} s",
+    ]
     lines += [f"{kind}: {path}" for kind, path in report["outputs"].items()]
     return "\n".join(lines)
