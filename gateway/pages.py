@@ -193,18 +193,20 @@ async def stream(request: Request, station: str | None = None):
 
 
 def _sse(request: Request, station: str | None) -> StreamingResponse:
+    # Subscribe before the response starts: the browser refetches its panels as soon as the
+    # stream opens, and anything written after that refetch must reach this queue.
+    broadcaster = request.app.state.broadcaster
+    if broadcaster.closed:
+        raise HTTPException(status_code=503, detail="the gateway is stopping")
+    queue = broadcaster.subscribe()
     return StreamingResponse(
-        _announce(request, station),
+        _announce(broadcaster, queue, station),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _announce(request: Request, station: str | None) -> AsyncIterator[str]:
-    broadcaster = request.app.state.broadcaster
-    if broadcaster.closed:
-        return
-    queue = broadcaster.subscribe()
+async def _announce(broadcaster, queue: asyncio.Queue, station: str | None) -> AsyncIterator[str]:
     try:
         yield "retry: 1000\n: connected\n\n"
         while True:
