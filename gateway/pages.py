@@ -481,5 +481,5 @@ def circularity_page(
         period=period,
         periods=list(PERIODS) + ["all"],
         stations=_stations(request),
-        can_export=can(user, "export"),
+        csv_url=f"/history.csv?{query_string(flt)}" if can(user, "export") else None,
     )

@@ -267,6 +267,11 @@ def test_circularity_panel_shows_the_figures(page, web, station):
     expect(page.locator("#fig-unknown")).to_have_text("1")
     expect(page.locator("#impact-chart canvas")).to_have_count(1)
     shot(page, "circularity")
+    with page.expect_download() as download:
+        page.click("#circ-csv")
+    rows = list(csv.DictReader(open(download.value.path(), encoding="utf-8")))
+    assert sorted(r["core_id"] for r in rows) == ["K1", "K2", "K3", "K4"]
+    assert sorted(r["co2e_avoided_kg"] for r in rows) == ["", "0.5", "10.0", "6.25"]
 
 
 def test_remaining_pages_render(page, web, station):
