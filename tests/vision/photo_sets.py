@@ -18,18 +18,18 @@ def surface(rng: np.random.Generator, size: int) -> np.ndarray:
 def draw_defect(
     image: np.ndarray, kind: str, rng: np.random.Generator, mask: np.ndarray | None = None
 ) -> None:
-    """Draw a dark scratch or a dark spot onto the image (and its mask)."""
+    """Draw a dark scratch or a dark spot onto the image, and the same shape onto its mask."""
     size = image.shape[0]
+    if kind == "scratch":
+        p = tuple(int(v) for v in rng.integers(0, size, 2))
+        q = tuple(int(v) for v in rng.integers(0, size, 2))
+        shapes = [lambda target, colour: cv2.line(target, p, q, colour, 3)]
+    else:
+        centre = tuple(int(v) for v in rng.integers(size // 4, 3 * size // 4, 2))
+        shapes = [lambda target, colour: cv2.circle(target, centre, size // 8, colour, -1)]
     for target, colour in ((image, (30, 30, 30)), (mask, 255)):
-        if target is None:
-            continue
-        if kind == "scratch":
-            p = tuple(int(v) for v in rng.integers(0, size, 2))
-            q = tuple(int(v) for v in rng.integers(0, size, 2))
-            cv2.line(target, p, q, colour, 3)
-        else:
-            centre = tuple(int(v) for v in rng.integers(size // 4, 3 * size // 4, 2))
-            cv2.circle(target, centre, size // 8, colour, -1)
+        if target is not None:
+            shapes[0](target, colour)
 
 
 def class_folders(

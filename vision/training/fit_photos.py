@@ -99,15 +99,20 @@ def fit(
     settings: TrainSettings,
     label: str,
     spatial: bool = False,
+    positives: np.ndarray | None = None,
 ) -> list[dict]:
     """Train `net` in place; returns one dict per epoch (train loss and `evaluate`'s figures).
 
-    `spatial` targets (masks) get the same flips and rotations as their images.
+    `spatial` targets (masks) get the same flips and rotations as their images. With
+    `positives` (one bool per image), each epoch takes every positive image and as many
+    negatives drawn afresh, so rare defects are not drowned by clean images.
     """
     device = pick_device(settings.device)
     net.to(device)
     rng = np.random.default_rng(settings.seed)
-    batches = _batch_count(len(images), settings.batch_size)
+    batches = _batch_count(
+        len(_epoch_order(np.random.default_rng(0), len(images), positives)), settings.batch_size
+    )
     optimiser = torch.optim.AdamW(
         net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -122,6 +127,7 @@ def fit(
             net,
             images,
             targets,
+            _epoch_order(rng, len(images), positives),
             loss_fn,
             (optimiser, schedule),
             rng,
@@ -153,12 +159,20 @@ def _batch_count(count: int, batch_size: int) -> int:
     return full + (1 if rest >= 2 else 0)  # batch norm cannot train on a batch of one
 
 
+def _epoch_order(rng: np.random.Generator, count: int, positives: np.ndarray | None) -> np.ndarray:
+    """This epoch's image indices: all, or every positive and as many negatives, shuffled."""
+    if positives is None or not positives.any() or positives.all():
+        return rng.permutation(count)
+    pos, neg = np.flatnonzero(positives), np.flatnonzero(~positives)
+    chosen = rng.choice(neg, size=min(len(pos), len(neg)), replace=False)
+    return rng.permutation(np.concatenate([pos, chosen]))
+
+
 def _epoch(
-    net, images, targets, loss_fn, optimisation, rng, settings, device, spatial, report
+    net, images, targets, order, loss_fn, optimisation, rng, settings, device, spatial, report
 ) -> list[float]:
     optimiser, schedule = optimisation
     net.train()
-    order = rng.permutation(len(images))
     losses = []
     for start in range(0, len(order), settings.batch_size):
         index = order[start : start + settings.batch_size]

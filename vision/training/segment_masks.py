@@ -71,7 +71,11 @@ def _read_map(path: Path) -> dict[str, str]:
 
 
 def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy plus soft Dice over the defect channels (small defects still count)."""
+    """Binary cross-entropy plus soft Dice over the defect channels.
+
+    Defects cover a few percent of a photograph at most; the Dice term (and the balanced epochs
+    of `fit`) keep a network from learning to predict no defect anywhere.
+    """
     target = F.one_hot(masks.long(), logits.shape[1] + 1)[..., 1:].permute(0, 3, 1, 2).float()
     bce = F.binary_cross_entropy_with_logits(logits, target)
     probs = torch.sigmoid(logits)
@@ -105,6 +109,7 @@ def train_segmenter(
         settings,
         "train",
         spatial=True,
+        positives=masks[train_idx].reshape(len(train_idx), -1).max(axis=1) > 0,
     )
     report = _report(net, pairs, images, masks, (train_idx, val_idx), settings, names)
     report.update(
