@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=None, help="default: 30 classify, 25 segment")
     parser.add_argument("--size", type=int, default=None, help="default: 128 classify, 192 segment")
     parser.add_argument("--width", type=int, default=16)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: 32 classify, 8 segment"
+    )
     parser.add_argument("--val-split", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
@@ -68,7 +71,9 @@ def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
 
     epochs = args.epochs or (30 if task == "classify" else 25)
     size = args.size or (128 if task == "classify" else 192)
+    batch_size = args.batch_size or (32 if task == "classify" else 8)
     settings = TrainSettings(
+        batch_size=batch_size,
         epochs=epochs,
         size=size,
         val_split=args.val_split,
@@ -93,6 +98,7 @@ def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
         "epochs": epochs,
         "size_px": size,
         "width": args.width,
+        "batch_size": batch_size,
         "train_threads": args.threads,
         "train_minutes": round(minutes, 2),
         # The machine may be shared: CPU time over the thread count is the wall time the same

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 ARCHITECTURE_KEY = "reman.architecture"
+HEAD_PRIOR_LOGIT = -3.0
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -72,6 +73,9 @@ class MaskUNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
         self.head = nn.Conv2d(w, num_classes, 1)
+        # Start from "almost no defect" (p = 0.05): defects are rare pixels, and from p = 0.5 the
+        # optimiser spends hundreds of steps just lowering the bias before learning any shape.
+        nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logit maps (N, classes, H, W); H and W must be multiples of 8."""
