@@ -60,6 +60,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not debug:
+        # asyncua logs every publish response at INFO; our own events say what matters.
+        logging.getLogger("asyncua").setLevel(logging.WARNING)
 
 
 def _register() -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from edge.demo import Demo, free_port, run_demo
+from edge.demo import Demo, run_demo
+from edge.mosquitto import free_port
 
 
 @click.command("demo")

@@ -9,10 +9,9 @@ fails is reported by name and the others are stopped cleanly.
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,12 +21,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.errors import RemanError
+import paho.mqtt.client as mqtt
+
+from edge.contract import AVAILABLE_ONLINE, Topics
+from edge.errors import BrokerError, RemanError
+from edge.mosquitto import MosquittoProcess, free_port
 
 log = logging.getLogger("reman.demo")
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_USER = "engineer"
+STATION = "demo-1"
 DEMO_CORES = 24
 MEASUREMENT_NODES = {
     "leak_rate_ml_min": ("Bench.LeakRate", "ml/min"),
@@ -45,14 +49,7 @@ class DemoError(RemanError):
     """The demo could not start"""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout_s: float, part: "Part") -> None:
+def wait_for_port(port: int, timeout_s: float, part: Part) -> None:
     """Block until 127.0.0.1:port accepts connections; fail early if the part's process died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -62,7 +59,7 @@ def wait_for_port(port: int, timeout_s: float, part: "Part") -> None:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.1)  # polling a port that is coming up
     raise DemoError(f"{part.name} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s; see {part.log_path}")
 
 
@@ -85,6 +82,9 @@ class Part:
         log_file.close()
         wait_for_port(self.port, self.ready_timeout_s, self)
 
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self, timeout_s: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after timeout_s; returns the exit code."""
         if self.proc is None or self.proc.poll() is not None:
@@ -96,6 +96,75 @@ class Part:
             log.warning("%s did not stop within %.0f s; killing it", self.name, timeout_s)
             self.proc.kill()
             return self.proc.wait()
+
+
+@dataclass
+class BrokerPart:
+    """Debian's mosquitto with the demo's own config."""
+
+    broker: MosquittoProcess
+    name: str = "mosquitto"
+
+    @property
+    def log_path(self) -> Path:
+        return self.broker.log_path
+
+    def start(self) -> None:
+        try:
+            self.broker.start()
+        except BrokerError as exc:
+            raise DemoError(str(exc)) from exc
+
+    def alive(self) -> bool:
+        return self.broker.running
+
+    def stop(self) -> int | None:
+        self.broker.stop()
+        return 0
+
+
+class PlcSimulator:
+    """Stands in for the PLC: acknowledges every result on ack/set, as docs/mqtt.md describes.
+
+    It also tells the demo when the node is online (its retained `available` message).
+    """
+
+    name = "PLC simulator"
+
+    def __init__(self, port: int, station: str):
+        self.topics = Topics(station)
+        self.online = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"demo-plc-{station}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.port = port
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        client.subscribe([(self.topics.result, 1), (self.topics.available, 1)])
+
+    def _on_message(self, client, userdata, message):
+        if message.topic == self.topics.available:
+            if message.payload.decode(errors="replace") == AVAILABLE_ONLINE:
+                self.online.set()
+            return
+        try:
+            seq = json.loads(message.payload)["seq"]
+        except (ValueError, KeyError, TypeError):
+            return
+        client.publish(self.topics.ack_set, json.dumps({"seq": seq}, separators=(",", ":")), qos=1)
+
+    def start(self) -> None:
+        self.client.connect("127.0.0.1", self.port)
+        self.client.loop_start()
+
+    def alive(self) -> bool:
+        return True
+
+    def stop(self) -> int | None:
+        self.client.loop_stop()
+        self.client.disconnect()
+        return 0
 
 
 @dataclass
@@ -118,16 +187,9 @@ class Demo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
         make_core_images(self.data_dir / "cores", DEMO_CORES)
-        (self.data_dir / "mosquitto.conf").write_text(self.mosquitto_config())
         (self.data_dir / "station.yaml").write_text(self.station_config())
         (self.data_dir / "gateway.yaml").write_text(self.gateway_config())
         return self.ensure_user()
-
-    def mosquitto_config(self) -> str:
-        return (
-            f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"log_dest file {self.data_dir / 'logs' / 'mosquitto.log'}\n"
-        )
 
     def station_config(self) -> str:
         nodes = "".join(
@@ -135,7 +197,7 @@ class Demo:
             for name, (node, unit) in MEASUREMENT_NODES.items()
         )
         return f"""# Written by reman demo.
-station_id: demo-1
+station_id: {STATION}
 site: reman-edge demo
 mqtt:
   host: 127.0.0.1
@@ -206,13 +268,13 @@ kiosk:
                    "--role", "engineer", "--password-file", str(password_file)])
         return password
 
-    def build_parts(self) -> list[Part]:
+    def build_parts(self) -> list:
         """Every part in start order."""
         logs = self.data_dir / "logs"
         reman = [sys.executable, "-m", "edge.cli"]
         return [
-            Part("mosquitto", [mosquitto_binary(), "-c", str(self.data_dir / "mosquitto.conf")],
-                 self.mqtt_port, logs / "mosquitto.out"),
+            BrokerPart(MosquittoProcess(self.data_dir / "mosquitto", self.mqtt_port)),
+            PlcSimulator(self.mqtt_port, STATION),
             Part("bench simulator", [*reman, "bench-sim", "--host", "127.0.0.1", "--port", str(self.opcua_port),
                                      "--scenario", "normal", "--cycle-s", str(self.interval_s)],
                  self.opcua_port, logs / "bench-sim.log"),
@@ -221,6 +283,17 @@ kiosk:
             Part("edge node", [*reman, "node", "--config", str(self.data_dir / "station.yaml")],
                  self.mqtt_port, logs / "node.log"),
         ]
+
+    def wait_node_online(self, timeout_s: float = 60.0) -> None:
+        """Wait for the node's retained `online`; fail early when its process died."""
+        plc = next(p for p in self.parts if isinstance(p, PlcSimulator))
+        node = self.parts[-1]
+        deadline = time.monotonic() + timeout_s
+        while not plc.online.wait(0.2):
+            if not node.alive():
+                raise DemoError(f"{node.name} exited with code {node.proc.returncode}; see {node.log_path}")
+            if time.monotonic() > deadline:
+                raise DemoError(f"{node.name} did not come online within {timeout_s:.0f} s; see {node.log_path}")
 
     def start(self) -> None:
         """Start every part in order; on failure stop what started and raise DemoError."""
@@ -233,6 +306,11 @@ kiosk:
             except DemoError:
                 self.stop()
                 raise
+        try:
+            self.wait_node_online()
+        except DemoError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Stop every part in reverse order."""
@@ -244,16 +322,8 @@ kiosk:
         """Wait for stop; a part that dies ends the demo with an error."""
         while not stop.wait(0.5):
             for part in self.parts:
-                if part.proc is not None and part.proc.poll() is not None:
-                    raise DemoError(f"{part.name} exited with code {part.proc.returncode}; see {part.log_path}")
-
-
-def mosquitto_binary() -> str:
-    """Debian's mosquitto (in /usr/sbin, which is not on every user's PATH)."""
-    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-    if not found:
-        raise DemoError("mosquitto is not installed: run ./scripts/demo, or apt-get install mosquitto")
-    return found
+                if not part.alive():
+                    raise DemoError(f"{part.name} stopped unexpectedly; see {part.log_path}")
 
 
 def run_reman(args: list[str]) -> None:
@@ -283,8 +353,8 @@ def run_demo(demo: Demo, stop: threading.Event, echo=print) -> None:
     demo.start()
     try:
         echo(f"reman-edge demo is running. Dashboard: {demo.url}")
-        echo(f"  log in as {DEMO_USER} / {password}   (kiosk view: {demo.url}kiosk/demo-1)")
-        echo(f"  MQTT: mqtt://127.0.0.1:{demo.mqtt_port}  (topics reman/demo-1/#)")
+        echo(f"  log in as {DEMO_USER} / {password}   (kiosk view: {demo.url}kiosk/{STATION})")
+        echo(f"  MQTT: mqtt://127.0.0.1:{demo.mqtt_port}  (topics reman/{STATION}/#)")
         echo(f"  OPC UA bench: opc.tcp://127.0.0.1:{demo.opcua_port}/reman/bench")
         echo(f"  data and logs: {demo.data_dir}")
         echo("  Ctrl-C stops everything.")

@@ -10,6 +10,11 @@
    nothing more.
 
 A newer result does not cancel the timer of an older one: each seq must be acknowledged.
+
+A quick PLC can acknowledge a result before the broker's PUBACK for it has reached the node (the
+broker forwards to subscribers and acknowledges the publisher at about the same time). Such an
+early ack is held for `ack_timeout_s`: it clears the seq when its delivery is confirmed, and is
+reported as `ack_unknown` only if no result with that seq is confirmed in that time.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Handshake:
         self._waiting: OrderedDict[int, asyncio.TimerHandle] = OrderedDict()
         self._acked: OrderedDict[int, None] = OrderedDict()
         self._timed_out: OrderedDict[int, None] = OrderedDict()
+        self._early: OrderedDict[int, asyncio.TimerHandle] = OrderedDict()
 
     @property
     def pending_seq(self) -> int | None:
@@ -62,6 +68,11 @@ class Handshake:
         """Expect `ack/set` with `seq` within `ack_timeout_s`."""
         if seq in self._waiting or seq in self._acked:
             return  # a resend of the same result
+        early = self._early.pop(seq, None)
+        if early is not None:
+            early.cancel()
+            _remember(self._acked, seq)
+            return
         loop = asyncio.get_running_loop()
         self._waiting[seq] = loop.call_later(self.ack_timeout_s, self._timeout, seq)
 
@@ -78,9 +89,10 @@ class Handshake:
 
     def close(self) -> None:
         """Cancel every timer (node shutdown)."""
-        for timer in self._waiting.values():
+        for timer in [*self._waiting.values(), *self._early.values()]:
             timer.cancel()
         self._waiting.clear()
+        self._early.clear()
 
     def _odd_ack(self, seq: int) -> None:
         if seq in self._timed_out:
@@ -93,7 +105,14 @@ class Handshake:
             )
         elif seq in self._acked:
             self.events.info("ack_repeated", f"result {seq} acknowledged again", seq=seq)
-        else:
+        elif seq not in self._early:
+            loop = asyncio.get_running_loop()
+            self._early[seq] = loop.call_later(self.ack_timeout_s, self._unknown, seq)
+            while len(self._early) > REMEMBERED:
+                self._early.popitem(last=False)[1].cancel()
+
+    def _unknown(self, seq: int) -> None:
+        if self._early.pop(seq, None) is not None:
             self.events.warning(
                 "ack_unknown",
                 f"ack for seq {seq}, which is not awaiting one",

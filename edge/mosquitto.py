@@ -66,7 +66,7 @@ class MosquittoProcess:
             f"listener {self.port} {self.host}",
             # As root, mosquitto would switch to the `mosquitto` user, which cannot read or write
             # files in our folder; this broker runs as whoever started it, like every other part.
-            "user root" if os.geteuid() == 0 else "",
+            "user root" if os.geteuid() == 0 and "user " not in self.extra_config else "",
             "allow_anonymous true" if "allow_anonymous" not in self.extra_config else "",
             f"persistence {'true' if self.persistence else 'false'}",
             "set_tcp_nodelay true",  # PUBACKs go out at once, not coalesced (Nagle)

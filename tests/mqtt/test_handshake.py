@@ -88,3 +88,21 @@ async def test_each_result_waits_for_its_own_ack():
     assert handshake.pending_seq == 2
     handshake.close()
     assert handshake.waiting == []
+
+
+async def test_ack_arriving_before_the_puback_is_not_unknown():
+    """A quick PLC may ack before the node has the broker's PUBACK for the result."""
+    from edge.events import Events
+
+    seen = []
+    handshake = Handshake(Events("st1", [seen.append]), ack_timeout_s=0.2)
+    assert handshake.ack(AckCommand(seq=7)) is False
+    handshake.result_published(7)
+    assert handshake.waiting == []
+    unknown = asyncio.get_running_loop().create_future()
+    handshake.events.add_sink(lambda e: e.code == "ack_unknown" and not unknown.done() and unknown.set_result(e))
+    handshake.ack(AckCommand(seq=99))
+    event = await asyncio.wait_for(unknown, 5)
+    assert event.detail["seq"] == 99
+    assert [e.code for e in seen if e.code == "ack_unknown"] == ["ack_unknown"]
+    handshake.close()

@@ -1,22 +1,25 @@
-"""A real mosquitto broker on a free loopback port, with its own config in a temporary folder."""
+"""A real mosquitto broker on a free loopback port for tests (edge.mosquitto does the work)."""
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from edge.mosquitto import MosquittoProcess, free_port
+
+__all__ = ["Mosquitto", "free_port", "wait_for_port"]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class Mosquitto(MosquittoProcess):
+    """One mosquitto process in its own folder; `stop()` and `start()` simulate an outage."""
+
+    def __init__(self, workdir: Path, extra_config: str = "", port: int | None = None):
+        super().__init__(Path(workdir), port or free_port(), extra_config=extra_config)
+
+    def log(self) -> str:
+        """The broker's log so far (for assertion messages)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
@@ -29,64 +32,4 @@ def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
         except OSError:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s} s") from None
-            time.sleep(0.05)
-
-
-@dataclass
-class Mosquitto:
-    """One mosquitto process; `stop()` and `start()` simulate an outage on the same port."""
-
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    host: str = "127.0.0.1"
-    extra_config: str = ""
-    proc: subprocess.Popen | None = None
-
-    @property
-    def config_path(self) -> Path:
-        return self.workdir / "mosquitto.conf"
-
-    def write_config(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        base = (
-            f"listener {self.port} {self.host}\n"
-            "persistence false\n"
-            f"log_dest file {self.workdir / 'mosquitto.log'}\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
-        )
-        if "allow_anonymous" not in self.extra_config:
-            base += "allow_anonymous true\n"
-        self.config_path.write_text(base + self.extra_config)
-
-    def start(self) -> Mosquitto:
-        """Start the broker and wait until it accepts connections."""
-        self.write_config()
-        self.proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.config_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        try:
-            wait_for_port(self.host, self.port)
-        except TimeoutError:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL)."""
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
-        self.proc = None
-
-    def log(self) -> str:
-        """The broker's log so far (for assertion messages)."""
-        path = self.workdir / "mosquitto.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+            time.sleep(0.05)  # polling a port that is coming up
