@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: 32 classify, 8 segment"
     )
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
     parser.add_argument("--val-split", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
@@ -74,6 +75,7 @@ def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
     batch_size = args.batch_size or (32 if task == "classify" else 8)
     settings = TrainSettings(
         batch_size=batch_size,
+        lr=args.lr,
         epochs=epochs,
         size=size,
         val_split=args.val_split,
@@ -99,6 +101,7 @@ def run(data: Path, task: str, work: Path, args: argparse.Namespace) -> dict:
         "size_px": size,
         "width": args.width,
         "batch_size": batch_size,
+        "lr": args.lr,
         "train_threads": args.threads,
         "train_minutes": round(minutes, 2),
         # The machine may be shared: CPU time over the thread count is the wall time the same
