@@ -32,6 +32,7 @@ log = logging.getLogger("reman.demo")
 REPO = Path(__file__).resolve().parent.parent
 DEMO_USER = "engineer"
 STATION = "demo-1"
+MAX_RESTARTS = 5
 DEMO_CORES = 24
 MEASUREMENT_NODES = {
     "leak_rate_ml_min": ("Bench.LeakRate", "ml/min"),
@@ -318,12 +319,21 @@ kiosk:
             code = part.stop()
             log.info("stopped %s (exit %s)", part.name, code)
 
-    def watch(self, stop: threading.Event) -> None:
-        """Wait for stop; a part that dies ends the demo with an error."""
+    def watch(self, stop: threading.Event, echo=print) -> None:
+        """Wait for stop; restart a part that died, as systemd's Restart=on-failure would.
+
+        A part that dies more than MAX_RESTARTS times ends the demo with an error.
+        """
+        restarts: dict[str, int] = {}
         while not stop.wait(0.5):
             for part in self.parts:
-                if not part.alive():
-                    raise DemoError(f"{part.name} stopped unexpectedly; see {part.log_path}")
+                if part.alive():
+                    continue
+                restarts[part.name] = restarts.get(part.name, 0) + 1
+                if restarts[part.name] > MAX_RESTARTS:
+                    raise DemoError(f"{part.name} keeps stopping; see {part.log_path}")
+                echo(f"{part.name} stopped unexpectedly; restarting it (see {part.log_path})")
+                part.start()
 
 
 def run_reman(args: list[str]) -> None:
@@ -358,6 +368,6 @@ def run_demo(demo: Demo, stop: threading.Event, echo=print) -> None:
         echo(f"  OPC UA bench: opc.tcp://127.0.0.1:{demo.opcua_port}/reman/bench")
         echo(f"  data and logs: {demo.data_dir}")
         echo("  Ctrl-C stops everything.")
-        demo.watch(stop)
+        demo.watch(stop, echo)
     finally:
         demo.stop()
