@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from edge.benchsim import BenchSimulator
 from edge.contract import Disposition, InspectionRecord, Result, Stats, TriggerCommand
 from edge.journal import Journal
+from edge.rules import decide
 from tests.node.stations import (
+    REPO,
     clean_core,
     corroded_core,
     start_node,
@@ -22,6 +25,7 @@ from tests.node.stations import (
     write_folder,
 )
 from tests.node.test_coreid import label
+from vision.imageio import read_image
 from vision.synth import generate_core
 
 
@@ -353,3 +357,51 @@ async def test_a_result_the_plc_does_not_acknowledge_is_an_event(
     finally:
         await node.shutdown()
     assert timeout.detail["seq"] == late.detail["seq"] == result["seq"]
+
+
+REFERENCE_MODEL = REPO / "models" / "reman-seg.onnx"
+
+
+@pytest.mark.skipif(
+    not REFERENCE_MODEL.exists(), reason="the reference model is not in this checkout"
+)
+async def test_the_shipped_model_grades_generated_cores_as_offline(
+    tmp_path, mosquitto, listener_factory, bench_sim
+):
+    """The node with models/reman-seg.onnx gives each generated core the grades and the code
+    that the grader and the rules give the same image offline."""
+    cores = [generate_core(seed=seed).image for seed in (11, 12, 13)]
+    camera = write_folder(tmp_path / "cores", cores)
+    data = station_config(
+        tmp_path, mosquitto, camera=camera, bench=bench_sim, model={"path": str(REFERENCE_MODEL)}
+    )
+    node, _ = await start_node(data)
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    records = []
+    try:
+        for seq in (1, 2, 3):
+            publish(listener, topics.topic("trigger/set"), json.dumps({"core": f"HGP-00070{seq}"}))
+            message = await wait_topic(
+                listener,
+                topics.inspection,
+                lambda m, s=seq: InspectionRecord.model_validate_json(m.payload).seq == s,
+            )
+            records.append(InspectionRecord.model_validate_json(message.payload))
+        grader, family = node.grader, node.families.get("hydraulic-gear-pump")
+    finally:
+        await node.shutdown()
+    for record, path in zip(records, sorted(camera.iterdir()), strict=True):
+        graded = grader.grade_views([read_image(path)])
+        assert {k: v.grade for k, v in record.defects.items()} == {
+            k: v.grade for k, v in graded.defects.items()
+        }
+        offline = decide(
+            family,
+            {k: d.to_dict() | {"scale": d.scale} for k, d in graded.defects.items()},
+            record.measurements,
+            [],
+            now=datetime.now(UTC),
+        )
+        assert record.decision.code == offline.code, record.decision.reasons
+        assert record.model.name == "reman-seg"
