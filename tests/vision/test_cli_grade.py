@@ -124,3 +124,39 @@ def test_eval_without_labels_is_a_clean_error(model, tmp_path):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "no labels.jsonl" in result.stderr
+
+
+# ---------------------------------------------------------------- with the shipped model
+
+
+@pytest.fixture(scope="module")
+def synth_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    write_dataset(out, count=6, seed=50000)  # unseen seeds; 50003 is heavily corroded
+    return out
+
+
+def test_grade_with_the_shipped_model(synth_set, tmp_path):
+    images = sorted((synth_set / "images").iterdir())
+    result = run("grade", *images, "--json", "--overlay-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["image"] for line in lines] == [str(p) for p in images]
+    assert all(set(line["defects"]) == DEFECT_KEYS for line in lines)
+    labels = [json.loads(line) for line in (synth_set / "labels.jsonl").read_text().splitlines()]
+    heavy = lines[3]["defects"]["corrosion"]
+    assert labels[3]["defects"]["corrosion"]["grade"] == 5 and heavy["grade"] >= 4
+    assert len(list(tmp_path.glob("*.overlay.jpg"))) == len(images)
+
+
+def test_eval_with_the_shipped_model(synth_set):
+    result = run("eval", "--data", synth_set, "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["images"] == 6
+    assert set(figures["iou"]) == {"part", *DEFECT_KEYS}
+    assert figures["iou"]["part"] > 0.8
+    assert figures["mean_iou"] == pytest.approx(
+        sum(figures["iou"][d] for d in DEFECT_KEYS) / 3, abs=1e-3
+    )
+    assert sum(n for row in figures["confusion"]["corrosion"].values() for n in row.values()) == 6

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 import pytest
 
@@ -18,8 +19,10 @@ from tests.vision.toy_models import (
     segmentation_card,
 )
 from vision.errors import ImageError, ModelError, VisionError
-from vision.grader import Grader, band_confidence
+from vision.grader import DEFAULT_MODEL, Grader, band_confidence
+from vision.imageio import decode_image
 from vision.severity import ISO_4628_3
+from vision.synth import DEFECTS, generate_core
 
 PART_PIXELS = 48 * 48  # the painted part at 64x64
 
@@ -202,3 +205,66 @@ def test_classification_model_through_label_map(tmp_path):
 def test_provider_aliases(tmp_path):
     grader = Grader.load(colour_segmenter(tmp_path / "seg.onnx"), providers=["cpu"])
     assert grader.providers == ["CPUExecutionProvider"]
+
+
+# ---------------------------------------------------------------- the shipped reference model
+
+# Unseen seeds (training used 1..3000, the card's evaluation 900000..): cores whose known masks
+# hold no defect pixel at all, and cores with 45..55 % corrosion (Ri5).
+CLEAN_SEEDS = (50008, 50017, 50019, 50022, 50027, 50029, 50037, 50060, 50065, 50072, 50076, 50077)
+HEAVY_CORROSION_SEEDS = (50003, 50011, 50012, 50013, 50023, 50031)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Grader:
+    return Grader.load()  # models/reman-seg.onnx
+
+
+def _as_camera_delivers(core) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", core.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return decode_image(data.tobytes(), "core.jpg")
+
+
+def test_shipped_model_loads_with_its_card(shipped):
+    assert shipped.model_path == DEFAULT_MODEL
+    assert shipped.card.name == "reman-seg"
+    assert shipped.card.classes == ["part", "wear", "corrosion", "coating_damage"]
+
+
+@pytest.mark.parametrize("seed", (50008, 50017, 50027))
+def test_shipped_model_grades_a_clean_part_zero_everywhere(shipped, seed):
+    core = generate_core(seed)
+    assert not any(core.area_pct.values())  # the known masks: no defect pixel at all
+    view = shipped.grade(_as_camera_delivers(core))
+    assert {name: d.grade for name, d in view.defects.items()} == dict.fromkeys(DEFECTS, 0)
+    assert all(d.confidence == 1.0 for d in view.defects.values())
+    assert view.part_pct == pytest.approx(100 * core.masks["part"].mean(), abs=5)
+
+
+def test_shipped_model_on_clean_parts_rarely_sees_a_defect(shipped):
+    grades = []
+    for seed in CLEAN_SEEDS:
+        core = generate_core(seed)
+        assert not any(core.area_pct.values())
+        grades.append([d.grade for d in shipped.grade(_as_camera_delivers(core)).defects.values()])
+    assert sum(not any(g) for g in grades) >= 10  # of 12; Ri1 starts at 0.05 %, a few pixels
+    assert max(max(g) for g in grades) <= 1
+
+
+@pytest.mark.parametrize("seed", HEAVY_CORROSION_SEEDS)
+def test_shipped_model_grades_heavy_corrosion_high(shipped, seed):
+    core = generate_core(seed)
+    assert core.grades["corrosion"] == 5
+    corrosion = shipped.grade(_as_camera_delivers(core)).defects["corrosion"]
+    assert corrosion.grade >= 4
+    assert corrosion.area_pct == pytest.approx(core.area_pct["corrosion"], abs=10)
+
+
+def test_shipped_model_views_take_the_worst(shipped):
+    clean, rusty = (
+        generate_core(CLEAN_SEEDS[0]).image,
+        generate_core(HEAVY_CORROSION_SEEDS[0]).image,
+    )
+    core = shipped.grade_views([clean, rusty])
+    assert core.defects["corrosion"].grade == core.views[1].defects["corrosion"].grade >= 4
