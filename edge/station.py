@@ -94,6 +94,7 @@ class TriggerQueue:
         self.overflow = overflow
         self.events = events
         self.dropped = 0
+        self.closed_because: str | None = None  # set once the station takes no more triggers
         self._items: deque[Trigger] = deque()
         self._ready = asyncio.Event()
 
@@ -102,6 +103,9 @@ class TriggerQueue:
 
     def put(self, trigger: Trigger) -> bool:
         """Queue a trigger; False when the policy refused this one (an event says so)."""
+        if self.closed_because is not None:
+            self._dropped(trigger, self.closed_because)
+            return False
         if len(self._items) < self.size:
             self._items.append(trigger)
             self._ready.set()
@@ -120,6 +124,11 @@ class TriggerQueue:
             await self._ready.wait()
         return self._items.popleft()
 
+    def close(self, why: str) -> int:
+        """Take no more triggers; drop the waiting ones. Each gets an event saying `why`."""
+        self.closed_because = why
+        return self.drain(why)
+
     def drain(self, why: str) -> int:
         """Drop every waiting trigger with an event each; how many."""
         count = 0
@@ -132,7 +141,7 @@ class TriggerQueue:
         self.dropped += 1
         self.events.warning(
             "trigger_dropped",
-            f"{trigger.source} trigger not inspected: {why} (policy {self.overflow})",
+            f"{trigger.source} trigger not inspected: {why}",
             source=trigger.source,
             core_id=trigger.core_id,
             received_ts=trigger.ts,
@@ -267,7 +276,7 @@ class Station:
             if trigger is None:
                 break
             await self.inspect(trigger)
-        self.triggers.drain("the node is shutting down")
+        self.triggers.close("the node is shutting down")
 
     async def inspect(self, trigger: Trigger) -> Inspected | None:
         """One inspection, journaled and handed to the publisher; None when it could not be
