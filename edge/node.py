@@ -213,22 +213,28 @@ class Node:
         return camera
 
     async def _start_broker(self) -> None:
+        # `ready`: the broker acknowledged `online`, sent after the command subscriptions, so
+        # from then on no trigger/set can be missed. READY=1 to systemd waits for it.
+        subscribed = asyncio.Event()
+        self.mqtt.on_ready.append(subscribed.set)
+        refused: list[Event] = []
+        self.events.add_sink(lambda e: refused.append(e) if e.code == "broker_refused" else None)
         self.publisher.start()
         try:
             await self.mqtt.start()
         except (BrokerError, OSError) as exc:
             raise StartupError(f"broker: {exc}") from exc
-        await self._wait_broker()
-
-    async def _wait_broker(self) -> None:
-        refused: list[Event] = []
-        self.events.add_sink(lambda e: refused.append(e) if e.code == "broker_refused" else None)
         try:
-            await self.mqtt.wait_connected(BROKER_WAIT_S)
-        except BrokerError as exc:
+            await asyncio.wait_for(subscribed.wait(), BROKER_WAIT_S)
+        except TimeoutError:
             if refused:
-                raise StartupError(f"broker: {refused[-1].message}") from exc
-            log.warning("broker: %s; results wait in the journal until it is reachable", exc)
+                raise StartupError(f"broker: {refused[-1].message}") from None
+            log.warning(
+                "broker: %s:%s did not answer within %s s; results wait in the journal until it does",
+                self.config.mqtt.host,
+                self.config.mqtt.port,
+                BROKER_WAIT_S,
+            )
             return
         _ok(f"broker: {self.config.mqtt.host}:{self.config.mqtt.port} as {self.mqtt.client_id}")
 
