@@ -571,6 +571,7 @@ class Station:
                 command.reason,
                 command.user,
                 credit=command.credit,
+                command_id=command.command_id,
                 make_messages=republish,
             )
         except JournalError as exc:

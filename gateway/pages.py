@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -349,7 +350,11 @@ def override(
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
     try:
         command = OverrideCommand(
-            id=inspection_id, code=code, reason=reason.strip(), user=user.username
+            id=inspection_id,
+            code=code,
+            reason=reason.strip(),
+            user=user.username,
+            command_id=uuid.uuid4().hex,  # a redelivered command then changes nothing more
         )
     except ValidationError as exc:
         raise HTTPException(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import threading
 
@@ -110,9 +112,10 @@ def test_override_round_trip(gateway, watcher, station_factory, listener_factory
     )
     assert resp.status_code == 303
     assert responder.done.wait(10)
-    assert responder.commands == [
-        {"id": rec.id, "code": 3, "reason": "flange cracked", "user": "erin"}
-    ]
+    command = dict(responder.commands[0])
+    assert re.fullmatch(r"[0-9a-f]{32}", command.pop("command_id"))  # unique per command
+    assert len(responder.commands) == 1
+    assert command == {"id": rec.id, "code": 3, "reason": "flange cracked", "user": "erin"}
     watcher.until(lambda: (gateway.store.get(rec.id) or {}).get("overridden"))
     detail = erin.get(f"/inspections/{rec.id}").text
     assert "Overridden by erin" in detail and "flange cracked" in detail
