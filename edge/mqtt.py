@@ -165,7 +165,11 @@ class MqttClient:
             await asyncio.to_thread(_wait_published, info, timeout_s)
         self.ready = False
         self._client.disconnect()
-        await asyncio.to_thread(self._client.loop_stop)
+        try:
+            # paho's thread is a daemon; a join that hangs must not hang the node's shutdown.
+            await asyncio.wait_for(asyncio.to_thread(self._client.loop_stop), timeout_s)
+        except TimeoutError:
+            log.warning("paho's network thread did not stop within %.0f s", timeout_s)
         self._set_state("disconnected")
 
     # ------------------------------------------------------------ publishing
