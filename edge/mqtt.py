@@ -27,6 +27,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 
 import paho.mqtt.client as paho
@@ -165,12 +166,27 @@ class MqttClient:
             await asyncio.to_thread(_wait_published, info, timeout_s)
         self.ready = False
         self._client.disconnect()
+        await self._stop_network_thread(timeout_s)
+        self._set_state("disconnected")
+
+    async def _stop_network_thread(self, timeout_s: float) -> None:
+        """Join paho's thread from a daemon thread of our own, waiting at most timeout_s.
+
+        Not through the loop's executor: a join that never returns would then also block the
+        executor's shutdown, and with it the node's exit.
+        """
+        loop = asyncio.get_running_loop()
+        joined = loop.create_future()
+
+        def join() -> None:
+            self._client.loop_stop()
+            self._to_loop(lambda: joined.done() or joined.set_result(None))
+
+        threading.Thread(target=join, name="reman-mqtt-stop", daemon=True).start()
         try:
-            # paho's thread is a daemon; a join that hangs must not hang the node's shutdown.
-            await asyncio.wait_for(asyncio.to_thread(self._client.loop_stop), timeout_s)
+            await asyncio.wait_for(joined, timeout_s)
         except TimeoutError:
             log.warning("paho's network thread did not stop within %.0f s", timeout_s)
-        self._set_state("disconnected")
 
     # ------------------------------------------------------------ publishing
 
