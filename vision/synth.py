@@ -338,14 +338,28 @@ def _draw_defects(rng: np.random.Generator, geo: _Geometry, coated: bool,
 def _wear(rng, geo, free, n, surface, coated, _masks) -> np.ndarray:
     h, w = free.shape
     if n > 0.004 * free.size:  # a polished worn band (seal track, bearing seat, rub mark)
-        coord = geo.along if geo.kind == "shaft" else geo.radial
+        coord = _motion_coord(geo)
         centre = float(rng.choice(coord[free])) if free.any() else 0.0
-        score = -np.abs(coord - centre) + 2.0 * _noise(rng, h, w, 6)
+        score = -np.abs(coord - centre) + 0.6 * _noise(rng, h, w, 14)
     else:  # scratches
         score = _scratch_field(rng, h, w) + 0.01 * _noise(rng, h, w, 8)
     mask = _top_n(score, free, n)
     _render_wear(rng, surface, mask, geo, coated)
     return mask
+
+
+def _motion_coord(geo: _Geometry) -> np.ndarray:
+    """The coordinate that stays constant along the motion that wears the part.
+
+    A turning shaft wears in rings (constant position along the axis), a disc in circles
+    (constant radius), a housing in straight strokes (constant position across the stroke).
+    """
+    if geo.kind == "shaft":
+        return geo.along
+    if geo.kind == "box":
+        h, w = geo.mask.shape
+        return np.mgrid[0:h, 0:w][0].astype(np.float32)
+    return geo.radial
 
 
 def _scratch_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -360,16 +374,22 @@ def _scratch_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _render_wear(rng, surface, mask, geo, coated) -> None:
+    """Polished bare metal with fine scoring streaks that follow the motion; on paint the
+    coating thins out towards the band's edge instead of ending in a sharp step."""
     sel = mask.astype(bool)
     if not sel.any():
         return
     h, w = mask.shape
-    metal = np.float32(rng.uniform(175, 230)) + rng.uniform(-5, 5, 3).astype(np.float32)
-    coord = geo.along if geo.kind != "shaft" else geo.radial
-    streaks = 1 + 0.08 * np.sin(coord * rng.uniform(1.5, 3.0)) + 0.05 * _noise(rng, h, w, 2)
+    metal = np.float32(rng.uniform(185, 235)) + rng.uniform(-4, 4, 3).astype(np.float32)
+    coord = _motion_coord(geo) + 0.8 * _noise(rng, h, w, 40)
+    fine = np.sin(2 * math.pi * coord / rng.uniform(1.6, 2.6))
+    score = (rng.random(h * 4) < 0.15).astype(np.float32)  # scoring lines: random darker grooves
+    grooves = score[np.clip((coord - coord.min()).astype(int), 0, h * 4 - 1)]
+    streaks = 1 + 0.10 * fine - 0.22 * grooves + 0.03 * _noise(rng, h, w, 3)
     polished = metal[None, None, :] * streaks[..., None]
-    mix = 1.0 if coated else 0.7
-    surface[sel] = surface[sel] * (1 - mix) + polished[sel] * mix
+    inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    mix = np.clip(inside / 2.5, 0.45, 1.0) if coated else np.full((h, w), 0.75, np.float32)
+    surface[sel] = surface[sel] * (1 - mix[sel, None]) + polished[sel] * mix[sel, None]
 
 
 def _coating_damage(rng, geo, free, n, surface, coated, _masks) -> np.ndarray:
@@ -402,17 +422,24 @@ def _edge_bias(geo: _Geometry, weight: float) -> np.ndarray:
 
 
 def _render_chips(rng, surface, mask) -> None:
+    """Chips down to primer or bare metal: a primer ring along the chip's edge, matte
+    grey metal or primer inside, and the broken paint edge dark where it is lifted."""
     sel = mask.astype(bool)
     if not sel.any():
         return
     h, w = mask.shape
-    under = np.array(_PRIMERS_BGR[int(rng.integers(len(_PRIMERS_BGR)))], np.float32)
-    if rng.random() < 0.4:
-        under = np.float32(rng.uniform(140, 200)) + np.zeros(3, np.float32)
-    tex = 1 + 0.08 * _noise(rng, h, w, 2)
-    surface[sel] = (under[None, None, :] * tex[..., None])[sel]
+    primer = np.array(_PRIMERS_BGR[int(rng.integers(len(_PRIMERS_BGR)))], np.float32)
+    tex = (1 + 0.10 * _noise(rng, h, w, 1.5))[..., None]
+    if rng.random() < 0.5:  # down to bare metal: dull, darker than a polished band
+        floor = np.float32(rng.uniform(95, 150)) + rng.uniform(-5, 5, 3).astype(np.float32)
+    else:
+        floor = primer * np.float32(rng.uniform(0.85, 1.05))
+    inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    ring = inside <= rng.uniform(1.5, 2.6)
+    layer = np.where(ring[..., None], primer[None, None, :], floor[None, None, :]) * tex
+    surface[sel] = layer[sel]
     rim = cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(bool) & ~sel
-    surface[rim] *= 1.25  # lifted paint edge catches the light
+    surface[rim] *= np.float32(rng.uniform(0.35, 0.6))  # the broken, lifted paint edge
 
 
 def _render_blisters(rng, surface, mask) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,23 +52,55 @@ def coverage(masks: dict[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
 
 
 def synthetic_set(count: int, seed: int, input_size: tuple[int, int],
-                  core_size: tuple[int, int] = (256, 256)) -> SegmentationSet:
+                  core_size: tuple[int, int] = (256, 256), workers: int = 1,
+                  cache_dir: str | Path | None = None) -> SegmentationSet:
     """`count` synthetic cores (seeds seed..seed+count-1) drawn at core_size, resized to input_size.
 
     Half the images are resized with INTER_AREA and half with INTER_LINEAR, so the model does
-    not depend on how a grader downscales.
+    not depend on how a grader downscales. `workers` processes draw the cores. With `cache_dir`
+    the set is kept there as one .npz named after the arguments and a hash of vision.synth's
+    source, so a second run (or a resumed one) loads it instead of drawing it again.
     """
+    cache = _cache_path(cache_dir, count, seed, input_size, core_size) if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            labels = json.loads(str(z["labels"]))
+            return SegmentationSet(z["images"], z["targets"], labels)
     h, w = input_size
     images = np.zeros((count, h, w, 3), np.uint8)
     targets = np.zeros((count, len(CLASSES), h, w), np.uint8)
     labels = []
-    for i in range(count):
-        core = generate_core(seed + i, core_size)
-        interp = cv2.INTER_AREA if i % 2 == 0 else cv2.INTER_LINEAR
-        images[i] = resize_image(core.image, input_size, interp)
-        targets[i] = coverage(core.masks, input_size)
-        labels.append({d: {"area_pct": core.area_pct[d], "grade": core.grades[d]} for d in DEFECTS})
+    jobs = [(seed + i, i, tuple(input_size), tuple(core_size)) for i in range(count)]
+    if workers > 1 and count >= 64:
+        with ProcessPoolExecutor(workers) as pool:
+            rows = list(pool.map(_draw, jobs, chunksize=32))
+    else:
+        rows = [_draw(job) for job in jobs]
+    for i, (image, target, label) in enumerate(rows):
+        images[i], targets[i] = image, target
+        labels.append(label)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, images=images, targets=targets, labels=np.array(json.dumps(labels)))
+        tmp.replace(cache)
     return SegmentationSet(images, targets, labels)
+
+
+def _draw(job: tuple) -> tuple[np.ndarray, np.ndarray, dict]:
+    core_seed, index, input_size, core_size = job
+    core = generate_core(core_seed, core_size)
+    interp = cv2.INTER_AREA if index % 2 == 0 else cv2.INTER_LINEAR
+    label = {d: {"area_pct": core.area_pct[d], "grade": core.grades[d]} for d in DEFECTS}
+    return resize_image(core.image, input_size, interp), coverage(core.masks, input_size), label
+
+
+def _cache_path(cache_dir, count, seed, input_size, core_size) -> Path:
+    import vision.synth
+
+    digest = hashlib.sha256(Path(vision.synth.__file__).read_bytes()).hexdigest()[:12]
+    name = f"synth-{digest}-{seed}-{count}-{input_size[0]}x{input_size[1]}-{core_size[0]}x{core_size[1]}.npz"
+    return Path(cache_dir) / name
 
 
 def folder_set(folder: str | Path, input_size: tuple[int, int]) -> SegmentationSet:

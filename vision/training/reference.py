@@ -17,9 +17,16 @@ HELP = {
     "width": "Channels of the network's first stage",
     "epochs": "Passes over the training cores",
     "batch_size": "Cores per optimiser step",
+    "crop": "Train on random square crops of this many input pixels (0: whole images)",
     "lr": "Peak learning rate of the one-cycle schedule",
     "threads": "torch CPU threads",
     "version": "Version written into the model card",
+    "calib_count": "Fresh synthetic cores to calibrate the per-class thresholds on (0: none)",
+    "calib_seed": "Seed of the first calibration core",
+    "cache_dir": "Where the drawn training cores are kept as .npz ('' for no cache)",
+    "checkpoint": "Where the training state is saved after every epoch ('' for none)",
+    "resume": "Continue from --checkpoint instead of starting over",
+    "from_checkpoint": "Skip training: calibrate, export and evaluate --checkpoint's weights",
 }
 
 
@@ -27,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, train the reference model, print its card's metrics; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="models/reman-seg.onnx", help="Where to write the ONNX model (the card goes beside it).")
-    defaults = ReferenceRecipe()
+    defaults = ReferenceRecipe(cache_dir="/tmp/reman-seg-cache", checkpoint="/tmp/reman-seg-train.pt")
     for f in fields(ReferenceRecipe):
-        if isinstance(getattr(defaults, f.name), int | float | str):
+        if isinstance(getattr(defaults, f.name), bool):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=f"{HELP[f.name]}.")
+        elif isinstance(getattr(defaults, f.name), int | float | str):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
                                 default=getattr(defaults, f.name), help=f"{HELP[f.name]} (default: %(default)s).")
     parser.add_argument("--input-px", type=int, default=defaults.input_size[0],
