@@ -21,10 +21,9 @@ from vision.errors import DatasetError
 from vision.evaluate_folders import classification_metrics, is_no_defect_label
 from vision.training.artefacts import write_outputs
 from vision.training.fit_photos import (
-    MEAN,
-    STD,
     TrainSettings,
     fit,
+    photo_card,
     pick_device,
     predict_logits,
     seed_everything,
@@ -166,17 +165,10 @@ def _card(
     if "detection" in validation and validation["detection"]["auroc"] is not None:
         metrics["val_defect_auroc"] = validation["detection"]["auroc"]
     counts = ", ".join(f"{k} {v}" for k, v in folders.counts().items())
-    return ModelCard(
-        name=Path(out).stem,
-        version="1",
+    return photo_card(
+        out,
+        settings,
         task="classification",
-        input_name="image",
-        input_size=(settings.size, settings.size),
-        layout="NCHW",
-        color_order="RGB",
-        mean=list(MEAN),
-        std=list(STD),
-        output_names=["probs"],
         classes=folders.classes,
         output_activation="softmax",
         label_map=label_map,
@@ -187,5 +179,4 @@ def _card(
             f"for validation (stratified, seed {settings.seed})"
         ),
         intended_use="Classify photographs like the training images, one label per image.",
-        limits="Only as good as its training photographs; check on site images before production use.",
     )

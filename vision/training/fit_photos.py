@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vision.card import ModelCard
 from vision.training.augment_photos import augment_batch
 from vision.training.progress import Progress
 
@@ -188,3 +189,26 @@ def _epoch(
         losses.append(float(loss.detach()))
         report(losses[-1] if math.isfinite(losses[-1]) else float("nan"))
     return losses
+
+
+PHOTO_LIMITS = (
+    "Only as good as its training photographs; check on site images before production use."
+)
+
+
+def photo_card(out, settings: TrainSettings, **fields) -> ModelCard:
+    """A card for a model trained by `reman train`: the input spec every such model shares,
+    plus the task-specific `fields` (task, classes, activation, metrics, training data...)."""
+    return ModelCard(
+        name=Path(out).stem,
+        version="1",
+        input_name="image",
+        input_size=(settings.size, settings.size),
+        layout="NCHW",
+        color_order="RGB",
+        mean=list(MEAN),
+        std=list(STD),
+        output_names=["probs"],
+        limits=PHOTO_LIMITS,
+        **fields,
+    )

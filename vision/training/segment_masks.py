@@ -22,10 +22,9 @@ from vision.errors import DatasetError
 from vision.evaluate_folders import segmentation_metrics
 from vision.training.artefacts import write_outputs
 from vision.training.fit_photos import (
-    MEAN,
-    STD,
     TrainSettings,
     fit,
+    photo_card,
     pick_device,
     predict_logits,
     seed_everything,
@@ -175,17 +174,10 @@ def _card(
     if validation["detection"]["auroc"] is not None:
         metrics["val_defect_auroc"] = validation["detection"]["auroc"]
     data = report["data"]
-    return ModelCard(
-        name=Path(out).stem,
-        version="1",
+    return photo_card(
+        out,
+        settings,
         task="segmentation",
-        input_name="image",
-        input_size=(settings.size, settings.size),
-        layout="NCHW",
-        color_order="RGB",
-        mean=list(MEAN),
-        std=list(STD),
-        output_names=["probs"],
         classes=[PART_CLASS, *names],
         output_activation="sigmoid",
         metrics=metrics,
@@ -195,5 +187,4 @@ def _card(
             f"validation (stratified by folder and defect presence, seed {settings.seed})"
         ),
         intended_use="Outline defects in photographs like the training images; the part channel is the whole image.",
-        limits="Only as good as its training photographs; check on site images before production use.",
     )
