@@ -351,15 +351,7 @@ class Store:
 
     def page(self, flt: InspectionFilter, limit: int = 50, cursor: str | None = None) -> Page:
         """One page, newest first; `cursor` is the `next_cursor` of the page before."""
-        where, params = flt.where()
-        if cursor:
-            ts, _, last_id = cursor.partition("|")
-            where += " AND (ts, id) < (?, ?)"
-            params = [*params, ts, last_id]
-        rows = self._select(
-            f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
-            [*params, limit + 1],
-        )
+        rows = self._keyset(flt, limit + 1, cursor)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = f"{rows[-1]['ts']}|{rows[-1]['id']}" if more else None
@@ -385,17 +377,21 @@ class Store:
                 return
 
     def _chunk(self, flt: InspectionFilter, limit: int, cursor: str | None):
+        rows = self._keyset(flt, limit, cursor)
+        nxt = f"{rows[-1]['ts']}|{rows[-1]['id']}" if len(rows) == limit else None
+        return rows, nxt
+
+    def _keyset(self, flt: InspectionFilter, limit: int, cursor: str | None) -> list[dict[str, Any]]:
+        """Up to `limit` matching rows, newest first, after the (ts, id) position in `cursor`."""
         where, params = flt.where()
         if cursor:
             ts, _, last_id = cursor.partition("|")
             where += " AND (ts, id) < (?, ?)"
             params = [*params, ts, last_id]
-        rows = self._select(
+        return self._select(
             f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
             [*params, limit],
         )
-        nxt = f"{rows[-1]['ts']}|{rows[-1]['id']}" if len(rows) == limit else None
-        return rows, nxt
 
     def get(self, inspection_id: str) -> dict[str, Any] | None:
         """One inspection's row, or None."""
