@@ -338,9 +338,15 @@ def _draw_defects(rng: np.random.Generator, geo: _Geometry, coated: bool,
 def _wear(rng, geo, free, n, surface, coated, _masks) -> np.ndarray:
     h, w = free.shape
     if n > 0.004 * free.size:  # a polished worn band (seal track, bearing seat, rub mark)
+        # A rub mark is a stretch of a track, not a hairline around the whole part: distance
+        # across the track counts `aspect` times more than distance along it.
         coord = _motion_coord(geo)
-        centre = float(rng.choice(coord[free])) if free.any() else 0.0
-        score = -np.abs(coord - centre) + 0.6 * _noise(rng, h, w, 14)
+        ys, xs = np.nonzero(free)
+        k = int(rng.integers(len(ys))) if len(ys) else 0
+        centre = float(coord[ys[k], xs[k]]) if len(ys) else 0.0
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        along = np.hypot(yy - (ys[k] if len(ys) else 0), xx - (xs[k] if len(xs) else 0))
+        score = -np.abs(coord - centre) - along / rng.uniform(3.0, 8.0) + 0.6 * _noise(rng, h, w, 14)
     else:  # scratches
         score = _scratch_field(rng, h, w) + 0.01 * _noise(rng, h, w, 8)
     mask = _top_n(score, free, n)
@@ -368,7 +374,7 @@ def _scratch_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         p = rng.uniform(0.2, 0.8, 2) * (w, h)
         a, length = rng.uniform(0, math.pi), rng.uniform(0.1, 0.5) * min(h, w)
         q = p + length * np.array([math.cos(a), math.sin(a)])
-        width = max(1, round(min(h, w) / 128))  # still visible at the model's input size
+        width = max(2, round(min(h, w) / 85))  # still visible at the model's input size
         cv2.line(field_, tuple(int(v) for v in p), tuple(int(v) for v in q), rng.uniform(1, 2), width)
     return field_
 
@@ -380,7 +386,9 @@ def _render_wear(rng, surface, mask, geo, coated) -> None:
     if not sel.any():
         return
     h, w = mask.shape
-    metal = np.float32(rng.uniform(185, 235)) + rng.uniform(-4, 4, 3).astype(np.float32)
+    # Polished metal catches the light: brighter than the machined or painted surface around it.
+    base = float(surface[sel].mean())
+    metal = np.float32(min(250.0, max(rng.uniform(185, 235), base + 45))) + rng.uniform(-4, 4, 3).astype(np.float32)
     coord = _motion_coord(geo) + 0.8 * _noise(rng, h, w, 40)
     fine = np.sin(2 * math.pi * coord / rng.uniform(1.6, 2.6))
     score = (rng.random(h * 4) < 0.15).astype(np.float32)  # scoring lines: random darker grooves
@@ -388,7 +396,7 @@ def _render_wear(rng, surface, mask, geo, coated) -> None:
     streaks = 1 + 0.10 * fine - 0.22 * grooves + 0.03 * _noise(rng, h, w, 3)
     polished = metal[None, None, :] * streaks[..., None]
     inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
-    mix = np.clip(inside / 2.5, 0.45, 1.0) if coated else np.full((h, w), 0.75, np.float32)
+    mix = np.clip(inside / 2.5, 0.7, 1.0) if coated else np.full((h, w), 0.85, np.float32)
     surface[sel] = surface[sel] * (1 - mix[sel, None]) + polished[sel] * mix[sel, None]
 
 
@@ -447,7 +455,9 @@ def _render_blisters(rng, surface, mask) -> None:
     gx, gy = cv2.Sobel(soft, cv2.CV_32F, 1, 0), cv2.Sobel(soft, cv2.CV_32F, 0, 1)
     relief = 1 - 0.9 * (gx + gy) / 2
     sel = mask.astype(bool)
-    surface[sel] = surface[sel] * np.clip(relief, 0.4, 1.8)[sel][:, None] * 1.1 + 12
+    # Raised paint catches the light on one side and shades the other, even on a dark coat.
+    shade = 45 * np.clip(-(gx + gy), -1, 1)
+    surface[sel] = surface[sel] * np.clip(relief, 0.4, 1.8)[sel][:, None] * 1.1 + 18 + shade[sel][:, None]
 
 
 def _corrosion(rng, geo, free, n, surface, coated, masks) -> np.ndarray:

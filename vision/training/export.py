@@ -1,44 +1,39 @@
-"""ONNX export: sigmoid inside the graph, fixed batch 1, model card in the metadata and beside it."""
+"""ONNX export of the reference model: sigmoid in the graph, card and architecture in the metadata.
+
+The export keeps the batch norms and the parameter names (vision.training.onnx_weights), so
+`reman train --task segment --init models/reman-seg.onnx` can rebuild the network and fine-tune it.
+"""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from vision.card import ModelCard, write_card
 from vision.errors import ModelError
+from vision.training.onnx_weights import export_onnx as export_graph
 
-OPSET = 17
-
-
-class _WithSigmoid(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model(x))
+ARCHITECTURE = "reman_segnet"
 
 
-def export_onnx(model: nn.Module, out_path: str | Path, card: ModelCard) -> Path:
-    """Write `model` as ONNX (opset 17, input card.input_name, output card.output_names[0]).
+def reference_spec(width: int, classes: int) -> dict:
+    """The architecture record of a reference network (see vision.training.nets)."""
+    return {"name": ARCHITECTURE, "params": {"num_classes": classes, "width": width}}
 
-    The card is embedded under vision.card.METADATA_KEY and written to `<model>.card.json`
-    (vision.card.write_card).
-    """
+
+def export_onnx(model: nn.Module, out_path: str | Path, card: ModelCard, spec: dict) -> Path:
+    """Write `model` as ONNX at `out_path` with its card embedded and written beside it."""
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     h, w = card.input_size
-    wrapped = _WithSigmoid(model).eval()
+    if h != w:
+        raise ModelError(f"the reference model is exported square; got input size {h}x{w}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(wrapped, (torch.zeros(1, 3, h, w),), str(out), dynamo=False,
-                              input_names=[card.input_name], output_names=card.output_names,
-                              opset_version=OPSET, do_constant_folding=True)
+        data = export_graph(model, "sigmoid", h, card, spec)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    except ModelError:
+        raise
     except Exception as exc:  # torch raises many types here; one boundary
         raise ModelError(f"ONNX export to {out} failed: {exc}") from exc
     write_card(out, card)

@@ -8,6 +8,7 @@ so any model this tool made can be fine-tuned on new photographs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -112,7 +113,18 @@ class WithActivation(nn.Module):
         return probs
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"compact_cnn": CompactCNN, "mask_unet": MaskUNet}
+def _reference_segnet(num_classes: int, width: int) -> nn.Module:
+    """The shipped reference model's network (vision.training.net.SegNet), for --init."""
+    from vision.training.net import SegNet
+
+    return SegNet(width, num_classes)
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "compact_cnn": CompactCNN,
+    "mask_unet": MaskUNet,
+    "reman_segnet": _reference_segnet,
+}
 
 
 def build(spec: dict) -> nn.Module:

@@ -17,7 +17,7 @@ from vision.severity import DEFAULT_TABLES
 from vision.synth import CLASSES, DEFECTS, generate_core
 from vision.training.data import MEAN, STD, normalise, resize_image, synthetic_set
 from vision.training.evaluate import evaluate_synthetic, run_p50_ms
-from vision.training.export import export_onnx
+from vision.training.export import export_onnx, reference_spec
 from vision.training.loop import TrainConfig, load_checkpoint_weights, train_segmentation
 from vision.training.net import SegNet
 
@@ -46,12 +46,12 @@ class ReferenceRecipe:
     input_size: tuple[int, int] = (160, 160)
     core_size: tuple[int, int] = (256, 256)
     width: int = 20
-    epochs: int = 7
+    epochs: int = 8
     batch_size: int = 16
     crop: int = 0
     lr: float = 3e-3
     threads: int = 1
-    version: str = "1.1.0"
+    version: str = "1.2.0"
     cache_dir: str = ""  # the command line keeps the drawn cores in /tmp/reman-seg-cache
     checkpoint: str = ""  # the command line saves the training state to /tmp/reman-seg-train.pt
     resume: bool = False
@@ -84,7 +84,7 @@ def train_reference(out_path: str | Path, recipe: ReferenceRecipe | None = None,
     thresholds = calibrate(model, r)
     log(f"calibrated thresholds on cores {r.calib_seed}..{r.calib_seed + r.calib_count - 1}: {thresholds}")
     card = reference_card(r)
-    out = export_onnx(model, out_path, card)
+    out = export_onnx(model, out_path, card, reference_spec(r.width, len(CLASSES)))
     metrics = evaluate_synthetic(out, card, r.eval_count, r.eval_seed, r.core_size)
     metrics["run_p50_ms_1thread"] = round(run_p50_ms(out, card), 3)
     metrics["train_minutes"] = round((time.monotonic() - started) / 60, 1)
