@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 
 from vision.evaluate_folders import auroc, classification_metrics, segmentation_metrics
 from vision.training.augment_photos import augment_batch
-from vision.training.fit_photos import stratified_split
+from vision.training.fit_photos import stratified_fold, stratified_split
 from vision.training.progress import Progress
 
 
@@ -61,6 +62,20 @@ def test_stratified_split_keeps_every_class_and_repeats():
     assert set(train).isdisjoint(val) and len(train) + len(val) == len(keys)
     again = stratified_split(keys, 0.2, seed=3)
     assert (again[0] == train).all() and (again[1] == val).all()
+
+
+def test_folds_hold_out_every_image_once_with_classes_balanced():
+    keys = ["a"] * 10 + ["b"] * 5
+    held = []
+    for fold in range(5):
+        train, val = stratified_fold(keys, 5, fold, seed=3)
+        assert sorted(keys[i] for i in val) == ["a", "a", "b"]
+        assert set(train).isdisjoint(val) and len(train) + len(val) == len(keys)
+        held += val.tolist()
+    assert sorted(held) == list(range(len(keys)))
+    assert (stratified_fold(keys, 5, 2, seed=3)[1] == stratified_fold(keys, 5, 2, seed=3)[1]).all()
+    with pytest.raises(ValueError, match="fold 5"):
+        stratified_fold(keys, 5, 5, seed=3)
 
 
 def test_augmentation_moves_masks_with_images_and_repeats():

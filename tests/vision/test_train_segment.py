@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from tests.vision.photo_sets import class_folders, mask_pairs
 from vision.card import read_card
 from vision.grader import Grader
 from vision.training.folders import read_image
+from vision.training.onnx_weights import read_architecture
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +155,50 @@ def test_fine_tunes_from_its_own_model(trained, tmp_path):
     )
     assert classify_init.exit_code != 0
     assert "mask_unet" in classify_init.output and "compact_cnn" in classify_init.output
+
+
+def test_fine_tunes_from_the_shipped_reference_model(trained, tmp_path):
+    data, _ = trained
+    reference = Path(__file__).resolve().parents[2] / "models" / "reman-seg.onnx"
+    out = tmp_path / "site.onnx"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--task",
+            "segment",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--init",
+            str(reference),
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+            "--lr",
+            "1e-5",
+            "--threads",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert read_card(out).classes == ["part", "coating_damage"]
+    assert json.loads(out.with_suffix(".metrics.json").read_text())["init_fresh"] == []
+    # The body and the coating_damage head row come from the reference, not a fresh start.
+    _, ours = read_architecture(out)
+    stored, theirs = read_architecture(reference)
+    assert stored["name"] == "reman_segnet"
+    for name in ("enc1.0.0.weight", "enc3.2.0.weight"):
+        assert np.corrcoef(ours[name].ravel(), theirs[name].ravel())[0, 1] > 0.99
+    row = read_card(reference).classes.index("coating_damage")
+    assert (
+        np.corrcoef(ours["head.2.weight"][0].ravel(), theirs["head.2.weight"][row].ravel())[0, 1]
+        > 0.99
+    )
+    assert (
+        Grader.load(out).grade(read_image(data / "tile_1.jpg")[..., ::-1].copy()).part_pct == 100.0
+    )

@@ -27,7 +27,7 @@ from vision.training.fit_photos import (
     pick_device,
     predict_logits,
     seed_everything,
-    stratified_split,
+    split_for,
 )
 from vision.training.folders import ClassFolders, load_images, scan_class_folders
 from vision.training.nets import build
@@ -78,7 +78,7 @@ def train_classifier(
     label_map = build_label_map(folders.classes, label_map_file)
     images = load_images(folders.images, settings.size, folders.root)
     labels = np.asarray(folders.labels, np.int64)
-    train_idx, val_idx = stratified_split(folders.labels, settings.val_split, settings.seed)
+    train_idx, val_idx = split_for(folders.labels, settings)
     seed_everything(settings.seed)
     spec = {
         "name": "compact_cnn",

@@ -35,6 +35,10 @@ class TrainSettings:
     device: str = "auto"
     init: Path | None = None
     threads: int | None = None
+    # Cross-validation: with folds > 1 the validation images are fold `fold` (0-based) of a
+    # stratified split into `folds` parts, and val_split is not used.
+    folds: int = 0
+    fold: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -49,6 +53,30 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def split_for(keys: list, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The hold-out split, or fold `settings.fold` of `settings.folds` for cross-validation."""
+    if settings.folds > 1:
+        return stratified_fold(keys, settings.folds, settings.fold, settings.seed)
+    return stratified_split(keys, settings.val_split, settings.seed)
+
+
+def stratified_fold(keys: list, folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices for fold `fold` of `folds`: each key's items are shuffled
+    (seeded) and dealt into `folds` near-equal parts; the validation set is part `fold`."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
+    rng = np.random.default_rng(seed)
+    keys_array = np.asarray(keys)
+    train, val = [], []
+    for key in sorted(set(keys)):
+        members = np.flatnonzero(keys_array == key)
+        rng.shuffle(members)
+        parts = np.array_split(members, folds)
+        val += parts[fold].tolist()
+        train += [i for k, part in enumerate(parts) if k != fold for i in part.tolist()]
+    return np.array(sorted(train), np.int64), np.array(sorted(val), np.int64)
 
 
 def stratified_split(keys: list, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from vision.card import DEFECT_TYPES, PART_CLASS, ModelCard
+from vision.card import DEFECT_TYPES, PART_CLASS, ModelCard, read_card
 from vision.errors import DatasetError
 from vision.evaluate_folders import segmentation_metrics
 from vision.training.artefacts import write_outputs
+from vision.training.export import ARCHITECTURE as REFERENCE_ARCHITECTURE
 from vision.training.fit_photos import (
     TrainSettings,
     fit,
@@ -28,11 +29,11 @@ from vision.training.fit_photos import (
     pick_device,
     predict_logits,
     seed_everything,
-    stratified_split,
+    split_for,
 )
 from vision.training.folders import MaskPairs, load_pairs, mask_class_count, scan_mask_pairs
 from vision.training.nets import build
-from vision.training.onnx_weights import export_onnx, init_from_onnx
+from vision.training.onnx_weights import export_onnx, init_from_onnx, read_architecture
 
 DEFAULT_DEFECT = "coating_damage"
 
@@ -92,12 +93,9 @@ def train_segmenter(
     images, masks = load_pairs(pairs, settings.size)
     names = defect_names(mask_class_count(masks), label_map_file)
     keys = [f"{g}:{int(m.any())}" for g, m in zip(pairs.groups, masks, strict=True)]
-    train_idx, val_idx = stratified_split(keys, settings.val_split, settings.seed)
+    train_idx, val_idx = split_for(keys, settings)
     seed_everything(settings.seed)
-    spec = {"name": "mask_unet", "params": {"num_classes": len(names), "width": settings.width}}
-    net, fresh = (
-        (build(spec), []) if settings.init is None else init_from_onnx(Path(settings.init), spec)
-    )
+    spec, net, fresh = _initial_net(names, settings)
     evaluate = _validation(net, images[val_idx], masks[val_idx], names, settings)
     history = fit(
         net,
@@ -118,6 +116,39 @@ def train_segmenter(
     onnx_bytes = export_onnx(net.cpu(), "part_sigmoid", settings.size, card, spec)
     report["outputs"] = {k: str(v) for k, v in write_outputs(out, onnx_bytes, card, report).items()}
     return report
+
+
+def _initial_net(
+    names: list[str], settings: TrainSettings
+) -> tuple[dict, torch.nn.Module, list[str]]:
+    """The network to train: fresh, or rebuilt from `--init`.
+
+    A `reman train` segmentation model is rebuilt as it was (same --width). The shipped
+    reference model (`reman_segnet`) keeps its own width; its head rows for the defect types
+    this data names are carried over, so `coating_damage` starts from the reference's
+    `coating_damage` channel.
+    """
+    spec = {"name": "mask_unet", "params": {"num_classes": len(names), "width": settings.width}}
+    if settings.init is None:
+        return spec, build(spec), []
+    init = Path(settings.init)
+    stored, weights = read_architecture(init)
+    if stored.get("name") != REFERENCE_ARCHITECTURE:
+        return (spec, *init_from_onnx(init, spec))
+    spec = {
+        "name": REFERENCE_ARCHITECTURE,
+        "params": {"num_classes": len(names), "width": stored["params"]["width"]},
+    }
+    net, fresh = init_from_onnx(init, spec)
+    classes = read_card(init).classes
+    rows = [classes.index(n) if n in classes else None for n in names]
+    if fresh and None not in rows:
+        head = net.head[-1]
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(weights["head.2.weight"][rows]))
+            head.bias.copy_(torch.from_numpy(weights["head.2.bias"][rows]))
+        fresh = []
+    return spec, net, fresh
 
 
 def _probs(net, images, settings) -> np.ndarray:
