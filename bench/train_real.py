@@ -56,7 +56,15 @@ def cross_validate(data: Path, task: str, work: Path, args: argparse.Namespace) 
     key = "accuracy" if "accuracy" in runs[0] else "mean_iou"
     values = [r[key] for r in runs]
     minutes = [r["train_minutes"] for r in runs]
-    first = {k: v for k, v in runs[0].items() if k not in ("confusion", "model")}
+    per_run = (
+        "confusion",
+        "model",
+        "fold",
+        "train_cpu_minutes",
+        "train_minutes_if_cores_idle",
+        "load_average_before_after",
+    )
+    first = {k: v for k, v in runs[0].items() if k not in per_run}
     return first | {
         "split": f"stratified {args.folds}-fold cross-validation, seed {args.seed}",
         key: round(float(np.mean(values)), 4),
@@ -73,6 +81,7 @@ def cross_validate(data: Path, task: str, work: Path, args: argparse.Namespace) 
             for r in runs
         ],
         "train_minutes": max(minutes),
+        "train_minutes_if_cores_idle": max(r["train_minutes_if_cores_idle"] for r in runs),
         "train_minutes_all_folds": round(sum(minutes), 2),
         "confusion_summed": np.sum([r["confusion"] for r in runs], axis=0).tolist()
         if "confusion" in runs[0]
