@@ -33,7 +33,9 @@ DEFAULT_SIZE = (256, 256)
 _WORST_BAND_TOP = {"corrosion": 65.0, "coating_damage": 35.0, "wear": 35.0}
 _PAINTS_BGR = [(40, 40, 40), (110, 70, 30), (50, 110, 40), (40, 40, 170), (30, 160, 210),
                (150, 150, 150), (30, 90, 200), (90, 60, 60), (200, 200, 195)]
-_PRIMERS_BGR = [(50, 65, 140), (135, 135, 130), (70, 110, 150)]
+# Grey, white, zinc-grey and cream primers. Red-oxide primer is left out: at the model's input
+# size a chip down to it cannot be told from a rust spot, so its grade would be a guess.
+_PRIMERS_BGR = [(135, 135, 130), (210, 212, 205), (150, 140, 125), (150, 195, 215)]
 _RUST_BGR = np.array([(20, 35, 70), (30, 70, 150), (35, 95, 185), (40, 55, 120), (45, 120, 190)],
                      np.float32)
 

@@ -46,7 +46,7 @@ class ReferenceRecipe:
     input_size: tuple[int, int] = (160, 160)
     core_size: tuple[int, int] = (256, 256)
     width: int = 20
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 16
     crop: int = 0
     lr: float = 3e-3
