@@ -350,7 +350,7 @@ def _wear(rng, geo, free, n, surface, coated, _masks) -> np.ndarray:
         along = np.hypot(yy - (ys[k] if len(ys) else 0), xx - (xs[k] if len(xs) else 0))
         score = -np.abs(coord - centre) - along / rng.uniform(3.0, 8.0) + 0.6 * _noise(rng, h, w, 14)
     else:  # scratches
-        score = _scratch_field(rng, h, w) + 0.01 * _noise(rng, h, w, 8)
+        score = _scratch_field(rng, h, w, n) + 0.01 * _noise(rng, h, w, 8)
     mask = _top_n(score, free, n)
     _render_wear(rng, surface, mask, geo, coated)
     return mask
@@ -370,14 +370,27 @@ def _motion_coord(geo: _Geometry) -> np.ndarray:
     return geo.radial
 
 
-def _scratch_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def _scratch_field(rng: np.random.Generator, h: int, w: int, n: int) -> np.ndarray:
+    """One to three straight scratches that together hold about n pixels.
+
+    Each line's value falls from its start to its end, so the n chosen pixels are whole
+    stretches of scratch from one end, not pixels scattered along every line.
+    """
     field_ = np.zeros((h, w), np.float32)
-    for _ in range(int(rng.integers(2, 7))):
+    width = max(2, round(min(h, w) / 85))  # still visible at the model's input size
+    count = int(rng.integers(1, 4))
+    length = float(np.clip(1.3 * n / (count * width), 6, 0.6 * min(h, w)))
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    for _ in range(count):
         p = rng.uniform(0.2, 0.8, 2) * (w, h)
-        a, length = rng.uniform(0, math.pi), rng.uniform(0.1, 0.5) * min(h, w)
-        q = p + length * np.array([math.cos(a), math.sin(a)])
-        width = max(2, round(min(h, w) / 85))  # still visible at the model's input size
-        cv2.line(field_, tuple(int(v) for v in p), tuple(int(v) for v in q), rng.uniform(1, 2), width)
+        a = rng.uniform(0, math.pi)
+        d = np.array([math.cos(a), math.sin(a)])
+        q = p + length * d
+        line = np.zeros((h, w), np.uint8)
+        cv2.line(line, tuple(int(v) for v in p), tuple(int(v) for v in q), 1, width)
+        t = np.clip(((xs - p[0]) * d[0] + (ys - p[1]) * d[1]) / length, 0, 1)
+        value = rng.uniform(1, 2) + 0.5 * (1 - t)
+        field_ = np.where(line > 0, np.maximum(field_, value), field_)
     return field_
 
 
@@ -438,10 +451,14 @@ def _render_chips(rng, surface, mask) -> None:
     if not sel.any():
         return
     h, w = mask.shape
-    primer = np.array(_PRIMERS_BGR[int(rng.integers(len(_PRIMERS_BGR)))], np.float32)
+    # What a chip exposes differs from the paint around it (grey primer under grey paint would
+    # leave only the lifted edge to see): pick among the primers and bare metal that stand out.
+    paint = surface[sel].mean(axis=0)
+    primer = _contrasting(rng, [np.array(c, np.float32) for c in _PRIMERS_BGR], paint)
     tex = (1 + 0.10 * _noise(rng, h, w, 1.5))[..., None]
+    metal = np.float32(rng.uniform(95, 150)) + rng.uniform(-5, 5, 3).astype(np.float32)
     if rng.random() < 0.5:  # down to bare metal: dull, darker than a polished band
-        floor = np.float32(rng.uniform(95, 150)) + rng.uniform(-5, 5, 3).astype(np.float32)
+        floor = _contrasting(rng, [metal, metal * np.float32(0.6)], paint)
     else:
         floor = primer * np.float32(rng.uniform(0.85, 1.05))
     inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
@@ -450,6 +467,15 @@ def _render_chips(rng, surface, mask) -> None:
     surface[sel] = layer[sel]
     rim = cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(bool) & ~sel
     surface[rim] *= np.float32(rng.uniform(0.35, 0.6))  # the broken, lifted paint edge
+
+
+def _contrasting(rng: np.random.Generator, colours: list[np.ndarray], paint: np.ndarray,
+                 least: float = 60.0) -> np.ndarray:
+    """A random colour at least `least` (BGR distance) from the paint, else the farthest."""
+    far = [c for c in colours if float(np.linalg.norm(c - paint)) >= least]
+    if far:
+        return far[int(rng.integers(len(far)))]
+    return max(colours, key=lambda c: float(np.linalg.norm(c - paint)))
 
 
 def _render_blisters(rng, surface, mask) -> None:

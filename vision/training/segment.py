@@ -94,7 +94,7 @@ def train_reference(out_path: str | Path, recipe: ReferenceRecipe | None = None,
     return card
 
 
-_THRESHOLDS = np.round(np.arange(0.15, 0.91, 0.05), 2)
+_THRESHOLDS = np.round(np.arange(0.05, 0.91, 0.05), 2)
 
 
 @torch.no_grad()
