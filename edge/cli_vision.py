@@ -128,7 +128,8 @@ COMMANDS += [grade_command, eval_command]
 @click.option("--val-split", default=0.2, show_default=True, type=click.FloatRange(0.0, 0.9),
               help="Share of each class held out for validation (stratified, seeded).")
 @click.option("--init", "init_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Fine-tune from this model (made by `reman train`, same task and --width).")
+              help="Fine-tune from this model: one made by `reman train` (same task and --width), "
+                   "or for --task segment the shipped models/reman-seg.onnx.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split, augmentation and weights.")
 @click.option("--label-map", "label_map", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help='JSON: label (or mask value) to defect type and grade, e.g. {"rust": {"defect": "corrosion", "grade": 4}}.')

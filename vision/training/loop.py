@@ -32,7 +32,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     dice_weight: float = 1.0
-    image_dice_weight: float = 1.0
+    image_dice_weight: float = 0.5
     ema_decay: float = 0.998
     seed: int = 0
     crop: int = 0  # train on random square crops of this size (0: whole images); cheaper steps

@@ -46,7 +46,7 @@ class ReferenceRecipe:
     input_size: tuple[int, int] = (160, 160)
     core_size: tuple[int, int] = (256, 256)
     width: int = 20
-    epochs: int = 11
+    epochs: int = 10
     batch_size: int = 16
     crop: int = 0
     lr: float = 3e-3
@@ -102,7 +102,7 @@ def calibrate(model: torch.nn.Module, r: ReferenceRecipe) -> dict[str, float]:
     """Pick, per defect type, the probability at which a pixel counts as defective.
 
     On `calib_count` fresh cores (seeds away from training and evaluation) each candidate
-    threshold is scored by half the IoU at the input size plus the shares of exact and
+    threshold is scored by the IoU at the input size plus the shares of exact and
     within-one grades; the best one is folded into the head's bias (logit - logit(t)), so the
     graph's 0.5 is that threshold and the grader needs no setting. Returns the chosen thresholds.
     """
@@ -131,7 +131,7 @@ def calibrate(model: torch.nn.Module, r: ReferenceRecipe) -> dict[str, float]:
             iou = (pred & truth_a[:, c]).sum() / max((pred | truth_a[:, c]).sum(), 1)
             area = 100.0 * (pred & part).sum(axis=(1, 2)) / n_part
             got = np.array([DEFAULT_TABLES[d].grade(float(a)) for a in area])
-            score = 0.5 * iou + np.mean(got == want) + np.mean(np.abs(got - want) <= 1)
+            score = iou + np.mean(got == want) + np.mean(np.abs(got - want) <= 1)
             if score > best + 1e-9:
                 best, best_t = score, float(t)
         chosen[d] = best_t
