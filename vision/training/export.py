@@ -32,8 +32,6 @@ def export_onnx(model: nn.Module, out_path: str | Path, card: ModelCard, spec: d
         data = export_graph(model, "sigmoid", h, card, spec)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
-    except ModelError:
-        raise
     except Exception as exc:  # torch raises many types here; one boundary
         raise ModelError(f"ONNX export to {out} failed: {exc}") from exc
     write_card(out, card)

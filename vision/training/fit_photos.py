@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,12 +67,8 @@ def stratified_fold(keys: list, folds: int, fold: int, seed: int) -> tuple[np.nd
     (seeded) and dealt into `folds` near-equal parts; the validation set is part `fold`."""
     if not 0 <= fold < folds:
         raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
-    rng = np.random.default_rng(seed)
-    keys_array = np.asarray(keys)
     train, val = [], []
-    for key in sorted(set(keys)):
-        members = np.flatnonzero(keys_array == key)
-        rng.shuffle(members)
+    for members in _shuffled_by_key(keys, seed):
         parts = np.array_split(members, folds)
         val += parts[fold].tolist()
         train += [i for k, part in enumerate(parts) if k != fold for i in part.tolist()]
@@ -81,18 +77,24 @@ def stratified_fold(keys: list, folds: int, fold: int, seed: int) -> tuple[np.nd
 
 def stratified_split(keys: list, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation indices: `fraction` of each key's items (at least one where a key has two)."""
-    rng = np.random.default_rng(seed)
-    keys_array = np.asarray(keys)
     train, val = [], []
-    for key in sorted(set(keys)):
-        members = np.flatnonzero(keys_array == key)
-        rng.shuffle(members)
+    for members in _shuffled_by_key(keys, seed):
         take = int(round(len(members) * fraction))
         if fraction > 0 and len(members) >= 2:
             take = min(max(take, 1), len(members) - 1)
         val += members[:take].tolist()
         train += members[take:].tolist()
     return np.array(sorted(train), np.int64), np.array(sorted(val), np.int64)
+
+
+def _shuffled_by_key(keys: list, seed: int) -> Iterator[np.ndarray]:
+    """The indices of each key's items, key by key in sorted order, each shuffled (seeded)."""
+    rng = np.random.default_rng(seed)
+    keys_array = np.asarray(keys)
+    for key in sorted(set(keys)):
+        members = np.flatnonzero(keys_array == key)
+        rng.shuffle(members)
+        yield members
 
 
 def to_input(images: np.ndarray) -> torch.Tensor:

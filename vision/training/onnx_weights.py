@@ -82,14 +82,17 @@ def _named_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return {name.removeprefix("net."): array for name, array in weights.items()}
 
 
-def init_from_onnx(path: Path, spec: dict) -> tuple[torch.nn.Module, list[str]]:
+def init_from_onnx(
+    path: Path, spec: dict, record: tuple[dict, dict[str, np.ndarray]] | None = None
+) -> tuple[torch.nn.Module, list[str]]:
     """Rebuild `spec`'s network with weights from the model at `path`.
 
     The architecture must match (same name and hyper-parameters, the number of classes aside);
     a head of another size is left freshly initialised and listed in the second return value.
+    `record` is `read_architecture(path)` when the caller has already read it.
     Raises ModelError saying what differs.
     """
-    stored, weights = read_architecture(path)
+    stored, weights = record or read_architecture(path)
     _check_same_architecture(path, stored, spec)
     net = build(spec)
     state = net.state_dict()

@@ -132,21 +132,23 @@ def _initial_net(
     if settings.init is None:
         return spec, build(spec), []
     init = Path(settings.init)
-    stored, weights = read_architecture(init)
+    record = read_architecture(init)
+    stored, weights = record
     if stored.get("name") != REFERENCE_ARCHITECTURE:
-        return (spec, *init_from_onnx(init, spec))
+        return (spec, *init_from_onnx(init, spec, record))
     spec = {
         "name": REFERENCE_ARCHITECTURE,
         "params": {"num_classes": len(names), "width": stored["params"]["width"]},
     }
-    net, fresh = init_from_onnx(init, spec)
+    net, fresh = init_from_onnx(init, spec, record)
     classes = read_card(init).classes
     rows = [classes.index(n) if n in classes else None for n in names]
     if fresh and None not in rows:
+        last = f"head.{len(net.head) - 1}"
         head = net.head[-1]
         with torch.no_grad():
-            head.weight.copy_(torch.from_numpy(weights["head.2.weight"][rows]))
-            head.bias.copy_(torch.from_numpy(weights["head.2.bias"][rows]))
+            head.weight.copy_(torch.from_numpy(weights[f"{last}.weight"][rows]))
+            head.bias.copy_(torch.from_numpy(weights[f"{last}.bias"][rows]))
         fresh = []
     return spec, net, fresh
 
