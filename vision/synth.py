@@ -459,8 +459,8 @@ def _render_chips(rng, surface, mask) -> None:
     metal = np.float32(rng.uniform(95, 150)) + rng.uniform(-5, 5, 3).astype(np.float32)
     if rng.random() < 0.5:  # down to bare metal: dull, darker than a polished band
         floor = _contrasting(rng, [metal, metal * np.float32(0.6)], paint)
-    else:
-        floor = primer * np.float32(rng.uniform(0.85, 1.05))
+    else:  # primer a little duller or brighter, but never shaded back towards the paint
+        floor = _contrasting(rng, [primer * np.float32(rng.uniform(0.85, 1.05)), primer], paint)
     inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
     ring = inside <= rng.uniform(1.5, 2.6)
     layer = np.where(ring[..., None], primer[None, None, :], floor[None, None, :]) * tex
