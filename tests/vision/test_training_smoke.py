@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,3 +44,20 @@ def test_training_resumes_from_its_checkpoint_and_reuses_the_cached_cores(tmp_pa
     exported: list[str] = []
     card = train_reference(tmp_path / "c.onnx", replace(recipe, from_checkpoint=True), log=exported.append)
     assert any(line.startswith("weights from") for line in exported) and "mean_iou" in card.metrics
+
+
+def test_the_documented_command_trains_the_shipped_recipe(monkeypatch):
+    import vision.training.reference as reference
+    from vision.card import read_card as read_shipped
+
+    seen: list[ReferenceRecipe] = []
+    monkeypatch.setattr(reference, "train_reference", lambda _out, recipe, log: seen.append(recipe))
+    assert reference.main([]) == 0
+    (recipe,) = seen
+    assert recipe == replace(ReferenceRecipe(), cache_dir="/tmp/reman-seg-cache", checkpoint="/tmp/reman-seg-train.pt")
+    assert recipe.context and not recipe.resume
+    shipped = read_shipped(Path(__file__).resolve().parents[2] / "models" / "reman-seg.onnx")
+    assert shipped.version == recipe.version
+    assert f"{recipe.train_count} synthetic cores" in shipped.training_data
+    assert reference.main(["--no-context", "--epochs", "3"]) == 0
+    assert not seen[1].context and seen[1].epochs == 3

@@ -17,9 +17,10 @@ from vision.training.onnx_weights import export_onnx as export_graph
 ARCHITECTURE = "reman_segnet"
 
 
-def reference_spec(width: int, classes: int) -> dict:
+def reference_spec(width: int, classes: int, context: bool = False) -> dict:
     """The architecture record of a reference network (see vision.training.nets)."""
-    return {"name": ARCHITECTURE, "params": {"num_classes": classes, "width": width}}
+    params = {"num_classes": classes, "width": width}
+    return {"name": ARCHITECTURE, "params": params | ({"context": True} if context else {})}
 
 
 def export_onnx(model: nn.Module, out_path: str | Path, card: ModelCard, spec: dict) -> Path:

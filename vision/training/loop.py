@@ -36,7 +36,6 @@ class TrainConfig:
     ema_decay: float = 0.998
     seed: int = 0
     crop: int = 0  # train on random square crops of this size (0: whole images); cheaper steps
-    recall_weight: float = 0.5  # Dice's share for missed pixels (Tversky beta); 0.5 is plain Dice
     channels_last: bool = True  # NHWC tensors: the same arithmetic, faster convolutions on CPU
     checkpoint: str = ""  # torch state after every epoch ("" for none)
     resume: bool = False  # continue from `checkpoint` when it exists
@@ -66,8 +65,7 @@ def train_segmentation(model: nn.Module, data: SegmentationSet, config: TrainCon
             x, y = batch_tensors(data, idx, rng, config.crop)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            loss = segmentation_loss(model(x), y, config.dice_weight, config.image_dice_weight,
-                                     config.recall_weight)
+            loss = segmentation_loss(model(x), y, config.dice_weight, config.image_dice_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -144,24 +142,17 @@ def batch_tensors(data: SegmentationSet, idx: np.ndarray, rng: np.random.Generat
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float,
-                      image_dice_weight: float = 0.0, recall_weight: float = 0.5) -> torch.Tensor:
+                      image_dice_weight: float = 0.0) -> torch.Tensor:
     """Mean BCE over all channels, plus soft Dice over the defect channels: `dice_weight` x Dice
-    over the whole batch, `image_dice_weight` x Dice per image (smoothing 1 pixel).
-
-    With `recall_weight` above 0.5 the Dice terms become Tversky indices that count a missed
-    pixel more than a false one: 1 - (2TP + 1) / (2TP + 2(1-r)FP + 2rFN + 1), plain Dice at 0.5.
-    """
+    over the whole batch, `image_dice_weight` x Dice per image (smoothing 1 pixel)."""
     bce = F.binary_cross_entropy_with_logits(logits, target)
     prob = torch.sigmoid(logits[:, 1:])
     tgt = target[:, 1:]
-    loss = bce + dice_weight * _tversky(prob, tgt, (0, 2, 3), recall_weight).mean()
+    inter = (prob * tgt).sum(dim=(0, 2, 3))
+    dice = 1 - (2 * inter + 1) / (prob.sum(dim=(0, 2, 3)) + tgt.sum(dim=(0, 2, 3)) + 1)
+    loss = bce + dice_weight * dice.mean()
     if image_dice_weight:
-        loss = loss + image_dice_weight * _tversky(prob, tgt, (2, 3), recall_weight).mean()
+        inter_i = (prob * tgt).sum(dim=(2, 3))
+        dice_i = 1 - (2 * inter_i + 1) / (prob.sum(dim=(2, 3)) + tgt.sum(dim=(2, 3)) + 1)
+        loss = loss + image_dice_weight * dice_i.mean()
     return loss
-
-
-def _tversky(prob: torch.Tensor, tgt: torch.Tensor, dims: tuple[int, ...], recall: float) -> torch.Tensor:
-    tp = (prob * tgt).sum(dim=dims)
-    fp = prob.sum(dim=dims) - tp
-    fn = tgt.sum(dim=dims) - tp
-    return 1 - (2 * tp + 1) / (2 * tp + 2 * (1 - recall) * fp + 2 * recall * fn + 1)

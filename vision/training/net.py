@@ -22,9 +22,16 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
 class SegNet(nn.Module):
     """Encoder at 1/2, 1/4, 1/8 scale, decoder with additive skips, 1x1 head at full scale."""
 
-    def __init__(self, width: int = 16, classes: int = 4) -> None:
+    def __init__(self, width: int = 16, classes: int = 4, context: bool = False) -> None:
         super().__init__()
         w = width
+        # Whole-image context: the pooled deepest features re-weight its channels (squeeze and
+        # excitation), so a decision such as "painted or bare metal" can use the whole part.
+        self.context = (
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(4 * w, w, 1), nn.ReLU(inplace=True),
+                          nn.Conv2d(w, 4 * w, 1), nn.Sigmoid())
+            if context else None
+        )
         self.detail = nn.Sequential(_conv(3, 8), _conv(8, 8))
         self.enc1 = nn.Sequential(_conv(3, w, 2), _conv(w, w))
         self.enc2 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w))
@@ -41,6 +48,8 @@ class SegNet(nn.Module):
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
+        if self.context is not None:
+            e3 = e3 * self.context(e3)
         y = self.dec2(_up(self.lat3(e3)) + e2)
         y = self.dec1(_up(self.lat2(y)) + e1)
         return self.head(torch.cat([_up(y), d], dim=1))

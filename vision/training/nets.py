@@ -113,11 +113,11 @@ class WithActivation(nn.Module):
         return probs
 
 
-def _reference_segnet(num_classes: int, width: int) -> nn.Module:
+def _reference_segnet(num_classes: int, width: int, context: bool = False) -> nn.Module:
     """The shipped reference model's network (vision.training.net.SegNet), for --init."""
     from vision.training.net import SegNet
 
-    return SegNet(width, num_classes)
+    return SegNet(width, num_classes, context)
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {

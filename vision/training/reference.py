@@ -15,6 +15,7 @@ HELP = {
     "eval_count": "Fresh synthetic cores to measure the model on",
     "eval_seed": "Seed of the first evaluation core (keep it away from the training seeds)",
     "width": "Channels of the network's first stage",
+    "context": "Add whole-image context (squeeze and excitation on the deepest features)",
     "epochs": "Passes over the training cores",
     "batch_size": "Cores per optimiser step",
     "crop": "Train on random square crops of this many input pixels (0: whole images)",
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     defaults = ReferenceRecipe(cache_dir="/tmp/reman-seg-cache", checkpoint="/tmp/reman-seg-train.pt")
     for f in fields(ReferenceRecipe):
         if isinstance(getattr(defaults, f.name), bool):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=f"{HELP[f.name]}.")
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
+                                default=getattr(defaults, f.name), help=f"{HELP[f.name]}.")
         elif isinstance(getattr(defaults, f.name), int | float | str):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
                                 default=getattr(defaults, f.name), help=f"{HELP[f.name]} (default: %(default)s).")

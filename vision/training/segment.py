@@ -37,7 +37,7 @@ LIMITS = (
 class ReferenceRecipe:
     """Everything that decides the shipped model (the defaults reproduce it)."""
 
-    train_count: int = 6000
+    train_count: int = 8000
     train_seed: int = 1
     calib_count: int = 300
     calib_seed: int = 800_000
@@ -46,12 +46,13 @@ class ReferenceRecipe:
     input_size: tuple[int, int] = (160, 160)
     core_size: tuple[int, int] = (256, 256)
     width: int = 20
-    epochs: int = 10
+    context: bool = True
+    epochs: int = 12
     batch_size: int = 16
     crop: int = 0
     lr: float = 3e-3
-    threads: int = 1
-    version: str = "1.2.0"
+    threads: int = 2
+    version: str = "1.3.0"
     cache_dir: str = ""  # the command line keeps the drawn cores in /tmp/reman-seg-cache
     checkpoint: str = ""  # the command line saves the training state to /tmp/reman-seg-train.pt
     resume: bool = False
@@ -69,7 +70,7 @@ def train_reference(out_path: str | Path, recipe: ReferenceRecipe | None = None,
     torch.set_num_threads(r.threads)
     torch.manual_seed(r.train_seed)
     started = time.monotonic()
-    model = SegNet(r.width, len(CLASSES))
+    model = SegNet(r.width, len(CLASSES), r.context)
     if r.from_checkpoint:
         model = load_checkpoint_weights(model, r.checkpoint)
         log(f"weights from {r.checkpoint}")
@@ -84,7 +85,7 @@ def train_reference(out_path: str | Path, recipe: ReferenceRecipe | None = None,
     thresholds = calibrate(model, r)
     log(f"calibrated thresholds on cores {r.calib_seed}..{r.calib_seed + r.calib_count - 1}: {thresholds}")
     card = reference_card(r)
-    out = export_onnx(model, out_path, card, reference_spec(r.width, len(CLASSES)))
+    out = export_onnx(model, out_path, card, reference_spec(r.width, len(CLASSES), r.context))
     metrics = evaluate_synthetic(out, card, r.eval_count, r.eval_seed, r.core_size)
     metrics["run_p50_ms_1thread"] = round(run_p50_ms(out, card), 3)
     metrics["train_minutes"] = round((time.monotonic() - started) / 60, 1)

@@ -124,7 +124,7 @@ def _initial_net(
     """The network to train: fresh, or rebuilt from `--init`.
 
     A `reman train` segmentation model is rebuilt as it was (same --width). The shipped
-    reference model (`reman_segnet`) keeps its own width; its head rows for the defect types
+    reference model (`reman_segnet`) keeps its own width and context; its head rows for the defect types
     this data names are carried over, so `coating_damage` starts from the reference's
     `coating_damage` channel.
     """
@@ -138,7 +138,7 @@ def _initial_net(
         return (spec, *init_from_onnx(init, spec, record))
     spec = {
         "name": REFERENCE_ARCHITECTURE,
-        "params": {"num_classes": len(names), "width": stored["params"]["width"]},
+        "params": {**stored["params"], "num_classes": len(names)},
     }
     net, fresh = init_from_onnx(init, spec, record)
     classes = read_card(init).classes
