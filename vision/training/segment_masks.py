@@ -124,9 +124,9 @@ def _initial_net(
     """The network to train: fresh, or rebuilt from `--init`.
 
     A `reman train` segmentation model is rebuilt as it was (same --width). The shipped
-    reference model (`reman_segnet`) keeps its own width and context; its head rows for the defect types
-    this data names are carried over, so `coating_damage` starts from the reference's
-    `coating_damage` channel.
+    reference model (`reman_segnet`) keeps its own width and context; its head rows for the
+    defect types this data names are carried over, so `coating_damage` starts from the
+    reference's `coating_damage` channel.
     """
     spec = {"name": "mask_unet", "params": {"num_classes": len(names), "width": settings.width}}
     if settings.init is None:
