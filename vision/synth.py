@@ -401,9 +401,17 @@ def _render_wear(rng, surface, mask, geo, coated) -> None:
     if not sel.any():
         return
     h, w = mask.shape
-    # Polished metal catches the light: brighter than the machined or painted surface around it.
-    base = float(surface[sel].mean())
-    metal = np.float32(min(250.0, max(rng.uniform(185, 235), base + 45))) + rng.uniform(-4, 4, 3).astype(np.float32)
+    # Polished metal is bright where it catches the light and dark where it mirrors the dim
+    # room around it. On a surface that a bright band would not stand well apart from (white or
+    # grey paint, bright-machined metal) it is the dark one, as a rub through white paint shows.
+    # Deciding from the colours the draws already made keeps every other core as it was.
+    around = surface[sel].mean(axis=0)
+    base = float(around.mean())
+    shine = rng.uniform(185, 235)
+    level = min(250.0, max(shine, base + 45))
+    if float(np.linalg.norm(np.float32(level) - around)) < 100:
+        level = base * (0.35 + (shine - 185) / 250)
+    metal = np.float32(level) + rng.uniform(-4, 4, 3).astype(np.float32)
     coord = _motion_coord(geo) + 0.8 * _noise(rng, h, w, 40)
     fine = np.sin(2 * math.pi * coord / rng.uniform(1.6, 2.6))
     score = (rng.random(h * 4) < 0.15).astype(np.float32)  # scoring lines: random darker grooves

@@ -48,6 +48,28 @@ def test_a_set_covers_every_shape_every_grade_and_clean_parts():
     assert any(all(g == 0 for g in c.grades.values()) for c in cores)
 
 
+def test_labelled_wear_stands_apart_from_the_surface_around_it():
+    """A worn band or scratch is polished metal: brighter than the surface, or, where that is
+    already bright (light paint, bright-machined metal), dark where it mirrors the room. Either
+    way a person looking at the image can see what the mask labels."""
+    seen = 0
+    for seed in range(2000, 2200):
+        core = generate_core(seed)
+        wear = core.masks["wear"].astype(bool)
+        if not wear.any():
+            continue
+        others = (core.masks["corrosion"] | core.masks["coating_damage"]).astype(bool)
+        around = cv2.dilate(wear.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        around &= ~wear & core.masks["part"].astype(bool) & ~others
+        if around.sum() < 10:
+            continue
+        image = core.image.astype(np.float32)
+        contrast = float(np.linalg.norm(image[wear].mean(axis=0) - image[around].mean(axis=0)))
+        assert contrast > 35, f"seed {seed}: wear differs from its surroundings by only {contrast:.1f}"
+        seen += 1
+    assert seen > 100
+
+
 def test_area_pct_of_counts_only_inside_the_part():
     part = np.zeros((10, 10), np.uint8)
     part[:5] = 1

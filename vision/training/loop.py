@@ -1,6 +1,10 @@
 """The training loop: BCE, soft Dice over the batch and per image, AdamW, one-cycle LR, an
 exponential moving average of the weights, and a checkpoint after every epoch.
 
+After the first epoch a share of each epoch (`hard_share`) is drawn again in proportion to each
+image's loss the last time it was trained on, so the cores the network still gets wrong (a rare
+paint colour, a faint rub mark) come round more often than the ones it has learnt.
+
 The per-image Dice term is what keeps clean parts clean: on a core without a defect type its
 loss is sum(p) / (sum(p) + 1), so even a handful of false-positive pixels costs almost as much
 as a whole missed defect. Grades come from area shares as small as 0.05 % of the part, a few
@@ -37,6 +41,8 @@ class TrainConfig:
     seed: int = 0
     crop: int = 0  # train on random square crops of this size (0: whole images); cheaper steps
     channels_last: bool = True  # NHWC tensors: the same arithmetic, faster convolutions on CPU
+    bf16: bool = False  # bfloat16 convolutions where the CPU has them; weights and loss stay float32
+    hard_share: float = 0.0  # share of each epoch after the first drawn by per-image loss
     checkpoint: str = ""  # torch state after every epoch ("" for none)
     resume: bool = False  # continue from `checkpoint` when it exists
 
@@ -53,29 +59,37 @@ def train_segmentation(model: nn.Module, data: SegmentationSet, config: TrainCon
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.epochs * steps_per_epoch,
                                                 pct_start=0.1)
     ema = copy.deepcopy(model).eval()
-    first = _resume(config, model, ema, opt, sched, log) if config.resume else 0
+    recent = np.zeros(len(data), np.float32)  # each image's loss when last trained on (0: not yet)
+    first = _resume(config, model, ema, opt, sched, recent, log) if config.resume else 0
     if first:
         rng = np.random.default_rng([config.seed, first])
+    bf16 = config.bf16 and bf16_available()
+    if config.bf16 and not bf16:
+        log("this CPU has no bfloat16 instructions: training in float32")
     model.train()
     for epoch in range(first, config.epochs):
         started, total = time.monotonic(), 0.0
-        order = rng.permutation(len(data))
+        order = epoch_order(rng, recent, steps_per_epoch * config.batch_size, config.hard_share)
         for step in range(steps_per_epoch):
             idx = np.sort(order[step * config.batch_size:(step + 1) * config.batch_size])
             x, y = batch_tensors(data, idx, rng, config.crop)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            loss = segmentation_loss(model(x), y, config.dice_weight, config.image_dice_weight)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            logits = logits.float()
+            loss = segmentation_loss(logits, y, config.dice_weight, config.image_dice_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             _update_ema(ema, model, config.ema_decay if epoch else 0.9)
             total += loss.detach().item()
+            recent[idx] = image_losses(logits.detach(), y)
         log(f"epoch {epoch + 1}/{config.epochs} loss {total / steps_per_epoch:.4f} "
             f"({time.monotonic() - started:.0f} s)")
         if config.checkpoint:
-            _save(config.checkpoint, epoch + 1, model, ema, opt, sched)
+            _save(config.checkpoint, epoch + 1, model, ema, opt, sched, recent)
     return ema.to(memory_format=torch.contiguous_format).eval()
 
 
@@ -88,16 +102,55 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
             e.copy_(m)
 
 
-def _save(path: str, epochs_done: int, model, ema, opt, sched) -> None:
+def bf16_available() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def epoch_order(rng: np.random.Generator, recent: np.ndarray, count: int, hard_share: float) -> np.ndarray:
+    """`count` image indices for one epoch, shuffled.
+
+    Until every image has a loss (`recent` > 0) it is a plain permutation. After that, a
+    `hard_share` of the epoch is drawn with replacement in proportion to each image's last loss
+    and the rest is a plain permutation of the images, so every image still comes round.
+    """
+    n = len(recent)
+    hard = int(round(count * hard_share)) if hard_share > 0 and bool((recent > 0).all()) else 0
+    plain = rng.permutation(n)[:count - hard]
+    if not hard:
+        return plain
+    drawn = rng.choice(n, hard, replace=True, p=recent / recent.sum())
+    return rng.permutation(np.concatenate([plain, drawn]))
+
+
+@torch.no_grad()
+def image_losses(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """Each image's own loss: its mean BCE plus its mean Dice over the defect channels, so a
+    missed small defect counts as much as a missed large one."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 2, 3))
+    prob = torch.sigmoid(logits[:, 1:])
+    tgt = target[:, 1:]
+    inter = (prob * tgt).sum(dim=(2, 3))
+    dice = 1 - (2 * inter + 1) / (prob.sum(dim=(2, 3)) + tgt.sum(dim=(2, 3)) + 1)
+    loss = bce + dice.mean(dim=1)
+    return loss.clamp_min(1e-6).numpy()
+
+
+def _save(path: str, epochs_done: int, model, ema, opt, sched, recent: np.ndarray) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     torch.save({"epochs_done": epochs_done, "model": model.state_dict(), "ema": ema.state_dict(),
-                "opt": opt.state_dict(), "sched": sched.state_dict()}, tmp)
+                "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "recent": torch.from_numpy(recent.copy())}, tmp)
     tmp.replace(target)
 
 
-def _resume(config: TrainConfig, model, ema, opt, sched, log) -> int:
+def _resume(config: TrainConfig, model, ema, opt, sched, recent: np.ndarray, log) -> int:
+    """Load the checkpoint's state (and its per-image losses into `recent`); epochs done."""
     path = Path(config.checkpoint)
     if not config.checkpoint or not path.is_file():
         return 0
@@ -106,6 +159,8 @@ def _resume(config: TrainConfig, model, ema, opt, sched, log) -> int:
     ema.load_state_dict(state["ema"])
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
+    if "recent" in state and len(state["recent"]) == len(recent):
+        recent[:] = state["recent"].numpy()
     log(f"resumed from {path} after epoch {state['epochs_done']}")
     return int(state["epochs_done"])
 

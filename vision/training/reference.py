@@ -21,6 +21,8 @@ HELP = {
     "crop": "Train on random square crops of this many input pixels (0: whole images)",
     "lr": "Peak learning rate of the one-cycle schedule",
     "threads": "torch CPU threads",
+    "bf16": "bfloat16 convolutions while training, where the CPU has them",
+    "hard_share": "Share of each epoch after the first drawn again by each core's last loss",
     "version": "Version written into the model card",
     "calib_count": "Fresh synthetic cores to calibrate the per-class thresholds on (0: none)",
     "calib_seed": "Seed of the first calibration core",

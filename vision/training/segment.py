@@ -47,12 +47,14 @@ class ReferenceRecipe:
     core_size: tuple[int, int] = (256, 256)
     width: int = 20
     context: bool = True
-    epochs: int = 12
+    epochs: int = 16
     batch_size: int = 16
     crop: int = 0
     lr: float = 3e-3
     threads: int = 2
-    version: str = "1.3.0"
+    bf16: bool = True
+    hard_share: float = 0.75
+    version: str = "1.4.0"
     cache_dir: str = ""  # the command line keeps the drawn cores in /tmp/reman-seg-cache
     checkpoint: str = ""  # the command line saves the training state to /tmp/reman-seg-train.pt
     resume: bool = False
@@ -79,7 +81,8 @@ def train_reference(out_path: str | Path, recipe: ReferenceRecipe | None = None,
                              workers=r.threads, cache_dir=r.cache_dir or None)
         log(f"{len(data)} synthetic cores ready ({time.monotonic() - started:.0f} s)")
         config = TrainConfig(r.epochs, r.batch_size, r.lr, seed=r.train_seed, crop=r.crop,
-                             checkpoint=r.checkpoint, resume=r.resume)
+                             bf16=r.bf16, hard_share=r.hard_share, checkpoint=r.checkpoint,
+                             resume=r.resume)
         model = train_segmentation(model, data, config, log)
         del data
     thresholds = calibrate(model, r)
