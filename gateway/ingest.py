@@ -353,6 +353,7 @@ class MqttIngest:
         self.counters = counters or writer.counters
         self.prefix = broker.topic_prefix
         self.connected = threading.Event()
+        self._subscribe_mid: int | None = None
         self._client = self._build_client()
 
     def _build_client(self) -> paho.Client:
@@ -373,6 +374,7 @@ class MqttIngest:
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -402,10 +404,23 @@ class MqttIngest:
         if reason_code.is_failure:
             log.warning("broker refused the connection: %s", reason_code)
             return
-        result, _ = client.subscribe([(t, 1) for t in station_wildcards(self.prefix)])
+        result, mid = client.subscribe([(t, 1) for t in station_wildcards(self.prefix)])
         if result == MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self.connected.set()
-            log.info("subscribed to %s", ", ".join(station_wildcards(self.prefix)))
+            self._subscribe_mid = mid
+        else:
+            log.warning("cannot subscribe to the stations' topics: %s", result)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Connected means the broker has acknowledged the subscription: a record a station
+        # publishes after that reaches the gateway.
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.warning("broker refused the subscription to the stations' topics: %s", refused)
+            return
+        self.connected.set()
+        log.info("subscribed to %s", ", ".join(station_wildcards(self.prefix)))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
