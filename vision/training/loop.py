@@ -115,7 +115,7 @@ def epoch_order(rng: np.random.Generator, recent: np.ndarray, count: int, hard_s
 
     Until every image has a loss (`recent` > 0) it is a plain permutation. After that, a
     `hard_share` of the epoch is drawn with replacement in proportion to each image's last loss
-    and the rest is a plain permutation of the images, so every image still comes round.
+    and the rest is the start of a fresh permutation, so every image keeps coming round.
     """
     n = len(recent)
     hard = int(round(count * hard_share)) if hard_share > 0 and bool((recent > 0).all()) else 0
@@ -131,10 +131,7 @@ def image_losses(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     """Each image's own loss: its mean BCE plus its mean Dice over the defect channels, so a
     missed small defect counts as much as a missed large one."""
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 2, 3))
-    prob = torch.sigmoid(logits[:, 1:])
-    tgt = target[:, 1:]
-    inter = (prob * tgt).sum(dim=(2, 3))
-    dice = 1 - (2 * inter + 1) / (prob.sum(dim=(2, 3)) + tgt.sum(dim=(2, 3)) + 1)
+    dice = _soft_dice(torch.sigmoid(logits[:, 1:]), target[:, 1:], (2, 3))
     loss = bce + dice.mean(dim=1)
     return loss.clamp_min(1e-6).numpy()
 
@@ -203,11 +200,13 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: f
     bce = F.binary_cross_entropy_with_logits(logits, target)
     prob = torch.sigmoid(logits[:, 1:])
     tgt = target[:, 1:]
-    inter = (prob * tgt).sum(dim=(0, 2, 3))
-    dice = 1 - (2 * inter + 1) / (prob.sum(dim=(0, 2, 3)) + tgt.sum(dim=(0, 2, 3)) + 1)
-    loss = bce + dice_weight * dice.mean()
+    loss = bce + dice_weight * _soft_dice(prob, tgt, (0, 2, 3)).mean()
     if image_dice_weight:
-        inter_i = (prob * tgt).sum(dim=(2, 3))
-        dice_i = 1 - (2 * inter_i + 1) / (prob.sum(dim=(2, 3)) + tgt.sum(dim=(2, 3)) + 1)
-        loss = loss + image_dice_weight * dice_i.mean()
+        loss = loss + image_dice_weight * _soft_dice(prob, tgt, (2, 3)).mean()
     return loss
+
+
+def _soft_dice(prob: torch.Tensor, target: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """1 - soft Dice summed over `dims` (smoothing 1 pixel)."""
+    inter = (prob * target).sum(dim=dims)
+    return 1 - (2 * inter + 1) / (prob.sum(dim=dims) + target.sum(dim=dims) + 1)
