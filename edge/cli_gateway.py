@@ -28,18 +28,13 @@ def gateway(ctx: click.Context, config_path: Path | None) -> None:
         return
     if config_path is None:
         raise click.UsageError("give --config FILE")
-    from gateway.server import Gateway
+    from gateway.server import run_gateway
 
     config = load_gateway(config_path)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    gw = Gateway(config).start()
-    try:
-        click.echo(f"dashboard at {gw.url}", err=True)
-        stop.wait()
-    finally:
-        gw.stop()
+    run_gateway(config, stop, started=lambda gw: click.echo(f"dashboard at {gw.url}", err=True))
 
 
 @gateway.command("adduser")

@@ -226,6 +226,11 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name="gateway-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """The writer thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
     def submit(self, item: Parsed) -> None:
         """Queue one message for writing (any thread)."""
         with self._idle:

@@ -7,6 +7,11 @@
 
     run_gateway(config, stop)      # the same, blocking until `stop` (a threading.Event) is set
 
+run_gateway is what `reman gateway` runs: under systemd (`Type=notify`) it sends READY=1 once
+the dashboard listens, WATCHDOG=1 while `Gateway.healthy()` holds (the web server answers its
+own /healthz and the writer thread runs), and STOPPING=1 when it begins to stop. A broker that
+is away does not make the gateway unhealthy: the ingest reconnects by itself.
+
 uvicorn runs in a thread of its own on a socket the Gateway binds first, so port 0 works (the
 chosen port is in `gw.port`) and a caller never races the server for the port.
 """
@@ -18,10 +23,13 @@ import logging
 import socket
 import threading
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
+from edge import systemd
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError
@@ -64,8 +72,21 @@ class Gateway:
     @property
     def url(self) -> str:
         """The dashboard's base URL (once started)."""
-        host = self.config.http.host
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(
+            self.config.http.host, self.config.http.host
+        )
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def healthy(self, timeout_s: float = 5.0) -> bool:
+        """The writer thread runs and the web server answers /healthz within `timeout_s`."""
+        if not (self._thread and self._thread.is_alive() and self.writer.running):
+            return False
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=timeout_s) as resp:
+                return resp.status == 200
+        except OSError as exc:
+            log.error("the dashboard does not answer its health check: %s", exc)
+            return False
 
     def start(self, timeout_s: float = 15.0) -> Gateway:
         """Start writer, ingest and web server; return once the server accepts connections."""
@@ -143,11 +164,27 @@ class Gateway:
 
 
 def run_gateway(
-    config: GatewayConfig, stop: threading.Event, *, store: Store | None = None
+    config: GatewayConfig,
+    stop: threading.Event,
+    *,
+    store: Store | None = None,
+    started: Callable[[Gateway], None] | None = None,
 ) -> None:
-    """Run a gateway until `stop` is set, then stop it cleanly."""
+    """Run a gateway until `stop` is set, then stop it cleanly; tells systemd how it goes.
+
+    `started(gateway)` is called once the dashboard listens.
+    """
     gateway = Gateway(config, store=store).start()
     try:
-        stop.wait()
+        if started is not None:
+            started(gateway)
+        systemd.ready(f"dashboard at {gateway.url}")
+        interval = systemd.watchdog_interval_s()
+        while not stop.wait(interval):
+            if gateway.healthy(timeout_s=min(5.0, interval or 5.0)):
+                systemd.watchdog()
+            else:
+                log.error("gateway unhealthy: not pinging the systemd watchdog")
     finally:
+        systemd.stopping()
         gateway.stop()

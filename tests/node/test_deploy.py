@@ -137,6 +137,7 @@ def test_units_are_hardened(unit):
         assert line in text, line
 
 
-def test_node_unit_tells_systemd_when_ready_and_is_watched():
-    text = (DEPLOY / "reman-node.service").read_text()
+@pytest.mark.parametrize("unit", UNITS)
+def test_units_tell_systemd_when_ready_and_are_watched(unit):
+    text = (DEPLOY / unit).read_text()
     assert "Type=notify" in text and "WatchdogSec=" in text and "KillSignal=SIGTERM" in text
