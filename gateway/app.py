@@ -23,7 +23,14 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from edge.contract import OverrideCommand
 from gateway import api, pages
-from gateway.auth import LoginRequired, can, csrf_token, current_user, session_secret
+from gateway.auth import (
+    LoginRequired,
+    LoginThrottle,
+    can,
+    csrf_token,
+    current_user,
+    session_secret,
+)
 from gateway.config import GatewayConfig
 from gateway.errors import StoreError
 from gateway.ingest import IngestCounters
@@ -68,6 +75,9 @@ def create_app(
     app.state.counters = counters or IngestCounters()
     app.state.broadcaster = broadcaster
     app.state.snapshots_dir = Path(config.store.snapshots_dir)
+    app.state.login_throttle = LoginThrottle(
+        config.http.login_max_failures, config.http.login_lockout_s
+    )
     app.state.templates = _templates()
     app.add_middleware(
         SessionMiddleware,

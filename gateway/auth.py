@@ -3,7 +3,9 @@
 Users live in the gateway config with argon2 hashes. A login puts the user name in the signed
 session cookie (Starlette's SessionMiddleware); every request looks the user up in the config
 again, so removing a user from the config ends their sessions at the next restart. Every form
-carries the session's CSRF token; a POST without the right one gets 403.
+carries the session's CSRF token; a POST without the right one gets 403. Password guessing is
+slowed per user name and address: after `http.login_max_failures` failures within
+`http.login_lockout_s`, further tries get 429 without their password being checked.
 
     operator   view, confirm
     engineer   view, confirm, override, export, events
@@ -15,6 +17,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -64,6 +70,58 @@ def authenticate(users: list[User], username: str, password: str) -> User | None
     user = next((u for u in users if u.username == username), None)
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     return user if (user is not None and ok) else None
+
+
+class LoginThrottle:
+    """Failed logins per (client address, user name).
+
+    After `max_failures` failures within `window_s`, `retry_after` says how many seconds are left
+    until the oldest of them is `window_s` old; until then the login route refuses that pair
+    without checking a password. A successful login clears the pair. Other user names and other
+    addresses are not affected, so one guesser cannot lock everybody out.
+    """
+
+    MAX_KEYS = 10_000  # pairs remembered at most; the oldest are forgotten first
+
+    def __init__(
+        self, max_failures: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ):
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._clock = clock
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, address: str, username: str) -> float:
+        """Seconds until this pair may try again; 0 when it may now."""
+        with self._lock:
+            times = self._recent((address, username))
+            if len(times) < self.max_failures:
+                return 0.0
+            return max(0.0, times[0] + self.window_s - self._clock())
+
+    def failed(self, address: str, username: str) -> None:
+        """Count a failed login."""
+        with self._lock:
+            key = (address, username)
+            times = self._recent(key)
+            times.append(self._clock())
+            self._failures.pop(key, None)
+            self._failures[key] = times  # newest last, so the oldest pairs go first
+            while len(self._failures) > self.MAX_KEYS:
+                del self._failures[next(iter(self._failures))]
+
+    def succeeded(self, address: str, username: str) -> None:
+        """Forget the pair's failures."""
+        with self._lock:
+            self._failures.pop((address, username), None)
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        times = self._failures.get(key, deque())
+        cutoff = self._clock() - self.window_s
+        while times and times[0] <= cutoff:
+            times.popleft()
+        return times
 
 
 def can(user: User | None, permission: str) -> bool:

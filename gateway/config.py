@@ -30,6 +30,16 @@ class HttpConfig(_Section):
     )
     session_max_age_s: int = Field(default=12 * 3600, ge=60, description="How long a login lasts.")
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (behind HTTPS).")
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins for one user name from one address before further tries wait.",
+    )
+    login_lockout_s: int = Field(
+        default=300,
+        ge=1,
+        description="How long those tries wait, counted from the first of the failures.",
+    )
 
 
 class User(_Section):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from gateway.store import InspectionFilter
 from gateway.timeutil import ago_ts, now_ts
 from gateway.views import CSV_COLUMNS, csv_row, display_row, make_filter, query_string
 
+log = logging.getLogger("reman.gateway.auth")
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[User, Depends(require("view"))]
 Exporter = Annotated[User, Depends(require("export"))]
@@ -57,9 +60,25 @@ def login_form(request: Request, next: str = "/"):
 def login(
     request: Request, username: str = Form(...), password: str = Form(...), next: str = Form("/")
 ):
-    """Check the password; on success start a fresh session."""
+    """Check the password; on success start a fresh session. Repeated failures wait (429)."""
+    throttle = request.app.state.login_throttle
+    address = request.client.host if request.client else ""
+    wait_s = throttle.retry_after(address, username)
+    if wait_s > 0:
+        log.warning("login for %r from %s refused: too many failed logins", username, address)
+        response = _render(
+            request,
+            "login.html",
+            status_code=429,
+            next=_safe_next(next),
+            error=f"Too many failed logins. Try again in {math.ceil(wait_s)} s.",
+        )
+        response.headers["Retry-After"] = str(math.ceil(wait_s))
+        return response
     user = authenticate(request.app.state.config.users, username, password)
     if user is None:
+        throttle.failed(address, username)
+        log.warning("failed login for %r from %s", username, address)
         return _render(
             request,
             "login.html",
@@ -67,6 +86,7 @@ def login(
             next=_safe_next(next),
             error="Wrong user name or password.",
         )
+    throttle.succeeded(address, username)
     request.session.clear()
     request.session["user"] = user.username
     return RedirectResponse(_safe_next(next), status_code=303)

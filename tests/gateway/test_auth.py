@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 
 import httpx
 import pytest
@@ -12,9 +13,10 @@ from click.testing import CliRunner
 
 from edge.cli import cli
 from edge.configfile import load_gateway
+from gateway import Gateway
 from gateway.accounts import add_user
-from gateway.auth import verify_password
-from tests.gateway.conftest import PASSWORDS, csrf_of, login
+from gateway.auth import LoginThrottle, verify_password
+from tests.gateway.conftest import PASSWORDS, csrf_of, login, make_config
 from tests.gateway.records import overridden, record
 
 
@@ -37,6 +39,61 @@ def test_wrong_password_is_refused(gateway):
     resp = client.post("/login", data={"username": "erin", "password": "nope", "csrf_token": token})
     assert resp.status_code == 401 and "Wrong user name or password" in resp.text
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def _try_login(client: httpx.Client, user: str, password: str) -> httpx.Response:
+    token = csrf_of(client.get("/login").text)
+    return client.post("/login", data={"username": user, "password": password, "csrf_token": token})
+
+
+def test_repeated_wrong_passwords_make_that_user_wait(tmp_path):
+    config = make_config(tmp_path)
+    config = config.model_copy(
+        update={
+            "http": config.http.model_copy(update={"login_max_failures": 3, "login_lockout_s": 2})
+        }
+    )
+    with Gateway(config, mqtt=False) as gw:
+        client = httpx.Client(base_url=gw.url)
+        for _ in range(3):
+            assert _try_login(client, "erin", "guess").status_code == 401
+        refused = _try_login(client, "erin", PASSWORDS["erin"])  # even the right password waits
+        assert refused.status_code == 429 and "Too many failed logins" in refused.text
+        assert 1 <= int(refused.headers["retry-after"]) <= 2
+        assert client.get("/", follow_redirects=False).status_code == 303  # not logged in
+        assert _try_login(client, "olly", PASSWORDS["olly"]).status_code == 303  # others may
+        time.sleep(float(refused.headers["retry-after"]) + 0.2)
+        assert (
+            _try_login(httpx.Client(base_url=gw.url), "erin", PASSWORDS["erin"]).status_code == 303
+        )
+
+
+def test_a_successful_login_clears_the_failures(tmp_path):
+    config = make_config(tmp_path)
+    config = config.model_copy(
+        update={"http": config.http.model_copy(update={"login_max_failures": 2})}
+    )
+    with Gateway(config, mqtt=False) as gw:
+        client = httpx.Client(base_url=gw.url)
+        assert _try_login(client, "erin", "guess").status_code == 401
+        assert _try_login(client, "erin", PASSWORDS["erin"]).status_code == 303
+        other = httpx.Client(base_url=gw.url)
+        assert _try_login(other, "erin", "guess").status_code == 401
+        assert _try_login(other, "erin", PASSWORDS["erin"]).status_code == 303
+
+
+def test_the_throttle_forgets_the_oldest_pairs_first(monkeypatch):
+    now = [0.0]
+    throttle = LoginThrottle(1, 60, clock=lambda: now[0])
+    monkeypatch.setattr(LoginThrottle, "MAX_KEYS", 2)
+    for name in ("a", "b", "c"):
+        throttle.failed("10.0.0.1", name)
+        now[0] += 1
+    assert throttle.retry_after("10.0.0.1", "a") == 0  # forgotten: the table stays bounded
+    assert throttle.retry_after("10.0.0.1", "b") == 58
+    assert throttle.retry_after("10.0.0.2", "c") == 0
+    now[0] = 62
+    assert throttle.retry_after("10.0.0.1", "c") == 0
 
 
 def test_post_without_csrf_token_is_403(gateway):
