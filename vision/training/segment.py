@@ -39,13 +39,13 @@ class ReferenceRecipe:
 
     train_count: int = 8000
     train_seed: int = 1
-    calib_count: int = 300
+    calib_count: int = 1000
     calib_seed: int = 800_000
     eval_count: int = 500
     eval_seed: int = 900_000
     input_size: tuple[int, int] = (160, 160)
     core_size: tuple[int, int] = (256, 256)
-    width: int = 20
+    width: int = 22
     context: bool = True
     epochs: int = 16
     batch_size: int = 16
@@ -53,8 +53,8 @@ class ReferenceRecipe:
     lr: float = 3e-3
     threads: int = 2
     bf16: bool = True
-    hard_share: float = 0.75
-    version: str = "1.4.0"
+    hard_share: float = 0.9
+    version: str = "1.5.0"
     cache_dir: str = ""  # the command line keeps the drawn cores in /tmp/reman-seg-cache
     checkpoint: str = ""  # the command line saves the training state to /tmp/reman-seg-train.pt
     resume: bool = False
