@@ -63,7 +63,7 @@ def login(
     """Check the password; on success start a fresh session. Repeated failures wait (429)."""
     throttle = request.app.state.login_throttle
     address = request.client.host if request.client else ""
-    wait_s = throttle.retry_after(address, username)
+    wait_s = math.ceil(throttle.retry_after(address, username))
     if wait_s > 0:
         log.warning("login for %r from %s refused: too many failed logins", username, address)
         response = _render(
@@ -71,9 +71,9 @@ def login(
             "login.html",
             status_code=429,
             next=_safe_next(next),
-            error=f"Too many failed logins. Try again in {math.ceil(wait_s)} s.",
+            error=f"Too many failed logins. Try again in {wait_s} s.",
         )
-        response.headers["Retry-After"] = str(math.ceil(wait_s))
+        response.headers["Retry-After"] = str(wait_s)
         return response
     user = authenticate(request.app.state.config.users, username, password)
     if user is None:
