@@ -12,7 +12,9 @@ from edge.errors import ConfigError
 
 @click.command("check-config")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--kind", type=click.Choice(KINDS), help="Kind of every file (default: detected from its keys).")
+@click.option(
+    "--kind", type=click.Choice(KINDS), help="Kind of every file (default: detected from its keys)."
+)
 def check_config(files: tuple[Path, ...], kind: str | None) -> None:
     """Validate config FILES; print FILE:LINE: KEY: message per problem and exit 2 on any."""
     problems = []

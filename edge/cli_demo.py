@@ -15,11 +15,24 @@ from edge.mosquitto import free_port
 @click.command("demo")
 @click.option("--http-port", type=int, default=None, help="Dashboard port (default: a free one).")
 @click.option("--mqtt-port", type=int, default=None, help="mosquitto port (default: a free one).")
-@click.option("--opcua-port", type=int, default=None, help="Bench simulator port (default: a free one).")
-@click.option("--interval", "interval_s", type=float, default=5.0, show_default=True,
-              help="Seconds between bench test cycles (each starts an inspection).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data/demo"), show_default=True,
-              help="Where the demo keeps images, configs, journal, store and logs.")
+@click.option(
+    "--opcua-port", type=int, default=None, help="Bench simulator port (default: a free one)."
+)
+@click.option(
+    "--interval",
+    "interval_s",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between bench test cycles (each starts an inspection).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("data/demo"),
+    show_default=True,
+    help="Where the demo keeps images, configs, journal, store and logs.",
+)
 def demo(http_port, mqtt_port, opcua_port, interval_s, data_dir):
     """Run broker, bench simulator, edge node and dashboard on this machine until Ctrl-C."""
     parts = Demo(

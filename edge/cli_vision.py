@@ -11,14 +11,34 @@ COMMANDS: list[click.Command] = []
 
 
 @click.command("synth")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder to write images/, masks/ and labels.jsonl into.")
-@click.option("--count", default=100, show_default=True, type=click.IntRange(min=1),
-              help="Number of synthetic cores to draw.")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Seed of the first core; core i uses seed + i, so a seed always gives the same set.")
-@click.option("--size", default=256, show_default=True, type=click.IntRange(min=32),
-              help="Image height and width in pixels.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write images/, masks/ and labels.jsonl into.",
+)
+@click.option(
+    "--count",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Number of synthetic cores to draw.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the first core; core i uses seed + i, so a seed always gives the same set.",
+)
+@click.option(
+    "--size",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=32),
+    help="Image height and width in pixels.",
+)
 def synth_command(out_dir: str, count: int, seed: int, size: int) -> None:
     """Draw synthetic core photographs with exact part and defect masks and their grades."""
     from vision.synth import write_dataset
@@ -41,19 +61,48 @@ def _load_grader(model, threads: int, corrosion_table: str):
 
 @click.command("grade")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="ONNX model with its model card [default: the shipped models/reman-seg.onnx].")
-@click.option("--json", "as_json", is_flag=True,
-              help='Print one JSON object per image: {"image": ..., "defects": {...}}.')
-@click.option("--overlay-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write each image's overlay JPEG (<name>.overlay.jpg) into this folder.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=0),
-              help="onnxruntime intra-op threads (0: all cores).")
-@click.option("--corrosion-table", default="iso4628-3", show_default=True, type=_CORROSION_TABLES,
-              help="Grade table for corrosion: ISO 4628-3 (Ri0..Ri5) or ASTM D610 (10..0).")
+@click.option(
+    "--model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="ONNX model with its model card [default: the shipped models/reman-seg.onnx].",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print one JSON object per image: {"image": ..., "defects": {...}}.',
+)
+@click.option(
+    "--overlay-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write each image's overlay JPEG (<name>.overlay.jpg) into this folder.",
+)
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="onnxruntime intra-op threads (0: all cores).",
+)
+@click.option(
+    "--corrosion-table",
+    default="iso4628-3",
+    show_default=True,
+    type=_CORROSION_TABLES,
+    help="Grade table for corrosion: ISO 4628-3 (Ri0..Ri5) or ASTM D610 (10..0).",
+)
 @click.pass_context
-def grade_command(ctx: click.Context, images: tuple[Path, ...], model: Path | None, as_json: bool,
-                  overlay_dir: Path | None, threads: int, corrosion_table: str) -> None:
+def grade_command(
+    ctx: click.Context,
+    images: tuple[Path, ...],
+    model: Path | None,
+    as_json: bool,
+    overlay_dir: Path | None,
+    threads: int,
+    corrosion_table: str,
+) -> None:
     """Grade wear, corrosion and coating damage on core images.
 
     A file that cannot be read is reported on stderr and the others are still graded; the
@@ -79,22 +128,44 @@ def grade_command(ctx: click.Context, images: tuple[Path, ...], model: Path | No
 def _grade_line(result) -> str:
     from vision.overlay import grade_text
 
-    parts = [grade_text(name, grade) + f" (confidence {grade.confidence:.2f})"
-             for name, grade in result.view.defects.items()]
+    parts = [
+        grade_text(name, grade) + f" (confidence {grade.confidence:.2f})"
+        for name, grade in result.view.defects.items()
+    ]
     return f"{result.path}: " + "; ".join(parts)
 
 
 @click.command("eval")
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="ONNX model with its model card [default: the shipped models/reman-seg.onnx].")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder in `reman synth` layout (images/, masks/, labels.jsonl).")
+@click.option(
+    "--model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="ONNX model with its model card [default: the shipped models/reman-seg.onnx].",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder in `reman synth` layout (images/, masks/, labels.jsonl).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Evaluate only the first N labelled images.")
-@click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
-              help="onnxruntime intra-op threads (0: all cores).")
-def eval_command(model: Path | None, data_dir: Path, as_json: bool, limit: int | None, threads: int) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate only the first N labelled images.",
+)
+@click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="onnxruntime intra-op threads (0: all cores).",
+)
+def eval_command(
+    model: Path | None, data_dir: Path, as_json: bool, limit: int | None, threads: int
+) -> None:
     """Evaluate a model on a labelled folder: IoU per class, grade agreement, confusion."""
     from vision.evaluate import evaluate
 
@@ -106,7 +177,9 @@ def eval_command(model: Path | None, data_dir: Path, as_json: bool, limit: int |
     for name, value in figures["iou"].items():
         click.echo(f"IoU {name}: {value:.4f}")
     click.echo(f"mean IoU (defects): {figures['mean_iou']}")
-    click.echo(f"grade exact: {figures['grade_exact']:.2%}  within one: {figures['grade_within_one']:.2%}")
+    click.echo(
+        f"grade exact: {figures['grade_exact']:.2%}  within one: {figures['grade_within_one']:.2%}"
+    )
 
 
 COMMANDS += [grade_command, eval_command]
@@ -116,34 +189,118 @@ COMMANDS += [grade_command, eval_command]
 
 
 @click.command("train")
-@click.option("--task", type=click.Choice(["classify", "segment"]), required=True,
-              help="classify: one folder per label; segment: images with same-stem .png masks beside them.")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Training folder (image folders, or images with masks beside them).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="ONNX model to write; the card, metrics JSON and PNG drawings go beside it.")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1), help="Passes over the training images.")
-@click.option("--size", default=128, show_default=True, type=click.IntRange(min=32),
-              help="Model input height and width in pixels (a multiple of 8).")
-@click.option("--val-split", default=0.2, show_default=True, type=click.FloatRange(0.0, 0.9),
-              help="Share of each class held out for validation (stratified, seeded).")
-@click.option("--init", "init_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Fine-tune from this model: one made by `reman train` (same task and --width), "
-                   "or for --task segment the shipped models/reman-seg.onnx.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split, augmentation and weights.")
-@click.option("--label-map", "label_map", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help='JSON: label (or mask value) to defect type and grade, e.g. {"rust": {"defect": "corrosion", "grade": 4}}.')
-@click.option("--width", default=16, show_default=True, type=click.IntRange(min=4),
-              help="Channels of the first layer (model size grows with its square).")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=2), help="Images per step.")
-@click.option("--lr", default=3e-3, show_default=True, type=click.FloatRange(min=0.0, min_open=True),
-              help="Peak learning rate of the one-cycle schedule (1e-3 suits segmentation of subtle defects).")
-@click.option("--device", default="auto", show_default=True,
-              help="torch device: auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")
-@click.option("--threads", default=None, type=click.IntRange(min=1), help="torch CPU threads [default: torch's choice].")
-def train_command(task: str, data_dir: Path, out_path: Path, epochs: int, size: int, val_split: float,
-                  init_path: Path | None, seed: int, label_map: Path | None, width: int, batch_size: int,
-                  lr: float, device: str, threads: int | None) -> None:
+@click.option(
+    "--task",
+    type=click.Choice(["classify", "segment"]),
+    required=True,
+    help="classify: one folder per label; segment: images with same-stem .png masks beside them.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Training folder (image folders, or images with masks beside them).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX model to write; the card, metrics JSON and PNG drawings go beside it.",
+)
+@click.option(
+    "--epochs",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Passes over the training images.",
+)
+@click.option(
+    "--size",
+    default=128,
+    show_default=True,
+    type=click.IntRange(min=32),
+    help="Model input height and width in pixels (a multiple of 8).",
+)
+@click.option(
+    "--val-split",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0.0, 0.9),
+    help="Share of each class held out for validation (stratified, seeded).",
+)
+@click.option(
+    "--init",
+    "init_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Fine-tune from this model: one made by `reman train` (same task and --width), "
+    "or for --task segment the shipped models/reman-seg.onnx.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed for the split, augmentation and weights.",
+)
+@click.option(
+    "--label-map",
+    "label_map",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help='JSON: label (or mask value) to defect type and grade, e.g. {"rust": {"defect": "corrosion", "grade": 4}}.',
+)
+@click.option(
+    "--width",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=4),
+    help="Channels of the first layer (model size grows with its square).",
+)
+@click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Images per step.",
+)
+@click.option(
+    "--lr",
+    default=3e-3,
+    show_default=True,
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="Peak learning rate of the one-cycle schedule (1e-3 suits segmentation of subtle defects).",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="torch device: auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...",
+)
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(min=1),
+    help="torch CPU threads [default: torch's choice].",
+)
+def train_command(
+    task: str,
+    data_dir: Path,
+    out_path: Path,
+    epochs: int,
+    size: int,
+    val_split: float,
+    init_path: Path | None,
+    seed: int,
+    label_map: Path | None,
+    width: int,
+    batch_size: int,
+    lr: float,
+    device: str,
+    threads: int | None,
+) -> None:
     """Train a classification or segmentation model on your own photographs (the `train` extra).
 
     Writes MODEL.onnx with its model card (labels, label map to defect types and grades, input
@@ -154,9 +311,21 @@ def train_command(task: str, data_dir: Path, out_path: Path, epochs: int, size: 
         from vision.training.fit_photos import TrainSettings
         from vision.training.train_cmd import summary, train
     except ImportError as exc:
-        raise click.ClickException(f"training needs the `train` extra (pip install 'reman-edge[train]'): {exc}") from exc
-    settings = TrainSettings(epochs=epochs, size=size, val_split=val_split, seed=seed, batch_size=batch_size,
-                             lr=lr, width=width, device=device, init=init_path, threads=threads)
+        raise click.ClickException(
+            f"training needs the `train` extra (pip install 'reman-edge[train]'): {exc}"
+        ) from exc
+    settings = TrainSettings(
+        epochs=epochs,
+        size=size,
+        val_split=val_split,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        width=width,
+        device=device,
+        init=init_path,
+        threads=threads,
+    )
     click.echo(summary(train(task, data_dir, out_path, settings, label_map)))
 
 
@@ -174,7 +343,9 @@ def _eval_any_layout(*args, **params):
     from vision.evaluate_folders import evaluate_folder, format_report
     from vision.grader import DEFAULT_MODEL
 
-    report = evaluate_folder(params.get("model") or DEFAULT_MODEL, params["data_dir"], params.get("threads", 0))
+    report = evaluate_folder(
+        params.get("model") or DEFAULT_MODEL, params["data_dir"], params.get("threads", 0)
+    )
     click.echo(json.dumps(report) if params.get("as_json") else format_report(report))
 
 
@@ -191,10 +362,20 @@ def dataset_group() -> None:
 
 
 @dataset_group.command("export")
-@click.option("--journal", "journal_path", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The station journal (SQLite file).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write <label>/<image> and manifest.jsonl into.")
+@click.option(
+    "--journal",
+    "journal_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The station journal (SQLite file).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write <label>/<image> and manifest.jsonl into.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def dataset_export_command(journal_path: Path, out_dir: Path, as_json: bool) -> None:
     """Copy images of reviewed and overridden inspections into class folders by the person's decision.
@@ -211,7 +392,9 @@ def dataset_export_command(journal_path: Path, out_dir: Path, as_json: bool) -> 
         click.echo(json.dumps(summary.to_dict()))
         return
     labels = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items())) or "none"
-    click.echo(f"{summary.images} images from {summary.inspections} inspections to {out_dir} ({labels})")
+    click.echo(
+        f"{summary.images} images from {summary.inspections} inspections to {out_dir} ({labels})"
+    )
     if summary.missing:
         click.echo(f"{len(summary.missing)} image file(s) missing or pruned, skipped", err=True)
 

@@ -24,21 +24,43 @@ class _Section(BaseModel):
 class NodeMapping(_Section):
     """One bench value: a logical name mapped to an OPC UA node."""
 
-    node_id: str = Field(description="Node id, by index (ns=2;s=Bench.LeakRate) or by URI (nsu=urn:...;s=Bench.LeakRate).")
-    unit: str | None = Field(default=None, description="Engineering unit the value is expected in, e.g. ml/min.")
-    type: Literal["float", "int", "bool", "string"] = Field(default="float", description="Expected value type.")
-    max_age_s: float | None = Field(default=None, gt=0, description="A value older than this is stale; default from the bench section.")
+    node_id: str = Field(
+        description="Node id, by index (ns=2;s=Bench.LeakRate) or by URI (nsu=urn:...;s=Bench.LeakRate)."
+    )
+    unit: str | None = Field(
+        default=None, description="Engineering unit the value is expected in, e.g. ml/min."
+    )
+    type: Literal["float", "int", "bool", "string"] = Field(
+        default="float", description="Expected value type."
+    )
+    max_age_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="A value older than this is stale; default from the bench section.",
+    )
 
 
 class BenchSecurity(_Section):
     """OPC UA security for the bench connection."""
 
-    policy: Literal["None", "Basic256Sha256"] = Field(default="None", description="Security policy.")
-    mode: Literal["None", "Sign", "SignAndEncrypt"] = Field(default="None", description="Message security mode.")
-    certificate: str | None = Field(default=None, description="Client certificate (DER or PEM); `reman bench certs` makes one.")
+    policy: Literal["None", "Basic256Sha256"] = Field(
+        default="None", description="Security policy."
+    )
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = Field(
+        default="None", description="Message security mode."
+    )
+    certificate: str | None = Field(
+        default=None, description="Client certificate (DER or PEM); `reman bench certs` makes one."
+    )
     private_key: str | None = Field(default=None, description="Client private key (PEM).")
-    application_uri: str = Field(default="urn:reman-edge:client", description="Application URI; must match the certificate's subjectAltName URI.")
-    server_certificate: str | None = Field(default=None, description="The server certificate to trust; without it, the one the server offers is accepted unverified.")
+    application_uri: str = Field(
+        default="urn:reman-edge:client",
+        description="Application URI; must match the certificate's subjectAltName URI.",
+    )
+    server_certificate: str | None = Field(
+        default=None,
+        description="The server certificate to trust; without it, the one the server offers is accepted unverified.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchSecurity:
@@ -53,25 +75,56 @@ class BenchConfig(_Section):
     """The test bench, read over OPC UA."""
 
     enabled: bool = Field(default=True, description="False for a station without a bench.")
-    endpoint: str = Field(default="opc.tcp://127.0.0.1:4840", pattern=r"^opc\.tcp://", description="OPC UA endpoint URL.")
-    security: BenchSecurity = Field(default_factory=BenchSecurity, description="Security policy, mode and certificates.")
-    username: str | None = Field(default=None, description="User name, when the server asks for one.")
+    endpoint: str = Field(
+        default="opc.tcp://127.0.0.1:4840",
+        pattern=r"^opc\.tcp://",
+        description="OPC UA endpoint URL.",
+    )
+    security: BenchSecurity = Field(
+        default_factory=BenchSecurity, description="Security policy, mode and certificates."
+    )
+    username: str | None = Field(
+        default=None, description="User name, when the server asks for one."
+    )
     password: SecretStr | None = Field(default=None, description="Password; write ${ENV_VAR}.")
     password_file: str | None = Field(default=None, description="File holding the password.")
     timeout_s: float = Field(default=4.0, gt=0, description="Connect and request timeout, seconds.")
-    mode: Literal["subscribe", "poll"] = Field(default="subscribe", description="Subscriptions, or polling for servers that limit them.")
-    sampling_interval_ms: float = Field(default=100, ge=0, description="Sampling and publishing interval for subscriptions.")
-    poll_interval_s: float = Field(default=0.5, gt=0, description="Interval between reads in poll mode.")
-    max_age_s: float = Field(default=10.0, gt=0, description="Default: a value older than this is stale.")
+    mode: Literal["subscribe", "poll"] = Field(
+        default="subscribe", description="Subscriptions, or polling for servers that limit them."
+    )
+    sampling_interval_ms: float = Field(
+        default=100, ge=0, description="Sampling and publishing interval for subscriptions."
+    )
+    poll_interval_s: float = Field(
+        default=0.5, gt=0, description="Interval between reads in poll mode."
+    )
+    max_age_s: float = Field(
+        default=10.0, gt=0, description="Default: a value older than this is stale."
+    )
     reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(default=5.0, gt=0, description="Reconnect delay cap.")
-    nodes: dict[str, NodeMapping] = Field(default_factory=dict, description="Measurements: logical name to node.")
-    trigger_node: str | None = Field(default=None, description="Boolean node whose rising edge starts an inspection (e.g. PartPresent).")
-    core_id_node: str | None = Field(default=None, description="String node with the core id on the bench.")
-    part_number_node: str | None = Field(default=None, description="String node with the part number.")
-    result_ready_node: str | None = Field(default=None, description="Boolean node to wait for before the snapshot.")
-    result_ready_timeout_s: float = Field(default=5.0, gt=0, description="How long to wait for result_ready_node.")
-    writeback: dict[Literal["code", "credit", "seq"], str] = Field(default_factory=dict, description="Nodes to write the disposition code, credit and seq to.")
+    nodes: dict[str, NodeMapping] = Field(
+        default_factory=dict, description="Measurements: logical name to node."
+    )
+    trigger_node: str | None = Field(
+        default=None,
+        description="Boolean node whose rising edge starts an inspection (e.g. PartPresent).",
+    )
+    core_id_node: str | None = Field(
+        default=None, description="String node with the core id on the bench."
+    )
+    part_number_node: str | None = Field(
+        default=None, description="String node with the part number."
+    )
+    result_ready_node: str | None = Field(
+        default=None, description="Boolean node to wait for before the snapshot."
+    )
+    result_ready_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long to wait for result_ready_node."
+    )
+    writeback: dict[Literal["code", "credit", "seq"], str] = Field(
+        default_factory=dict, description="Nodes to write the disposition code, credit and seq to."
+    )
 
 
 # ---------------------------------------------------------------- camera, model, core id
@@ -80,19 +133,41 @@ class BenchConfig(_Section):
 class CameraConfig(_Section):
     """Where images come from."""
 
-    source: Literal["usb", "url", "gstreamer", "folder", "file"] = Field(default="folder", description="Kind of source.")
+    source: Literal["usb", "url", "gstreamer", "folder", "file"] = Field(
+        default="folder", description="Kind of source."
+    )
     device: int = Field(default=0, ge=0, description="USB camera index (source usb).")
-    url: str | None = Field(default=None, description="RTSP or HTTP URL (source url), or a GStreamer pipeline (source gstreamer).")
-    path: str | None = Field(default=None, description="Folder replayed in order (source folder) or one image (source file).")
+    url: str | None = Field(
+        default=None,
+        description="RTSP or HTTP URL (source url), or a GStreamer pipeline (source gstreamer).",
+    )
+    path: str | None = Field(
+        default=None,
+        description="Folder replayed in order (source folder) or one image (source file).",
+    )
     loop: bool = Field(default=True, description="Replay the folder from the start when it ends.")
-    views: int = Field(default=1, ge=1, le=8, description="Frames taken per inspection (views of the core).")
-    width: int | None = Field(default=None, gt=0, description="Requested frame width (VideoCapture).")
-    height: int | None = Field(default=None, gt=0, description="Requested frame height (VideoCapture).")
-    reopen_min_s: float = Field(default=0.5, gt=0, description="First delay before reopening a failed camera.")
+    views: int = Field(
+        default=1, ge=1, le=8, description="Frames taken per inspection (views of the core)."
+    )
+    width: int | None = Field(
+        default=None, gt=0, description="Requested frame width (VideoCapture)."
+    )
+    height: int | None = Field(
+        default=None, gt=0, description="Requested frame height (VideoCapture)."
+    )
+    reopen_min_s: float = Field(
+        default=0.5, gt=0, description="First delay before reopening a failed camera."
+    )
     reopen_max_s: float = Field(default=30.0, gt=0, description="Reopen delay cap.")
-    min_brightness: float = Field(default=15.0, ge=0, le=255, description="Mean grey below this is 'too dark'.")
-    max_brightness: float = Field(default=245.0, ge=0, le=255, description="Mean grey above this is 'overexposed'.")
-    min_sharpness: float = Field(default=15.0, ge=0, description="Variance of the Laplacian below this is 'blurred'.")
+    min_brightness: float = Field(
+        default=15.0, ge=0, le=255, description="Mean grey below this is 'too dark'."
+    )
+    max_brightness: float = Field(
+        default=245.0, ge=0, le=255, description="Mean grey above this is 'overexposed'."
+    )
+    min_sharpness: float = Field(
+        default=15.0, ge=0, description="Variance of the Laplacian below this is 'blurred'."
+    )
 
     @model_validator(mode="after")
     def _source_fields(self) -> CameraConfig:
@@ -106,48 +181,87 @@ class CameraConfig(_Section):
 class ModelConfig(_Section):
     """The grading model."""
 
-    path: str = Field(default="models/reman-seg.onnx", description="ONNX model; its card is read from the file and from <path>.card.json.")
-    providers: list[str] | Literal["auto"] = Field(default="auto", description="onnxruntime providers; auto tries TensorRT, CUDA, then CPU.")
-    threads: int = Field(default=1, ge=0, le=64, description="Intra-op threads (0: onnxruntime's choice).")
-    corrosion_table: Literal["iso4628-3", "astm-d610"] = Field(default="iso4628-3", description="Grade table for corrosion.")
-    min_confidence: float = Field(default=0.6, ge=0, le=1, description="Below this a grade is uncertain (a REVIEW reason).")
+    path: str = Field(
+        default="models/reman-seg.onnx",
+        description="ONNX model; its card is read from the file and from <path>.card.json.",
+    )
+    providers: list[str] | Literal["auto"] = Field(
+        default="auto", description="onnxruntime providers; auto tries TensorRT, CUDA, then CPU."
+    )
+    threads: int = Field(
+        default=1, ge=0, le=64, description="Intra-op threads (0: onnxruntime's choice)."
+    )
+    corrosion_table: Literal["iso4628-3", "astm-d610"] = Field(
+        default="iso4628-3", description="Grade table for corrosion."
+    )
+    min_confidence: float = Field(
+        default=0.6, ge=0, le=1, description="Below this a grade is uncertain (a REVIEW reason)."
+    )
 
 
 class CoreIdConfig(_Section):
     """How the core id is found."""
 
-    sources: list[Literal["trigger", "bench", "label"]] = Field(default=["trigger", "bench", "label"], description="Where to look, in order.")
-    policy: Literal["review", "reject"] = Field(default="review", description="No id readable: REVIEW with a generated id, or reject the core.")
+    sources: list[Literal["trigger", "bench", "label"]] = Field(
+        default=["trigger", "bench", "label"], description="Where to look, in order."
+    )
+    policy: Literal["review", "reject"] = Field(
+        default="review",
+        description="No id readable: REVIEW with a generated id, or reject the core.",
+    )
 
 
 class TriggerConfig(_Section):
     """What starts an inspection."""
 
-    interval_s: float | None = Field(default=None, gt=0, description="Inspect on this interval (demos); null for none.")
-    queue_size: int = Field(default=4, ge=1, le=1000, description="Triggers waiting while one inspection runs.")
-    overflow: Literal["drop_new", "drop_oldest"] = Field(default="drop_new", description="What happens to a trigger that finds the queue full (always an event).")
+    interval_s: float | None = Field(
+        default=None, gt=0, description="Inspect on this interval (demos); null for none."
+    )
+    queue_size: int = Field(
+        default=4, ge=1, le=1000, description="Triggers waiting while one inspection runs."
+    )
+    overflow: Literal["drop_new", "drop_oldest"] = Field(
+        default="drop_new",
+        description="What happens to a trigger that finds the queue full (always an event).",
+    )
 
 
 class HandshakeConfig(_Section):
     """The PLC's result handshake."""
 
-    ack_timeout_s: float = Field(default=10.0, gt=0, description="No ack/set within this is an event.")
+    ack_timeout_s: float = Field(
+        default=10.0, gt=0, description="No ack/set within this is an event."
+    )
 
 
 class JournalConfig(_Section):
     """The local journal (SQLite)."""
 
     path: str = Field(default="/var/lib/reman/journal.db", description="SQLite file.")
-    images_dir: str = Field(default="/var/lib/reman/images", description="Where graded images and overlays are kept.")
+    images_dir: str = Field(
+        default="/var/lib/reman/images", description="Where graded images and overlays are kept."
+    )
 
 
 class RetentionConfig(_Section):
     """How long things are kept."""
 
-    image_max_age_days: float = Field(default=30, gt=0, description="Image files older than this are pruned (records are kept).")
-    image_disk_budget_mb: float = Field(default=2048, gt=0, description="Oldest image files are pruned beyond this total.")
-    outbox_max_rows: int = Field(default=100_000, ge=10, description="Undelivered messages kept at most; beyond, the oldest non-result messages are dropped with an event.")
-    outbox_max_age_h: float = Field(default=72, gt=0, description="Undelivered messages older than this are dropped with an event.")
+    image_max_age_days: float = Field(
+        default=30, gt=0, description="Image files older than this are pruned (records are kept)."
+    )
+    image_disk_budget_mb: float = Field(
+        default=2048, gt=0, description="Oldest image files are pruned beyond this total."
+    )
+    outbox_max_rows: int = Field(
+        default=100_000,
+        ge=10,
+        description="Undelivered messages kept at most; beyond, the oldest non-result messages are dropped with an event.",
+    )
+    outbox_max_age_h: float = Field(
+        default=72,
+        gt=0,
+        description="Undelivered messages older than this are dropped with an event.",
+    )
 
 
 class StatsConfig(_Section):
@@ -159,7 +273,10 @@ class StatsConfig(_Section):
 class CommandsConfig(_Section):
     """Who may command the node over MQTT."""
 
-    override_users: list[str] | None = Field(default=None, description="Users allowed in override/set; null allows any (the broker's ACL decides who may publish).")
+    override_users: list[str] | None = Field(
+        default=None,
+        description="Users allowed in override/set; null allows any (the broker's ACL decides who may publish).",
+    )
 
 
 # ---------------------------------------------------------------- the station
@@ -168,30 +285,51 @@ class CommandsConfig(_Section):
 class StationConfig(_Section):
     """One inspection station's edge node."""
 
-    station_id: str = Field(pattern=STATION_ID_PATTERN, description="Station id, [a-z0-9][a-z0-9-]{0,31}; used in topics.")
-    site: str = Field(default="", max_length=128, description="Plant or site name, for the dashboard and passports.")
+    station_id: str = Field(
+        pattern=STATION_ID_PATTERN,
+        description="Station id, [a-z0-9][a-z0-9-]{0,31}; used in topics.",
+    )
+    site: str = Field(
+        default="",
+        max_length=128,
+        description="Plant or site name, for the dashboard and passports.",
+    )
     mqtt: BrokerConfig = Field(default_factory=BrokerConfig, description="MQTT broker.")
-    bench: BenchConfig = Field(default_factory=lambda: BenchConfig(enabled=False), description="OPC UA test bench.")
+    bench: BenchConfig = Field(
+        default_factory=lambda: BenchConfig(enabled=False), description="OPC UA test bench."
+    )
     camera: CameraConfig = Field(description="Camera source.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Grading model.")
-    families_dir: str = Field(default="config/families", description="Folder of product family YAML files.")
-    core_id: CoreIdConfig = Field(default_factory=CoreIdConfig, description="Core id sources and policy.")
+    families_dir: str = Field(
+        default="config/families", description="Folder of product family YAML files."
+    )
+    core_id: CoreIdConfig = Field(
+        default_factory=CoreIdConfig, description="Core id sources and policy."
+    )
     trigger: TriggerConfig = Field(default_factory=TriggerConfig, description="Triggers.")
-    handshake: HandshakeConfig = Field(default_factory=HandshakeConfig, description="PLC handshake.")
+    handshake: HandshakeConfig = Field(
+        default_factory=HandshakeConfig, description="PLC handshake."
+    )
     journal: JournalConfig = Field(default_factory=JournalConfig, description="Journal.")
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="Retention.")
     stats: StatsConfig = Field(default_factory=StatsConfig, description="Health figures.")
-    commands: CommandsConfig = Field(default_factory=CommandsConfig, description="Command authorisation.")
+    commands: CommandsConfig = Field(
+        default_factory=CommandsConfig, description="Command authorisation."
+    )
 
     def resolve_paths(self, base: Path) -> StationConfig:
         """Relative paths in the config are relative to the config file's folder."""
+
         def rel(p: str | None) -> str | None:
             if p is None or Path(p).is_absolute():
                 return p
             return str((base / p).resolve())
+
         update = {
             "families_dir": rel(self.families_dir),
-            "journal": self.journal.model_copy(update={"path": rel(self.journal.path), "images_dir": rel(self.journal.images_dir)}),
+            "journal": self.journal.model_copy(
+                update={"path": rel(self.journal.path), "images_dir": rel(self.journal.images_dir)}
+            ),
             "model": self.model.model_copy(update={"path": rel(self.model.path)}),
         }
         if self.camera.path:

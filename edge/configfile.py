@@ -29,7 +29,9 @@ def read_yaml(path: Path) -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), None, "(file)", exc.strerror or str(exc))]) from exc
+        raise ConfigError(
+            [ConfigProblem(str(path), None, "(file)", exc.strerror or str(exc))]
+        ) from exc
     try:
         data = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
@@ -113,7 +115,9 @@ def _env_value(name: str, loc: tuple[Any, ...], path: Path, problems: list[Confi
     if name in os.environ:
         return os.environ[name]
     problems.append(
-        ConfigProblem(str(path), None, ".".join(map(str, loc)), f"environment variable {name} is not set")
+        ConfigProblem(
+            str(path), None, ".".join(map(str, loc)), f"environment variable {name} is not set"
+        )
     )
     return ""
 
@@ -133,8 +137,16 @@ def detect_kind(path: Path) -> str:
         return "family"
     if keys & {"http", "users", "store", "kiosk"}:
         return "gateway"
-    raise ConfigError([ConfigProblem(str(path), 1, "(root)",
-                                     "cannot tell the kind of file; give --kind station|gateway|family")])
+    raise ConfigError(
+        [
+            ConfigProblem(
+                str(path),
+                1,
+                "(root)",
+                "cannot tell the kind of file; give --kind station|gateway|family",
+            )
+        ]
+    )
 
 
 def load_station(path: Path):
@@ -159,8 +171,16 @@ def load_family(path: Path):
     path = Path(path)
     data = read_yaml(path)
     if isinstance(data, dict) and "id" in data:
-        raise ConfigError([ConfigProblem(str(path), line_of(data, ("id",)), "id",
-                                         "a family's id is its file name; remove the key")])
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    str(path),
+                    line_of(data, ("id",)),
+                    "id",
+                    "a family's id is its file name; remove the key",
+                )
+            ]
+        )
     return load_model(path, FamilyConfig, extra={"id": family_id(path)})
 
 

@@ -55,13 +55,17 @@ def wait_for_port(port: int, timeout_s: float, part: Part) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if part.proc is not None and part.proc.poll() is not None:
-            raise DemoError(f"{part.name} exited with code {part.proc.returncode}; see {part.log_path}")
+            raise DemoError(
+                f"{part.name} exited with code {part.proc.returncode}; see {part.log_path}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)  # polling a port that is coming up
-    raise DemoError(f"{part.name} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s; see {part.log_path}")
+    raise DemoError(
+        f"{part.name} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s; see {part.log_path}"
+    )
 
 
 @dataclass
@@ -78,8 +82,13 @@ class Part:
     def start(self) -> None:
         """Start the process and wait until it listens on its port."""
         log_file = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log_file.close()
         wait_for_port(self.port, self.ready_timeout_s, self)
 
@@ -135,8 +144,9 @@ class PlcSimulator:
     def __init__(self, port: int, station: str):
         self.topics = Topics(station)
         self.online = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"demo-plc-{station}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"demo-plc-{station}", protocol=mqtt.MQTTv5
+        )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.port = port
@@ -194,7 +204,7 @@ class Demo:
 
     def station_config(self) -> str:
         nodes = "".join(
-            f"    {name}:\n      node_id: nsu={NAMESPACE};s={node}\n      unit: \"{unit}\"\n"
+            f'    {name}:\n      node_id: nsu={NAMESPACE};s={node}\n      unit: "{unit}"\n'
             for name, (node, unit) in MEASUREMENT_NODES.items()
         )
         return f"""# Written by reman demo.
@@ -219,8 +229,8 @@ camera:
   source: folder
   path: cores
 model:
-  path: {REPO / 'models' / 'reman-seg.onnx'}
-families_dir: {REPO / 'config' / 'families'}
+  path: {REPO / "models" / "reman-seg.onnx"}
+families_dir: {REPO / "config" / "families"}
 core_id:
   sources: [trigger, bench, label]
   policy: review
@@ -236,21 +246,21 @@ stats:
         users = ""
         if existing.exists():
             text = existing.read_text()
-            users = text[text.index("users:"):] if "users:" in text else ""
+            users = text[text.index("users:") :] if "users:" in text else ""
         return f"""# Written by reman demo.
 http:
   host: 127.0.0.1
   port: {self.http_port}
-  session_secret_file: {self.data_dir / 'session-secret'}
+  session_secret_file: {self.data_dir / "session-secret"}
 mqtt:
   host: 127.0.0.1
   port: {self.mqtt_port}
 store:
-  path: {self.data_dir / 'gateway.db'}
-  snapshots_dir: {self.data_dir / 'snapshots'}
+  path: {self.data_dir / "gateway.db"}
+  snapshots_dir: {self.data_dir / "snapshots"}
 kiosk:
   enabled: true
-{users or 'users: []'}
+{users or "users: []"}
 """
 
     def ensure_user(self) -> str:
@@ -265,8 +275,19 @@ kiosk:
         password = secrets.token_urlsafe(9)
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
-        run_reman(["gateway", "adduser", "--config", str(self.data_dir / "gateway.yaml"), DEMO_USER,
-                   "--role", "engineer", "--password-file", str(password_file)])
+        run_reman(
+            [
+                "gateway",
+                "adduser",
+                "--config",
+                str(self.data_dir / "gateway.yaml"),
+                DEMO_USER,
+                "--role",
+                "engineer",
+                "--password-file",
+                str(password_file),
+            ]
+        )
         return password
 
     def build_parts(self) -> list:
@@ -276,13 +297,35 @@ kiosk:
         return [
             BrokerPart(MosquittoProcess(self.data_dir / "mosquitto", self.mqtt_port)),
             PlcSimulator(self.mqtt_port, STATION),
-            Part("bench simulator", [*reman, "bench-sim", "--host", "127.0.0.1", "--port", str(self.opcua_port),
-                                     "--scenario", "normal", "--cycle-s", str(self.interval_s)],
-                 self.opcua_port, logs / "bench-sim.log"),
-            Part("gateway", [*reman, "gateway", "--config", str(self.data_dir / "gateway.yaml")],
-                 self.http_port, logs / "gateway.log"),
-            Part("edge node", [*reman, "node", "--config", str(self.data_dir / "station.yaml")],
-                 self.mqtt_port, logs / "node.log"),
+            Part(
+                "bench simulator",
+                [
+                    *reman,
+                    "bench-sim",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.opcua_port),
+                    "--scenario",
+                    "normal",
+                    "--cycle-s",
+                    str(self.interval_s),
+                ],
+                self.opcua_port,
+                logs / "bench-sim.log",
+            ),
+            Part(
+                "gateway",
+                [*reman, "gateway", "--config", str(self.data_dir / "gateway.yaml")],
+                self.http_port,
+                logs / "gateway.log",
+            ),
+            Part(
+                "edge node",
+                [*reman, "node", "--config", str(self.data_dir / "station.yaml")],
+                self.mqtt_port,
+                logs / "node.log",
+            ),
         ]
 
     def wait_node_online(self, timeout_s: float = 60.0) -> None:
@@ -292,9 +335,13 @@ kiosk:
         deadline = time.monotonic() + timeout_s
         while not plc.online.wait(0.2):
             if not node.alive():
-                raise DemoError(f"{node.name} exited with code {node.proc.returncode}; see {node.log_path}")
+                raise DemoError(
+                    f"{node.name} exited with code {node.proc.returncode}; see {node.log_path}"
+                )
             if time.monotonic() > deadline:
-                raise DemoError(f"{node.name} did not come online within {timeout_s:.0f} s; see {node.log_path}")
+                raise DemoError(
+                    f"{node.name} did not come online within {timeout_s:.0f} s; see {node.log_path}"
+                )
 
     def start(self) -> None:
         """Start every part in order; on failure stop what started and raise DemoError."""
@@ -340,7 +387,9 @@ def run_reman(args: list[str]) -> None:
     """Run a reman command in a child process; raise DemoError with its output on failure."""
     done = subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True)
     if done.returncode != 0:
-        raise DemoError(f"reman {' '.join(args[:2])} failed: {done.stderr.strip() or done.stdout.strip()}")
+        raise DemoError(
+            f"reman {' '.join(args[:2])} failed: {done.stderr.strip() or done.stdout.strip()}"
+        )
 
 
 def make_core_images(folder: Path, count: int) -> None:

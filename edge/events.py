@@ -35,8 +35,15 @@ class Events:
 
     def emit(self, level: Level, code: str, message: str, **detail: Any) -> Event:
         """Record one event; returns it."""
-        event = Event(id=new_id(), ts=utc_now(), station=self.station, level=level,
-                      code=code, message=message, detail=_plain(detail))
+        event = Event(
+            id=new_id(),
+            ts=utc_now(),
+            station=self.station,
+            level=level,
+            code=code,
+            message=message,
+            detail=_plain(detail),
+        )
         log.log(_LOG_LEVELS[level], "%s: %s %s", code, message, detail or "")
         for sink in self._sinks:
             try:
@@ -62,9 +69,19 @@ def _plain(detail: dict[str, Any]) -> dict[str, Any]:
         if value is None or isinstance(value, bool | int | float | str):
             out[key] = value
         elif isinstance(value, list | tuple):
-            out[key] = [v if isinstance(v, bool | int | float | str) or v is None else repr(v) for v in value]
+            out[key] = [
+                v if isinstance(v, bool | int | float | str) or v is None else repr(v)
+                for v in value
+            ]
         elif isinstance(value, dict):
-            out[key] = {str(k): v if isinstance(v, bool | int | float | str) or v is None else repr(v) for k, v in value.items()}
+            out[key] = {
+                str(k): v if isinstance(v, bool | int | float | str) or v is None else repr(v)
+                for k, v in value.items()
+            }
         else:
-            out[key] = repr(value) if not isinstance(value, BaseException) else f"{type(value).__name__}: {value}"
+            out[key] = (
+                repr(value)
+                if not isinstance(value, BaseException)
+                else f"{type(value).__name__}: {value}"
+            )
     return out

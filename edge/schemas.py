@@ -40,8 +40,15 @@ def reference_text() -> str:
         "`*_file` key beside a secret.",
     ]
     for name, model in CONFIG_MODELS.items():
-        lines += ["", f"## {name} file", "", (model.__doc__ or "").strip(), "",
-                  "| key | type | default | description |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {name} file",
+            "",
+            (model.__doc__ or "").strip(),
+            "",
+            "| key | type | default | description |",
+            "|---|---|---|---|",
+        ]
         lines += _model_rows(model, "")
     return "\n".join(lines) + "\n"
 
@@ -91,7 +98,10 @@ def _type_text(annotation) -> str:
 
 def expected_files(root: Path) -> dict[Path, str]:
     """Every generated file with the text it must have."""
-    files = {root / "docs/config" / f"{name}.schema.json": schema_text(m) for name, m in CONFIG_MODELS.items()}
+    files = {
+        root / "docs/config" / f"{name}.schema.json": schema_text(m)
+        for name, m in CONFIG_MODELS.items()
+    }
     files[root / "docs/config.md"] = reference_text()
     for kind, model in contract.PAYLOAD_MODELS.items():
         name = kind.replace("/", "-")

@@ -381,7 +381,9 @@ class Store:
         nxt = f"{rows[-1]['ts']}|{rows[-1]['id']}" if len(rows) == limit else None
         return rows, nxt
 
-    def _keyset(self, flt: InspectionFilter, limit: int, cursor: str | None) -> list[dict[str, Any]]:
+    def _keyset(
+        self, flt: InspectionFilter, limit: int, cursor: str | None
+    ) -> list[dict[str, Any]]:
         """Up to `limit` matching rows, newest first, after the (ts, id) position in `cursor`."""
         where, params = flt.where()
         if cursor:

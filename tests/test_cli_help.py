@@ -28,7 +28,9 @@ def test_root_help_lists_commands():
             assert path[0] in result.output
 
 
-@pytest.mark.parametrize("path,command", COMMANDS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(
+    "path,command", COMMANDS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+)
 def test_command_has_help(path, command):
     assert (command.help or "").strip(), f"reman {' '.join(path)} has no help text"
     result = CliRunner().invoke(cli, [*path, "--help"])
@@ -36,7 +38,9 @@ def test_command_has_help(path, command):
     assert "Usage: " in result.output
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:
-            assert (param.help or "").strip(), f"option {param.name} of reman {' '.join(path)} has no help"
+            assert (param.help or "").strip(), (
+                f"option {param.name} of reman {' '.join(path)} has no help"
+            )
 
 
 def test_expected_error_prints_no_traceback(tmp_path):

@@ -55,16 +55,24 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
     path = station_copy(tmp_path, lambda t: t + "colour_scheme: blue\n")
     result = run("check-config", str(path))
     assert result.exit_code == 2
-    assert f"{path}:{line_number(path, 'colour_scheme')}: colour_scheme: unknown key" in result.output
+    assert (
+        f"{path}:{line_number(path, 'colour_scheme')}: colour_scheme: unknown key" in result.output
+    )
     assert "Traceback" not in result.output
 
 
 def test_nested_unknown_key_points_at_its_line(tmp_path):
-    path = station_copy(tmp_path, lambda t: t.replace("  keepalive_s", "  keepalive_s").replace(
-        "  topic_prefix: reman", "  topic_prefix: reman\n  qos_default: 2"))
+    path = station_copy(
+        tmp_path,
+        lambda t: t.replace("  keepalive_s", "  keepalive_s").replace(
+            "  topic_prefix: reman", "  topic_prefix: reman\n  qos_default: 2"
+        ),
+    )
     result = run("check-config", str(path))
     assert result.exit_code == 2
-    assert f"{path}:{line_number(path, 'qos_default')}: mqtt.qos_default: unknown key" in result.output
+    assert (
+        f"{path}:{line_number(path, 'qos_default')}: mqtt.qos_default: unknown key" in result.output
+    )
 
 
 def test_wrong_type_names_line_key_and_value(tmp_path):
@@ -83,10 +91,15 @@ def test_missing_required_field(tmp_path):
 
 
 def test_invalid_station_id(tmp_path):
-    path = station_copy(tmp_path, lambda t: t.replace("station_id: pump-line-1", "station_id: Pump Line 1"))
+    path = station_copy(
+        tmp_path, lambda t: t.replace("station_id: pump-line-1", "station_id: Pump Line 1")
+    )
     result = run("check-config", str(path))
     assert result.exit_code == 2
-    assert f"{path}:{line_number(path, 'station_id')}: station_id: String should match pattern" in result.output
+    assert (
+        f"{path}:{line_number(path, 'station_id')}: station_id: String should match pattern"
+        in result.output
+    )
 
 
 def test_yaml_syntax_error_has_a_line(tmp_path):
@@ -99,7 +112,9 @@ def test_yaml_syntax_error_has_a_line(tmp_path):
 def test_all_problems_of_several_files_are_listed(tmp_path):
     bad = station_copy(tmp_path, lambda t: t + "oops: 1\n")
     family = tmp_path / "pump.yaml"
-    family.write_text("name: Pump\nmatch:\n  core_id_pattern: '^P-'\ngrades:\n  rust:\n    recycle_at: 4\n")
+    family.write_text(
+        "name: Pump\nmatch:\n  core_id_pattern: '^P-'\ngrades:\n  rust:\n    recycle_at: 4\n"
+    )
     result = run("check-config", str(bad), str(family))
     assert result.exit_code == 2
     assert f"{bad}:" in result.output and "oops: unknown key" in result.output
@@ -114,12 +129,18 @@ def test_impossible_family_limit(tmp_path):
     )
     result = run("check-config", "--kind", "family", str(family))
     assert result.exit_code == 2
-    assert f"{family}:5: measurements.leak: " in result.output and "impossible limit" in result.output
+    assert (
+        f"{family}:5: measurements.leak: " in result.output and "impossible limit" in result.output
+    )
 
 
 def test_env_secret_substituted_and_missing_env_reported(tmp_path, monkeypatch):
-    path = station_copy(tmp_path, lambda t: t.replace(
-        "  password_file: /etc/reman/mqtt-password", "  password: ${REMAN_TEST_SECRET}"))
+    path = station_copy(
+        tmp_path,
+        lambda t: t.replace(
+            "  password_file: /etc/reman/mqtt-password", "  password: ${REMAN_TEST_SECRET}"
+        ),
+    )
     monkeypatch.delenv("REMAN_TEST_SECRET", raising=False)
     with pytest.raises(ConfigError) as info:
         load_station(path)

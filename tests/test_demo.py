@@ -26,8 +26,14 @@ from tests.support.broker import free_port
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 
@@ -37,9 +43,22 @@ class DemoProcess:
     def __init__(self, data_dir: Path, http_port: int):
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "demo", "--data-dir", str(data_dir),
-             "--http-port", str(http_port), "--interval", "1"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "edge.cli",
+                "demo",
+                "--data-dir",
+                str(data_dir),
+                "--http-port",
+                str(http_port),
+                "--interval",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -55,7 +74,9 @@ class DemoProcess:
             try:
                 line = self.lines.get(timeout=timeout_s)
             except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r}; output so far:\n" + "\n".join(self.output)) from None
+                raise AssertionError(
+                    f"no line matching {pattern!r}; output so far:\n" + "\n".join(self.output)
+                ) from None
             self.output.append(line)
             if match := re.search(pattern, line):
                 return match
@@ -105,8 +126,12 @@ def test_demo_runs_the_station_end_to_end_and_stops_on_sigterm(demo):
 
         # Inspections graded by the real node arrive on the live view without a reload.
         page.goto("/live/demo-1")
-        expect(page.locator("#live-panel")).to_contain_text(re.compile(r"(HGP|HPC|BAT)-\d+"), timeout=60_000)
-        expect(page.locator("#live-panel")).to_contain_text(re.compile("REUSE|REMANUFACTURE|RECYCLE|REVIEW"))
+        expect(page.locator("#live-panel")).to_contain_text(
+            re.compile(r"(HGP|HPC|BAT)-\d+"), timeout=60_000
+        )
+        expect(page.locator("#live-panel")).to_contain_text(
+            re.compile("REUSE|REMANUFACTURE|RECYCLE|REVIEW")
+        )
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "demo-live.png"), full_page=True)
 
@@ -116,7 +141,9 @@ def test_demo_runs_the_station_end_to_end_and_stops_on_sigterm(demo):
         page.select_option("#override-form select[name=code]", "4")
         page.fill("#override-form textarea[name=reason]", "seal face needs a second look")
         page.click("#override-form button[type=submit]")
-        expect(page.locator("#override-note")).to_contain_text("Overridden by engineer", timeout=20_000)
+        expect(page.locator("#override-note")).to_contain_text(
+            "Overridden by engineer", timeout=20_000
+        )
         expect(page.locator("#override-note")).to_contain_text("seal face needs a second look")
         expect(page.locator("#audit")).to_contain_text("override applied by station")
         page.screenshot(path=str(ARTIFACTS / "demo-override.png"), full_page=True)

@@ -1,10 +1,10 @@
 """The vision package's exceptions.
 
-    VisionError
-    ├── ImageError        an image cannot be read or used (names the file)
-    ├── ModelError        a model cannot be loaded or run
-    │   └── CardMismatch  the model card does not match the graph (says what differs)
-    └── DatasetError      a training or evaluation folder cannot be used (names the files)
+VisionError
+├── ImageError        an image cannot be read or used (names the file)
+├── ModelError        a model cannot be loaded or run
+│   └── CardMismatch  the model card does not match the graph (says what differs)
+└── DatasetError      a training or evaluation folder cannot be used (names the files)
 """
 
 

@@ -42,7 +42,9 @@ class GradeTable:
 
 
 ISO_4628_3 = GradeTable("iso4628-3", (0.05, 0.5, 1.0, 8.0, 40.0))
-ASTM_D610 = GradeTable("astm-d610", (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 16.0, 33.0, 50.0), descending=True, best=10)
+ASTM_D610 = GradeTable(
+    "astm-d610", (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 16.0, 33.0, 50.0), descending=True, best=10
+)
 ISO_4628_SCALE = GradeTable("iso4628-5", (0.1, 0.3, 1.0, 3.0, 15.0))
 
 TABLES: dict[str, GradeTable] = {t.name: t for t in (ISO_4628_3, ASTM_D610, ISO_4628_SCALE)}
@@ -65,5 +67,17 @@ def severity(grade: int, scale: str) -> int:
     if not table.descending:
         return grade
     # ASTM D610 -> ISO 4628-3 by the area each ASTM grade allows at most.
-    upper = {10: 0.01, 9: 0.03, 8: 0.1, 7: 0.3, 6: 1.0, 5: 3.0, 4: 10.0, 3: 16.0, 2: 33.0, 1: 50.0, 0: 100.0}
+    upper = {
+        10: 0.01,
+        9: 0.03,
+        8: 0.1,
+        7: 0.3,
+        6: 1.0,
+        5: 3.0,
+        4: 10.0,
+        3: 16.0,
+        2: 33.0,
+        1: 50.0,
+        0: 100.0,
+    }
     return ISO_4628_3.grade(upper[max(0, min(10, grade))] * 0.999)

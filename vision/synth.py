@@ -31,13 +31,23 @@ DEFAULT_SIZE = (256, 256)
 
 # Upper end of the worst grade band, in percent of the part's area.
 _WORST_BAND_TOP = {"corrosion": 65.0, "coating_damage": 35.0, "wear": 35.0}
-_PAINTS_BGR = [(40, 40, 40), (110, 70, 30), (50, 110, 40), (40, 40, 170), (30, 160, 210),
-               (150, 150, 150), (30, 90, 200), (90, 60, 60), (200, 200, 195)]
+_PAINTS_BGR = [
+    (40, 40, 40),
+    (110, 70, 30),
+    (50, 110, 40),
+    (40, 40, 170),
+    (30, 160, 210),
+    (150, 150, 150),
+    (30, 90, 200),
+    (90, 60, 60),
+    (200, 200, 195),
+]
 # Grey, white, zinc-grey and cream primers. Red-oxide primer is left out: at the model's input
 # size a chip down to it cannot be told from a rust spot, so its grade would be a guess.
 _PRIMERS_BGR = [(135, 135, 130), (210, 212, 205), (150, 140, 125), (150, 195, 215)]
-_RUST_BGR = np.array([(20, 35, 70), (30, 70, 150), (35, 95, 185), (40, 55, 120), (45, 120, 190)],
-                     np.float32)
+_RUST_BGR = np.array(
+    [(20, 35, 70), (30, 70, 150), (35, 95, 185), (40, 55, 120), (45, 120, 190)], np.float32
+)
 
 
 @dataclass
@@ -97,8 +107,9 @@ def generate_core(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> SynthCore:
     return SynthCore(image, masks, area, grades, shape, coated, {"seed": seed})
 
 
-def write_dataset(out_dir: str | Path, count: int, seed: int,
-                  size: tuple[int, int] = DEFAULT_SIZE) -> Path:
+def write_dataset(
+    out_dir: str | Path, count: int, seed: int, size: tuple[int, int] = DEFAULT_SIZE
+) -> Path:
     """Write `count` cores (seeds seed, seed+1, ...) in the `reman synth` layout; returns labels.jsonl."""
     out = Path(out_dir)
     try:
@@ -178,10 +189,16 @@ def _flange(rng: np.random.Generator, h: int, w: int) -> _Geometry:
     r, theta = _polar(h, w, cx, cy)
     mask = (r <= big).astype(np.uint8)
     mask[r <= big * rng.uniform(0.12, 0.28)] = 0
-    holes, ring, rad = int(rng.integers(0, 9)), big * rng.uniform(0.55, 0.75), big * rng.uniform(0.04, 0.08)
+    holes, ring, rad = (
+        int(rng.integers(0, 9)),
+        big * rng.uniform(0.55, 0.75),
+        big * rng.uniform(0.04, 0.08),
+    )
     for k in range(holes if holes >= 3 else 0):
         a = 2 * math.pi * k / holes
-        cv2.circle(mask, (int(cx + ring * math.cos(a)), int(cy + ring * math.sin(a))), int(rad), 0, -1)
+        cv2.circle(
+            mask, (int(cx + ring * math.cos(a)), int(cy + ring * math.sin(a))), int(rad), 0, -1
+        )
     return _Geometry(mask, r, theta, np.zeros_like(r), "disc")
 
 
@@ -233,8 +250,20 @@ _GEOMETRY = {"flange": _flange, "gear": _gear, "shaft": _shaft, "housing": _hous
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    base = np.array(rng.choice([(90, 90, 90), (60, 65, 70), (40, 40, 45), (85, 120, 150),
-                                (120, 110, 95), (70, 95, 60), (170, 170, 165)]), np.float32)
+    base = np.array(
+        rng.choice(
+            [
+                (90, 90, 90),
+                (60, 65, 70),
+                (40, 40, 45),
+                (85, 120, 150),
+                (120, 110, 95),
+                (70, 95, 60),
+                (170, 170, 165),
+            ]
+        ),
+        np.float32,
+    )
     base = base * rng.uniform(0.7, 1.2)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     a = rng.uniform(0, 2 * math.pi)
@@ -323,16 +352,27 @@ def _area_in_band(rng: np.random.Generator, defect: str, grade: int) -> float:
     return math.exp(rng.uniform(lo + margin, hi - margin))
 
 
-def _draw_defects(rng: np.random.Generator, geo: _Geometry, coated: bool,
-                  targets: dict[str, float], surface: np.ndarray) -> dict[str, np.ndarray]:
+def _draw_defects(
+    rng: np.random.Generator,
+    geo: _Geometry,
+    coated: bool,
+    targets: dict[str, float],
+    surface: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Draw wear, then coating damage, then corrosion; each takes pixels no earlier one took."""
     part = geo.mask.astype(bool)
     n_part = int(part.sum())
     free = part.copy()
     masks = {}
-    for defect, draw in (("wear", _wear), ("coating_damage", _coating_damage), ("corrosion", _corrosion)):
+    for defect, draw in (
+        ("wear", _wear),
+        ("coating_damage", _coating_damage),
+        ("corrosion", _corrosion),
+    ):
         n = int(round(targets[defect] / 100 * n_part))
-        masks[defect] = draw(rng, geo, free, n, surface, coated, masks) if n > 0 else np.zeros_like(geo.mask)
+        masks[defect] = (
+            draw(rng, geo, free, n, surface, coated, masks) if n > 0 else np.zeros_like(geo.mask)
+        )
         free &= masks[defect] == 0
     return masks
 
@@ -348,7 +388,9 @@ def _wear(rng, geo, free, n, surface, coated, _masks) -> np.ndarray:
         centre = float(coord[ys[k], xs[k]]) if len(ys) else 0.0
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         along = np.hypot(yy - (ys[k] if len(ys) else 0), xx - (xs[k] if len(xs) else 0))
-        score = -np.abs(coord - centre) - along / rng.uniform(3.0, 8.0) + 0.6 * _noise(rng, h, w, 14)
+        score = (
+            -np.abs(coord - centre) - along / rng.uniform(3.0, 8.0) + 0.6 * _noise(rng, h, w, 14)
+        )
     else:  # scratches
         score = _scratch_field(rng, h, w, n) + 0.01 * _noise(rng, h, w, 8)
     mask = _top_n(score, free, n)
@@ -433,7 +475,11 @@ def _coating_damage(rng, geo, free, n, surface, coated, _masks) -> np.ndarray:
         for _ in range(int(rng.integers(1, 6))):
             impacts[int(rng.integers(h)), int(rng.integers(w))] = 1
         dist = cv2.distanceTransform((impacts == 0).astype(np.uint8), cv2.DIST_L2, 3)
-        score = -dist / max(h, w) * 4 + 0.5 * _fractal(rng, h, w, rng.uniform(4, 16)) + _edge_bias(geo, 0.5)
+        score = (
+            -dist / max(h, w) * 4
+            + 0.5 * _fractal(rng, h, w, rng.uniform(4, 16))
+            + _edge_bias(geo, 0.5)
+        )
     mask = _top_n(score, free, n)
     _render_blisters(rng, surface, mask) if blisters else _render_chips(rng, surface, mask)
     return mask
@@ -443,7 +489,9 @@ def _blister_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     field_ = np.zeros((h, w), np.float32)
     for _ in range(int(rng.integers(10, 60))):
         r = float(rng.uniform(1.5, 5.0))
-        cv2.circle(field_, (int(rng.integers(w)), int(rng.integers(h))), int(r), rng.uniform(0.6, 1.0), -1)
+        cv2.circle(
+            field_, (int(rng.integers(w)), int(rng.integers(h))), int(r), rng.uniform(0.6, 1.0), -1
+        )
     return cv2.GaussianBlur(field_, (0, 0), 1.5) + 0.02 * _noise(rng, h, w, 3)
 
 
@@ -477,8 +525,9 @@ def _render_chips(rng, surface, mask) -> None:
     surface[rim] *= np.float32(rng.uniform(0.35, 0.6))  # the broken, lifted paint edge
 
 
-def _contrasting(rng: np.random.Generator, colours: list[np.ndarray], paint: np.ndarray,
-                 least: float = 60.0) -> np.ndarray:
+def _contrasting(
+    rng: np.random.Generator, colours: list[np.ndarray], paint: np.ndarray, least: float = 60.0
+) -> np.ndarray:
     """A random colour at least `least` (BGR distance) from the paint, else the farthest."""
     far = [c for c in colours if float(np.linalg.norm(c - paint)) >= least]
     if far:
@@ -493,7 +542,9 @@ def _render_blisters(rng, surface, mask) -> None:
     sel = mask.astype(bool)
     # Raised paint catches the light on one side and shades the other, even on a dark coat.
     shade = 45 * np.clip(-(gx + gy), -1, 1)
-    surface[sel] = surface[sel] * np.clip(relief, 0.4, 1.8)[sel][:, None] * 1.1 + 18 + shade[sel][:, None]
+    surface[sel] = (
+        surface[sel] * np.clip(relief, 0.4, 1.8)[sel][:, None] * 1.1 + 18 + shade[sel][:, None]
+    )
 
 
 def _corrosion(rng, geo, free, n, surface, coated, masks) -> np.ndarray:

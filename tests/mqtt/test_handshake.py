@@ -100,7 +100,9 @@ async def test_ack_arriving_before_the_puback_is_not_unknown():
     handshake.result_published(7)
     assert handshake.waiting == []
     unknown = asyncio.get_running_loop().create_future()
-    handshake.events.add_sink(lambda e: e.code == "ack_unknown" and not unknown.done() and unknown.set_result(e))
+    handshake.events.add_sink(
+        lambda e: e.code == "ack_unknown" and not unknown.done() and unknown.set_result(e)
+    )
     handshake.ack(AckCommand(seq=99))
     event = await asyncio.wait_for(unknown, 5)
     assert event.detail["seq"] == 99

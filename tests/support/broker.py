@@ -31,5 +31,7 @@ def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s} s") from None
+                raise TimeoutError(
+                    f"nothing listening on {host}:{port} after {timeout_s} s"
+                ) from None
             time.sleep(0.05)  # polling a port that is coming up

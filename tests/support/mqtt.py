@@ -22,13 +22,21 @@ class Message:
 class Listener:
     """Collects every message on its subscriptions into a queue."""
 
-    def __init__(self, host: str, port: int, topics: list[str] | str = "#", client_id: str = "",
-                 username: str | None = None, password: str | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topics: list[str] | str = "#",
+        client_id: str = "",
+        username: str | None = None,
+        password: str | None = None,
+    ):
         self.messages: queue.Queue[Message] = queue.Queue()
         self.seen: list[Message] = []
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
         if username:
             self.client.username_pw_set(username, password)
         self._topics = [topics] if isinstance(topics, str) else topics

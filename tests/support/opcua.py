@@ -9,7 +9,9 @@ from tests.support.broker import free_port
 NAMESPACE_URI = "urn:reman-edge:test-bench"
 
 
-async def start_server(port: int | None = None, namespace: str = NAMESPACE_URI) -> tuple[Server, dict]:
+async def start_server(
+    port: int | None = None, namespace: str = NAMESPACE_URI
+) -> tuple[Server, dict]:
     """Start a server with a few bench-like variables; return it and its nodes by name."""
     port = port or free_port()
     server = Server()
@@ -19,9 +21,13 @@ async def start_server(port: int | None = None, namespace: str = NAMESPACE_URI) 
     idx = await server.register_namespace(namespace)
     bench = await server.nodes.objects.add_object(ua.NodeId("Bench", idx), "Bench")
     nodes = {
-        "leak_rate_ml_min": await bench.add_variable(ua.NodeId("Bench.LeakRate", idx), "LeakRate", 2.5),
+        "leak_rate_ml_min": await bench.add_variable(
+            ua.NodeId("Bench.LeakRate", idx), "LeakRate", 2.5
+        ),
         "flow_l_min": await bench.add_variable(ua.NodeId("Bench.Flow", idx), "Flow", 24.0),
-        "part_present": await bench.add_variable(ua.NodeId("Bench.PartPresent", idx), "PartPresent", False),
+        "part_present": await bench.add_variable(
+            ua.NodeId("Bench.PartPresent", idx), "PartPresent", False
+        ),
         "core_id": await bench.add_variable(ua.NodeId("Bench.CoreId", idx), "CoreId", ""),
     }
     for node in nodes.values():

@@ -45,8 +45,15 @@ def test_card_describes_the_graph(session, card):
     assert card.classes == ["part", "wear", "corrosion", "coating_damage"]
     assert [i.name for i in session.get_inputs()] == ["image"]
     assert [o.name for o in session.get_outputs()] == card.output_names == ["probs"]
-    assert {"iou_wear", "iou_corrosion", "iou_coating_damage", "mean_iou", "grade_exact",
-            "grade_within_one", "run_p50_ms_1thread"} <= set(card.metrics)
+    assert {
+        "iou_wear",
+        "iou_corrosion",
+        "iou_coating_damage",
+        "mean_iou",
+        "grade_exact",
+        "grade_within_one",
+        "run_p50_ms_1thread",
+    } <= set(card.metrics)
 
 
 def test_opset_is_at_least_17():

@@ -65,7 +65,9 @@ def test_labelled_wear_stands_apart_from_the_surface_around_it():
             continue
         image = core.image.astype(np.float32)
         contrast = float(np.linalg.norm(image[wear].mean(axis=0) - image[around].mean(axis=0)))
-        assert contrast > 35, f"seed {seed}: wear differs from its surroundings by only {contrast:.1f}"
+        assert contrast > 35, (
+            f"seed {seed}: wear differs from its surroundings by only {contrast:.1f}"
+        )
         seen += 1
     assert seen > 100
 
@@ -91,19 +93,30 @@ def test_write_dataset_layout_matches_the_cores(tmp_path):
         core = generate_core(20 + i, SMALL)
         assert row["masks"] == {c: f"masks/{i:05d}_{c}.png" for c in CLASSES}
         assert cv2.imread(str(tmp_path / row["image"])).shape == (*SMALL, 3)
-        masks = {c: cv2.imread(str(tmp_path / p), cv2.IMREAD_GRAYSCALE) for c, p in row["masks"].items()}
+        masks = {
+            c: cv2.imread(str(tmp_path / p), cv2.IMREAD_GRAYSCALE) for c, p in row["masks"].items()
+        }
         assert all(set(np.unique(m)) <= {0, 255} for m in masks.values())
         for defect in DEFECTS:
-            assert row["defects"][defect] == {"area_pct": core.area_pct[defect], "grade": core.grades[defect]}
-            assert area_pct_of(masks[defect], masks["part"]) == pytest.approx(core.area_pct[defect], abs=1e-3)
+            assert row["defects"][defect] == {
+                "area_pct": core.area_pct[defect],
+                "grade": core.grades[defect],
+            }
+            assert area_pct_of(masks[defect], masks["part"]) == pytest.approx(
+                core.area_pct[defect], abs=1e-3
+            )
 
 
 def test_reman_synth_writes_the_set(tmp_path):
-    result = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path), "--count", "2", "--seed", "7", "--size", "64"])
+    result = CliRunner().invoke(
+        cli, ["synth", "--out", str(tmp_path), "--count", "2", "--seed", "7", "--size", "64"]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
     assert len(rows) == 2
-    assert rows[1]["defects"]["corrosion"]["grade"] == generate_core(8, (64, 64)).grades["corrosion"]
+    assert (
+        rows[1]["defects"]["corrosion"]["grade"] == generate_core(8, (64, 64)).grades["corrosion"]
+    )
     assert len(list((tmp_path / "masks").glob("*.png"))) == 8
 
 

@@ -47,7 +47,9 @@ def test_the_loss_is_bce_plus_the_soft_dice_of_the_defect_channels():
     p, t = torch.from_numpy(prob[:, 1:].astype(np.float32)), torch.from_numpy(target[:, 1:])
     inter = (p * t).sum(dim=(0, 2, 3))
     dice = 1 - (2 * inter + 1) / (p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3)) + 1)
-    bce = torch.nn.functional.binary_cross_entropy(torch.from_numpy(prob.astype(np.float32)), torch.from_numpy(target))
+    bce = torch.nn.functional.binary_cross_entropy(
+        torch.from_numpy(prob.astype(np.float32)), torch.from_numpy(target)
+    )
     got = segmentation_loss(_logits(prob), torch.from_numpy(target), 1.0, 0.0)
     assert float(got) == pytest.approx(float(bce + dice.mean()), rel=1e-4)
 
@@ -62,7 +64,9 @@ def test_channels_last_training_gives_the_same_weights_as_the_default_layout():
     results = []
     for layout in (False, True):
         config = TrainConfig(epochs=1, batch_size=4, lr=1e-3, seed=5, channels_last=layout)
-        results.append(train_segmentation(copy.deepcopy(start), data, config, log=lambda _line: None))
+        results.append(
+            train_segmentation(copy.deepcopy(start), data, config, log=lambda _line: None)
+        )
     x = torch.from_numpy(rng.normal(size=(1, 3, 32, 32)).astype(np.float32))
     with torch.no_grad():
         a, b = results[0](x), results[1](x)

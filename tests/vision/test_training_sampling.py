@@ -78,8 +78,9 @@ def test_a_resumed_run_keeps_the_per_core_losses(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "epoch_order", spy)
     data = _data()
     checkpoint = tmp_path / "train.pt"
-    config = TrainConfig(epochs=3, batch_size=4, lr=1e-3, seed=3, hard_share=0.5,
-                         checkpoint=str(checkpoint))
+    config = TrainConfig(
+        epochs=3, batch_size=4, lr=1e-3, seed=3, hard_share=0.5, checkpoint=str(checkpoint)
+    )
 
     def stop_in_epoch_three(line: str) -> None:
         if line.startswith("epoch 3/3"):  # logged before epoch 3's checkpoint is written
@@ -109,7 +110,9 @@ def test_bfloat16_training_ends_near_the_float32_weights():
     results = []
     for bf16 in (False, True):
         config = TrainConfig(epochs=2, batch_size=4, lr=1e-3, seed=5, bf16=bf16)
-        results.append(train_segmentation(copy.deepcopy(start), data, config, log=lambda _line: None))
+        results.append(
+            train_segmentation(copy.deepcopy(start), data, config, log=lambda _line: None)
+        )
     x = torch.from_numpy(np.random.default_rng(9).normal(size=(1, 3, 32, 32)).astype(np.float32))
     with torch.no_grad():
         a, b, before = results[0](x), results[1](x), start.eval()(x)

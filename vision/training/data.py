@@ -31,7 +31,9 @@ class SegmentationSet:
         return len(self.images)
 
 
-def resize_image(bgr: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+def resize_image(
+    bgr: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_AREA
+) -> np.ndarray:
     """A BGR image resized to size (height, width) and turned to RGB."""
     h, w = size
     return cv2.cvtColor(cv2.resize(bgr, (w, h), interpolation=interpolation), cv2.COLOR_BGR2RGB)
@@ -47,13 +49,21 @@ def normalise(rgb: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
 def coverage(masks: dict[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
     """Per-class share of each input pixel covered by the mask, as uint8 0..255 (C,H,W)."""
     h, w = size
-    planes = [cv2.resize(masks[c].astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for c in CLASSES]
+    planes = [
+        cv2.resize(masks[c].astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        for c in CLASSES
+    ]
     return np.round(np.stack(planes) * 255).astype(np.uint8)
 
 
-def synthetic_set(count: int, seed: int, input_size: tuple[int, int],
-                  core_size: tuple[int, int] = (256, 256), workers: int = 1,
-                  cache_dir: str | Path | None = None) -> SegmentationSet:
+def synthetic_set(
+    count: int,
+    seed: int,
+    input_size: tuple[int, int],
+    core_size: tuple[int, int] = (256, 256),
+    workers: int = 1,
+    cache_dir: str | Path | None = None,
+) -> SegmentationSet:
     """`count` synthetic cores (seeds seed..seed+count-1) drawn at core_size, resized to input_size.
 
     Half the images are resized with INTER_AREA and half with INTER_LINEAR, so the model does
@@ -112,7 +122,10 @@ def folder_set(folder: str | Path, input_size: tuple[int, int]) -> SegmentationS
     targets = np.zeros((len(rows), len(CLASSES), h, w), np.uint8)
     for i, row in enumerate(rows):
         images[i] = resize_image(_read(root / row["image"], cv2.IMREAD_COLOR), input_size)
-        masks = {c: (_read(root / row["masks"][c], cv2.IMREAD_GRAYSCALE) > 127).astype(np.uint8) for c in CLASSES}
+        masks = {
+            c: (_read(root / row["masks"][c], cv2.IMREAD_GRAYSCALE) > 127).astype(np.uint8)
+            for c in CLASSES
+        }
         targets[i] = coverage(masks, input_size)
     return SegmentationSet(images, targets, [row["defects"] for row in rows])
 

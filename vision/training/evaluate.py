@@ -44,10 +44,15 @@ def predicted_areas(probs: np.ndarray, classes: list[str]) -> dict[str, float]:
     """Per defect: predicted-defect pixels inside the predicted part, percent of part pixels."""
     part = probs[classes.index("part")] > 0.5
     n_part = int(part.sum())
-    return {d: 100.0 * float(((probs[classes.index(d)] > 0.5) & part).sum()) / max(n_part, 1) for d in DEFECTS}
+    return {
+        d: 100.0 * float(((probs[classes.index(d)] > 0.5) & part).sum()) / max(n_part, 1)
+        for d in DEFECTS
+    }
 
 
-def evaluate_cores(model_path: str | Path, card: ModelCard, cores: Iterable[SynthCore]) -> dict[str, float]:
+def evaluate_cores(
+    model_path: str | Path, card: ModelCard, cores: Iterable[SynthCore]
+) -> dict[str, float]:
     """IoU per class, mean IoU over the defects, grade exact and within one, over `cores`."""
     session = load_session(model_path, threads=2)
     inter, union = dict.fromkeys(card.classes, 0), dict.fromkeys(card.classes, 0)
@@ -75,8 +80,13 @@ def _add_iou(probs, classes, core: SynthCore, inter: dict, union: dict) -> None:
         union[name] += int((pred | truth).sum())
 
 
-def evaluate_synthetic(model_path: str | Path, card: ModelCard, count: int, seed: int,
-                       size: tuple[int, int] = (256, 256)) -> dict[str, float]:
+def evaluate_synthetic(
+    model_path: str | Path,
+    card: ModelCard,
+    count: int,
+    seed: int,
+    size: tuple[int, int] = (256, 256),
+) -> dict[str, float]:
     """evaluate_cores on `count` fresh synthetic cores with seeds seed..seed+count-1."""
     return evaluate_cores(model_path, card, (generate_core(seed + i, size) for i in range(count)))
 

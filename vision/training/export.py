@@ -19,7 +19,10 @@ ARCHITECTURE = "reman_segnet"
 
 def reference_spec(width: int, classes: int, context: bool = False) -> dict:
     """The architecture record of a reference network (see vision.training.nets)."""
-    return {"name": ARCHITECTURE, "params": {"num_classes": classes, "width": width, "context": context}}
+    return {
+        "name": ARCHITECTURE,
+        "params": {"num_classes": classes, "width": width, "context": context},
+    }
 
 
 def export_onnx(model: nn.Module, out_path: str | Path, card: ModelCard, spec: dict) -> Path:

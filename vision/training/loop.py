@@ -41,14 +41,17 @@ class TrainConfig:
     seed: int = 0
     crop: int = 0  # train on random square crops of this size (0: whole images); cheaper steps
     channels_last: bool = True  # NHWC tensors: the same arithmetic, faster convolutions on CPU
-    bf16: bool = False  # bfloat16 convolutions where the CPU has them; weights and loss stay float32
+    bf16: bool = (
+        False  # bfloat16 convolutions where the CPU has them; weights and loss stay float32
+    )
     hard_share: float = 0.0  # share of each epoch after the first drawn by per-image loss
     checkpoint: str = ""  # torch state after every epoch ("" for none)
     resume: bool = False  # continue from `checkpoint` when it exists
 
 
-def train_segmentation(model: nn.Module, data: SegmentationSet, config: TrainConfig,
-                       log: Callable[[str], None] = print) -> nn.Module:
+def train_segmentation(
+    model: nn.Module, data: SegmentationSet, config: TrainConfig, log: Callable[[str], None] = print
+) -> nn.Module:
     """Train `model` on `data`; returns the moving average of its weights, in eval mode."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -56,8 +59,9 @@ def train_segmentation(model: nn.Module, data: SegmentationSet, config: TrainCon
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.epochs * steps_per_epoch,
-                                                pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
+    )
     ema = copy.deepcopy(model).eval()
     recent = np.zeros(len(data), np.float32)  # each image's loss when last trained on (0: not yet)
     first = _resume(config, model, ema, opt, sched, recent, log) if config.resume else 0
@@ -71,7 +75,7 @@ def train_segmentation(model: nn.Module, data: SegmentationSet, config: TrainCon
         started, total = time.monotonic(), 0.0
         order = epoch_order(rng, recent, steps_per_epoch * config.batch_size, config.hard_share)
         for step in range(steps_per_epoch):
-            idx = np.sort(order[step * config.batch_size:(step + 1) * config.batch_size])
+            idx = np.sort(order[step * config.batch_size : (step + 1) * config.batch_size])
             x, y = batch_tensors(data, idx, rng, config.crop)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -86,8 +90,10 @@ def train_segmentation(model: nn.Module, data: SegmentationSet, config: TrainCon
             _update_ema(ema, model, config.ema_decay if epoch else 0.9)
             total += loss.detach().item()
             recent[idx] = image_losses(logits.detach(), y)
-        log(f"epoch {epoch + 1}/{config.epochs} loss {total / steps_per_epoch:.4f} "
-            f"({time.monotonic() - started:.0f} s)")
+        log(
+            f"epoch {epoch + 1}/{config.epochs} loss {total / steps_per_epoch:.4f} "
+            f"({time.monotonic() - started:.0f} s)"
+        )
         if config.checkpoint:
             _save(config.checkpoint, epoch + 1, model, ema, opt, sched, recent)
     return ema.to(memory_format=torch.contiguous_format).eval()
@@ -110,7 +116,9 @@ def bf16_available() -> bool:
         return False
 
 
-def epoch_order(rng: np.random.Generator, recent: np.ndarray, count: int, hard_share: float) -> np.ndarray:
+def epoch_order(
+    rng: np.random.Generator, recent: np.ndarray, count: int, hard_share: float
+) -> np.ndarray:
     """`count` image indices for one epoch, shuffled.
 
     Until every image has a loss (`recent` > 0) it is a plain permutation. After that, a
@@ -119,7 +127,7 @@ def epoch_order(rng: np.random.Generator, recent: np.ndarray, count: int, hard_s
     """
     n = len(recent)
     hard = int(round(count * hard_share)) if hard_share > 0 and bool((recent > 0).all()) else 0
-    plain = rng.permutation(n)[:count - hard]
+    plain = rng.permutation(n)[: count - hard]
     if not hard:
         return plain
     drawn = rng.choice(n, hard, replace=True, p=recent / recent.sum())
@@ -140,9 +148,17 @@ def _save(path: str, epochs_done: int, model, ema, opt, sched, recent: np.ndarra
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
-    torch.save({"epochs_done": epochs_done, "model": model.state_dict(), "ema": ema.state_dict(),
-                "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "recent": torch.from_numpy(recent.copy())}, tmp)
+    torch.save(
+        {
+            "epochs_done": epochs_done,
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "recent": torch.from_numpy(recent.copy()),
+        },
+        tmp,
+    )
     tmp.replace(target)
 
 
@@ -169,16 +185,27 @@ def load_checkpoint_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model.eval()
 
 
-def batch_tensors(data: SegmentationSet, idx: np.ndarray, rng: np.random.Generator,
-                  crop: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_tensors(
+    data: SegmentationSet, idx: np.ndarray, rng: np.random.Generator, crop: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised images and 0..1 targets for `idx`, with random flips, 90 degree turns and gain;
     with `crop`, a random crop x crop window of each image (a multiple of 8 for the network)."""
     images, targets = data.images[idx], data.targets[idx]
     h, w = images.shape[1:3]
     if 0 < crop < min(h, w):
-        tops, lefts = rng.integers(0, h - crop + 1, len(idx)), rng.integers(0, w - crop + 1, len(idx))
-        images = np.stack([im[t:t + crop, s:s + crop] for im, t, s in zip(images, tops, lefts, strict=True)])
-        targets = np.stack([tg[:, t:t + crop, s:s + crop] for tg, t, s in zip(targets, tops, lefts, strict=True)])
+        tops, lefts = (
+            rng.integers(0, h - crop + 1, len(idx)),
+            rng.integers(0, w - crop + 1, len(idx)),
+        )
+        images = np.stack(
+            [im[t : t + crop, s : s + crop] for im, t, s in zip(images, tops, lefts, strict=True)]
+        )
+        targets = np.stack(
+            [
+                tg[:, t : t + crop, s : s + crop]
+                for tg, t, s in zip(targets, tops, lefts, strict=True)
+            ]
+        )
     images = images.astype(np.float32) / 255.0
     targets = targets.astype(np.float32) / 255.0
     images = images * rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)).astype(np.float32)
@@ -193,8 +220,9 @@ def batch_tensors(data: SegmentationSet, idx: np.ndarray, rng: np.random.Generat
     return x.contiguous(), y.contiguous()
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float,
-                      image_dice_weight: float = 0.0) -> torch.Tensor:
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, dice_weight: float, image_dice_weight: float = 0.0
+) -> torch.Tensor:
     """Mean BCE over all channels, plus soft Dice over the defect channels: `dice_weight` x Dice
     over the whole batch, `image_dice_weight` x Dice per image (smoothing 1 pixel)."""
     bce = F.binary_cross_entropy_with_logits(logits, target)

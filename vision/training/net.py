@@ -28,19 +28,29 @@ class SegNet(nn.Module):
         # Whole-image context: the pooled deepest features re-weight its channels (squeeze and
         # excitation), so a decision such as "painted or bare metal" can use the whole part.
         self.context = (
-            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(4 * w, w, 1), nn.ReLU(inplace=True),
-                          nn.Conv2d(w, 4 * w, 1), nn.Sigmoid())
-            if context else None
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(1),
+                nn.Conv2d(4 * w, w, 1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(w, 4 * w, 1),
+                nn.Sigmoid(),
+            )
+            if context
+            else None
         )
         self.detail = nn.Sequential(_conv(3, 8), _conv(8, 8))
         self.enc1 = nn.Sequential(_conv(3, w, 2), _conv(w, w))
         self.enc2 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w))
-        self.enc3 = nn.Sequential(_conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w), _conv(4 * w, 4 * w, dilation=2))
+        self.enc3 = nn.Sequential(
+            _conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w), _conv(4 * w, 4 * w, dilation=2)
+        )
         self.lat3 = nn.Conv2d(4 * w, 2 * w, 1)
         self.dec2 = _conv(2 * w, 2 * w)
         self.lat2 = nn.Conv2d(2 * w, w, 1)
         self.dec1 = _conv(w, w)
-        self.head = nn.Sequential(nn.Conv2d(w + 8, 16, 1), nn.ReLU(inplace=True), nn.Conv2d(16, classes, 1))
+        self.head = nn.Sequential(
+            nn.Conv2d(w + 8, 16, 1), nn.ReLU(inplace=True), nn.Conv2d(16, classes, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes, H, W) for an input (N, 3, H, W) with H and W divisible by 8."""

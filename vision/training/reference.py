@@ -36,20 +36,39 @@ HELP = {
 def main(argv: list[str] | None = None) -> int:
     """Parse options, train the reference model, print its card's metrics; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="models/reman-seg.onnx", help="Where to write the ONNX model (the card goes beside it).")
-    defaults = ReferenceRecipe(cache_dir="/tmp/reman-seg-cache", checkpoint="/tmp/reman-seg-train.pt")
+    parser.add_argument(
+        "--out",
+        default="models/reman-seg.onnx",
+        help="Where to write the ONNX model (the card goes beside it).",
+    )
+    defaults = ReferenceRecipe(
+        cache_dir="/tmp/reman-seg-cache", checkpoint="/tmp/reman-seg-train.pt"
+    )
     for f in fields(ReferenceRecipe):
         if isinstance(getattr(defaults, f.name), bool):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
-                                default=getattr(defaults, f.name), help=f"{HELP[f.name]}.")
+            parser.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                action=argparse.BooleanOptionalAction,
+                default=getattr(defaults, f.name),
+                help=f"{HELP[f.name]}.",
+            )
         elif isinstance(getattr(defaults, f.name), int | float | str):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
-                                default=getattr(defaults, f.name), help=f"{HELP[f.name]} (default: %(default)s).")
-    parser.add_argument("--input-px", type=int, default=defaults.input_size[0],
-                        help="Model input height and width in pixels (default: %(default)s).")
+            parser.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                type=type(getattr(defaults, f.name)),
+                default=getattr(defaults, f.name),
+                help=f"{HELP[f.name]} (default: %(default)s).",
+            )
+    parser.add_argument(
+        "--input-px",
+        type=int,
+        default=defaults.input_size[0],
+        help="Model input height and width in pixels (default: %(default)s).",
+    )
     args = parser.parse_args(argv)
-    recipe = ReferenceRecipe(**{f.name: getattr(args, f.name) for f in fields(ReferenceRecipe)
-                                if hasattr(args, f.name)})
+    recipe = ReferenceRecipe(
+        **{f.name: getattr(args, f.name) for f in fields(ReferenceRecipe) if hasattr(args, f.name)}
+    )
     recipe.input_size = (args.input_px, args.input_px)
     try:
         train_reference(args.out, recipe, log=lambda line: print(line, flush=True))

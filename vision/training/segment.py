@@ -61,8 +61,9 @@ class ReferenceRecipe:
     from_checkpoint: bool = False
 
 
-def train_reference(out_path: str | Path, recipe: ReferenceRecipe | None = None,
-                    log: Callable[[str], None] = print) -> ModelCard:
+def train_reference(
+    out_path: str | Path, recipe: ReferenceRecipe | None = None, log: Callable[[str], None] = print
+) -> ModelCard:
     """Train, calibrate, export, evaluate and card the reference model at `out_path`; returns its card.
 
     With `from_checkpoint` the training is skipped and the moving-average weights of
@@ -77,16 +78,32 @@ def train_reference(out_path: str | Path, recipe: ReferenceRecipe | None = None,
         model = load_checkpoint_weights(model, r.checkpoint)
         log(f"weights from {r.checkpoint}")
     else:
-        data = synthetic_set(r.train_count, r.train_seed, r.input_size, r.core_size,
-                             workers=r.threads, cache_dir=r.cache_dir or None)
+        data = synthetic_set(
+            r.train_count,
+            r.train_seed,
+            r.input_size,
+            r.core_size,
+            workers=r.threads,
+            cache_dir=r.cache_dir or None,
+        )
         log(f"{len(data)} synthetic cores ready ({time.monotonic() - started:.0f} s)")
-        config = TrainConfig(r.epochs, r.batch_size, r.lr, seed=r.train_seed, crop=r.crop,
-                             bf16=r.bf16, hard_share=r.hard_share, checkpoint=r.checkpoint,
-                             resume=r.resume)
+        config = TrainConfig(
+            r.epochs,
+            r.batch_size,
+            r.lr,
+            seed=r.train_seed,
+            crop=r.crop,
+            bf16=r.bf16,
+            hard_share=r.hard_share,
+            checkpoint=r.checkpoint,
+            resume=r.resume,
+        )
         model = train_segmentation(model, data, config, log)
         del data
     thresholds = calibrate(model, r)
-    log(f"calibrated thresholds on cores {r.calib_seed}..{r.calib_seed + r.calib_count - 1}: {thresholds}")
+    log(
+        f"calibrated thresholds on cores {r.calib_seed}..{r.calib_seed + r.calib_count - 1}: {thresholds}"
+    )
     card = reference_card(r)
     out = export_onnx(model, out_path, card, reference_spec(r.width, len(CLASSES), r.context))
     metrics = evaluate_synthetic(out, card, r.eval_count, r.eval_seed, r.core_size)
