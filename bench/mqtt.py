@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/mqtt.py [--messages 5000] [--rounds 3]
 
-Starts its own mosquitto on a free loopback port (edge.mosquitto). In each round, interleaved so
+Starts its own mosquitto on a free loopback port (edge.mqtt.mosquitto). In each round, interleaved so
 that load from other processes hits both alike:
 
 - raw: one paho client publishes N QoS 1 messages (same payloads, 100 in flight: paho ignores the
   broker's Receive Maximum) and waits for every PUBACK;
 - ours: the same N messages are committed to an outbox (SQLite file, WAL) and drained by
-  `edge.publisher.Publisher` through `edge.mqtt.MqttClient`, each marked delivered on its
+  `edge.mqtt.publisher.Publisher` through `edge.mqtt.client.MqttClient`, each marked delivered on its
   PUBACK, with a durability sync (fsync of the WAL) per batch as the journal does, and at most
   the broker's Receive Maximum less one in flight (mosquitto says 20; `ours_window`).
 
@@ -38,12 +38,12 @@ import sqlite_utils
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.contract import BrokerConfig  # noqa: E402
+from edge.contract.broker import BrokerConfig  # noqa: E402
 from edge.events import Events  # noqa: E402
-from edge.mosquitto import MosquittoProcess, start_mosquitto  # noqa: E402
-from edge.mqtt import MqttClient  # noqa: E402
-from edge.outbox import Outbox, OutboxMessage  # noqa: E402
-from edge.publisher import Publisher  # noqa: E402
+from edge.journal.outbox import Outbox, OutboxMessage  # noqa: E402
+from edge.mqtt.client import MqttClient  # noqa: E402
+from edge.mqtt.mosquitto import MosquittoProcess, start_mosquitto  # noqa: E402
+from edge.mqtt.publisher import Publisher  # noqa: E402
 
 DRAIN_BUDGET_MSGS_PER_S = 500
 WINDOW = 100

@@ -28,9 +28,9 @@ from asyncua import Client, ua
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.bench import BenchClient  # noqa: E402
-from edge.benchsim import MEASUREMENTS, NAMESPACE_URI, BenchSimulator  # noqa: E402
-from edge.config import BenchConfig  # noqa: E402
+from edge.bench.client import BenchClient  # noqa: E402
+from edge.bench.simulator import MEASUREMENTS, NAMESPACE_URI, BenchSimulator  # noqa: E402
+from edge.config.station import BenchConfig  # noqa: E402
 from edge.events import Events  # noqa: E402
 
 NSU = f"nsu={NAMESPACE_URI};s=Bench."

@@ -42,9 +42,9 @@ import paho.mqtt.client as paho
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.benchsim import BenchSimulator  # noqa: E402
-from edge.health import percentile  # noqa: E402
-from edge.mosquitto import start_mosquitto  # noqa: E402
+from edge.bench.simulator import BenchSimulator  # noqa: E402
+from edge.mqtt.mosquitto import start_mosquitto  # noqa: E402
+from edge.station.health import percentile  # noqa: E402
 from vision.synth import generate_core  # noqa: E402
 
 REFERENCE_MODEL = ROOT / "models" / "reman-seg.onnx"
@@ -216,7 +216,7 @@ def peak_rss_mb(pid: int) -> float | None:
 def stage_p50(journal_path: Path, last_seq: int) -> dict[str, float]:
     """p50 per stage from the timings_ms of the records up to `last_seq` (the latency phase,
     where no trigger waited in the queue)."""
-    from edge.journal import Journal
+    from edge.journal.journal import Journal
 
     with Journal.open(journal_path, check=False) as journal:
         records = [r for r in journal.find(limit=None) if r.seq <= last_seq]
@@ -235,7 +235,7 @@ def start_node(config: Path, cpus: int) -> subprocess.Popen:
     cores = sorted(os.sched_getaffinity(0))[:cpus]
     with open(config.parent / "node.log", "w") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "node", "--config", str(config)],
+            [sys.executable, "-m", "reman", "node", "--config", str(config)],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=log,

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from edge.contract import Event
-from edge.ids import new_id, utc_now
+from edge.contract.timefmt import utc_now
+from edge.ids import new_id
 
 log = logging.getLogger("reman.events")
 

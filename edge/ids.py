@@ -1,11 +1,10 @@
-"""Time-ordered unique ids and UTC timestamps."""
+"""Time-ordered unique ids (timestamps are `edge.contract.timefmt`)."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from datetime import UTC, datetime
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -29,13 +28,3 @@ def new_id() -> str:
         rand = (_counter << 64) | int.from_bytes(os.urandom(8), "big")
     value = (now << 80) | (rand & ((1 << 80) - 1))
     return "".join(_ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
-def utc_now() -> str:
-    """Now as UTC RFC 3339 with milliseconds, e.g. 2026-11-28T15:52:56.123Z."""
-    return rfc3339(datetime.now(UTC))
-
-
-def rfc3339(moment: datetime) -> str:
-    """A datetime as UTC RFC 3339 with milliseconds and a Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

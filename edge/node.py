@@ -26,22 +26,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge import systemd
-from edge.bench import BenchClient
-from edge.camera import Camera, VideoCamera, open_camera
-from edge.commands import CommandRouter
-from edge.config import StationConfig
-from edge.contract import Event, Topics
-from edge.errors import BenchError, BrokerError, CameraError, JournalError, RemanError
+from edge.bench.client import BenchClient
+from edge.config.station import StationConfig
+from edge.contract import Event, Topics, systemd
+from edge.decision.families import FamilySet, load_families
+from edge.errors import (
+    BenchError,
+    BrokerError,
+    CameraError,
+    JournalError,
+    NodeFailed,
+    StartupError,
+)
 from edge.events import Events
-from edge.families import FamilySet, load_families
-from edge.handshake import Handshake
-from edge.health import Health
-from edge.journal import Journal
-from edge.mqtt import MqttClient
-from edge.outbox import OutboxMessage
-from edge.publisher import Publisher
-from edge.station import Station
+from edge.journal.journal import Journal
+from edge.journal.outbox import OutboxMessage
+from edge.mqtt.client import MqttClient
+from edge.mqtt.commands import CommandRouter
+from edge.mqtt.handshake import Handshake
+from edge.mqtt.publisher import Publisher
+from edge.station.camera import Camera, VideoCamera, open_camera
+from edge.station.health import Health
+from edge.station.loop import Station
 
 log = logging.getLogger("reman.node")
 
@@ -51,14 +57,6 @@ FINISH_TIMEOUT_S = 20.0
 HOUSEKEEPING_INTERVAL_S = 600.0
 DELIVERED_KEPT_S = 24 * 3600.0
 STUCK_INSPECTION_S = 60.0
-
-
-class StartupError(RemanError):
-    """The node could not start"""
-
-
-class NodeFailed(RemanError):
-    """A part of the node stopped while running"""
 
 
 @dataclass

@@ -12,11 +12,7 @@ from ruamel.yaml.error import YAMLError
 
 from gateway.auth import hash_password
 from gateway.config import User
-from gateway.errors import GatewayError
-
-
-class AccountError(GatewayError):
-    """The account could not be written to the config file"""
+from gateway.errors import AccountError
 
 
 def add_user(path: str | Path, username: str, role: str, password: str) -> bool:

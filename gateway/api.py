@@ -9,8 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from edge import passport
-from edge.contract import InspectionRecord, OverrideInfo
+from edge.contract import InspectionRecord, OverrideInfo, passport
 from gateway import reports
 from gateway.auth import require
 from gateway.config import SiteConfig

@@ -28,7 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import HTTPException, Request
 
 from gateway.config import HttpConfig, User
-from gateway.errors import AuthError
+from gateway.errors import AuthError, LoginRequired
 
 log = logging.getLogger("reman.gateway.auth")
 
@@ -44,10 +44,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-class LoginRequired(AuthError):
-    """Log in first"""
 
 
 def hash_password(password: str) -> str:

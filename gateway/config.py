@@ -1,12 +1,15 @@
-"""The gateway's configuration (pydantic models). Loaded and validated by the CLI."""
+"""The gateway's configuration: pydantic models, and `load_gateway` that validates a file."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from edge.contract import BrokerConfig, StationId
+from edge.contract import StationId
+from edge.contract.broker import BrokerConfig
+from edge.contract.configfile import load_model
 
 
 class _Section(BaseModel):
@@ -108,3 +111,8 @@ class GatewayConfig(_Section):
     site: SiteConfig = Field(
         default_factory=SiteConfig, description="Operator and facility for passports."
     )
+
+
+def load_gateway(path: Path) -> GatewayConfig:
+    """Load and validate a gateway config; raise ConfigError listing every problem with its line."""
+    return load_model(Path(path), GatewayConfig)

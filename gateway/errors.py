@@ -1,8 +1,15 @@
-"""The gateway's exceptions.
+"""The gateway's exceptions, one tree.
 
-GatewayError
-├── StoreError     the gateway store cannot be used
-└── AuthError      a login or permission problem
+    GatewayError
+    ├── StoreError         the gateway store cannot be used
+    ├── AuthError          a login or permission problem
+    │   └── LoginRequired  not logged in
+    ├── AccountError       an account cannot be written to the config file
+    └── PublishError       a command cannot be handed to the broker
+
+Config problems and contract violations are `edge.contract.errors`' (ConfigError,
+ContractViolation), shared with the node. sqlite3 errors are wrapped in StoreError where they
+leave the store; paho's where they leave the ingest.
 """
 
 
@@ -16,3 +23,15 @@ class StoreError(GatewayError):
 
 class AuthError(GatewayError):
     """Not logged in or not allowed"""
+
+
+class LoginRequired(AuthError):
+    """Log in first"""
+
+
+class AccountError(GatewayError):
+    """The account could not be written to the config file"""
+
+
+class PublishError(GatewayError):
+    """A command could not be handed to the broker"""

@@ -12,11 +12,9 @@ inspection, then its snapshot); the oldest files beyond the retention limit are 
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import secrets
-import ssl
 import threading
 import time
 from collections import Counter
@@ -26,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from pydantic import ValidationError
+from paho.mqtt.enums import MQTTErrorCode
+from pydantic import BaseModel
 
 from edge.contract import (
     AVAILABLE_OFFLINE,
     AVAILABLE_ONLINE,
-    BrokerConfig,
     ContractViolation,
     Event,
     InspectionRecord,
@@ -40,22 +37,20 @@ from edge.contract import (
     Result,
     Stats,
     Topics,
+    parse_json,
     parse_topic,
     station_wildcards,
 )
-from gateway.errors import GatewayError, StoreError
+from edge.contract.broker import BrokerConfig, build_client
+from edge.contract.timefmt import normalize_ts, utc_now
+from gateway.errors import GatewayError, PublishError, StoreError
 from gateway.store import Batch, Store
-from gateway.timeutil import normalize_ts, now_ts
 
 log = logging.getLogger("reman.gateway.ingest")
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_JSON_BYTES = 1_000_000
 AVAILABILITY = (AVAILABLE_ONLINE, AVAILABLE_OFFLINE)
-
-
-class PublishError(GatewayError):
-    """A command could not be handed to the broker"""
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ def parse_message(topic: str, payload: bytes, prefix: str = "reman") -> Parsed |
             f"payload names station {station_in_payload!r} on {station!r}'s topic"
         )
     _check_times(value)
-    return Parsed(kind, station, value, now_ts())
+    return Parsed(kind, station, value, utc_now())
 
 
 def _check_times(value: Any) -> None:
@@ -104,26 +99,11 @@ def _check_times(value: Any) -> None:
             raise ContractViolation(f"{name}: not an RFC 3339 time: {text[:40]!r}") from None
 
 
-def _json_model(model: type) -> Callable[[bytes], Any]:
+def _json_model(model: type[BaseModel]) -> Callable[[bytes], Any]:
     def parse(payload: bytes) -> Any:
-        if len(payload) > MAX_JSON_BYTES:
-            raise ContractViolation(f"payload of {len(payload)} bytes exceeds {MAX_JSON_BYTES}")
-        try:
-            data = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
-            return model.model_validate(data)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise ContractViolation(f"not JSON: {exc}") from exc
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            raise ContractViolation(
-                f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}"
-            ) from exc
+        return parse_json(model, payload, max_bytes=MAX_JSON_BYTES)
 
     return parse
-
-
-def _refuse_constant(name: str) -> float:
-    raise ContractViolation(f"{name} is not allowed in a payload")
 
 
 def _available(payload: bytes) -> str:
@@ -362,21 +342,8 @@ class MqttIngest:
         self._client = self._build_client()
 
     def _build_client(self) -> paho.Client:
-        cfg = self.broker
-        client_id = cfg.client_id or f"reman-gateway-{secrets.token_hex(4)}"
-        protocol = paho.MQTTv5 if cfg.protocol == "5" else paho.MQTTv311
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-        if cfg.username:
-            client.username_pw_set(cfg.username, cfg.resolved_password())
-        if cfg.tls is not None:
-            ctx = ssl.create_default_context(cafile=cfg.tls.ca_file)
-            if cfg.tls.cert_file:
-                ctx.load_cert_chain(cfg.tls.cert_file, cfg.tls.key_file)
-            ctx.check_hostname = cfg.tls.check_hostname
-            client.tls_set_context(ctx)
-        client.reconnect_delay_set(
-            int(max(1, cfg.reconnect_min_s)), int(max(1, cfg.reconnect_max_s))
-        )
+        client_id = self.broker.client_id or f"reman-gateway-{secrets.token_hex(4)}"
+        client = build_client(self.broker, client_id=client_id)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

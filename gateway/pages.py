@@ -18,12 +18,12 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 
 from edge.contract import STATION_ID_PATTERN, Disposition, OverrideCommand
+from edge.contract.timefmt import ago_ts, utc_now
 from gateway import reports
 from gateway.auth import authenticate, can, check_csrf, current_user, require
 from gateway.config import User
 from gateway.errors import GatewayError
 from gateway.store import InspectionFilter
-from gateway.timeutil import ago_ts, now_ts
 from gateway.views import CSV_COLUMNS, csv_row, display_row, make_filter, query_string
 
 log = logging.getLogger("reman.gateway.auth")
@@ -316,7 +316,7 @@ def history_csv(
 ):
     """The filtered set as CSV, impact columns included (unknown impact left empty)."""
     flt = make_filter(station, since, until, code, family, q)
-    name = f"inspections-{now_ts()[:19].replace(':', '')}.csv"
+    name = f"inspections-{utc_now()[:19].replace(':', '')}.csv"
     return StreamingResponse(
         _csv_lines(request, flt),
         media_type="text/csv; charset=utf-8",
@@ -326,8 +326,8 @@ def history_csv(
 
 def _csv_lines(request: Request, flt: InspectionFilter) -> Iterator[str]:
     buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
     for n, row in enumerate(_store(request).iter_filtered(flt), 1):
         writer.writerow(csv_row(row))
         if n % 500 == 0:
@@ -389,7 +389,7 @@ def override(
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     _store(request).add_audit(
         inspection_id,
-        now_ts(),
+        utc_now(),
         user.username,
         "override_requested",
         code,
@@ -405,7 +405,7 @@ def confirm(request: Request, user: Confirmer, inspection_id: str):
     row = _store(request).get(inspection_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
-    _store(request).add_audit(inspection_id, now_ts(), user.username, "confirmed", row["code"])
+    _store(request).add_audit(inspection_id, utc_now(), user.username, "confirmed", row["code"])
     return RedirectResponse(f"/inspections/{inspection_id}", status_code=303)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import uvicorn
 
-from edge import systemd
+from edge.contract import systemd
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError

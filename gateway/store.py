@@ -23,8 +23,8 @@ from typing import Any
 import sqlite_utils
 
 from edge.contract import Event, InspectionRecord, OverrideInfo, Result, Stats
+from edge.contract.timefmt import normalize_ts
 from gateway.errors import StoreError
-from gateway.timeutil import normalize_ts
 
 COUNT_CAP = 10_000
 """Counts of filtered inspections stop here (an exact COUNT over a million rows is too slow)."""

@@ -7,36 +7,13 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from edge.contract import Disposition
+from edge.contract import Disposition, InspectionRecord, table
+from edge.contract.timefmt import normalize_ts
 from gateway.store import InspectionFilter
-from gateway.timeutil import normalize_ts
 
 DECISION_CLASSES = {0: "none", 1: "reuse", 2: "reman", 3: "recycle", 4: "review"}
 LABELS = {int(d): d.name for d in Disposition}
-CREDIT_LABELS = {0: "unknown", 1: "full", 2: "partial", 3: "none"}
-
-CSV_COLUMNS = (
-    "id",
-    "ts",
-    "station",
-    "core_id",
-    "family",
-    "code",
-    "label",
-    "rules_code",
-    "rules_label",
-    "credit",
-    "overridden",
-    "override_user",
-    "override_reason",
-    "override_ts",
-    "reasons",
-    "impact_known",
-    "material_kept_kg",
-    "co2e_avoided_kg",
-    "model_version",
-    "rules_version",
-)
+CSV_COLUMNS = table.CSV_COLUMNS
 
 
 def parse_code(value: str | None) -> int | None:
@@ -97,34 +74,9 @@ def display_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def csv_row(row: dict[str, Any]) -> list[Any]:
-    """One CSV line of the export (see CSV_COLUMNS); unknown impact stays empty."""
-    rec = record_of(row)
-    ovr = rec.get("override") or {}
-    reasons = "; ".join(r["text"] for r in rec["decision"]["reasons"])
-    known = row["impact_known"]
-    return [
-        row["id"],
-        row["ts"],
-        row["station"],
-        row["core_id"],
-        row["family"] or "",
-        row["code"],
-        LABELS.get(row["code"], ""),
-        row["rules_code"],
-        LABELS.get(row["rules_code"], ""),
-        CREDIT_LABELS.get(row["credit"], ""),
-        row["overridden"],
-        ovr.get("user", ""),
-        ovr.get("reason", ""),
-        ovr.get("ts", ""),
-        reasons,
-        "" if known is None else ("yes" if known else "no"),
-        "" if row["material_kept_kg"] is None else row["material_kept_kg"],
-        "" if row["co2e_avoided_kg"] is None else row["co2e_avoided_kg"],
-        (rec.get("model") or {}).get("version", ""),
-        (rec.get("rules") or {}).get("version", ""),
-    ]
+def csv_row(row: dict[str, Any]) -> dict[str, object]:
+    """One CSV line of the export, in the shared columns (`edge.contract.table`)."""
+    return table.csv_row(InspectionRecord.model_validate_json(row["record"]))
 
 
 def query_string(flt: InspectionFilter, **extra: Any) -> str:

@@ -1,7 +1,7 @@
 """The `reman` command line: a thin layer that parses options and calls one library function.
 
 Expected errors (our exception trees) print one clean message and exit non-zero; `--debug`
-shows the traceback instead. Commands live in `edge/cli_*.py` by area and register here.
+shows the traceback instead. Commands live in `reman/commands/` by area and register here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import sys
 
 import click
 
-from edge.errors import ConfigError, RemanError
+from edge.contract.errors import ConfigError, ContractError
+from edge.errors import RemanError
+from gateway.errors import GatewayError
+from vision.errors import VisionError
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -37,10 +40,7 @@ class RemanGroup(click.Group):
 
 
 def _expected_errors() -> tuple[type[Exception], ...]:
-    from gateway.errors import GatewayError
-    from vision.errors import VisionError
-
-    return (RemanError, VisionError, GatewayError)
+    return (RemanError, ContractError, VisionError, GatewayError)
 
 
 @click.group(cls=RemanGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,9 +66,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from edge import cli_bench, cli_config, cli_demo, cli_gateway, cli_journal, cli_node, cli_vision
+    from reman.commands import bench, config, demo, gateway, journal, node, vision
 
-    for module in (cli_config, cli_vision, cli_bench, cli_journal, cli_node, cli_demo, cli_gateway):
+    for module in (config, vision, bench, journal, node, demo, gateway):
         for command in module.COMMANDS:
             cli.add_command(command)
 

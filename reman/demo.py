@@ -24,8 +24,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from edge.contract import AVAILABLE_ONLINE, Topics
-from edge.errors import BrokerError, RemanError
-from edge.mosquitto import MosquittoProcess, free_port
+from edge.errors import BrokerError
+from edge.mqtt.mosquitto import MosquittoProcess
+from edge.ports import free_port
+from reman.errors import DemoError
 
 log = logging.getLogger("reman.demo")
 
@@ -44,10 +46,6 @@ MEASUREMENT_NODES = {
     "internal_resistance_mohm": ("Bench.InternalResistance", "mOhm"),
 }
 NAMESPACE = "urn:reman-edge:bench-sim"
-
-
-class DemoError(RemanError):
-    """The demo could not start"""
 
 
 def wait_for_port(port: int, timeout_s: float, part: Part) -> None:
@@ -293,7 +291,7 @@ kiosk:
     def build_parts(self) -> list:
         """Every part in start order."""
         logs = self.data_dir / "logs"
-        reman = [sys.executable, "-m", "edge.cli"]
+        reman = [sys.executable, "-m", "reman"]
         return [
             BrokerPart(MosquittoProcess(self.data_dir / "mosquitto", self.mqtt_port)),
             PlcSimulator(self.mqtt_port, STATION),
@@ -385,7 +383,7 @@ kiosk:
 
 def run_reman(args: list[str]) -> None:
     """Run a reman command in a child process; raise DemoError with its output on failure."""
-    done = subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "reman", *args], capture_output=True, text=True)
     if done.returncode != 0:
         raise DemoError(
             f"reman {' '.join(args[:2])} failed: {done.stderr.strip() or done.stdout.strip()}"

@@ -1,6 +1,6 @@
 """Write the JSON Schemas of the config files and MQTT payloads.
 
-Regenerate with `python -m edge.schemas` (from the repository root); tests/test_schemas.py fails
+Regenerate with `python -m reman.schemas` (from the repository root); tests/test_schemas.py fails
 when the files in docs/ drift from the models.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from edge import contract
-from edge.config import StationConfig
-from edge.families import FamilyConfig
+from edge.config.station import StationConfig
+from edge.contract import messages as contract
+from edge.decision.families import FamilyConfig
 from gateway.config import GatewayConfig
 
 CONFIG_MODELS: dict[str, type[BaseModel]] = {
@@ -35,7 +35,7 @@ def reference_text() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Generated from the pydantic models by `python -m edge.schemas`; do not edit by hand.",
+        "Generated from the pydantic models by `python -m reman.schemas`; do not edit by hand.",
         "Validate files with `reman check-config FILE...`. Secrets: write `${ENV_VAR}` or use the",
         "`*_file` key beside a secret.",
     ]

@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
+from reman.cli import cli
 
 
 def all_commands(group: click.Group, prefix=()):

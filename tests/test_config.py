@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
-from edge.configfile import load_station
-from edge.errors import ConfigError
+from edge.config.files import load_station
+from edge.contract.errors import ConfigError
+from reman.cli import cli
 from tests.conftest import REPO
 
 EXAMPLES = [

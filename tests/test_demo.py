@@ -46,7 +46,7 @@ class DemoProcess:
             [
                 sys.executable,
                 "-m",
-                "edge.cli",
+                "reman.cli",
                 "demo",
                 "--data-dir",
                 str(data_dir),

@@ -1,10 +1,10 @@
-"""The JSON Schemas in docs/ match the models (regenerate: python -m edge.schemas)."""
+"""The JSON Schemas in docs/ match the models (regenerate: python -m reman.schemas)."""
 
 from __future__ import annotations
 
 import pytest
 
-from edge.schemas import expected_files
+from reman.schemas import expected_files
 from tests.conftest import REPO
 
 
@@ -12,8 +12,8 @@ from tests.conftest import REPO
     "path,text", sorted(expected_files(REPO).items()), ids=lambda v: getattr(v, "name", "")
 )
 def test_schema_file_matches_model(path, text):
-    assert path.exists(), f"{path} missing: run python -m edge.schemas"
-    assert path.read_text() == text, f"{path} drifted from its model: run python -m edge.schemas"
+    assert path.exists(), f"{path} missing: run python -m reman.schemas"
+    assert path.read_text() == text, f"{path} drifted from its model: run python -m reman.schemas"
 
 
 def test_no_stray_schema_files():

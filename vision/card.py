@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vision.errors import CardMismatch, ModelError
-from vision.severity import DEFAULT_TABLES
+from vision.severity import DEFECT_TYPES
 
 if TYPE_CHECKING:
     import onnx
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 METADATA_KEY = "reman.model_card"
 PART_CLASS = "part"
-DEFECT_TYPES: tuple[str, ...] = tuple(DEFAULT_TABLES)
 
 
 class LabelMapping(BaseModel):
@@ -132,7 +131,9 @@ def read_card(model_path: str | Path, session: ort.InferenceSession | None = Non
         raise CardMismatch(
             f"{model_path}: the embedded card and {beside_path.name} differ in {', '.join(fields)}"
         )
-    return embedded or beside
+    card = embedded or beside
+    assert card is not None  # the neither-exists case raised above
+    return card
 
 
 def _embedded_card(model_path: Path, session: ort.InferenceSession | None) -> ModelCard | None:

@@ -49,6 +49,9 @@ ISO_4628_SCALE = GradeTable("iso4628-5", (0.1, 0.3, 1.0, 3.0, 15.0))
 
 TABLES: dict[str, GradeTable] = {t.name: t for t in (ISO_4628_3, ASTM_D610, ISO_4628_SCALE)}
 
+# The defect types every model, grade table, record and rule speaks of: defined once, here.
+DEFECT_TYPES: tuple[str, ...] = ("wear", "corrosion", "coating_damage")
+
 DEFAULT_TABLES: dict[str, GradeTable] = {
     "corrosion": ISO_4628_3,
     "coating_damage": ISO_4628_SCALE,

@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 
 from vision.errors import DatasetError
-from vision.severity import DEFAULT_TABLES
+from vision.severity import DEFAULT_TABLES, DEFECT_TYPES
 
-CLASSES = ("part", "wear", "corrosion", "coating_damage")
-DEFECTS = ("wear", "corrosion", "coating_damage")
+CLASSES = ("part", *DEFECT_TYPES)
+DEFECTS = DEFECT_TYPES
 SHAPES = ("flange", "gear", "shaft", "housing")
 DEFAULT_SIZE = (256, 256)
 
@@ -280,7 +280,9 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def _cast_shadow(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> None:
     h, w = mask.shape
     dx, dy = rng.uniform(-0.03, 0.03, 2) * max(h, w)
-    moved = cv2.warpAffine(mask.astype(np.float32), np.float32([[1, 0, dx], [0, 1, dy]]), (w, h))
+    moved = cv2.warpAffine(
+        mask.astype(np.float32), np.array([[1, 0, dx], [0, 1, dy]], np.float32), (w, h)
+    )
     soft = cv2.GaussianBlur(moved, (0, 0), max(1.0, 0.02 * max(h, w)))
     image[:] = (image * (1 - rng.uniform(0.3, 0.6) * soft)[..., None]).astype(np.uint8)
 
@@ -363,7 +365,7 @@ def _draw_defects(
     part = geo.mask.astype(bool)
     n_part = int(part.sum())
     free = part.copy()
-    masks = {}
+    masks: dict[str, np.ndarray] = {}
     for defect, draw in (
         ("wear", _wear),
         ("coating_damage", _coating_damage),

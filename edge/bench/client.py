@@ -24,14 +24,21 @@ from typing import Any
 
 from asyncua import Client, ua
 
-from edge import benchconn, nodeids
-from edge.benchdata import BenchReading, BenchSnapshot, BenchTrigger, Sample, judge, unknown_reading
-from edge.benchlink import Link, PollFeed, SubscriptionFeed, SubscriptionRefused
-from edge.config import BenchConfig
+from edge.bench import connection, nodeids
+from edge.bench.data import (
+    BenchReading,
+    BenchSnapshot,
+    BenchTrigger,
+    Sample,
+    judge,
+    unknown_reading,
+)
+from edge.bench.link import Link, PollFeed, SubscriptionFeed, SubscriptionRefused
+from edge.config.station import BenchConfig
 from edge.contract import LinkState
+from edge.contract.timefmt import utc_now
 from edge.errors import BenchError, BenchUnavailable, UnknownNode
 from edge.events import Events
-from edge.ids import utc_now
 
 log = logging.getLogger("reman.bench")
 
@@ -211,11 +218,11 @@ class BenchClient:
         return True
 
     async def _open_link(self) -> Link:
-        client = await benchconn.connect(self.config)
+        client = await connection.connect(self.config)
         try:
             return await self._setup_link(client)
         except BaseException:
-            await benchconn.close(client)
+            await connection.close(client)
             raise
 
     async def _setup_link(self, client: Client) -> Link:
@@ -226,8 +233,8 @@ class BenchClient:
             self._store_all(link.generation, link.nodes, await link.read(list(link.nodes.values())))
             await self._check_units(link)
             await self._start_feed(link, self._known(link.nodes))
-        except (*benchconn.TRANSPORT_ERRORS, *benchconn.UA_ERRORS) as exc:
-            raise benchconn.describe_error(self.config.endpoint, exc) from exc
+        except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
+            raise connection.describe_error(self.config.endpoint, exc) from exc
         return link
 
     async def _start_feed(self, link: Link, nodes: dict[str, ua.NodeId]) -> None:
@@ -338,7 +345,7 @@ class BenchClient:
         }
         try:
             declared = await link.engineering_units({t: link.nodes[t] for t in expected})
-        except benchconn.UA_ERRORS as exc:  # a server without the property service: no check
+        except connection.UA_ERRORS as exc:  # a server without the property service: no check
             log.info("cannot read EngineeringUnits: %s", exc)
             return
         self.unit_mismatch = {}
@@ -392,7 +399,7 @@ class BenchClient:
         if link is not None and link.generation == generation and text in link.nodes:
             try:
                 self._on_value(text, (await link.read([link.nodes[text]]))[0], generation)
-            except (*benchconn.TRANSPORT_ERRORS, *benchconn.UA_ERRORS):
+            except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS):
                 log.info("reading %s for a trigger failed; using the last value", text)
         sample = self._samples.get(text)
         if sample is None or not sample.good or sample.value in (None, ""):
@@ -442,8 +449,8 @@ class BenchClient:
             results = await link.write(
                 ids, [ua.Variant(int(v), ua.VariantType.Int32) for v in wanted.values()]
             )
-        except (*benchconn.TRANSPORT_ERRORS, *benchconn.UA_ERRORS) as exc:
-            raise benchconn.describe_error(self.config.endpoint, exc) from exc
+        except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
+            raise connection.describe_error(self.config.endpoint, exc) from exc
         failed = {t: r.name for t, r in zip(texts, results, strict=True) if not r.is_good()}
         if failed:
             raise BenchError(f"bench refused write-back: {failed}")

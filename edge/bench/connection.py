@@ -13,7 +13,7 @@ from pathlib import Path
 from asyncua import Client, ua
 from asyncua.crypto import security_policies
 
-from edge.config import BenchConfig
+from edge.config.station import BenchConfig
 from edge.errors import BenchError, BenchUnavailable
 
 log = logging.getLogger("reman.bench")

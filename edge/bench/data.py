@@ -13,9 +13,9 @@ from typing import Any
 
 from asyncua import ua
 
-from edge.config import NodeMapping
+from edge.config.station import NodeMapping
 from edge.contract import Measurement
-from edge.ids import rfc3339, utc_now
+from edge.contract.timefmt import rfc3339, utc_now
 
 MISSING = "Missing"
 STALE = "Stale"

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from asyncua import Client, ua
 
-from edge import benchconn
+from edge.bench import connection
 
 log = logging.getLogger("reman.bench")
 
@@ -112,7 +112,7 @@ class Link:
         """Stop the feed and close the session (never raises)."""
         if self.feed is not None:
             await self.feed.stop()
-        await benchconn.close(self.client)
+        await connection.close(self.client)
 
 
 class SubscriptionFeed:
@@ -230,7 +230,7 @@ class PollFeed:
             await asyncio.sleep(self.interval_s)
             try:
                 values = await self.link.read(ids)
-            except (*benchconn.TRANSPORT_ERRORS, *benchconn.UA_ERRORS) as exc:
+            except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
                 self.link.mark_lost(f"poll read failed: {exc or type(exc).__name__}")
                 return
             for text, dv in zip(texts, values, strict=True):

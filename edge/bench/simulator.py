@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +29,9 @@ from asyncua import Server, ua
 from asyncua.common.methods import uamethod
 from asyncua.crypto.permission_rules import User, UserRole
 
-from edge.benchcerts import make_certificate
+from edge.bench.certs import make_certificate
 from edge.errors import BenchError
+from edge.ports import free_port
 
 log = logging.getLogger("reman.benchsim")
 
@@ -82,13 +82,6 @@ _SIGNALS: dict[str, tuple[Any, ua.VariantType]] = {
 }
 WRITABLE = ("Disposition", "Credit", "Seq")
 _FLAKY_STATUSES = ("BadSensorFailure", "UncertainLastUsableValue", "BadCommunicationError")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on `host` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class _Users:

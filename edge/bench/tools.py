@@ -11,10 +11,10 @@ from typing import Any
 from asyncua import Client, ua
 from asyncua.common.node import Node
 
-from edge import benchconn, nodeids
-from edge.config import BenchConfig
+from edge.bench import connection, nodeids
+from edge.config.station import BenchConfig
+from edge.contract.timefmt import rfc3339
 from edge.errors import UnknownNode
-from edge.ids import rfc3339
 
 _MISSING_NODE = ("BadNodeIdUnknown", "BadNodeIdInvalid")
 
@@ -25,13 +25,13 @@ async def probe(config: BenchConfig) -> dict[str, dict[str, Any]]:
     Raises UnknownNode naming every node the server does not have, BenchUnavailable when the
     server cannot be reached, BenchError for other refusals.
     """
-    client = await benchconn.connect(config)
+    client = await connection.connect(config)
     try:
         return await _probe(client, config)
-    except (*benchconn.TRANSPORT_ERRORS, *benchconn.UA_ERRORS) as exc:
-        raise benchconn.describe_error(config.endpoint, exc) from exc
+    except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
+        raise connection.describe_error(config.endpoint, exc) from exc
     finally:
-        await benchconn.close(client)
+        await connection.close(client)
 
 
 async def _probe(client: Client, config: BenchConfig) -> dict[str, dict[str, Any]]:
@@ -93,7 +93,7 @@ class BrowseRow:
 async def browse(config: BenchConfig, start: str | None = None, depth: int = 3) -> list[BrowseRow]:
     """The address space below `start` (default Objects), `depth` levels deep, with data types
     and values of variables. Raises UnknownNode when `start` does not exist."""
-    client = await benchconn.connect(config)
+    client = await connection.connect(config)
     try:
         namespaces = await client.get_namespace_array()
         root = client.get_node(
@@ -103,10 +103,10 @@ async def browse(config: BenchConfig, start: str | None = None, depth: int = 3) 
         rows: list[BrowseRow] = []
         await _walk(root, 0, depth, namespaces, rows, set())
         return rows
-    except (*benchconn.TRANSPORT_ERRORS, *benchconn.UA_ERRORS) as exc:
-        raise benchconn.describe_error(config.endpoint, exc) from exc
+    except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
+        raise connection.describe_error(config.endpoint, exc) from exc
     finally:
-        await benchconn.close(client)
+        await connection.close(client)
 
 
 async def _check_exists(node: Any, text: str | None) -> None:

@@ -1,6 +1,6 @@
 """The station's configuration: pydantic models, validated once at start-up.
 
-Every field has a description; `python -m edge.schemas` turns these models into the JSON
+Every field has a description; `python -m reman.schemas` turns these models into the JSON
 Schemas in docs/config/. Secrets are written as `${ENV_VAR}` or as a `*_file` path.
 """
 
@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from edge.contract import STATION_ID_PATTERN, BrokerConfig
+from edge.contract import STATION_ID_PATTERN
+from edge.contract.broker import BrokerConfig
 
 
 class _Section(BaseModel):

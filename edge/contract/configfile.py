@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from edge.errors import ConfigError, ConfigProblem
+from edge.contract.errors import ConfigError, ConfigProblem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -120,89 +120,3 @@ def _env_value(name: str, loc: tuple[Any, ...], path: Path, problems: list[Confi
         )
     )
     return ""
-
-
-# ---------------------------------------------------------------- the three kinds of file
-
-KINDS = ("station", "gateway", "family")
-
-
-def detect_kind(path: Path) -> str:
-    """station, gateway or family, from the file's top-level keys."""
-    data = read_yaml(Path(path))
-    keys = set(data) if isinstance(data, dict) else set()
-    if keys & {"station_id", "camera", "bench", "journal", "families_dir"}:
-        return "station"
-    if "match" in keys or "measurements" in keys or "grades" in keys:
-        return "family"
-    if keys & {"http", "users", "store", "kiosk"}:
-        return "gateway"
-    raise ConfigError(
-        [
-            ConfigProblem(
-                str(path),
-                1,
-                "(root)",
-                "cannot tell the kind of file; give --kind station|gateway|family",
-            )
-        ]
-    )
-
-
-def load_station(path: Path):
-    """Load and validate a station config; relative paths resolve against its folder."""
-    from edge.config import StationConfig
-
-    path = Path(path)
-    return load_model(path, StationConfig).resolve_paths(path.parent)
-
-
-def load_gateway(path: Path):
-    """Load and validate a gateway config."""
-    from gateway.config import GatewayConfig
-
-    return load_model(Path(path), GatewayConfig)
-
-
-def load_family(path: Path):
-    """Load and validate one product family file; its id is the file name stem."""
-    from edge.families import FamilyConfig, family_id
-
-    path = Path(path)
-    data = read_yaml(path)
-    if isinstance(data, dict) and "id" in data:
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    str(path),
-                    line_of(data, ("id",)),
-                    "id",
-                    "a family's id is its file name; remove the key",
-                )
-            ]
-        )
-    return load_model(path, FamilyConfig, extra={"id": family_id(path)})
-
-
-LOADERS = {"station": load_station, "gateway": load_gateway, "family": load_family}
-
-
-def check_file(path: Path, kind: str | None = None) -> str:
-    """Validate one file; return its kind. Raise ConfigError listing every problem."""
-    kind = kind or detect_kind(path)
-    LOADERS[kind](path)
-    if kind == "family":
-        _check_family_in_folder(Path(path))
-    return kind
-
-
-def _check_family_in_folder(path: Path) -> None:
-    """A family is also checked against its folder: references, overlaps with its siblings."""
-    from edge.families import load_families
-
-    try:
-        load_families(path.parent)
-    except ConfigError as exc:
-        own = [p for p in exc.problems if Path(p.file) == path]
-        if own:
-            raise ConfigError(own) from exc

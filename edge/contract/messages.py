@@ -1,19 +1,20 @@
 """The MQTT contract, schema 1: topic names and a pydantic model for every payload.
 
-This module is the only part of `edge` that the gateway imports. DESIGN.md and docs/mqtt.md
-describe it for people; `python -m edge.schemas` writes the JSON Schemas in docs/mqtt/ from the
+The gateway imports `edge.contract` and nothing else of `edge`. DESIGN.md and docs/mqtt.md
+describe it for people; `python -m reman.schemas` writes the JSON Schemas in docs/mqtt/ from the
 models here, and a test fails when they drift.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from enum import IntEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from edge.contract.errors import ContractViolation
 
 SCHEMA_VERSION = 1
 DEFAULT_PREFIX = "reman"
@@ -22,14 +23,11 @@ CORE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
 RESULT_MAX_BYTES = 256
 AVAILABLE_ONLINE = "online"  # retained on `available` after every connect
 AVAILABLE_OFFLINE = "offline"  # the Last Will, and published on a clean stop
-DEFECT_TYPES = ("wear", "corrosion", "coating_damage")
 
 StationId = Annotated[str, StringConstraints(pattern=STATION_ID_PATTERN)]
+M = TypeVar("M", bound=BaseModel)
+
 CoreId = Annotated[str, StringConstraints(pattern=CORE_ID_PATTERN)]
-
-
-class ContractViolation(ValueError):
-    """A payload does not meet the MQTT contract"""
 
 
 class Disposition(IntEnum):
@@ -310,7 +308,7 @@ class Result(_Strict):
         """A result from plain values; ContractViolation (never a truncated result) when invalid."""
         try:
             return cls(seq=seq, core=core, code=code, credit=credit, err=err)
-        except ValueError as exc:
+        except ValidationError as exc:
             raise ContractViolation(f"result refused: {_first_error(exc)}") from exc
 
     def to_payload(self) -> bytes:
@@ -450,92 +448,36 @@ def parse_command(kind: str, payload: bytes) -> BaseModel:
     model = COMMAND_MODELS.get(kind)
     if model is None:
         raise ContractViolation(f"not a command topic: {kind}")
-    if len(payload) > MAX_COMMAND_BYTES:
-        raise ContractViolation(f"payload of {len(payload)} bytes exceeds {MAX_COMMAND_BYTES}")
-    if kind == "trigger/set" and not payload.strip():
+    if kind == "trigger/set" and len(payload) <= MAX_COMMAND_BYTES and not payload.strip():
         return TriggerCommand()
+    # Strict: a PLC that sends "7" for an integer is told so, as the JSON Schema says.
+    return parse_json(model, payload, max_bytes=MAX_COMMAND_BYTES, strict=True)
+
+
+def parse_json(model: type[M], payload: bytes, *, max_bytes: int, strict: bool = False) -> M:
+    """The one payload validator: a JSON object of at most `max_bytes` that `model` accepts.
+
+    NaN and Infinity are refused (JSON has no such numbers). Raise ContractViolation saying
+    where and why, never a lower library's exception.
+    """
+    if len(payload) > max_bytes:
+        raise ContractViolation(f"payload of {len(payload)} bytes exceeds {max_bytes}")
     try:
         data = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ContractViolation(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ContractViolation("payload must be a JSON object")
+        raise ContractViolation("(root): payload must be a JSON object")
     try:
-        # Strict: a PLC that sends "7" for an integer is told so, as the JSON Schema says.
-        return model.model_validate(data, strict=True)
-    except ValueError as exc:
+        return model.model_validate(data, strict=strict)
+    except ValidationError as exc:
         raise ContractViolation(_first_error(exc)) from exc
 
 
 def _refuse_constant(name: str) -> float:
-    raise ContractViolation(f"{name} is not allowed")
+    raise ContractViolation(f"{name} is not allowed in a payload")
 
 
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        err = errors(include_url=False)[0]
-        return f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}"
-    return str(exc)
-
-
-def finite(x: float) -> bool:
-    """True for a real number (not NaN or infinite)."""
-    return isinstance(x, int | float) and math.isfinite(x)
-
-
-# ---------------------------------------------------------------- broker settings shared by both ends
-
-
-class TlsConfig(_Strict):
-    """TLS to the broker."""
-
-    ca_file: str | None = Field(
-        default=None, description="CA certificate (PEM) that signed the broker's certificate."
-    )
-    cert_file: str | None = Field(
-        default=None, description="Client certificate (PEM), for mutual TLS."
-    )
-    key_file: str | None = Field(default=None, description="Client private key (PEM).")
-    check_hostname: bool = Field(
-        default=True, description="Verify the broker's host name against its certificate."
-    )
-
-
-class BrokerConfig(_Strict):
-    """How to reach the MQTT broker."""
-
-    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
-    port: int = Field(
-        default=1883, ge=1, le=65535, description="Broker TCP port (8883 for TLS by convention)."
-    )
-    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version.")
-    client_id: str | None = Field(
-        default=None,
-        description="Client id; default reman-<station> (stable, for a persistent session).",
-    )
-    username: str | None = Field(default=None, description="User name.")
-    password: SecretStr | None = Field(
-        default=None, description="Password; write ${ENV_VAR}, never the password itself."
-    )
-    password_file: str | None = Field(
-        default=None, description="File holding the password (alternative to password)."
-    )
-    tls: TlsConfig | None = Field(default=None, description="TLS settings; absent for plain TCP.")
-    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive, seconds.")
-    reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay, seconds.")
-    reconnect_max_s: float = Field(default=30.0, gt=0, description="Reconnect delay cap, seconds.")
-    topic_prefix: str = Field(
-        default=DEFAULT_PREFIX,
-        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
-        description="Topic prefix.",
-    )
-
-    def resolved_password(self) -> str | None:
-        """The password from the value or the file, None when neither is set."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file:
-            with open(self.password_file, encoding="utf-8") as fh:
-                return fh.read().strip()
-        return None
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    return f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}"

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge.contract import Disposition, InspectionRecord, OverrideInfo
+from edge.contract.errors import NoInspections
 
 PASSPORT_SCHEMA = "reman-edge/passport/1"
 SUBMODEL_SEMANTIC_ID = "urn:reman-edge:submodel:remanufacturing-passport:1"
@@ -29,10 +30,6 @@ R_LADDER = {
     Disposition.REVIEW: "review",
     Disposition.NONE: "unknown",
 }
-
-
-class NoInspections(LookupError):
-    """No inspection of this core is known"""
 
 
 # ---------------------------------------------------------------- the passport

@@ -1,35 +1,44 @@
-"""UTC timestamps in one sortable text form, so the store can compare them as strings."""
+"""UTC timestamps in one text form (RFC 3339, milliseconds, a Z), so stores compare them as strings.
+
+The node, the journal, the gateway store and the pages all write times with `rfc3339`; anything
+read from outside goes through `parse_ts` or `normalize_ts` first.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-
-def parse_ts(text: str) -> datetime:
-    """An RFC 3339 / ISO 8601 time as an aware UTC datetime (naive input is taken as UTC)."""
-    moment = datetime.fromisoformat(text.strip())
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+UTC = UTC
 
 
-def fmt_ts(moment: datetime) -> str:
-    """The store's form: UTC, milliseconds, a Z (`2026-11-28T15:52:56.123Z`)."""
+def rfc3339(moment: datetime) -> str:
+    """A datetime as UTC RFC 3339 with milliseconds and a Z (`2026-11-28T15:52:56.123Z`)."""
     return (
         moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     )
 
 
+def utc_now() -> str:
+    """Now in that form."""
+    return rfc3339(datetime.now(UTC))
+
+
+def parse_ts(text: str) -> datetime:
+    """An RFC 3339 / ISO 8601 time as an aware UTC datetime (naive input is taken as UTC)."""
+    text = text.strip()
+    if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not read the Z
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def normalize_ts(text: str) -> str:
-    """Any RFC 3339 time in the store's form; raise ValueError when it is not a time."""
-    return fmt_ts(parse_ts(text))
-
-
-def now_ts() -> str:
-    """Now in the store's form."""
-    return fmt_ts(datetime.now(UTC))
+    """Any RFC 3339 time in this form; raise ValueError when it is not a time."""
+    return rfc3339(parse_ts(text))
 
 
 def ago_ts(**delta: float) -> str:
-    """Now minus a timedelta(**delta), in the store's form."""
-    return fmt_ts(datetime.now(UTC) - timedelta(**delta))
+    """Now minus a timedelta(**delta), in this form."""
+    return rfc3339(datetime.now(UTC) - timedelta(**delta))

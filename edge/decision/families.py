@@ -1,7 +1,7 @@
 """Product families: how a core is recognised and the rules that decide its disposition.
 
 A family lives in `<families_dir>/<id>.yaml`; its id is the file name stem. The engine that
-applies these rules is `edge.rules`; this module holds the config models and the loader, which
+applies these rules is `edge.decision.rules`; this module holds the config models and the loader, which
 reports problems as FILE:LINE: KEY: message.
 """
 
@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.configfile import line_of, load_family, read_yaml
 from edge.contract import DEFECT_TYPES
-from edge.errors import ConfigError, ConfigProblem
+from edge.contract.configfile import line_of, load_model, read_yaml
+from edge.contract.errors import ConfigError, ConfigProblem
 
 Outcome = Literal["REUSE", "REMANUFACTURE", "RECYCLE", "REVIEW"]
 CreditTier = Literal["full", "partial", "none"]
@@ -308,6 +308,21 @@ class FamilyConfig(_Section):
 def family_id(path: Path) -> str:
     """A family's id is its file name stem."""
     return Path(path).stem
+
+
+def load_family(path: Path) -> FamilyConfig:
+    """Load and validate one product family file; its id is the file name stem."""
+    path = Path(path)
+    data = read_yaml(path)
+    if isinstance(data, dict) and "id" in data:
+        problem = ConfigProblem(
+            str(path),
+            line_of(data, ("id",)),
+            "id",
+            "a family's id is its file name; remove the key",
+        )
+        raise ConfigError([problem])
+    return load_model(path, FamilyConfig, extra={"id": family_id(path)})
 
 
 # ---------------------------------------------------------------- the set of a station's families

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from edge.contract import Credit, DecisionInfo, Disposition, Impact, InspectionRecord, Reason
-from edge.families import Condition, FamilyConfig, FamilySet, GradeLimit, MeasurementSpec
+from edge.decision.families import Condition, FamilyConfig, FamilySet, GradeLimit, MeasurementSpec
 from vision.severity import TABLES, severity
 
 Decision = DecisionInfo

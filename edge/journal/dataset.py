@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edge.contract import Disposition, InspectionRecord
 from edge.errors import JournalError
-from edge.journal import Journal
+from edge.journal.journal import Journal
 
 UNLABELLED = "unlabelled"
 MANIFEST = "manifest.jsonl"

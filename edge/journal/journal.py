@@ -6,7 +6,7 @@ Tables (schema version in `PRAGMA user_version`, upgraded by the ordered `MIGRAT
     images       image files of an inspection: path, sha256, size, created, pruned
     overrides    audit rows: who changed which decision, from what to what, why, when
     events       warnings and errors (the `event` topic's payloads)
-    outbox       messages to publish (edge.outbox), written in the same transaction as their record
+    outbox       messages to publish (edge.journal.outbox), written in the same transaction as their record
     counters     the station's sequence number
 
 Consistency between a record and its outbox rows is checkable at any time: each inspection row
@@ -37,20 +37,20 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from edge.contract import Disposition, Event, InspectionRecord, OverrideInfo
+from edge.contract.timefmt import UTC, normalize_ts, rfc3339, utc_now
 from edge.errors import JournalError
 from edge.events import Events
-from edge.ids import utc_now
-from edge.outbox import Outbox, OutboxMessage
+from edge.journal.outbox import Outbox, OutboxMessage
 
 if TYPE_CHECKING:
-    from edge.families import FamilySet
+    from edge.decision.families import FamilySet
 
 ImageInput = tuple[str | Path, bytes | None]
 MakeMessages = Callable[[InspectionRecord], list[OutboxMessage]]
@@ -450,7 +450,7 @@ class Journal:
         )
         update = {"override": override}
         if self.families is not None:
-            from edge.rules import impact
+            from edge.decision.rules import impact
 
             update["impact"] = impact(self.families.get(record.family), code)
         return record.model_copy(update=update)
@@ -543,67 +543,6 @@ class Journal:
                 "UPDATE images SET pruned_at = ? WHERE id = ?", [(now, i) for i, _ in doomed]
             )
         return deleted
-
-
-# ---------------------------------------------------------------- CSV export
-
-EXPORT_COLUMNS = [
-    "id",
-    "seq",
-    "ts",
-    "station",
-    "core_id",
-    "family",
-    "part_number",
-    "code",
-    "label",
-    "credit",
-    "effective_code",
-    "effective_label",
-    "effective_credit",
-    "override_user",
-    "override_reason",
-    "override_ts",
-    "reasons",
-    "impact_known",
-    "material_kept_kg",
-    "co2e_avoided_kg",
-    "rules_version",
-    "model_name",
-    "model_version",
-]
-"""Columns of `reman journal export --csv`."""
-
-
-def export_row(record: InspectionRecord) -> dict[str, object]:
-    """One CSV row of a record; impact columns are empty when unknown (never a made-up zero)."""
-    override, impact = record.override, record.impact
-    known = impact is not None and impact.known
-    return {
-        "id": record.id,
-        "seq": record.seq,
-        "ts": record.ts,
-        "station": record.station,
-        "core_id": record.core_id,
-        "family": record.family or "",
-        "part_number": record.part_number or "",
-        "code": int(record.decision.code),
-        "label": record.decision.label,
-        "credit": int(record.decision.credit),
-        "effective_code": int(record.effective_code()),
-        "effective_label": record.effective_code().name,
-        "effective_credit": int(record.effective_credit()),
-        "override_user": override.user if override else "",
-        "override_reason": override.reason if override else "",
-        "override_ts": override.ts if override else "",
-        "reasons": "; ".join(r.text for r in record.decision.reasons),
-        "impact_known": "yes" if known else "no",
-        "material_kept_kg": impact.material_kept_kg if known else "",
-        "co2e_avoided_kg": impact.co2e_avoided_kg if known else "",
-        "rules_version": record.rules.version if record.rules else "",
-        "model_name": record.model.name if record.model else "",
-        "model_version": record.model.version if record.model else "",
-    }
 
 
 # ---------------------------------------------------------------- SQL and row helpers
@@ -713,16 +652,14 @@ def _ts(value: str | datetime | None) -> str | None:
     """A time filter as the journal's RFC 3339 text (naive times are UTC)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise JournalError(
-                f"journal: not a time: {value!r} (use e.g. 2026-11-28T15:00:00Z)"
-            ) from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, datetime):
+        return rfc3339(value if value.tzinfo else value.replace(tzinfo=UTC))
+    try:
+        return normalize_ts(value)
+    except ValueError as exc:
+        raise JournalError(
+            f"journal: not a time: {value!r} (use e.g. 2026-11-28T15:00:00Z)"
+        ) from exc
 
 
 def _code(decision: str | int | None) -> int | None:

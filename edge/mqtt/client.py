@@ -25,21 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import ssl
 import threading
 from collections.abc import Callable
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.contract import AVAILABLE_OFFLINE, AVAILABLE_ONLINE, BrokerConfig, LinkState, Topics
+from edge.contract import AVAILABLE_OFFLINE, AVAILABLE_ONLINE, LinkState, Topics
+from edge.contract.broker import BrokerConfig, Will, build_client
+from edge.contract.errors import BrokerSettingsError
+from edge.contract.timefmt import utc_now
 from edge.errors import BrokerError
 from edge.events import Events
-from edge.ids import utc_now
 
 log = logging.getLogger("reman.mqtt")
 
@@ -89,24 +89,11 @@ class MqttClient:
         return self.config.protocol == "5"
 
     def _build_client(self) -> paho.Client:
-        cfg = self.config
-        if self.mqtt5:
-            client = paho.Client(
-                CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5
-            )
-        else:
-            client = paho.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.client_id,
-                protocol=paho.MQTTv311,
-                clean_session=False,
-            )
-        if cfg.username:
-            client.username_pw_set(cfg.username, _password(cfg))
-        if cfg.tls is not None:
-            _set_tls(client, cfg)
-        client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
-        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        will = Will(self.topics.available, OFFLINE)
+        try:
+            client = build_client(self.config, client_id=self.client_id, persistent=True, will=will)
+        except BrokerSettingsError as exc:
+            raise BrokerError(str(exc)) from exc
         client.max_inflight_messages_set(self.max_inflight + 2)  # + `online` and `offline`
         client.max_queued_messages_set(0)
         client.on_connect = self._paho_connect
@@ -114,7 +101,6 @@ class MqttClient:
         client.on_disconnect = self._paho_disconnect
         client.on_publish = self._paho_publish
         client.on_message = self._paho_message
-        client.on_socket_open = _no_delay
         return client
 
     async def start(self) -> None:
@@ -335,37 +321,6 @@ class MqttClient:
             return
         self.state = LinkState(state=state, since=utc_now())
         log.info("broker link %s", state)
-
-
-def _no_delay(client: paho.Client, userdata, sock) -> None:
-    """Send small packets (PUBACKs, short results) at once instead of waiting to coalesce them."""
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError):  # not a TCP socket (a proxy or websocket): keep the default
-        pass
-
-
-def _password(cfg: BrokerConfig) -> str | None:
-    try:
-        return cfg.resolved_password()
-    except OSError as exc:
-        raise BrokerError(f"cannot read the MQTT password file {cfg.password_file}: {exc}") from exc
-
-
-def _set_tls(client: paho.Client, cfg: BrokerConfig) -> None:
-    tls = cfg.tls
-    assert tls is not None
-    try:
-        client.tls_set(
-            ca_certs=tls.ca_file,
-            certfile=tls.cert_file,
-            keyfile=tls.key_file,
-            cert_reqs=ssl.CERT_REQUIRED,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        raise BrokerError(f"TLS settings unusable: {exc}") from exc
-    client.tls_insecure_set(not tls.check_hostname)
 
 
 def _wait_published(info: paho.MQTTMessageInfo, timeout_s: float) -> None:

@@ -11,7 +11,7 @@ Repeats (QoS 1 may deliver a command twice, and people press buttons twice):
 - `override/set` goes to the journal's `apply_override`, which is idempotent: the same override
   again changes nothing more, and a repeated `command_id` (pass `command.command_id`) is ignored
   even after a newer override.
-- `ack/set` is idempotent: acknowledging a seq again is only noted (see `edge.handshake`).
+- `ack/set` is idempotent: acknowledging a seq again is only noted (see `edge.mqtt.handshake`).
 - `trigger/set` is a request to inspect now and is not deduplicated: each one delivered starts an
   inspection (the trigger queue's bound and overflow policy apply). A PLC sends one per core.
 """

@@ -25,7 +25,7 @@ from collections import OrderedDict
 
 from edge.contract import AckCommand
 from edge.events import Events
-from edge.outbox import OutboxRow
+from edge.journal.outbox import OutboxRow
 
 REMEMBERED = 1000  # acknowledged and timed-out seqs remembered, to tell late from unknown acks
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import BrokerError
+from edge.ports import free_port
 
 DEFAULT_BINARY = "/usr/sbin/mosquitto"
 
@@ -29,13 +30,6 @@ def find_mosquitto() -> str:
     if path is None:
         raise BrokerError("mosquitto is not installed (apt install mosquitto)")
     return path
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -25,11 +25,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from edge.config import RetentionConfig
+from edge.config.station import RetentionConfig
 from edge.errors import BrokerError, RemanError
 from edge.events import Events
-from edge.mqtt import MqttClient
-from edge.outbox import Dropped, Outbox, OutboxRow
+from edge.journal.outbox import Dropped, Outbox, OutboxRow
+from edge.mqtt.client import MqttClient
 
 log = logging.getLogger("reman.publisher")
 

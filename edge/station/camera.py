@@ -1,6 +1,6 @@
 """Camera sources: where an inspection's frames come from.
 
-`open_camera(config, events)` builds one source from `edge.config.CameraConfig`:
+`open_camera(config, events)` builds one source from `edge.config.station.CameraConfig`:
 
 | source      | class          | what it reads                                                |
 |-------------|----------------|--------------------------------------------------------------|
@@ -31,25 +31,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.config import CameraConfig
-from edge.errors import CameraError
+from edge.config.station import CameraConfig
+from edge.contract.timefmt import utc_now
+from edge.errors import CameraError, ImageUnreadable
 from edge.events import Events
-from edge.ids import utc_now
 from vision.errors import ImageError
 from vision.imageio import read_image as vision_read_image
 
 STALE_GRABS_MAX = 8
 BUFFERED_GRAB_S = 0.005  # a grab that returns faster than this handed over a queued frame
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-
-
-class ImageUnreadable(CameraError):
-    """An image file could not be decoded"""
-
-    def __init__(self, path: Path | str, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import zxingcpp
 
-from edge.config import CoreIdConfig
+from edge.config.station import CoreIdConfig
 from edge.contract import CORE_ID_PATTERN, Reason
 from edge.ids import new_id
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.contract import Disposition, InspectionRecord, LinkState, ModelInfo, Stats
-from edge.ids import utc_now
+from edge.contract.timefmt import utc_now
 
 THERMAL_ROOT = Path("/sys/class/thermal")
 CPU_ZONE_TYPES = (

@@ -34,9 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge import quality
-from edge.camera import Camera, Frame
-from edge.config import StationConfig
+from edge.config.station import StationConfig
 from edge.contract import (
     Credit,
     DecisionInfo,
@@ -53,15 +51,18 @@ from edge.contract import (
     Topics,
     TriggerCommand,
 )
-from edge.coreid import CoreIdOutcome, resolve_core_id
+from edge.contract.timefmt import utc_now
+from edge.decision.families import FamilySet
+from edge.decision.rules import decide, impact, rules_version
 from edge.errors import CameraError, JournalError
 from edge.events import Events
-from edge.families import FamilySet
-from edge.health import Health
-from edge.ids import new_id, utc_now
-from edge.journal import Journal
-from edge.outbox import OutboxMessage
-from edge.rules import decide, impact, rules_version
+from edge.ids import new_id
+from edge.journal.journal import Journal
+from edge.journal.outbox import OutboxMessage
+from edge.station import quality
+from edge.station.camera import Camera, Frame
+from edge.station.coreid import CoreIdOutcome, resolve_core_id
+from edge.station.health import Health
 from vision.errors import VisionError
 
 log = logging.getLogger("reman.station")
@@ -669,7 +670,7 @@ def _result(record: InspectionRecord, err: ResultError) -> Result:
 
 
 def _generated_id() -> str:
-    from edge.coreid import generated_core_id
+    from edge.station.coreid import generated_core_id
 
     return generated_core_id()
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.config import CameraConfig
+from edge.config.station import CameraConfig
 from edge.contract import Reason
 
 MEASURE_SIDE_PX = 640

@@ -1,4 +1,4 @@
-"""`reman bench browse|probe|certs` for integrators, and `reman bench-sim` (registered by edge.cli)."""
+"""`reman bench browse|probe|certs` for integrators, and `reman bench-sim` (registered by reman.cli)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from edge import benchsim, benchtools
-from edge.benchcerts import DEFAULT_CLIENT_URI, make_certificate
-from edge.config import BenchConfig
+from edge.bench import simulator, tools
+from edge.bench.certs import DEFAULT_CLIENT_URI, make_certificate
+from edge.config.station import BenchConfig
 
 SECURITY_CHOICES = ("None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt")
 PASSWORD_ENV = "REMAN_BENCH_PASSWORD"
@@ -139,7 +139,7 @@ def bench(ctx: click.Context) -> None:
 )
 def browse_cmd(start: str | None, depth: int, as_json: bool, **opts: Any) -> None:
     """List the address space: node ids (as a config names them), browse names, data types, values."""
-    rows = asyncio.run(benchtools.browse(bench_config(**opts), start, depth))
+    rows = asyncio.run(tools.browse(bench_config(**opts), start, depth))
     for row in rows:
         if as_json:
             click.echo(json.dumps(row.__dict__, default=str))
@@ -170,7 +170,7 @@ def _short(value: Any, limit: int = 80) -> str:
 )
 def probe_cmd(nodes: tuple[str, ...], as_json: bool, **opts: Any) -> None:
     """Read mapped nodes once and print them; an unknown node is an error naming it (exit 1)."""
-    result = asyncio.run(benchtools.probe(bench_config(_node_pairs(nodes), **opts)))
+    result = asyncio.run(tools.probe(bench_config(_node_pairs(nodes), **opts)))
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -214,7 +214,7 @@ def certs_cmd(out: Path, uri: str, host: str | None, force: bool) -> None:
 )
 @click.option(
     "--scenario",
-    type=click.Choice(benchsim.SCENARIOS),
+    type=click.Choice(simulator.SCENARIOS),
     default="normal",
     show_default=True,
     help="normal: in spec; out_of_spec: beyond the families' limits; flaky: drops and bad statuses.",
@@ -252,7 +252,7 @@ def bench_sim_cmd(
 ) -> None:
     """Run an OPC UA server that behaves like a test bench for the example families."""
     quiet_asyncua(click.get_current_context())
-    sim = benchsim.BenchSimulator(
+    sim = simulator.BenchSimulator(
         host,
         port or None,
         scenario=scenario,
@@ -264,7 +264,7 @@ def bench_sim_cmd(
     asyncio.run(_serve(sim))
 
 
-async def _serve(sim: benchsim.BenchSimulator) -> None:
+async def _serve(sim: simulator.BenchSimulator) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

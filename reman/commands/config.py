@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from edge.configfile import KINDS, check_file
-from edge.errors import ConfigError
+from edge.contract.errors import ConfigError
+from reman.configcheck import KINDS, check_file
 
 
 @click.command("check-config")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from edge.demo import Demo, run_demo
-from edge.mosquitto import free_port
+from edge.ports import free_port
+from reman.demo import Demo, run_demo
 
 
 @click.command("demo")

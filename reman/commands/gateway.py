@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edge.configfile import load_gateway
+from gateway.config import load_gateway
 
 
 @click.group("gateway", invoke_without_command=True)

@@ -1,4 +1,4 @@
-"""`reman` commands for decisions and the journal (registered by edge.cli).
+"""`reman` commands for decisions and the journal (registered by reman.cli).
 
 reman decide --family ID --input FILE.json      dry-run the rules on one input
 reman journal show | export                     read the station journal
@@ -27,7 +27,7 @@ _CONFIG_HELP = (
 def _station(config: Path | None):
     if config is None:
         return None
-    from edge.configfile import load_station
+    from edge.config.files import load_station
 
     return load_station(config)
 
@@ -49,7 +49,7 @@ def _families_dir(families: Path | None, config: Path | None) -> Path:
 
 
 def _open_journal(path: Path):
-    from edge.journal import Journal
+    from edge.journal.journal import Journal
 
     if not path.exists():
         raise RemanError(f"no journal at {path}")
@@ -98,8 +98,8 @@ def decide_command(
     family_id: str, input_file: Path, families: Path | None, config: Path | None, as_json: bool
 ) -> None:
     """Dry run: decide one core's disposition from grades and measurements in a JSON file."""
-    from edge.families import load_families
-    from edge.rules import decide
+    from edge.decision.families import load_families
+    from edge.decision.rules import decide
 
     family_set = load_families(_families_dir(families, config))
     data = _read_input(input_file)
@@ -190,14 +190,14 @@ def export_command(
     journal: Path | None, config: Path | None, csv_file: Path, since: str | None
 ) -> None:
     """Export journaled inspections to CSV, with material kept in use and CO2e avoided."""
-    from edge.journal import EXPORT_COLUMNS, export_row
+    from edge.contract.table import CSV_COLUMNS, csv_row
 
     with _open_journal(_journal_path(journal, config)) as store:
         records = store.find(since=since, limit=None)
     with open(csv_file, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        writer.writerows(export_row(r) for r in records)
+        writer.writerows(csv_row(r) for r in records)
     click.echo(f"{len(records)} inspection(s) written to {csv_file}")
 
 
@@ -224,8 +224,8 @@ def replay_command(
     rules_dir: Path, journal: Path | None, config: Path | None, since: str | None, as_json: bool
 ) -> None:
     """Re-decide journaled inspections under other rules; show which decisions would change."""
-    from edge.families import load_families
-    from edge.rules import replay
+    from edge.decision.families import load_families
+    from edge.decision.rules import replay
 
     families = load_families(rules_dir)
     with _open_journal(_journal_path(journal, config)) as store:
@@ -263,7 +263,7 @@ def passport_command(
     core_id: str, journal: Path | None, config: Path | None, fmt: str, operator: str | None
 ) -> None:
     """Export a core's product-passport record: identity, every inspection, R-ladder status."""
-    from edge.passport import NoInspections, build_passport, to_aas
+    from edge.contract.passport import NoInspections, build_passport, to_aas
 
     station = _station(config)
     with _open_journal(_journal_path(journal, config)) as store:

@@ -1,4 +1,4 @@
-"""`reman` commands for the node area (registered by edge.cli)."""
+"""`reman` commands for the node area (registered by reman.cli)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edge.configfile import load_station
+from edge.config.files import load_station
 
 
 @click.command("node")

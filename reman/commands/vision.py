@@ -1,4 +1,4 @@
-"""`reman` commands for the vision area (registered by edge.cli)."""
+"""`reman` commands for the vision area (registered by reman.cli)."""
 
 from __future__ import annotations
 
@@ -383,8 +383,8 @@ def dataset_export_command(journal_path: Path, out_dir: Path, as_json: bool) -> 
     Folders are named by the decision a person made (reuse, remanufacture, recycle); REVIEW
     inspections nobody has decided yet go to unlabelled/, which `reman train` ignores.
     """
-    from edge.dataset_export import export_reviewed
-    from edge.journal import Journal
+    from edge.journal.dataset import export_reviewed
+    from edge.journal.journal import Journal
 
     with Journal.open(journal_path) as journal:
         summary = export_reviewed(journal, out_dir)

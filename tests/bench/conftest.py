@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from edge.bench import BenchClient
-from edge.benchsim import NAMESPACE_URI, BenchSimulator
-from edge.config import BenchConfig
+from edge.bench.client import BenchClient
+from edge.bench.simulator import NAMESPACE_URI, BenchSimulator
+from edge.config.station import BenchConfig
 from edge.contract import Event
 from edge.events import Events
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
-from edge.cli import cli
+from reman.cli import cli
 from tests.support.broker import free_port
 
 NSU = "nsu=urn:reman-edge:bench-sim;s=Bench."
@@ -24,7 +24,7 @@ def bench_sim_process():
     """`reman bench-sim` on a free port; yields its endpoint once it printed it."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "bench-sim", "--port", str(port)],
+        [sys.executable, "-m", "reman", "bench-sim", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edge import benchtools
-from edge.bench import BenchClient
+from edge.bench import tools as benchtools
+from edge.bench.client import BenchClient
 from edge.errors import BenchUnavailable, UnknownNode
 from edge.events import Events
 from tests.bench.conftest import NSU, sim_config
@@ -204,7 +204,7 @@ async def test_falls_back_to_polling_when_subscriptions_are_refused(client_facto
 
 
 async def test_disabled_bench_does_nothing():
-    from edge.config import BenchConfig
+    from edge.config.station import BenchConfig
 
     client = BenchClient(BenchConfig(enabled=False), Events("test-station"))
     await client.start()
@@ -214,7 +214,7 @@ async def test_disabled_bench_does_nothing():
 
 def sim_config_for_fixture(endpoint: str):
     """A config for the plain asyncua test server of tests/support/opcua.py."""
-    from edge.config import BenchConfig
+    from edge.config.station import BenchConfig
 
     return BenchConfig(
         endpoint=endpoint,

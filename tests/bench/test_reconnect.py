@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from edge.ids import utc_now
+from edge.contract.timefmt import utc_now
 from tests.bench.conftest import NSU, sim_config
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

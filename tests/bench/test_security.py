@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
-from edge import benchtools
-from edge.benchcerts import make_certificate
-from edge.benchsim import BenchSimulator
+from edge.bench import tools as benchtools
+from edge.bench.certs import make_certificate
+from edge.bench.simulator import BenchSimulator
 from edge.errors import BenchError
 from tests.bench.conftest import NSU, sim_config
 

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
-from edge.configfile import load_gateway
 from gateway import Gateway
 from gateway.accounts import add_user
 from gateway.auth import LoginThrottle, verify_password
+from gateway.config import load_gateway
+from reman.cli import cli
 from tests.gateway.conftest import PASSWORDS, csrf_of, login, make_config
 from tests.gateway.records import overridden, record
 

@@ -27,7 +27,7 @@ store:
 users: []
 """)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "gateway", "--config", str(config)],
+        [sys.executable, "-m", "reman", "gateway", "--config", str(config)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -49,7 +49,7 @@ def test_gateway_command_reports_a_bad_config(tmp_path):
     config = tmp_path / "gateway.yaml"
     config.write_text("http:\n  port: 99999\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "gateway", "--config", str(config)],
+        [sys.executable, "-m", "reman", "gateway", "--config", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from edge.contract import BrokerConfig, ContractViolation
+from edge.contract import ContractViolation
+from edge.contract.broker import BrokerConfig
 from gateway.ingest import BatchWriter, MqttIngest, parse_message
 from gateway.store import InspectionFilter, Store
 from tests.gateway.records import overridden, record

@@ -14,8 +14,9 @@ from edge.contract import (
     RulesInfo,
     Topics,
 )
-from edge.ids import new_id, utc_now
-from edge.outbox import OutboxMessage
+from edge.contract.timefmt import utc_now
+from edge.ids import new_id
+from edge.journal.outbox import OutboxMessage
 
 STATION = "pump-line-1"
 

@@ -9,11 +9,11 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
 from edge.contract import Disposition, RulesInfo
-from edge.families import load_families
-from edge.journal import Journal
-from edge.rules import decide, impact, rules_version
+from edge.decision.families import load_families
+from edge.decision.rules import decide, impact, rules_version
+from edge.journal.journal import Journal
+from reman.cli import cli
 from tests.conftest import REPO
 from tests.journal.records import make_record, messages_for
 
@@ -218,7 +218,7 @@ def test_rules_replay(journal_path, tmp_path):
 
 def test_replay_skips_failed_and_keeps_core_id_review():
     from edge.contract import DecisionInfo, Reason
-    from edge.rules import replay
+    from edge.decision.rules import replay
 
     failed = make_record(1, code=Disposition.NONE)
     generated = decided(2, "HGP-000009", CLEAN, GOOD)

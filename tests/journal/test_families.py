@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from edge.errors import ConfigError
-from edge.families import load_families
+from edge.contract.errors import ConfigError
+from edge.decision.families import load_families
 from tests.conftest import REPO
 
 PUMP = """\

@@ -9,13 +9,14 @@ import time
 import pytest
 
 from edge.contract import Credit, Disposition, Event
+from edge.contract.timefmt import utc_now
+from edge.decision.families import load_families
+from edge.decision.rules import impact
 from edge.errors import JournalError
 from edge.events import Events
-from edge.families import load_families
-from edge.ids import new_id, utc_now
-from edge.journal import SCHEMA_VERSION, Journal
-from edge.outbox import OutboxMessage
-from edge.rules import impact
+from edge.ids import new_id
+from edge.journal.journal import SCHEMA_VERSION, Journal
+from edge.journal.outbox import OutboxMessage
 from tests.conftest import REPO
 from tests.journal.records import STATION, make_record, messages_for
 
@@ -243,7 +244,7 @@ def test_open_refuses_an_inconsistent_journal_with_an_event(tmp_path):
 
 
 def test_migrations_run_in_order_once(tmp_path, monkeypatch):
-    from edge import journal as module
+    from edge.journal import journal as module
 
     path = tmp_path / "j.db"
     with Journal.open(path) as store:

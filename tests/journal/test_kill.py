@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from edge.journal import Journal
+from edge.journal.journal import Journal
 from tests.journal.records import make_record, messages_for
 
 KILLS = 24

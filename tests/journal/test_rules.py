@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from edge.contract import Credit, Disposition
-from edge.families import load_families
-from edge.rules import decide, impact, rules_version
+from edge.decision.families import load_families
+from edge.decision.rules import decide, impact, rules_version
 from tests.conftest import REPO
 
 FAMILIES = load_families(REPO / "config/families")

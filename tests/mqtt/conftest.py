@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from edge.commands import CommandRouter
 from edge.events import Events
-from edge.mqtt import MqttClient
-from edge.publisher import Publisher
+from edge.mqtt.client import MqttClient
+from edge.mqtt.commands import CommandRouter
+from edge.mqtt.publisher import Publisher
 from tests.mqtt.helpers import EventLog, Node, fast_config, open_outbox
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import sqlite_utils
 
-from edge.commands import CommandRouter
-from edge.contract import BrokerConfig, Event
+from edge.contract import Event
+from edge.contract.broker import BrokerConfig
 from edge.events import Events
-from edge.mqtt import MqttClient
-from edge.outbox import Outbox, OutboxMessage
-from edge.publisher import Publisher
+from edge.journal.outbox import Outbox, OutboxMessage
+from edge.mqtt.client import MqttClient
+from edge.mqtt.commands import CommandRouter
+from edge.mqtt.publisher import Publisher
 
 
 class EventLog:

@@ -1,4 +1,4 @@
-"""A node process for kill tests: connect with edge.mqtt, drain an outbox, run until killed.
+"""A node process for kill tests: connect with edge.mqtt.client, drain an outbox, run until killed.
 
     python -m tests.mqtt.node_proc PORT STATION DB_PATH
 
@@ -11,8 +11,8 @@ import asyncio
 import sys
 
 from edge.events import Events
-from edge.mqtt import MqttClient
-from edge.publisher import Publisher
+from edge.mqtt.client import MqttClient
+from edge.mqtt.publisher import Publisher
 from tests.mqtt.helpers import fast_config, open_outbox
 
 

@@ -1,4 +1,4 @@
-"""edge.mosquitto: a broker restarted on a port that something else holds for a moment."""
+"""edge.mqtt.mosquitto: a broker restarted on a port that something else holds for a moment."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ import subprocess
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.contract import BrokerConfig
+from edge.contract.broker import BrokerConfig
 from edge.errors import BrokerError
 from edge.events import Events
-from edge.mosquitto import free_port
-from edge.mqtt import MqttClient
+from edge.mqtt.client import MqttClient
+from edge.ports import free_port
 from tests.mqtt.helpers import EventLog, Subscriber, as_invoker, fast_config
 
 

@@ -9,9 +9,9 @@ import random
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.commands import CommandRouter
 from edge.contract import AckCommand, OverrideCommand, Topics, TriggerCommand
 from edge.events import Events
+from edge.mqtt.commands import CommandRouter
 from tests.mqtt.helpers import EventLog
 
 KINDS = ("trigger/set", "ack/set", "override/set")

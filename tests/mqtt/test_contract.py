@@ -7,7 +7,6 @@ import json
 import jsonschema
 import pytest
 
-from edge import contract
 from edge.contract import (
     RESULT_MAX_BYTES,
     ContractViolation,
@@ -17,8 +16,9 @@ from edge.contract import (
     Result,
     parse_command,
 )
+from edge.contract import messages as contract
 from edge.events import Events
-from edge.schemas import expected_files
+from reman.schemas import expected_files
 from tests.conftest import REPO
 
 SCHEMAS = REPO / "docs" / "mqtt"
@@ -108,7 +108,7 @@ def test_every_payload_kind_has_an_example_and_a_current_schema_file():
     assert set(EXAMPLES) == set(contract.PAYLOAD_MODELS)
     for path, text in expected_files(REPO).items():
         if path.parent == SCHEMAS:
-            assert path.read_text() == text, f"{path.name} drifted: run python -m edge.schemas"
+            assert path.read_text() == text, f"{path.name} drifted: run python -m reman.schemas"
 
 
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))

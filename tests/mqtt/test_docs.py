@@ -10,7 +10,12 @@ from edge.contract import Topics
 from tests.conftest import REPO
 
 DOC = (REPO / "docs/mqtt.md").read_text()
-SOURCES = ["edge/mqtt.py", "edge/publisher.py", "edge/commands.py", "edge/handshake.py"]
+SOURCES = [
+    "edge/mqtt/client.py",
+    "edge/mqtt/publisher.py",
+    "edge/mqtt/commands.py",
+    "edge/mqtt/handshake.py",
+]
 
 
 @pytest.mark.parametrize("kind", Topics.KINDS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from edge.contract import AckCommand, Credit, Disposition, Result
-from edge.handshake import Handshake
-from edge.outbox import OutboxMessage
+from edge.journal.outbox import OutboxMessage
+from edge.mqtt.handshake import Handshake
 from tests.mqtt.helpers import Subscriber, add
 from tests.mqtt.test_client import publish_once
 

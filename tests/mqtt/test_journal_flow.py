@@ -8,9 +8,10 @@ import json
 import jsonschema
 
 from edge.contract import DecisionInfo, InspectionRecord, OverrideCommand, Result, Topics
-from edge.ids import new_id, utc_now
-from edge.journal import Journal
-from edge.outbox import OutboxMessage
+from edge.contract.timefmt import utc_now
+from edge.ids import new_id
+from edge.journal.journal import Journal
+from edge.journal.outbox import OutboxMessage
 from tests.conftest import REPO
 from tests.mqtt.helpers import Subscriber
 from tests.mqtt.test_client import publish_once
@@ -115,8 +116,8 @@ async def test_override_twice_changes_the_record_once(
 
 
 def test_a_redelivered_older_override_does_not_undo_a_newer_one(tmp_path):
-    from edge.commands import CommandRouter
     from edge.events import Events
+    from edge.mqtt.commands import CommandRouter
 
     journal = Journal.open(tmp_path / "journal.db")
     record = new_record(journal, "C200")

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from edge.mosquitto import free_port
+from edge.ports import free_port
 from tests.mqtt.helpers import (
     Subscriber,
     add,

@@ -9,11 +9,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from pydantic import SecretStr
 
-from edge.contract import TlsConfig
+from edge.contract.broker import TlsConfig
 from edge.events import Events
-from edge.mosquitto import MosquittoProcess, free_port
-from edge.mqtt import MqttClient
-from edge.outbox import OutboxMessage
+from edge.journal.outbox import OutboxMessage
+from edge.mqtt.client import MqttClient
+from edge.mqtt.mosquitto import MosquittoProcess
+from edge.ports import free_port
 from tests.conftest import REPO
 from tests.mqtt.helpers import EventLog, Subscriber, add, as_invoker, fast_config
 from tests.mqtt.pki import make_pki

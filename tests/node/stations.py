@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.config import StationConfig
+from edge.config.station import StationConfig
 from edge.contract import Event
 from edge.events import Events
 from edge.node import Node

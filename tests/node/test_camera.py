@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.camera import (
+from edge.config.station import CameraConfig
+from edge.errors import CameraError
+from edge.station.camera import (
     FileCamera,
     FolderCamera,
     ImageUnreadable,
@@ -14,8 +16,6 @@ from edge.camera import (
     open_camera,
     read_image,
 )
-from edge.config import CameraConfig
-from edge.errors import CameraError
 from tests.node.images import textured_image, write_images
 
 
@@ -141,7 +141,7 @@ async def test_live_source_that_fails_is_reopened_with_capped_backoff(tmp_path, 
 
 
 def test_a_password_in_a_stream_url_stays_out_of_messages():
-    from edge.camera import source_label
+    from edge.station.camera import source_label
 
     config = CameraConfig(source="url", url="rtsp://admin:secret@10.0.0.5:554/stream1")
     assert source_label(config) == "rtsp://***@10.0.0.5:554/stream1"

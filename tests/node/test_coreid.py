@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import zxingcpp
 
-from edge.config import CoreIdConfig
+from edge.config.station import CoreIdConfig
 from edge.contract import CORE_ID_PATTERN
-from edge.coreid import read_labels, resolve_core_id, valid_core_id
+from edge.station.coreid import read_labels, resolve_core_id, valid_core_id
 from tests.node.images import textured_image
 
 

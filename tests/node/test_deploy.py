@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.configfile import check_file
+from reman.configcheck import check_file
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "raspberrypi"

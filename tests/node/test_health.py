@@ -12,7 +12,7 @@ from edge.contract import (
     ModelInfo,
     Stats,
 )
-from edge.health import Health, cpu_temp_c, disk_free_mb, percentile
+from edge.station.health import Health, cpu_temp_c, disk_free_mb, percentile
 
 
 def record(code: Disposition, impact: Impact | None = None, seq: int = 1) -> InspectionRecord:

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from edge.journal import Journal
+from edge.journal.journal import Journal
 from tests.node.stations import REPO, clean_core, station_config, write_config, write_folder
 
 
@@ -21,7 +21,7 @@ class NodeProcess:
 
     def __init__(self, config_path, env: dict[str, str] | None = None):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "node", "--config", str(config_path)],
+            [sys.executable, "-m", "reman", "node", "--config", str(config_path)],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -138,7 +138,7 @@ def test_a_wrong_model_stops_the_start_with_a_clear_message(tmp_path, mosquitto)
     data["model"]["path"] = str(tmp_path / "missing.onnx")
     config = write_config(tmp_path / "station.yaml", data)
     done = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "node", "--config", str(config)],
+        [sys.executable, "-m", "reman", "node", "--config", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -155,7 +155,7 @@ def test_validate_config_names_file_line_and_key(tmp_path, mosquitto):
         tmp_path / "station.yaml", station_config(tmp_path, mosquitto, camera=camera)
     )
     done = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "node", "--config", str(good), "--validate-config"],
+        [sys.executable, "-m", "reman", "node", "--config", str(good), "--validate-config"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -169,7 +169,7 @@ def test_validate_config_names_file_line_and_key(tmp_path, mosquitto):
         i for i, text in enumerate(bad.read_text().splitlines(), 1) if '"interval_s": -1' in text
     )
     done = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "node", "--config", str(bad), "--validate-config"],
+        [sys.executable, "-m", "reman", "node", "--config", str(bad), "--validate-config"],
         cwd=REPO,
         capture_output=True,
         text=True,

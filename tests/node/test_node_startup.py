@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from edge.config import StationConfig
-from edge.errors import ConfigError
+from edge.config.station import StationConfig
+from edge.contract.errors import ConfigError
 from edge.node import Node, StartupError
 from tests.node.stations import clean_core, station_config, write_folder
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.config import CameraConfig
-from edge.quality import check_frame, measure, quality_reasons
+from edge.config.station import CameraConfig
+from edge.station.quality import check_frame, measure, quality_reasons
 from tests.node.images import textured_image
 
 CONFIG = CameraConfig(source="file", path="x.png")

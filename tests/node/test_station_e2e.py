@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edge.benchsim import BenchSimulator
+from edge.bench.simulator import BenchSimulator
 from edge.contract import Disposition, InspectionRecord, Result, Stats, TriggerCommand
-from edge.journal import Journal
-from edge.rules import decide
+from edge.decision.rules import decide
+from edge.journal.journal import Journal
 from tests.node.stations import (
     REPO,
     clean_core,

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from edge import systemd
+from edge.contract import systemd
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A real mosquitto broker on a free loopback port for tests (edge.mosquitto does the work)."""
+"""A real mosquitto broker on a free loopback port for tests (edge.mqtt.mosquitto does the work)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import socket
 import time
 from pathlib import Path
 
-from edge.mosquitto import MosquittoProcess, free_port
+from edge.mqtt.mosquitto import MosquittoProcess
+from edge.ports import free_port
 
 __all__ = ["Mosquitto", "free_port", "wait_for_port"]
 

@@ -8,7 +8,7 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
+from reman.cli import cli
 from tests.vision.toy_models import RED, colour_segmenter, painted, segmentation_card
 from vision.synth import write_dataset
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
 from edge.contract import Disposition
-from edge.journal import Journal
+from edge.journal.journal import Journal
+from reman.cli import cli
 from tests.journal.records import make_record, messages_for
 from vision.training.folders import scan_class_folders
 

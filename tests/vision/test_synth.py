@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
+from reman.cli import cli
 from vision.errors import DatasetError
 from vision.severity import DEFAULT_TABLES
 from vision.synth import CLASSES, DEFECTS, SHAPES, area_pct_of, generate_core, write_dataset

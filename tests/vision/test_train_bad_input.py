@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
+from reman.cli import cli
 from tests.vision.photo_sets import class_folders, mask_pairs
 from vision.errors import DatasetError
 from vision.training.folders import detect_layout, load_pairs, scan_class_folders, scan_mask_pairs

@@ -8,7 +8,7 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
+from reman.cli import cli
 from tests.vision.photo_sets import class_folders, surface
 from vision.card import read_card
 from vision.grader import Grader

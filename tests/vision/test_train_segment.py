@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import cli
+from reman.cli import cli
 from tests.vision.photo_sets import class_folders, mask_pairs
 from vision.card import read_card
 from vision.grader import Grader

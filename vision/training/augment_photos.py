@@ -22,7 +22,7 @@ def augment_batch(
     for i in range(len(images)):
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
         out[i] = photometric(_geometry(images[i], k, flip), rng)
-        if out_masks is not None:
+        if masks is not None and out_masks is not None:
             out_masks[i] = _geometry(masks[i], k, flip)
     return out, out_masks
 

@@ -100,7 +100,7 @@ def _shuffled_by_key(keys: list, seed: int) -> Iterator[np.ndarray]:
 def to_input(images: np.ndarray) -> torch.Tensor:
     """(N,H,W,3) float 0..1 or uint8 RGB to a normalised NCHW tensor."""
     x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
-    x = (x - np.float32(MEAN)) / np.float32(STD)
+    x = (x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 

@@ -145,6 +145,7 @@ def load_pairs(pairs: MaskPairs, size: int) -> tuple[np.ndarray, np.ndarray]:
         if problem:
             problems.append(problem)
             continue
+        assert image is not None  # no problem: the image was read
         images[i] = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     _raise_if(problems, pairs.root)
     return images, _mask_classes(raw_masks, size)

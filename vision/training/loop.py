@@ -57,7 +57,7 @@ def train_segmentation(
     rng = np.random.default_rng(config.seed)
     steps_per_epoch = max(1, len(data) // config.batch_size)
     if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = _in_memory_format(model, torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
@@ -96,7 +96,12 @@ def train_segmentation(
         )
         if config.checkpoint:
             _save(config.checkpoint, epoch + 1, model, ema, opt, sched, recent)
-    return ema.to(memory_format=torch.contiguous_format).eval()
+    return _in_memory_format(ema, torch.contiguous_format).eval()
+
+
+def _in_memory_format(module: nn.Module, fmt: torch.memory_format) -> nn.Module:
+    """`module` with its 4-D parameters and buffers in memory format `fmt`."""
+    return module.to(memory_format=fmt)  # type: ignore[call-overload]  # stub omits memory_format
 
 
 @torch.no_grad()
@@ -209,7 +214,9 @@ def batch_tensors(
     images = images.astype(np.float32) / 255.0
     targets = targets.astype(np.float32) / 255.0
     images = images * rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)).astype(np.float32)
-    x = torch.from_numpy((images - np.float32(MEAN)) / np.float32(STD)).permute(0, 3, 1, 2)
+    x = torch.from_numpy(
+        (images - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    ).permute(0, 3, 1, 2)
     y = torch.from_numpy(targets)
     if rng.random() < 0.5:
         x, y = x.flip(3), y.flip(3)

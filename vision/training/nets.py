@@ -76,6 +76,7 @@ class MaskUNet(nn.Module):
         self.head = nn.Conv2d(w, num_classes, 1)
         # Start from "almost no defect" (p = 0.05): defects are rare pixels, and from p = 0.5 the
         # optimiser spends hundreds of steps just lowering the bias before learning any shape.
+        assert self.head.bias is not None  # Conv2d is built with a bias by default
         nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

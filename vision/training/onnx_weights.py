@@ -29,8 +29,8 @@ def export_onnx(
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(
             graph,
-            torch.zeros(1, 3, size, size),
-            buffer,
+            (torch.zeros(1, 3, size, size),),
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes file objects too
             dynamo=False,
             opset_version=OPSET,
             input_names=[card.input_name],

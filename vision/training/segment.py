@@ -73,7 +73,7 @@ def train_reference(
     torch.set_num_threads(r.threads)
     torch.manual_seed(r.train_seed)
     started = time.monotonic()
-    model = SegNet(r.width, len(CLASSES), r.context)
+    model: torch.nn.Module = SegNet(r.width, len(CLASSES), r.context)
     if r.from_checkpoint:
         model = load_checkpoint_weights(model, r.checkpoint)
         log(f"weights from {r.checkpoint}")
@@ -143,6 +143,7 @@ def calibrate(model: torch.nn.Module, r: ReferenceRecipe) -> dict[str, float]:
     n_part = np.maximum(part.sum(axis=(1, 2)), 1)
     chosen = {}
     head = _last_conv(model)
+    assert head.bias is not None  # the head convolution has a bias
     for d in DEFECTS:
         c = CLASSES.index(d)
         want = np.array([g[d] for g in grades])

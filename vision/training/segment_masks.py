@@ -43,8 +43,9 @@ def defect_names(class_count: int, label_map_file: Path | None) -> list[str]:
     given = _read_map(label_map_file) if label_map_file else {}
     if class_count == 1:
         return [given.get("1", given.get("defect", DEFAULT_DEFECT))]
-    names = [given.get(str(v)) for v in range(1, class_count + 1)]
-    if None in names:
+    found = [given.get(str(v)) for v in range(1, class_count + 1)]
+    names = [name for name in found if name is not None]
+    if len(names) < class_count:
         raise DatasetError(
             f"masks hold class values 1..{class_count}; say which defect type each is with "
             f'--label-map FILE.json, e.g. {{"1": "wear", "2": "corrosion"}}'
@@ -142,10 +143,13 @@ def _initial_net(
     }
     net, fresh = init_from_onnx(init, spec, record)
     classes = read_card(init).classes
-    rows = [classes.index(n) if n in classes else None for n in names]
-    if fresh and None not in rows:
-        last = f"head.{len(net.head) - 1}"
-        head = net.head[-1]
+    rows = [classes.index(n) for n in names if n in classes]
+    if fresh and len(rows) == len(names):
+        layers = net.head
+        assert isinstance(layers, torch.nn.Sequential)  # the reference SegNet's head
+        last = f"head.{len(layers) - 1}"
+        head = layers[-1]
+        assert isinstance(head, torch.nn.Conv2d) and head.bias is not None
         with torch.no_grad():
             head.weight.copy_(torch.from_numpy(weights[f"{last}.weight"][rows]))
             head.bias.copy_(torch.from_numpy(weights[f"{last}.bias"][rows]))

@@ -1,0 +1,68 @@
+"""The flat form of an inspection record: one CSV row per inspection, the same from every export.
+
+`reman journal export --csv` (from the node's journal) and the dashboard's History export (from
+the gateway's store) both write CSV_COLUMNS with `csv_row`, so a quality engineer's spreadsheet
+reads either.
+"""
+
+from __future__ import annotations
+
+from edge.contract.messages import InspectionRecord
+
+CSV_COLUMNS = (
+    "id",
+    "seq",
+    "ts",
+    "station",
+    "core_id",
+    "family",
+    "part_number",
+    "code",
+    "label",
+    "credit",
+    "effective_code",
+    "effective_label",
+    "effective_credit",
+    "override_user",
+    "override_reason",
+    "override_ts",
+    "reasons",
+    "impact_known",
+    "material_kept_kg",
+    "co2e_avoided_kg",
+    "rules_version",
+    "model_name",
+    "model_version",
+)
+"""Columns of every CSV export of records: `reman journal export --csv` and the dashboard's."""
+
+
+def csv_row(record: InspectionRecord) -> dict[str, object]:
+    """One CSV row of a record; impact columns are empty when unknown (never a made-up zero)."""
+    override, impact = record.override, record.impact
+    known = impact is not None and impact.known
+    return {
+        "id": record.id,
+        "seq": record.seq,
+        "ts": record.ts,
+        "station": record.station,
+        "core_id": record.core_id,
+        "family": record.family or "",
+        "part_number": record.part_number or "",
+        "code": int(record.decision.code),
+        "label": record.decision.label,
+        "credit": int(record.decision.credit),
+        "effective_code": int(record.effective_code()),
+        "effective_label": record.effective_code().name,
+        "effective_credit": int(record.effective_credit()),
+        "override_user": override.user if override else "",
+        "override_reason": override.reason if override else "",
+        "override_ts": override.ts if override else "",
+        "reasons": "; ".join(r.text for r in record.decision.reasons),
+        "impact_known": "yes" if known else "no",
+        "material_kept_kg": impact.material_kept_kg if known else "",
+        "co2e_avoided_kg": impact.co2e_avoided_kg if known else "",
+        "rules_version": record.rules.version if record.rules else "",
+        "model_name": record.model.name if record.model else "",
+        "model_version": record.model.version if record.model else "",
+    }

@@ -1,0 +1,5 @@
+"""`python -m reman`: the same as the `reman` console script."""
+
+from reman.cli import main
+
+main()
