@@ -25,7 +25,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vision.training.folders import detect_layout  # noqa: E402
+from vision.folders import detect_layout  # noqa: E402
 
 RUNS = 200
 

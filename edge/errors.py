@@ -3,7 +3,8 @@
     RemanError
     ├── BenchError             the OPC UA bench cannot be reached or read
     │   ├── BenchUnavailable   not connected now
-    │   └── UnknownNode        a mapped node id does not exist on the server
+    │   ├── UnknownNode        a mapped node id does not exist on the server
+    │   └── SubscriptionRefused  the server serves no subscriptions (the client polls instead)
     ├── BrokerError            the MQTT broker refused or went away
     ├── JournalError           the SQLite journal cannot be written or is inconsistent
     ├── CameraError            a camera source gives no usable frame
@@ -36,6 +37,10 @@ class BenchUnavailable(BenchError):
 
 class UnknownNode(BenchError):
     """A mapped OPC UA node does not exist on the server"""
+
+
+class SubscriptionRefused(BenchError):
+    """The server will not serve subscriptions (the client falls back to polling)"""
 
 
 class BrokerError(RemanError):

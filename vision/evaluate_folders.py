@@ -20,7 +20,7 @@ import onnxruntime as ort
 from vision._onnx import open_session
 from vision.card import PART_CLASS, ModelCard, check_card, read_card
 from vision.errors import DatasetError, ModelError
-from vision.training.folders import (
+from vision.folders import (
     detect_layout,
     load_images,
     load_pairs,

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from asyncua import Client, ua
 
 from edge.bench import connection
+from edge.errors import SubscriptionRefused
 
 log = logging.getLogger("reman.bench")
 
@@ -36,10 +37,6 @@ _FILTER_REFUSALS = {
     "BadMonitoredItemFilterInvalid",
 }
 TRIGGER_QUEUE = 10  # server-side queue for edge nodes, so a short pulse is not folded away
-
-
-class SubscriptionRefused(Exception):
-    """The server will not serve subscriptions (internal: the client falls back to polling)"""
 
 
 class Feed(Protocol):

@@ -336,7 +336,7 @@ _synth_layout_eval = eval_command.callback
 
 def _eval_any_layout(*args, **params):
     """`reman eval` on class folders or masks beside images; other folders go to the synth evaluation."""
-    from vision.training.folders import detect_layout
+    from vision.folders import detect_layout
 
     if detect_layout(params["data_dir"]) not in ("folders", "masks"):
         return _synth_layout_eval(*args, **params)

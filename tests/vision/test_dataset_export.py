@@ -13,7 +13,7 @@ from edge.contract import Disposition
 from edge.journal.journal import Journal
 from reman.cli import cli
 from tests.journal.records import make_record, messages_for
-from vision.training.folders import scan_class_folders
+from vision.folders import scan_class_folders
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from reman.cli import cli
 from tests.vision.photo_sets import class_folders, mask_pairs
 from vision.errors import DatasetError
-from vision.training.folders import detect_layout, load_pairs, scan_class_folders, scan_mask_pairs
+from vision.folders import detect_layout, load_pairs, scan_class_folders, scan_mask_pairs
 
 
 def _train(task, data, out):

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from reman.cli import cli
 from tests.vision.photo_sets import class_folders, mask_pairs
 from vision.card import read_card
+from vision.folders import read_image
 from vision.grader import Grader
-from vision.training.folders import read_image
 from vision.training.onnx_weights import read_architecture
 
 pytestmark = pytest.mark.slow

@@ -19,6 +19,7 @@ from torch import nn
 from vision.card import DEFECT_TYPES, LabelMapping, ModelCard
 from vision.errors import DatasetError
 from vision.evaluate_folders import classification_metrics, is_no_defect_label
+from vision.folders import ClassFolders, load_images, scan_class_folders
 from vision.training.artefacts import write_outputs
 from vision.training.fit_photos import (
     TrainSettings,
@@ -29,7 +30,6 @@ from vision.training.fit_photos import (
     seed_everything,
     split_for,
 )
-from vision.training.folders import ClassFolders, load_images, scan_class_folders
 from vision.training.nets import build
 from vision.training.onnx_weights import export_onnx, init_from_onnx
 

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from vision.card import DEFECT_TYPES, PART_CLASS, ModelCard, read_card
 from vision.errors import DatasetError
 from vision.evaluate_folders import segmentation_metrics
+from vision.folders import MaskPairs, load_pairs, mask_class_count, scan_mask_pairs
 from vision.training.artefacts import write_outputs
 from vision.training.export import ARCHITECTURE as REFERENCE_ARCHITECTURE
 from vision.training.fit_photos import (
@@ -31,7 +32,6 @@ from vision.training.fit_photos import (
     seed_everything,
     split_for,
 )
-from vision.training.folders import MaskPairs, load_pairs, mask_class_count, scan_mask_pairs
 from vision.training.nets import build
 from vision.training.onnx_weights import export_onnx, init_from_onnx, read_architecture
 
