@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.events import Events
 from tests.support.broker import Mosquitto
 from tests.support.mqtt import Listener
 from tests.support.opcua import start_server
@@ -57,3 +58,10 @@ async def opcua_server():
     server, nodes = await start_server()
     yield server, nodes
     await server.stop()
+
+
+@pytest.fixture
+def events() -> tuple[Events, list]:
+    """An Events object for station `test-1` and the list every event lands in."""
+    seen: list = []
+    return Events("test-1", sinks=[seen.append]), seen

@@ -15,7 +15,7 @@ from edge.decision.rules import decide, impact, rules_version
 from edge.journal.journal import Journal
 from reman.cli import cli
 from tests.conftest import REPO
-from tests.journal.records import make_record, messages_for
+from tests.support.journal_records import make_record, messages_for
 
 FAMILIES = load_families(REPO / "config/families")
 GOOD = {

@@ -18,7 +18,7 @@ from edge.ids import new_id
 from edge.journal.journal import SCHEMA_VERSION, Journal
 from edge.journal.outbox import OutboxMessage
 from tests.conftest import REPO
-from tests.journal.records import STATION, make_record, messages_for
+from tests.support.journal_records import STATION, make_record, messages_for
 
 FAMILIES = load_families(REPO / "config/families")
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from edge.journal.journal import Journal
-from tests.journal.records import make_record, messages_for
+from tests.support.journal_records import make_record, messages_for
 
 KILLS = 24
 

@@ -8,7 +8,7 @@ from edge.events import Events
 from edge.mqtt.client import MqttClient
 from edge.mqtt.commands import CommandRouter
 from edge.mqtt.publisher import Publisher
-from tests.mqtt.helpers import EventLog, Node, fast_config, open_outbox
+from tests.support.nodes import EventLog, Node, fast_config, open_outbox
 
 
 @pytest.fixture

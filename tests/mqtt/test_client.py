@@ -13,7 +13,7 @@ from edge.errors import BrokerError
 from edge.events import Events
 from edge.mqtt.client import MqttClient
 from edge.ports import free_port
-from tests.mqtt.helpers import EventLog, Subscriber, as_invoker, fast_config
+from tests.support.nodes import EventLog, Subscriber, as_invoker, fast_config
 
 
 def publish_once(port: int, topic: str, payload: bytes, retain: bool = False, **kw) -> None:

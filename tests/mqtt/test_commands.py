@@ -12,7 +12,7 @@ import pytest
 from edge.contract import AckCommand, OverrideCommand, Topics, TriggerCommand
 from edge.events import Events
 from edge.mqtt.commands import CommandRouter
-from tests.mqtt.helpers import EventLog
+from tests.support.nodes import EventLog
 
 KINDS = ("trigger/set", "ack/set", "override/set")
 

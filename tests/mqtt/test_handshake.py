@@ -7,8 +7,8 @@ import asyncio
 from edge.contract import AckCommand, Credit, Disposition, Result
 from edge.journal.outbox import OutboxMessage
 from edge.mqtt.handshake import Handshake
-from tests.mqtt.helpers import Subscriber, add
 from tests.mqtt.test_client import publish_once
+from tests.support.nodes import Subscriber, add
 
 
 def result_message(station: str, seq: int) -> OutboxMessage:
@@ -76,7 +76,7 @@ async def test_missing_ack_is_an_event_and_a_late_ack_is_noted(mosquitto, node_f
 
 async def test_each_result_waits_for_its_own_ack():
     from edge.events import Events
-    from tests.mqtt.helpers import EventLog
+    from tests.support.nodes import EventLog
 
     log = EventLog()
     handshake = Handshake(Events("hs-c", [log]), ack_timeout_s=60)

@@ -13,8 +13,8 @@ from edge.ids import new_id
 from edge.journal.journal import Journal
 from edge.journal.outbox import OutboxMessage
 from tests.conftest import REPO
-from tests.mqtt.helpers import Subscriber
 from tests.mqtt.test_client import publish_once
+from tests.support.nodes import Subscriber
 
 STATION = "jf-a"
 SCHEMAS = {

@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 from tests.conftest import REPO
-from tests.mqtt.helpers import Subscriber
+from tests.support.nodes import Subscriber
 
 
 def start_node(port: int, station: str, db_path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mqtt.node_proc", str(port), station, str(db_path)],
+        [sys.executable, "-m", "tests.support.node_proc", str(port), station, str(db_path)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

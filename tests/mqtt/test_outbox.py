@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.mqtt.helpers import messages, open_outbox
+from tests.support.nodes import messages, open_outbox
 
 
 def fill(outbox, spec: list[tuple[str, int]], now: float) -> None:

@@ -9,7 +9,8 @@ import signal
 import pytest
 
 from edge.ports import free_port
-from tests.mqtt.helpers import (
+from tests.mqtt.test_lastwill import start_node, wait_line
+from tests.support.nodes import (
     Subscriber,
     add,
     as_invoker,
@@ -19,7 +20,6 @@ from tests.mqtt.helpers import (
     numbers,
     open_outbox,
 )
-from tests.mqtt.test_lastwill import start_node, wait_line
 
 TOTAL = 500
 

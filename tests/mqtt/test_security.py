@@ -16,8 +16,8 @@ from edge.mqtt.client import MqttClient
 from edge.mqtt.mosquitto import MosquittoProcess
 from edge.ports import free_port
 from tests.conftest import REPO
-from tests.mqtt.helpers import EventLog, Subscriber, add, as_invoker, fast_config
-from tests.mqtt.pki import make_pki
+from tests.support.nodes import EventLog, Subscriber, add, as_invoker, fast_config
+from tests.support.pki import make_pki
 
 ACL = REPO / "deploy/raspberrypi/mosquitto/acl"
 USERS = {"st1": "pw-st1", "st2": "pw-st2", "gateway": "pw-gateway", "plc": "pw-plc"}

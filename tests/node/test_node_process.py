@@ -13,7 +13,7 @@ import threading
 import time
 
 from edge.journal.journal import Journal
-from tests.node.stations import REPO, clean_core, station_config, write_config, write_folder
+from tests.support.stations import REPO, clean_core, station_config, write_config, write_folder
 
 
 class NodeProcess:

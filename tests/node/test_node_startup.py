@@ -10,7 +10,7 @@ import pytest
 from edge.config.station import StationConfig
 from edge.contract.errors import ConfigError
 from edge.node import Node, StartupError
-from tests.node.stations import clean_core, station_config, write_folder
+from tests.support.stations import clean_core, station_config, write_folder
 
 
 async def start(data: dict) -> None:

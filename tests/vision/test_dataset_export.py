@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from edge.contract import Disposition
 from edge.journal.journal import Journal
 from reman.cli import cli
-from tests.journal.records import make_record, messages_for
+from tests.support.journal_records import make_record, messages_for
 from vision.folders import scan_class_folders
 
 

@@ -1,6 +1,6 @@
 """A node process for kill tests: connect with edge.mqtt.client, drain an outbox, run until killed.
 
-    python -m tests.mqtt.node_proc PORT STATION DB_PATH
+    python -m tests.support.node_proc PORT STATION DB_PATH
 
 Prints `started` once the client runs and `connected` once the broker accepted it.
 """
@@ -13,7 +13,7 @@ import sys
 from edge.events import Events
 from edge.mqtt.client import MqttClient
 from edge.mqtt.publisher import Publisher
-from tests.mqtt.helpers import fast_config, open_outbox
+from tests.support.nodes import fast_config, open_outbox
 
 
 async def main(port: int, station: str, db_path: str) -> None:

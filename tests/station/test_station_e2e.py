@@ -16,7 +16,8 @@ from edge.bench.simulator import BenchSimulator
 from edge.contract import Disposition, InspectionRecord, Result, Stats, TriggerCommand
 from edge.decision.rules import decide
 from edge.journal.journal import Journal
-from tests.node.stations import (
+from tests.station.test_coreid import label
+from tests.support.stations import (
     REPO,
     clean_core,
     corroded_core,
@@ -24,7 +25,6 @@ from tests.node.stations import (
     station_config,
     write_folder,
 )
-from tests.node.test_coreid import label
 from vision.imageio import read_image
 from vision.synth import generate_core
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from edge.config.station import CameraConfig
 from edge.station.quality import check_frame, measure, quality_reasons
-from tests.node.images import textured_image
+from tests.support.images import textured_image
 
 CONFIG = CameraConfig(source="file", path="x.png")
 

@@ -18,7 +18,7 @@ from edge.config.station import StationConfig
 from edge.contract import Event
 from edge.events import Events
 from edge.node import Node
-from tests.node.images import textured_image
+from tests.support.images import textured_image
 from tests.vision.toy_models import colour_segmenter
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from edge.decision.families import load_families
 from edge.decision.rules import impact
 from edge.journal.journal import Journal
 from tests.conftest import REPO
-from tests.journal.records import make_record, messages_for
+from tests.support.journal_records import make_record, messages_for
 
 FAMILIES = load_families(REPO / "config/families")
 R, M, X, V = Disposition.REUSE, Disposition.REMANUFACTURE, Disposition.RECYCLE, Disposition.REVIEW

@@ -16,7 +16,7 @@ from edge.station.camera import (
     open_camera,
     read_image,
 )
-from tests.node.images import textured_image, write_images
+from tests.support.images import textured_image, write_images
 
 
 async def test_folder_replays_in_name_order_and_loops(tmp_path, events):

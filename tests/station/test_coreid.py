@@ -11,7 +11,7 @@ import zxingcpp
 from edge.config.station import CoreIdConfig
 from edge.contract import CORE_ID_PATTERN
 from edge.station.coreid import read_labels, resolve_core_id, valid_core_id
-from tests.node.images import textured_image
+from tests.support.images import textured_image
 
 
 def label(text: str, fmt: str, scale: int = 4) -> np.ndarray:
