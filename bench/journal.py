@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.journal.journal import Journal, _inspection_row  # noqa: E402
-from tests.journal.records import make_record, messages_for  # noqa: E402
+from tests.support.journal_records import make_record, messages_for  # noqa: E402
 
 BUDGET_PER_S = 500
 
