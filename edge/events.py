@@ -34,8 +34,8 @@ class Events:
         """Also deliver every later event to `sink`."""
         self._sinks.append(sink)
 
-    def emit(self, level: Level, code: str, message: str, **detail: Any) -> Event:
-        """Record one event; returns it."""
+    def emit(self, level: Level, code: str, message: str, /, **detail: Any) -> Event:
+        """Record one event; returns it. `detail` may use any key, `code` and `message` too."""
         event = Event(
             id=new_id(),
             ts=utc_now(),
@@ -53,13 +53,13 @@ class Events:
                 log.exception("event sink %r failed", sink)
         return event
 
-    def info(self, code: str, message: str, **detail: Any) -> Event:
+    def info(self, code: str, message: str, /, **detail: Any) -> Event:
         return self.emit("info", code, message, **detail)
 
-    def warning(self, code: str, message: str, **detail: Any) -> Event:
+    def warning(self, code: str, message: str, /, **detail: Any) -> Event:
         return self.emit("warning", code, message, **detail)
 
-    def error(self, code: str, message: str, **detail: Any) -> Event:
+    def error(self, code: str, message: str, /, **detail: Any) -> Event:
         return self.emit("error", code, message, **detail)
 
 

@@ -90,72 +90,78 @@ class Node:
         """Build, check and start every part in order; StartupError when one cannot start."""
         cfg = self.config
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
-        self.events = self.events or Events(cfg.station_id)
+        events = self.events = self.events or Events(cfg.station_id)
         self.health = self.health or Health(cfg.station_id)
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="station")
         try:
-            await self._start_parts()
+            await self._start_parts(events)
         except BaseException:
             await self.shutdown()
             raise
 
-    async def _start_parts(self) -> None:
+    async def _start_parts(self, events: Events) -> None:
         self.families = self._check_families()
-        self.journal = self._check_journal()
-        self.events.add_sink(self._journal_event)
+        self.journal = journal = self._check_journal()
+        events.add_sink(self._journal_event)
         self.grader = await self._check_model()
-        self.camera = await self._check_camera()
-        self._wire()  # every part exists before any command or trigger can arrive
-        await self._start_broker()
+        self.camera = camera = await self._check_camera(events)
+        self._wire(events, journal)  # every part exists before any command or trigger can arrive
+        await self._start_broker(events)
         await self._start_bench()
         self._start_tasks()
         systemd.ready(f"station {self.config.station_id} ready")
-        self.events.info(
+        events.info(
             "node_started",
             f"station {self.config.station_id} is running",
             model=self.grader.card.name,
-            camera=self.camera.description,
+            camera=camera.description,
         )
 
-    def _wire(self) -> None:
+    def _wire(self, events: Events, journal: Journal) -> None:
         """Build the MQTT client, publisher, handshake, bench client and station, connected to
         each other but not yet started."""
         cfg = self.config
         try:
-            self.mqtt = MqttClient(cfg.station_id, cfg.mqtt, self.events)
+            self.mqtt = mqtt = MqttClient(cfg.station_id, cfg.mqtt, events)
         except (BrokerError, OSError) as exc:
             raise StartupError(f"broker: {exc}") from exc
-        self.handshake = Handshake(self.events, cfg.handshake.ack_timeout_s)
+        self.handshake = handshake = Handshake(events, cfg.handshake.ack_timeout_s)
         self.publisher = Publisher.from_config(
-            self.journal.outbox,
-            self.mqtt,
-            self.events,
+            journal.outbox,
+            mqtt,
+            events,
             cfg.retention,
-            on_delivered=self.handshake.on_delivered,
-            sync=self.journal.sync,  # what reaches the PLC survives a power cut
+            on_delivered=handshake.on_delivered,
+            sync=journal.sync,  # what reaches the PLC survives a power cut
         )
-        self.bench = BenchClient(cfg.bench, self.events) if cfg.bench.enabled else None
-        self.station = Station(
-            cfg,
+        self.bench = BenchClient(cfg.bench, events) if cfg.bench.enabled else None
+        self.station = station = self._build_station(events, journal)
+        self.commands = commands = CommandRouter(
+            events,
+            mqtt.topics,
+            on_trigger=station.on_trigger_command,
+            on_ack=handshake.ack,
+            on_override=station.on_override_command,
+            override_users=cfg.commands.override_users,
+        )
+        mqtt.on_command = commands.handle
+
+    def _build_station(self, events: Events, journal: Journal) -> Station:
+        camera, families, executor = self.camera, self.families, self.executor
+        # start() made the executor, _start_parts the families and camera, before wiring
+        assert camera is not None and families is not None and executor is not None
+        return Station(
+            self.config,
             grader=self.grader,
-            camera=self.camera,
+            camera=camera,
             bench=self.bench,
-            families=self.families,
-            journal=self.journal,
-            events=self.events,
-            executor=self.executor,
+            families=families,
+            journal=journal,
+            events=events,
+            executor=executor,
             publisher=self.publisher,
             health=self.health,
         )
-        self.commands = CommandRouter(
-            self.events,
-            self.mqtt.topics,
-            on_trigger=self.station.on_trigger_command,
-            on_ack=self.handshake.ack,
-            on_override=self.station.on_override_command,
-            override_users=cfg.commands.override_users,
-        )
-        self.mqtt.on_command = self.commands.handle
 
     def _check_families(self) -> FamilySet:
         families = load_families(self.config.families_dir)  # ConfigError lists every problem
@@ -197,8 +203,8 @@ class Node:
         _ok(f"model: {grader.card.name} {grader.card.version} on {', '.join(grader.providers)}")
         return grader
 
-    async def _check_camera(self) -> Camera:
-        camera = open_camera(self.config.camera, self.events)
+    async def _check_camera(self, events: Events) -> Camera:
+        camera = open_camera(self.config.camera, events)
         try:
             await camera.open()
         except CameraError as exc:
@@ -210,16 +216,18 @@ class Node:
             _ok(f"camera: {camera.description}")
         return camera
 
-    async def _start_broker(self) -> None:
+    async def _start_broker(self, events: Events) -> None:
         # `ready`: the broker acknowledged `online`, sent after the command subscriptions, so
         # from then on no trigger/set can be missed. READY=1 to systemd waits for it.
+        mqtt, publisher = self.mqtt, self.publisher
+        assert mqtt is not None and publisher is not None  # built by _wire()
         subscribed = asyncio.Event()
-        self.mqtt.on_ready.append(subscribed.set)
+        mqtt.on_ready.append(subscribed.set)
         refused: list[Event] = []
-        self.events.add_sink(lambda e: refused.append(e) if e.code == "broker_refused" else None)
-        self.publisher.start()
+        events.add_sink(lambda e: refused.append(e) if e.code == "broker_refused" else None)
+        publisher.start()
         try:
-            await self.mqtt.start()
+            await mqtt.start()
         except (BrokerError, OSError) as exc:
             raise StartupError(f"broker: {exc}") from exc
         try:
@@ -234,7 +242,7 @@ class Node:
                 BROKER_WAIT_S,
             )
             return
-        _ok(f"broker: {self.config.mqtt.host}:{self.config.mqtt.port} as {self.mqtt.client_id}")
+        _ok(f"broker: {self.config.mqtt.host}:{self.config.mqtt.port} as {mqtt.client_id}")
 
     async def _start_bench(self) -> None:
         cfg = self.config.bench
@@ -256,6 +264,7 @@ class Node:
 
     def _start_tasks(self) -> None:
         station, cfg = self.station, self.config
+        assert station is not None  # built by _wire()
         self._spawn("station", station.run(self.stop))
         if self.bench is not None and cfg.bench.trigger_node:
             self._spawn("bench-triggers", station.pump_bench_triggers(self.stop))
@@ -279,9 +288,10 @@ class Node:
     def _task_done(self, task: asyncio.Task) -> None:
         if task.cancelled() or task.exception() is None:
             return
-        exc = task.exception()
+        exc, events = task.exception(), self.events
+        assert events is not None  # start() sets events before any task is spawned
         log.error("task %s failed", task.get_name(), exc_info=exc)
-        self.events.error(
+        events.error(
             "task_failed", f"{task.get_name()} stopped: {exc}", task=task.get_name(), error=exc
         )
         self.failure = f"{task.get_name()} stopped: {type(exc).__name__}: {exc}"
@@ -294,8 +304,10 @@ class Node:
         task = self.tasks.get("station")
         if task is None or task.done():
             return False
-        since = self.station.busy_since
-        return since is None or self.station.clock() - since < STUCK_INSPECTION_S
+        station = self.station
+        assert station is not None  # the station task runs, so _wire() built the station
+        since = station.busy_since
+        return since is None or station.clock() - since < STUCK_INSPECTION_S
 
     async def _every(self, interval_s: float, job: Callable[[], None], first: bool = False) -> None:
         if first:
@@ -308,37 +320,43 @@ class Node:
 
     def publish_stats(self) -> None:
         """Put the health figures in the outbox for the `stats` topic."""
-        stats = self.health.stats(
+        health, mqtt, journal, publisher = self.health, self.mqtt, self.journal, self.publisher
+        # called while running: start() built every part, shutdown() cancels this job first
+        assert health is not None and mqtt is not None
+        assert journal is not None and publisher is not None
+        stats = health.stats(
             bench=self.bench.state if self.bench else None,
-            broker=self.mqtt.state,
-            outbox=self.journal.outbox.depth(),
+            broker=mqtt.state,
+            outbox=journal.outbox.depth(),
             model=self.station.model if self.station else None,
             journal_path=self.config.journal.path,
         )
         message = OutboxMessage(
             kind="stats",
-            topic=self.mqtt.topics.stats,
+            topic=mqtt.topics.stats,
             qos=0,
             payload=stats.model_dump_json().encode(),
         )
         try:
-            with self.journal.db.conn:
-                self.journal.outbox.add([message])
+            with journal.db.conn:
+                journal.outbox.add([message])
         except Exception as exc:  # sqlite3 errors: the figures are skipped this time
             log.warning("stats not queued: %s", exc)
             return
-        self.publisher.notify()
+        publisher.notify()
 
     def housekeeping(self) -> None:
         """Prune old image files and delivered outbox rows (records are kept)."""
-        retention = self.config.retention
+        retention, journal, events = self.config.retention, self.journal, self.events
+        # called while running: start() built both, shutdown() cancels this job first
+        assert journal is not None and events is not None
         try:
-            pruned = self.journal.prune_images(
+            pruned = journal.prune_images(
                 retention.image_max_age_days, retention.image_disk_budget_mb
             )
-            self.journal.outbox.prune_delivered(DELIVERED_KEPT_S)
+            journal.outbox.prune_delivered(DELIVERED_KEPT_S)
         except (JournalError, OSError) as exc:
-            self.events.warning("housekeeping_failed", f"pruning failed: {exc}")
+            events.warning("housekeeping_failed", f"pruning failed: {exc}")
             return
         if pruned:
             log.info("pruned %d image files", pruned)
@@ -346,8 +364,10 @@ class Node:
     def _journal_event(self, event: Event) -> None:
         """Event sink: the event into the journal with its outbox row, on the loop's thread."""
         if threading.get_ident() != self._loop_thread:
+            loop = self._loop
+            assert loop is not None  # start() sets it before this sink is added
             try:
-                self._loop.call_soon_threadsafe(self._journal_event, event)
+                loop.call_soon_threadsafe(self._journal_event, event)
             except RuntimeError:  # the loop has closed: the event was logged, that is all
                 pass
             return

@@ -23,7 +23,9 @@ def add_user(path: str | Path, username: str, role: str, password: str) -> bool:
     """
     path = Path(path)
     try:
-        user = User(username=username, password_hash=hash_password(password), role=role)  # type: ignore[arg-type]
+        user = User.model_validate(
+            {"username": username, "password_hash": hash_password(password), "role": role}
+        )
     except ValidationError as exc:
         raise AccountError(exc.errors(include_url=False)[0]["msg"]) from exc
     yaml = YAML(typ="rt")
@@ -37,7 +39,7 @@ def add_user(path: str | Path, username: str, role: str, password: str) -> bool:
         data["users"] = users
     entry = CommentedMap(username=user.username, password_hash=user.password_hash, role=user.role)
     for i, existing in enumerate(users):
-        if isinstance(existing, dict) and existing.get("username") == username:
+        if isinstance(existing, CommentedMap) and existing.get("username") == username:
             _set_trailing(entry, _pop_trailing(existing, list(existing)[-1]))
             users[i] = entry
             _dump(yaml, data, path)

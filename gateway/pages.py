@@ -369,12 +369,14 @@ def override(
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
     try:
-        command = OverrideCommand(
-            id=inspection_id,
-            code=code,
-            reason=reason.strip(),
-            user=user.username,
-            command_id=uuid.uuid4().hex,  # a redelivered command then changes nothing more
+        command = OverrideCommand.model_validate(
+            {
+                "id": inspection_id,
+                "code": code,  # an int from the form, checked against the contract's codes here
+                "reason": reason.strip(),
+                "user": user.username,
+                "command_id": uuid.uuid4().hex,  # a redelivered command then changes nothing more
+            }
         )
     except ValidationError as exc:
         raise HTTPException(

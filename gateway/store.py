@@ -16,13 +16,14 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from edge.contract import Event, InspectionRecord, OverrideInfo, Result, Stats
+from edge.contract import Credit, Event, InspectionRecord, OverrideInfo, Result, Stats
 from edge.contract.timefmt import normalize_ts
 from gateway.errors import StoreError
 
@@ -172,6 +173,15 @@ class Batch:
         )
 
 
+@contextmanager
+def _sql_errors(what: str) -> Iterator[None]:
+    """Raise a sqlite3.Error leaving the block as StoreError, saying `what` could not be done."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"gateway store: cannot {what}: {exc}") from exc
+
+
 def inspection_row(record: InspectionRecord) -> tuple[Any, ...]:
     """The stored columns of one record, in _INSPECTION_COLUMNS order."""
     impact = record.impact
@@ -217,8 +227,9 @@ class Store:
         """This thread's connection."""
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 30000")
+            with _sql_errors(f"open {self.path}"):
+                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout = 30000")
             db = sqlite_utils.Database(conn)
             self._local.db = db
         return db
@@ -229,7 +240,7 @@ class Store:
         db.conn.execute("PRAGMA synchronous = NORMAL")
         db.conn.executescript(_SCHEMA)
         if "inspections_fts" not in db.table_names():
-            db["inspections"].enable_fts(
+            db.table("inspections").enable_fts(
                 ["core_id", "reasons"], fts_version="FTS5", create_triggers=True
             )
 
@@ -237,7 +248,8 @@ class Store:
         """Close this thread's connection."""
         db = getattr(self._local, "db", None)
         if db is not None:
-            db.conn.close()
+            with _sql_errors("close the connection"):
+                db.conn.close()
             self._local.db = None
 
     # ------------------------------------------------------------ writing
@@ -245,7 +257,7 @@ class Store:
     def write(self, batch: Batch) -> None:
         """Write one batch in one transaction (idempotent; see the module docstring)."""
         conn = self.db.conn
-        try:
+        with _sql_errors("write a batch"):
             with conn:
                 self._write_inspections(conn, batch.inspections)
                 self._write_station_facts(conn, batch)
@@ -267,8 +279,6 @@ class Store:
                 conn.executemany(
                     "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)", batch.snapshots
                 )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the gateway store: {exc}") from exc
 
     def _write_inspections(self, conn: sqlite3.Connection, records: list[InspectionRecord]) -> None:
         conn.executemany(_UPSERT, [inspection_row(r) for r in records])
@@ -340,7 +350,7 @@ class Store:
         reason: str | None = None,
     ) -> None:
         """Record a person's action on an inspection (an override request, a confirmation)."""
-        with self.db.conn as conn:
+        with _sql_errors(f"record {action} on {inspection_id}"), self.db.conn as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -361,10 +371,11 @@ class Store:
     def count(self, flt: InspectionFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """How many match, up to `cap`; True when there are more than `cap`."""
         where, params = flt.where()
-        (n,) = self.db.conn.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM inspections WHERE {where} LIMIT ?)",
-            [*params, cap + 1],
-        ).fetchone()
+        with _sql_errors("count inspections"):
+            (n,) = self.db.conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM inspections WHERE {where} LIMIT ?)",
+                [*params, cap + 1],
+            ).fetchone()
         return min(n, cap), n > cap
 
     def iter_filtered(self, flt: InspectionFilter, chunk: int = 1000) -> Iterator[dict[str, Any]]:
@@ -376,7 +387,9 @@ class Store:
             if cursor is None:
                 return
 
-    def _chunk(self, flt: InspectionFilter, limit: int, cursor: str | None):
+    def _chunk(
+        self, flt: InspectionFilter, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         rows = self._keyset(flt, limit, cursor)
         nxt = f"{rows[-1]['ts']}|{rows[-1]['id']}" if len(rows) == limit else None
         return rows, nxt
@@ -393,11 +406,14 @@ class Store:
         return self._select(
             f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
             [*params, limit],
+            "read inspections",
         )
 
     def get(self, inspection_id: str) -> dict[str, Any] | None:
         """One inspection's row, or None."""
-        rows = self._select("SELECT * FROM inspections WHERE id = ?", [inspection_id])
+        rows = self._select(
+            "SELECT * FROM inspections WHERE id = ?", [inspection_id], f"read {inspection_id}"
+        )
         return rows[0] if rows else None
 
     def latest(self, station: str, n: int = 20) -> list[dict[str, Any]]:
@@ -407,7 +423,9 @@ class Store:
     def core_records(self, core_id: str) -> list[InspectionRecord]:
         """Every inspection of one core, oldest first, as contract records."""
         rows = self._select(
-            "SELECT record FROM inspections WHERE core_id = ? ORDER BY ts, id", [core_id]
+            "SELECT record FROM inspections WHERE core_id = ? ORDER BY ts, id",
+            [core_id],
+            f"read the inspections of core {core_id}",
         )
         return [InspectionRecord.model_validate_json(r["record"]) for r in rows]
 
@@ -417,6 +435,7 @@ class Store:
             "SELECT a.* FROM audit a JOIN inspections i ON i.id = a.inspection_id "
             "WHERE i.core_id = ? AND a.action = 'override' ORDER BY a.ts, a.seq",
             [core_id],
+            f"read the overrides of core {core_id}",
         )
         out: dict[str, list[OverrideInfo]] = {}
         for r in rows:
@@ -424,7 +443,7 @@ class Store:
                 OverrideInfo(
                     code=r["code"],
                     label=r["label"],
-                    credit=r["credit"] or 0,
+                    credit=r["credit"] or Credit.UNKNOWN,
                     reason=r["reason"] or "",
                     user=r["user"],
                     ts=r["ts"],
@@ -435,21 +454,24 @@ class Store:
     def audit(self, inspection_id: str) -> list[dict[str, Any]]:
         """The audit trail of one inspection, oldest first."""
         return self._select(
-            "SELECT * FROM audit WHERE inspection_id = ? ORDER BY ts, seq", [inspection_id]
+            "SELECT * FROM audit WHERE inspection_id = ? ORDER BY ts, seq",
+            [inspection_id],
+            f"read the audit trail of {inspection_id}",
         )
 
     def code_counts(self) -> dict[int, int]:
         """Inspections per effective code (for /metrics)."""
-        rows = self.db.conn.execute(
-            "SELECT code, count(*) FROM inspections GROUP BY code"
-        ).fetchall()
+        with _sql_errors("count inspections by code"):
+            rows = self.db.conn.execute(
+                "SELECT code, count(*) FROM inspections GROUP BY code"
+            ).fetchall()
         return {int(code): n for code, n in rows}
 
     # ------------------------------------------------------------ stations, events, snapshots
 
     def stations(self) -> list[dict[str, Any]]:
         """Every station seen, by id, with its latest availability, stats and result."""
-        rows = self._select("SELECT * FROM stations ORDER BY station", [])
+        rows = self._select("SELECT * FROM stations ORDER BY station", [], "read the stations")
         for row in rows:
             for key in ("stats", "result"):
                 row[key] = json.loads(row[key]) if row[key] else None
@@ -475,6 +497,7 @@ class Store:
         rows = self._select(
             f"SELECT * FROM events WHERE {' AND '.join(parts)} ORDER BY ts DESC, id DESC LIMIT ?",
             [*params, limit + 1],
+            "read events",
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -487,14 +510,18 @@ class Store:
         return [
             r["name"]
             for r in self._select(
-                "SELECT name FROM snapshots WHERE inspection_id = ? ORDER BY ts", [inspection_id]
+                "SELECT name FROM snapshots WHERE inspection_id = ? ORDER BY ts",
+                [inspection_id],
+                f"read the snapshots of {inspection_id}",
             )
         ]
 
     def latest_snapshot(self, station: str) -> str | None:
         """File name of the station's newest snapshot."""
         rows = self._select(
-            "SELECT name FROM snapshots WHERE station = ? ORDER BY ts DESC LIMIT 1", [station]
+            "SELECT name FROM snapshots WHERE station = ? ORDER BY ts DESC LIMIT 1",
+            [station],
+            f"read the latest snapshot of {station}",
         )
         return rows[0]["name"] if rows else None
 
@@ -503,25 +530,26 @@ class Store:
         return [
             r["name"]
             for r in self._select(
-                "SELECT name FROM snapshots ORDER BY ts DESC, name DESC LIMIT -1 OFFSET ?", [keep]
+                "SELECT name FROM snapshots ORDER BY ts DESC, name DESC LIMIT -1 OFFSET ?",
+                [keep],
+                "read old snapshots",
             )
         ]
 
     def forget_snapshots(self, names: Iterable[str]) -> None:
         """Remove snapshot rows (their files are deleted by the caller)."""
-        with self.db.conn as conn:
+        with _sql_errors("forget snapshots"), self.db.conn as conn:
             conn.executemany("DELETE FROM snapshots WHERE name = ?", [(n,) for n in names])
 
     # ------------------------------------------------------------ helpers
 
-    def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        try:
+    def _select(self, sql: str, params: list[Any], what: str) -> list[dict[str, Any]]:
+        """Rows as dicts; a failing query (or read of its rows) is a StoreError saying `what`."""
+        with _sql_errors(what):
             cur = self.db.conn.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"gateway store query failed: {exc}") from exc
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts (for the reports in gateway.reports)."""
-        return self._select(sql, params)
+        return self._select(sql, params, "run a query")

@@ -333,9 +333,8 @@ kiosk:
         deadline = time.monotonic() + timeout_s
         while not plc.online.wait(0.2):
             if not node.alive():
-                raise DemoError(
-                    f"{node.name} exited with code {node.proc.returncode}; see {node.log_path}"
-                )
+                code = node.proc.returncode if node.proc is not None else None
+                raise DemoError(f"{node.name} exited with code {code}; see {node.log_path}")
             if time.monotonic() > deadline:
                 raise DemoError(
                     f"{node.name} did not come online within {timeout_s:.0f} s; see {node.log_path}"

@@ -151,7 +151,7 @@ class BenchClient:
         Returns False, with an event, when the bench is not connected or refuses a write; never
         raises for a bench problem.
         """
-        wanted = {
+        wanted: dict[str, int] = {
             k: v
             for k, v in {"code": code, "credit": credit, "seq": seq}.items()
             if k in self.config.writeback

@@ -80,10 +80,12 @@ async def _apply_security(client: Client, config: BenchConfig) -> None:
     ):
         if path and not Path(path).is_file():
             raise BenchError(f"bench security {label} {path} does not exist")
+    certificate, private_key = sec.certificate, sec.private_key
+    assert certificate and private_key  # BenchSecurity requires both for a secured policy
     await client.set_security(
         security_policies.SecurityPolicyBasic256Sha256,
-        certificate=sec.certificate,
-        private_key=sec.private_key,
+        certificate=certificate,
+        private_key=private_key,
         server_certificate=sec.server_certificate,
         mode=_MODES[sec.mode],
     )

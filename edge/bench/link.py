@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from asyncua import Client, ua
 
 from edge.bench import connection
+from edge.bench.nodeids import node_id
 from edge.errors import SubscriptionRefused
 
 log = logging.getLogger("reman.bench")
@@ -245,9 +246,9 @@ class PollFeed:
 
 def _property_path(node: ua.NodeId, name: str) -> ua.BrowsePath:
     element = ua.RelativePathElement(
-        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty),
-        IsInverse=False,
-        IncludeSubtypes=True,
+        ReferenceTypeId=node_id(ua.ObjectIds.HasProperty),
+        IsInverse=cast(ua.Boolean, False),  # asyncua's ua.Boolean marks a bool field; takes bool
+        IncludeSubtypes=cast(ua.Boolean, True),
         TargetName=ua.QualifiedName(name, 0),
     )
     return ua.BrowsePath(StartingNode=node, RelativePath=ua.RelativePath(Elements=[element]))

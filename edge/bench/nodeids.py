@@ -8,12 +8,22 @@ may change when a server restarts, so URIs are resolved at every connect.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from asyncua import ua
 
 from edge.errors import UnknownNode
 
 _NSU = re.compile(r"^nsu=(?P<uri>[^;]+);(?P<rest>[sigb]=.*)$", re.DOTALL)
+
+
+def node_id(identifier: int | str, namespace: int = 0) -> ua.NodeId:
+    """A NodeId from plain Python values (e.g. `node_id(ua.ObjectIds.ObjectsFolder)`).
+
+    asyncua annotates NodeId's fields with its own int and str subclasses (ua.Int32, ua.String,
+    ua.Int16) but takes plain ints and strings; the casts only tell the type checker so.
+    """
+    return ua.NodeId(cast("ua.Int32 | ua.String", identifier), cast(ua.Int16, namespace))
 
 
 def check_syntax(text: str) -> None:

@@ -23,13 +23,15 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from asyncua import Server, ua
 from asyncua.common.methods import uamethod
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 from edge.bench.certs import make_certificate
+from edge.bench.nodeids import node_id
 from edge.errors import BenchError
 from edge.ports import free_port
 
@@ -84,7 +86,7 @@ WRITABLE = ("Disposition", "Credit", "Seq")
 _FLAKY_STATUSES = ("BadSensorFailure", "UncertainLastUsableValue", "BadCommunicationError")
 
 
-class _Users:
+class _Users(UserManager):
     """Username/password check for the simulator (anonymous when no users are set)."""
 
     def __init__(self, users: dict[str, str]):
@@ -208,11 +210,7 @@ class BenchSimulator:
         code = getattr(ua.StatusCodes, status) if isinstance(status, str) else status
         now = datetime.now(UTC)
         variant = ua.Variant(value, self._types[key]) if value is not None else ua.Variant()
-        await node.write_value(
-            ua.DataValue(
-                variant, ua.StatusCode(code), SourceTimestamp=source_ts or now, ServerTimestamp=now
-            )
-        )
+        await node.write_value(_data_value(variant, code, source_ts or now, now))
 
     async def reset(self) -> None:
         """Every variable back to its start value (the scenario's, Good, stamped now)."""
@@ -276,7 +274,7 @@ class BenchSimulator:
             if spec.family != family:
                 continue
             base = spec.out_of_spec if self.scenario == "out_of_spec" else spec.normal
-            value = round(base * self._random.uniform(0.97, 1.03), 3)
+            value: float | None = round(base * self._random.uniform(0.97, 1.03), 3)
             status = "Good"
             if self.scenario == "flaky" and self._random.random() < 0.25:
                 status = self._random.choice(_FLAKY_STATUSES)
@@ -342,11 +340,11 @@ class BenchSimulator:
 
     async def _build(self, server: Server, idx: int) -> None:
         bench = await server.nodes.objects.add_object(
-            ua.NodeId("Bench", idx), ua.QualifiedName("Bench", idx)
+            node_id("Bench", idx), ua.QualifiedName("Bench", idx)
         )
         for key, (value, vtype) in _SIGNALS.items():
             self._nodes[key] = await bench.add_variable(
-                ua.NodeId(f"Bench.{key}", idx), ua.QualifiedName(key, idx), ua.Variant(value, vtype)
+                node_id(f"Bench.{key}", idx), ua.QualifiedName(key, idx), ua.Variant(value, vtype)
             )
             self._types[key] = vtype
         for key in WRITABLE:
@@ -356,18 +354,18 @@ class BenchSimulator:
             self._types[key] = ua.VariantType.Double
         core_id = ua.Argument(
             Name="core_id",
-            DataType=ua.NodeId(ua.ObjectIds.String),
+            DataType=node_id(ua.ObjectIds.String),
             ValueRank=-1,
             Description=ua.LocalizedText("Core id of the part to test"),
         )
         started = ua.Argument(
             Name="started",
-            DataType=ua.NodeId(ua.ObjectIds.Boolean),
+            DataType=node_id(ua.ObjectIds.Boolean),
             ValueRank=-1,
             Description=ua.LocalizedText("True when the cycle started"),
         )
         await bench.add_method(
-            ua.NodeId("Bench.StartTest", idx),
+            node_id("Bench.StartTest", idx),
             ua.QualifiedName("StartTest", idx),
             self._start_test_method,
             [core_id],
@@ -377,7 +375,7 @@ class BenchSimulator:
     async def _add_measurement(self, bench: Any, idx: int, key: str, spec: SimMeasurement) -> Any:
         value = spec.out_of_spec if self.scenario == "out_of_spec" else spec.normal
         var = await bench.add_variable(
-            ua.NodeId(f"Bench.{key}", idx),
+            node_id(f"Bench.{key}", idx),
             ua.QualifiedName(key, idx),
             ua.Variant(value, ua.VariantType.Double),
         )
@@ -388,10 +386,10 @@ class BenchSimulator:
             Description=ua.LocalizedText(spec.description),
         )
         await var.add_property(
-            ua.NodeId(f"Bench.{key}.EngineeringUnits", idx),
+            node_id(f"Bench.{key}.EngineeringUnits", idx),
             "EngineeringUnits",
             eu,
-            datatype=ua.NodeId(ua.ObjectIds.EUInformation),
+            datatype=node_id(ua.ObjectIds.EUInformation),
         )
         return var
 
@@ -412,6 +410,17 @@ async def _stop_clock(server: Server) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     iserver.time_task = None
+
+
+def _data_value(variant: ua.Variant, code: int, source_ts: datetime, now: datetime) -> ua.DataValue:
+    """A DataValue; asyncua annotates its fields with ua.UInt32 and ua.DateTime, and takes plain
+    ints and datetimes (the casts only tell the type checker so)."""
+    return ua.DataValue(
+        variant,
+        ua.StatusCode(cast(ua.UInt32, code)),
+        SourceTimestamp=cast(ua.DateTime, source_ts),
+        ServerTimestamp=cast(ua.DateTime, now),
+    )
 
 
 def _policy_name(security: str) -> str:

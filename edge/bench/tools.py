@@ -97,7 +97,9 @@ async def browse(config: BenchConfig, start: str | None = None, depth: int = 3) 
     try:
         namespaces = await client.get_namespace_array()
         root = client.get_node(
-            nodeids.resolve(start, namespaces) if start else ua.NodeId(ua.ObjectIds.ObjectsFolder)
+            nodeids.resolve(start, namespaces)
+            if start
+            else nodeids.node_id(ua.ObjectIds.ObjectsFolder)
         )
         await _check_exists(root, start)
         rows: list[BrowseRow] = []

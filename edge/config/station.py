@@ -326,7 +326,7 @@ class StationConfig(_Section):
                 return p
             return str((base / p).resolve())
 
-        update = {
+        update: dict[str, object] = {
             "families_dir": rel(self.families_dir),
             "journal": self.journal.model_copy(
                 update={"path": rel(self.journal.path), "images_dir": rel(self.journal.images_dir)}

@@ -15,7 +15,7 @@ import random
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from edge.contract.errors import BrokerSettingsError
 from edge.contract.messages import DEFAULT_PREFIX
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import SocketLike
 
 # Each client scales its reconnect delays by its own factor in [1, 1 + JITTER): stations that
 # lost one broker together come back spread out instead of in lockstep.
@@ -150,9 +153,11 @@ def _password(cfg: BrokerConfig) -> str | None:
         ) from exc
 
 
-def _no_delay(client: paho.Client, userdata: object, sock: socket.socket) -> None:
+def _no_delay(client: paho.Client, userdata: object, sock: SocketLike) -> None:
     """Send small packets (PUBACKs, short results) at once instead of waiting to coalesce them."""
+    if not isinstance(sock, socket.socket):  # paho's websocket wrapper: keep the default
+        return
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError):  # not a TCP socket (a proxy or websocket): keep the default
+    except OSError:  # not a TCP socket (a Unix socket or proxy): keep the default
         pass

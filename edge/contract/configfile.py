@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -69,7 +70,7 @@ def validate_data(plain: Any, model: type[M], *, path: Path, located: Any = None
         ) from exc
 
 
-def _problem(path: Path, located: Any, err: dict[str, Any]) -> ConfigProblem:
+def _problem(path: Path, located: Any, err: ErrorDetails) -> ConfigProblem:
     loc = tuple(err["loc"])
     key = ".".join(str(p) for p in loc) or "(root)"
     message = err["msg"]

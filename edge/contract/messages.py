@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import re
 from enum import IntEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from edge.contract.errors import ContractViolation
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 DEFAULT_PREFIX = "reman"
 STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 CORE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
@@ -307,7 +307,9 @@ class Result(_Strict):
     def build(cls, seq: int, core: str, code: int, credit: int, err: int = 0) -> Result:
         """A result from plain values; ContractViolation (never a truncated result) when invalid."""
         try:
-            return cls(seq=seq, core=core, code=code, credit=credit, err=err)
+            return cls.model_validate(
+                {"seq": seq, "core": core, "code": code, "credit": credit, "err": err}
+            )
         except ValidationError as exc:
             raise ContractViolation(f"result refused: {_first_error(exc)}") from exc
 

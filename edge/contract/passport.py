@@ -14,7 +14,7 @@ dicts become SubmodelElementCollections, lists SubmodelElementLists, values Prop
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from edge.contract import Disposition, InspectionRecord, OverrideInfo
@@ -243,9 +243,12 @@ def _value_of(element: dict[str, Any]) -> Any:
 def _parse(text: str | None, xs_type: str) -> Any:
     if text is None:
         return None
-    return {"xs:boolean": lambda t: t == "true", "xs:long": int, "xs:double": float}.get(
-        xs_type, str
-    )(text)
+    parsers: dict[str, Callable[[str], Any]] = {
+        "xs:boolean": lambda t: t == "true",
+        "xs:long": int,
+        "xs:double": float,
+    }
+    return parsers.get(xs_type, str)(text)
 
 
 # ---------------------------------------------------------------- circularity figures

@@ -40,7 +40,8 @@ CSV_COLUMNS = (
 def csv_row(record: InspectionRecord) -> dict[str, object]:
     """One CSV row of a record; impact columns are empty when unknown (never a made-up zero)."""
     override, impact = record.override, record.impact
-    known = impact is not None and impact.known
+    known_impact = impact if impact is not None and impact.known else None
+    known = known_impact is not None
     return {
         "id": record.id,
         "seq": record.seq,
@@ -60,8 +61,8 @@ def csv_row(record: InspectionRecord) -> dict[str, object]:
         "override_ts": override.ts if override else "",
         "reasons": "; ".join(r.text for r in record.decision.reasons),
         "impact_known": "yes" if known else "no",
-        "material_kept_kg": impact.material_kept_kg if known else "",
-        "co2e_avoided_kg": impact.co2e_avoided_kg if known else "",
+        "material_kept_kg": known_impact.material_kept_kg if known_impact is not None else "",
+        "co2e_avoided_kg": known_impact.co2e_avoided_kg if known_impact is not None else "",
         "rules_version": record.rules.version if record.rules else "",
         "model_name": record.model.name if record.model else "",
         "model_version": record.model.version if record.model else "",

@@ -45,7 +45,7 @@ class MatchSpec(_Section):
 
     def matches_core(self, core_id: str) -> bool:
         """True when the core id matches the pattern (searched from the start)."""
-        return bool(self.core_id_pattern) and re.match(self.core_id_pattern, core_id) is not None
+        return bool(self.core_id_pattern and re.match(self.core_id_pattern, core_id))
 
     @field_validator("core_id_pattern")
     @classmethod
@@ -273,7 +273,7 @@ class FamilyConfig(_Section):
     def reference_problems(self) -> list[tuple[tuple[Any, ...], str]]:
         """(location, message) for every rule that names an unknown input or a duplicate id,
         and every example core id that its own pattern does not match."""
-        problems = []
+        problems: list[tuple[tuple[Any, ...], str]] = []
         seen: set[str] = set()
         for i, rule in enumerate(self.rules):
             if rule.id in seen:
@@ -413,7 +413,7 @@ def _overlaps(loaded: list[tuple[FamilyConfig, Path, Any]]) -> list[ConfigProble
 
 def _overlap(a: FamilyConfig, b: FamilyConfig, b_path: Path) -> list[tuple[tuple[Any, ...], str]]:
     """Where family `a` would match the same core as family `b` (from `b_path`)."""
-    found = []
+    found: list[tuple[tuple[Any, ...], str]] = []
     for k, number in enumerate(a.match.part_numbers):
         if number in b.match.part_numbers:
             found.append(

@@ -189,6 +189,7 @@ def _grade_problem(
 
 
 def _severity(defect: DefectInput) -> float:
+    assert defect.grade is not None  # only trusted grades get here (_grade_problem was None)
     grade = int(defect.grade)
     return float(severity(grade, defect.scale) if defect.scale else grade)
 
@@ -207,12 +208,18 @@ def _trusted_values(
     ):
         problem = _value_problem(family, family.measurements[name], measurements.get(name), now)
         if problem is None:
-            trusted.known[name] = float(measurements[name].value)
+            trusted.known[name] = _number(measurements[name])
         elif name in _needed_measurements(family):
             trusted.review.append(
                 Reason(code=problem[0], text=f"{name}: {problem[1]}", rule="review")
             )
     return trusted
+
+
+def _number(m: MeasurementInput) -> float:
+    # only trusted values get here: _value_problem refused None, bool and str
+    assert isinstance(m.value, int | float)
+    return float(m.value)
 
 
 def _value_problem(
@@ -329,7 +336,13 @@ def _rule_reasons(
 def _holds(cond: Condition, grades: dict[str, float], values: dict[str, float]) -> bool:
     """True when the condition holds on trusted inputs (an untrusted input never fires a rule)."""
     if cond.defect is not None:
-        return cond.defect in grades and grades[cond.defect] >= cond.grade_at
+        return (
+            cond.grade_at is not None
+            and cond.defect in grades
+            and grades[cond.defect] >= cond.grade_at
+        )
+    if cond.measurement is None:  # a condition names a defect or a measurement
+        return False
     value = values.get(cond.measurement)
     if value is None:
         return False
@@ -414,7 +427,9 @@ def replay(families: FamilySet, records: Iterable[InspectionRecord]) -> dict[str
     change with its new reasons, and a count per transition (`REUSE -> REMANUFACTURE`).
     Inspections that failed or were rejected (code 0: no rules decided them) are skipped.
     """
-    total, skipped, changes, transitions = 0, 0, [], {}
+    total, skipped = 0, 0
+    changes: list[dict[str, Any]] = []
+    transitions: dict[str, int] = {}
     for record in records:
         if record.decision.code == Disposition.NONE:
             skipped += 1

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from edge.contract import Disposition, Event, InspectionRecord, OverrideInfo
+from edge.contract import Credit, Disposition, Event, Impact, InspectionRecord, OverrideInfo
 from edge.contract.timefmt import UTC, normalize_ts, rfc3339, utc_now
 from edge.errors import JournalError
 from edge.events import Events
@@ -378,6 +378,8 @@ class Journal:
         if self._is_repeat(record, code, reason, user, credit, command_id):
             return None
         updated = self._overridden(record, Disposition(code), reason, user, credit)
+        override = updated.override
+        assert override is not None  # _overridden always sets it
         messages = [
             dataclasses.replace(m, inspection_id=record.id)
             for m in (make_messages(updated) if make_messages else [])
@@ -403,7 +405,7 @@ class Journal:
                     int(updated.effective_credit()),
                     reason,
                     user,
-                    updated.override.ts,
+                    override.ts,
                     command_id,
                 ),
             )
@@ -444,11 +446,11 @@ class Journal:
         user: str,
         credit: int | None,
     ) -> InspectionRecord:
-        new_credit = record.effective_credit() if credit is None else credit
+        new_credit = record.effective_credit() if credit is None else Credit(credit)
         override = OverrideInfo(
             code=code, label=code.name, credit=new_credit, reason=reason, user=user, ts=utc_now()
         )
-        update = {"override": override}
+        update: dict[str, OverrideInfo | Impact] = {"override": override}
         if self.families is not None:
             from edge.decision.rules import impact
 
@@ -503,9 +505,9 @@ class Journal:
         """The overrides of one inspection as the record carries them, oldest first."""
         return [
             OverrideInfo(
-                code=r.new_code,
+                code=Disposition(r.new_code),
                 label=Disposition(r.new_code).name,
-                credit=r.credit,
+                credit=Credit(r.credit),
                 reason=r.reason,
                 user=r.user,
                 ts=r.ts,

@@ -16,10 +16,35 @@ than `max_age_s` is dropped whatever its kind. The publisher reports every drop 
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 import sqlite_utils
+
+from edge.errors import JournalError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _sql(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Wrap sqlite3 errors leaving a public method in JournalError saying what failed."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return func(*args, **kwargs)
+            except sqlite3.Error as exc:
+                raise JournalError(f"outbox: cannot {what}: {exc}") from exc
+
+        return wrapper
+
+    return decorate
 
 DDL = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -83,10 +108,12 @@ class Outbox:
         self.db = db
 
     @staticmethod
+    @_sql("create the outbox table")
     def create(db: sqlite_utils.Database) -> None:
         """Create the table and indexes (idempotent)."""
         db.conn.executescript(DDL)
 
+    @_sql("add messages")
     def add(self, messages: list[OutboxMessage], now: float | None = None) -> None:
         """Insert messages; does not commit (the caller's transaction decides)."""
         now = time.time() if now is None else now
@@ -99,6 +126,7 @@ class Outbox:
             ],
         )
 
+    @_sql("read pending messages")
     def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxRow]:
         """Undelivered messages in order, starting after `after_id`."""
         rows = self.db.conn.execute(
@@ -121,6 +149,7 @@ class Outbox:
             for r in rows
         ]
 
+    @_sql("mark messages delivered")
     def mark_delivered(self, ids: list[int], now: float | None = None) -> None:
         """Mark messages delivered and commit."""
         if not ids:
@@ -131,11 +160,13 @@ class Outbox:
                 "UPDATE outbox SET delivered_at = ? WHERE id = ?", [(now, i) for i in ids]
             )
 
+    @_sql("read the newest message id")
     def newest_id(self) -> int:
         """The highest row id ever committed (0 for an empty outbox)."""
         row = self.db.conn.execute("SELECT max(id) FROM outbox").fetchone()
         return row[0] or 0
 
+    @_sql("count pending messages")
     def depth(self, now: float | None = None) -> tuple[int, float | None]:
         """(undelivered count, age in seconds of the oldest undelivered message or None)."""
         now = time.time() if now is None else now
@@ -144,6 +175,7 @@ class Outbox:
         ).fetchone()
         return count, (None if oldest is None else max(0.0, now - oldest))
 
+    @_sql("prune delivered messages")
     def prune_delivered(self, older_than_s: float, now: float | None = None) -> int:
         """Delete delivered rows older than `older_than_s`; return how many."""
         now = time.time() if now is None else now
@@ -154,6 +186,7 @@ class Outbox:
             )
         return cur.rowcount
 
+    @_sql("enforce the outbox bounds")
     def enforce_bounds(self, max_rows: int, max_age_s: float, now: float | None = None) -> Dropped:
         """Drop undelivered messages beyond the bounds (policy in the module docstring); commit."""
         now = time.time() if now is None else now

@@ -47,7 +47,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our subscriptions and queue
 ONLINE = AVAILABLE_ONLINE.encode("ascii")
 OFFLINE = AVAILABLE_OFFLINE.encode("ascii")
 
-CommandHandler = Callable[[str, bytes], None]
+CommandHandler = Callable[[str, bytes], object]  # (kind, payload); what it returns is ignored
 PublishedHandler = Callable[[int, bool, str], None]
 
 
@@ -164,9 +164,13 @@ class MqttClient:
         loop = asyncio.get_running_loop()
         joined = loop.create_future()
 
+        def resolve() -> None:
+            if not joined.done():
+                joined.set_result(None)
+
         def join() -> None:
             self._client.loop_stop()
-            self._to_loop(lambda: joined.done() or joined.set_result(None))
+            self._to_loop(resolve)
 
         threading.Thread(target=join, name="reman-mqtt-stop", daemon=True).start()
         try:

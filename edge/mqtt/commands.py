@@ -112,8 +112,9 @@ class CommandRouter:
 
     def _task_done(self, kind: str, task: asyncio.Task) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._failed(kind, task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            self._failed(kind, exc)
 
     def _failed(self, kind: str, exc: BaseException) -> None:
         log.error("command handler for %s failed", kind, exc_info=exc)

@@ -347,10 +347,13 @@ def open_capture(config: CameraConfig) -> cv2.VideoCapture:
     """A VideoCapture for a usb, url or gstreamer source, with the configured frame size."""
     if config.source == "usb":
         capture = cv2.VideoCapture(config.device)
-    elif config.source == "gstreamer":
-        capture = cv2.VideoCapture(config.url, cv2.CAP_GSTREAMER)
     else:
-        capture = cv2.VideoCapture(config.url)
+        url = config.url
+        assert url is not None  # CameraConfig requires url for sources url and gstreamer
+        if config.source == "gstreamer":
+            capture = cv2.VideoCapture(url, cv2.CAP_GSTREAMER)
+        else:
+            capture = cv2.VideoCapture(url)
     if capture.isOpened():
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not one queued seconds ago
         if config.width:

@@ -57,7 +57,9 @@ class CoreIdOutcome:
 
 def valid_core_id(text: str | None) -> bool:
     """True when `text` is a usable core id under the contract's pattern."""
-    return bool(text) and _PATTERN.fullmatch(text) is not None
+    if not text:
+        return False
+    return _PATTERN.fullmatch(text) is not None
 
 
 def generated_core_id() -> str:

@@ -138,8 +138,8 @@ def cpu_temp_c(root: Path = THERMAL_ROOT) -> float | None:
     tj-thermal); falls back to the first zone that reads.
     """
     zones = sorted(root.glob("thermal_zone*")) if root.is_dir() else []
-    readings = [(_read(z / "type"), _read(z / "temp")) for z in zones]
-    readings = [(kind, temp) for kind, temp in readings if temp is not None]
+    raw = [(_read(z / "type"), _read(z / "temp")) for z in zones]
+    readings = [(kind, temp) for kind, temp in raw if temp is not None]
     for kind, temp in readings:
         if kind in CPU_ZONE_TYPES:
             return _millidegrees(temp)

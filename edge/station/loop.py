@@ -402,21 +402,23 @@ class Station:
 
     def _decide(self, work: _Work) -> _Outcome:
         since = time.perf_counter()
+        core = work.core
+        assert core is not None  # _analyse resolved it
         part_number = work.bench_part_number or work.trigger.part_number
-        family = self.families.match(work.core.core_id, part_number)
+        family = self.families.match(core.core_id, part_number)
         defects = _defects(work.graded)
         decision = decide(
             family,
             {k: v.model_dump() for k, v in defects.items()},
-            work.measurements,
+            {k: v.model_dump() for k, v in work.measurements.items()},
             work.image_problems,
             now=datetime.now(UTC),
         )
-        decision = _with_core_id_reasons(_with_bench_reason(decision, work.bench_link), work.core)
+        decision = _with_core_id_reasons(_with_bench_reason(decision, work.bench_link), core)
         work.lap("decide", since)
         work.timings["total"] = round((time.monotonic() - work.trigger.received) * 1000, 3)
-        record = self._record(work, family, part_number, defects, decision)
-        err = ResultError.REJECTED_NO_CORE_ID if work.core.rejected else ResultError.OK
+        record = self._record(work, core, family, part_number, defects, decision)
+        err = ResultError.REJECTED_NO_CORE_ID if core.rejected else ResultError.OK
         images = [
             (Path(self.config.journal.images_dir) / name, data)
             for name, (_, data) in zip(record.images, work.jpegs, strict=True)
@@ -426,6 +428,7 @@ class Station:
     def _record(
         self,
         work: _Work,
+        core: CoreIdOutcome,
         family: Any,
         part_number: str | None,
         defects: dict[str, DefectResult],
@@ -442,8 +445,8 @@ class Station:
             seq=seq,
             ts=work.ts,
             station=self.config.station_id,
-            core_id=work.core.core_id,
-            core_id_source=work.core.source,
+            core_id=core.core_id,
+            core_id_source=core.source,
             family=family.id if family else None,
             part_number=part_number,
             defects=defects,

@@ -78,21 +78,23 @@ def bench_config(nodes: dict[str, str] | None = None, **opts: Any) -> BenchConfi
     policy, _, mode = opts["security"].partition("_")
     password = click.get_current_context().meta.get("password_env")
     try:
-        return BenchConfig(
-            endpoint=opts["endpoint"],
-            timeout_s=opts["timeout_s"],
-            security={
-                "policy": policy,
-                "mode": mode or "None",
-                "certificate": opts["cert"],
-                "private_key": opts["key"],
-                "application_uri": opts["uri"],
-                "server_certificate": opts["server_cert"],
-            },
-            username=opts["user"],
-            password=password,
-            password_file=opts["password_file"],
-            nodes={name: {"node_id": node_id} for name, node_id in (nodes or {}).items()},
+        return BenchConfig.model_validate(
+            {
+                "endpoint": opts["endpoint"],
+                "timeout_s": opts["timeout_s"],
+                "security": {
+                    "policy": policy,
+                    "mode": mode or "None",
+                    "certificate": opts["cert"],
+                    "private_key": opts["key"],
+                    "application_uri": opts["uri"],
+                    "server_certificate": opts["server_cert"],
+                },
+                "username": opts["user"],
+                "password": password,
+                "password_file": opts["password_file"],
+                "nodes": {name: {"node_id": node_id} for name, node_id in (nodes or {}).items()},
+            }
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -331,7 +333,15 @@ def train_command(
 
 COMMANDS.append(train_command)
 
-_synth_layout_eval = eval_command.callback
+
+def _callback_of(command: click.Command) -> Callable[..., Any]:
+    """The function a command was defined with (click types it optional; @click.command sets it)."""
+    if command.callback is None:
+        raise TypeError(f"command {command.name!r} has no callback")
+    return command.callback
+
+
+_synth_layout_eval = _callback_of(eval_command)
 
 
 def _eval_any_layout(*args, **params):

@@ -1,7 +1,13 @@
-"""The store on real SQLite: capped counts, keyset pages with equal times, safe search words."""
+"""The store on real SQLite: capped counts, keyset pages with equal times, safe search words,
+SQLite failures raised as StoreError."""
 
 from __future__ import annotations
 
+import sqlite3
+
+import pytest
+
+from gateway.errors import StoreError
 from gateway.store import Batch, InspectionFilter, Store
 from tests.gateway.records import record
 
@@ -48,3 +54,34 @@ def test_store_rebuilt_from_a_replay_is_the_same(tmp_path):
     for _ in range(2):  # a replay delivers everything again
         second.write(Batch(inspections=recs))
     assert first.page(InspectionFilter()).rows == second.page(InspectionFilter()).rows
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.page(InspectionFilter()),
+        lambda s: s.get("x"),
+        lambda s: s.code_counts(),
+        lambda s: s.stations(),
+        lambda s: s.write(Batch(inspections=[record(core_id="C9")])),
+        lambda s: s.add_audit("x", "2026-11-28T08:00:00Z", "erin", "confirm"),
+        lambda s: s.forget_snapshots(["a.jpg"]),
+    ],
+    ids=["page", "get", "code_counts", "stations", "write", "add_audit", "forget_snapshots"],
+)
+def test_a_corrupt_database_file_is_a_store_error(tmp_path, call):
+    store = _store(tmp_path, 2)
+    store.close()  # the last connection: the WAL is checkpointed into g.db and removed
+    with open(tmp_path / "g.db", "r+b") as f:
+        f.write(b"junk" * 1024)  # the first page, SQLite header included
+    with pytest.raises(StoreError, match="gateway store: cannot .*not a database") as info:
+        call(store)
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_a_missing_table_is_a_store_error_saying_what_failed(tmp_path):
+    store = _store(tmp_path, 1)
+    with sqlite3.connect(tmp_path / "g.db") as raw:
+        raw.execute("DROP TABLE audit")
+    with pytest.raises(StoreError, match="cannot read the audit trail of x: no such table: audit"):
+        store.audit("x")
