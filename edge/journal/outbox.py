@@ -46,6 +46,7 @@ def _sql(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
     return decorate
 
+
 DDL = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
