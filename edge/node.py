@@ -338,9 +338,8 @@ class Node:
             payload=stats.model_dump_json().encode(),
         )
         try:
-            with journal.db.conn:
-                journal.outbox.add([message])
-        except Exception as exc:  # sqlite3 errors: the figures are skipped this time
+            journal.outbox.add_committed([message])
+        except JournalError as exc:  # the figures are skipped this time; the next ones may go
             log.warning("stats not queued: %s", exc)
             return
         publisher.notify()

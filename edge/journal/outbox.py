@@ -127,6 +127,12 @@ class Outbox:
             ],
         )
 
+    @_sql("queue messages")
+    def add_committed(self, messages: list[OutboxMessage], now: float | None = None) -> None:
+        """Insert messages in a transaction of their own and commit."""
+        with self.db.conn:
+            self.add(messages, now)
+
     @_sql("read pending messages")
     def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxRow]:
         """Undelivered messages in order, starting after `after_id`."""

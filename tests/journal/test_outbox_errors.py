@@ -17,6 +17,10 @@ def _outbox(path) -> Outbox:
     return Outbox(db)
 
 
+def _message() -> OutboxMessage:
+    return OutboxMessage(kind="stats", topic="reman/s/stats", payload=b"{}", qos=0)
+
+
 def test_a_missing_table_is_a_journal_error(tmp_path):
     outbox = _outbox(tmp_path / "journal.db")
     raw = sqlite3.connect(tmp_path / "journal.db")
@@ -27,6 +31,7 @@ def test_a_missing_table_is_a_journal_error(tmp_path):
         "read pending messages": lambda: outbox.pending(),
         "count pending messages": lambda: outbox.depth(),
         "mark messages delivered": lambda: outbox.mark_delivered([1]),
+        "(queue|add) messages": lambda: outbox.add_committed([_message()]),
         "enforce the outbox bounds": lambda: outbox.enforce_bounds(10, 60.0),
         "add messages": lambda: outbox.add(
             [OutboxMessage(kind="result", topic="reman/s/result", payload=b"{}", msg_id="m1")]
