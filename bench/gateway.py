@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,6 +35,7 @@ import httpx  # noqa: E402
 import sqlite_utils  # noqa: E402
 
 from edge.contract import Disposition, InspectionRecord  # noqa: E402
+from edge.contract.timefmt import UTC
 from gateway.auth import hash_password  # noqa: E402
 from gateway.config import GatewayConfig  # noqa: E402
 from gateway.ingest import BatchWriter, parse_message  # noqa: E402

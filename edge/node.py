@@ -232,7 +232,7 @@ class Node:
             raise StartupError(f"broker: {exc}") from exc
         try:
             await asyncio.wait_for(subscribed.wait(), BROKER_WAIT_S)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             if refused:
                 raise StartupError(f"broker: {refused[-1].message}") from None
             log.warning(
@@ -315,7 +315,7 @@ class Node:
         while not self.stop.is_set():
             try:
                 await asyncio.wait_for(self.stop.wait(), interval_s)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 job()
 
     def publish_stats(self) -> None:
@@ -407,7 +407,7 @@ class Node:
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), FINISH_TIMEOUT_S)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             log.error("the inspection in hand did not finish within %s s", FINISH_TIMEOUT_S)
             await _cancel(task)
         except Exception:  # noqa: BLE001 - reported by _task_done

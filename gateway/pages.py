@@ -233,7 +233,7 @@ async def _announce(broadcaster, queue: asyncio.Queue, station: str | None) -> A
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 yield ": keepalive\n\n"
                 continue
             if item is None:

@@ -104,12 +104,10 @@ class BenchClient:
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
         """Wait until the link is up; raise BenchUnavailable with the last failure on timeout."""
+        bound_s = timeout_s if timeout_s is not None else self.config.timeout_s
         try:
-            async with asyncio.timeout(
-                timeout_s if timeout_s is not None else self.config.timeout_s
-            ):
-                await self._connected.wait()
-        except TimeoutError:
+            await asyncio.wait_for(self._connected.wait(), bound_s)
+        except asyncio.TimeoutError:
             why = self._last_failure or "no answer yet"
             raise BenchUnavailable(f"bench {self.config.endpoint} not connected: {why}") from None
 
@@ -132,18 +130,22 @@ class BenchClient:
         Raises BenchError when it does not within timeout_s (the last reading in the message).
         """
         try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    changed = self._changed
-                    reading = self._readings()[name]
-                    if predicate(reading):
-                        return reading
-                    await changed.wait()
-        except TimeoutError:
+            return await asyncio.wait_for(self._reading_when(name, predicate), timeout_s)
+        except asyncio.TimeoutError:
             last = self._readings().get(name)
             raise BenchError(
                 f"bench value {name} not as expected within {timeout_s:g} s: {last}"
             ) from None
+
+    async def _reading_when(
+        self, name: str, predicate: Callable[[BenchReading], bool]
+    ) -> BenchReading:
+        while True:
+            changed = self._changed
+            reading = self._readings()[name]
+            if predicate(reading):
+                return reading
+            await changed.wait()
 
     async def write_back(self, code: int, credit: int, seq: int) -> bool:
         """Write the disposition code, credit and seq to the writeback nodes (Int32).
@@ -276,9 +278,8 @@ class BenchClient:
 
     async def _pause(self, delay_s: float) -> None:
         try:
-            async with asyncio.timeout(delay_s):
-                await self._stop.wait()
-        except TimeoutError:
+            await asyncio.wait_for(self._stop.wait(), delay_s)
+        except asyncio.TimeoutError:
             pass
 
     def _connect_failed(self, exc: BenchError) -> None:
@@ -429,10 +430,9 @@ class BenchClient:
 
     async def _wait_ready(self) -> bool:
         try:
-            async with asyncio.timeout(self.config.result_ready_timeout_s):
-                await self._ready.wait()
+            await asyncio.wait_for(self._ready.wait(), self.config.result_ready_timeout_s)
             return True
-        except TimeoutError:
+        except asyncio.TimeoutError:
             return False
 
     # ------------------------------------------------------------ write-back

@@ -97,17 +97,20 @@ async def connect(config: BenchConfig) -> Client:
     Raises BenchUnavailable when the server cannot be reached in time, BenchError when it
     refuses the user or certificate.
     """
-    client: Client | None = None
+    made: list[Client] = []  # the client, once made, to close when connecting fails
+
+    async def attempt() -> Client:
+        made.append(await make_client(config))
+        await made[0].connect(auto_reconnect=False)
+        return made[0]
+
     try:
-        async with asyncio.timeout(config.timeout_s * 2):
-            client = await make_client(config)
-            await client.connect(auto_reconnect=False)
-        return client
+        return await asyncio.wait_for(attempt(), config.timeout_s * 2)
     except BenchError:
         raise
     except (*TRANSPORT_ERRORS, *UA_ERRORS) as exc:
-        if client is not None:
-            await close(client)
+        if made:
+            await close(made[0])
         raise describe_error(config.endpoint, exc) from exc
 
 
@@ -140,8 +143,7 @@ def _status_name(exc: BaseException) -> str | None:
 async def close(client: Client) -> None:
     """Close a session without raising, within a short bound (the server may be gone)."""
     try:
-        async with asyncio.timeout(2.0):
-            await client.disconnect()
+        await asyncio.wait_for(client.disconnect(), 2.0)
     except Exception:  # noqa: BLE001 - teardown of a possibly dead link; nothing to report
         log.debug("closing the bench session failed", exc_info=True)
         client.disconnect_socket()

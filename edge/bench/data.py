@@ -8,14 +8,14 @@ REVIEW reason and never guess a value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from asyncua import ua
 
 from edge.config.station import NodeMapping
 from edge.contract import Measurement
-from edge.contract.timefmt import rfc3339, utc_now
+from edge.contract.timefmt import UTC, rfc3339, utc_now
 
 MISSING = "Missing"
 STALE = "Stale"

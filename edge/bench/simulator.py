@@ -21,7 +21,7 @@ import logging
 import random
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +32,7 @@ from asyncua.server.user_managers import UserManager
 
 from edge.bench.certs import make_certificate
 from edge.bench.nodeids import node_id
+from edge.contract.timefmt import UTC
 from edge.errors import BenchError
 from edge.ports import free_port
 

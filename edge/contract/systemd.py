@@ -86,5 +86,5 @@ async def watchdog_loop(
             log.error("node unhealthy: not pinging the systemd watchdog")
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             pass

@@ -6,9 +6,9 @@ read from outside goes through `parse_ts` or `normalize_ts` first.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-UTC = UTC
+UTC = timezone.utc  # datetime.UTC is Python 3.11+; JetPack 6 runs 3.10
 
 
 def rfc3339(moment: datetime) -> str:

@@ -14,12 +14,13 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from edge.contract import Credit, DecisionInfo, Disposition, Impact, InspectionRecord, Reason
+from edge.contract.timefmt import UTC
 from edge.decision.families import Condition, FamilyConfig, FamilySet, GradeLimit, MeasurementSpec
 from vision.severity import TABLES, severity
 

@@ -134,7 +134,7 @@ class MqttClient:
             raise BrokerError("the MQTT client was not started")
         try:
             await asyncio.wait_for(self._connected.wait(), timeout_s)
-        except TimeoutError as exc:
+        except asyncio.TimeoutError as exc:
             raise BrokerError(
                 f"broker {self.config.host}:{self.config.port} did not accept within {timeout_s} s"
             ) from exc
@@ -175,7 +175,7 @@ class MqttClient:
         threading.Thread(target=join, name="reman-mqtt-stop", daemon=True).start()
         try:
             await asyncio.wait_for(joined, timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             log.warning("paho's network thread did not stop within %.0f s", timeout_s)
 
     # ------------------------------------------------------------ publishing

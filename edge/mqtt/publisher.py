@@ -131,7 +131,7 @@ class Publisher:
         self.notify()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
-        except TimeoutError as exc:
+        except asyncio.TimeoutError as exc:
             raise BrokerError(
                 f"outbox not drained within {timeout_s} s (depth {self.depth()[0]})"
             ) from exc
@@ -169,7 +169,7 @@ class Publisher:
     async def _sleep(self) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), BOUNDS_INTERVAL_S)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             pass
         self._wake.clear()
 

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from edge.contract import (
     Topics,
     TriggerCommand,
 )
-from edge.contract.timefmt import utc_now
+from edge.contract.timefmt import UTC, utc_now
 from edge.decision.families import FamilySet
 from edge.decision.rules import decide, impact, rules_version
 from edge.errors import CameraError, JournalError
@@ -265,7 +265,7 @@ class Station:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), interval_s)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 self.trigger(source="interval")
 
     # ------------------------------------------------------------ the loop
@@ -553,7 +553,7 @@ class Station:
                 self.bench.write_back(int(result.code), int(result.credit), result.seq),
                 BENCH_WRITEBACK_TIMEOUT_S,
             )
-        except TimeoutError:
+        except asyncio.TimeoutError:
             self.events.warning(
                 "bench_writeback_timeout",
                 f"write-back of result {result.seq} timed out",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from edge.contract.timefmt import UTC
 from edge.errors import RemanError
 
 _CONFIG_HELP = (

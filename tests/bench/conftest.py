@@ -73,13 +73,16 @@ class EventLog:
 
     async def wait_for(self, code: str, timeout_s: float = 10.0, after: int = 0) -> Event:
         """The first event with `code` at index `after` or later, waiting up to timeout_s."""
-        async with asyncio.timeout(timeout_s):
+
+        async def first() -> Event:
             while True:
                 changed = self._changed
                 for event in self.events[after:]:
                     if event.code == code:
                         return event
                 await changed.wait()
+
+        return await asyncio.wait_for(first(), timeout_s)
 
 
 @pytest.fixture

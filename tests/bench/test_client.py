@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from edge.bench import tools as benchtools
 from edge.bench.client import BenchClient
+from edge.contract.timefmt import UTC
 from edge.errors import BenchUnavailable, UnknownNode
 from edge.events import Events
 from tests.bench.conftest import NSU, sim_config

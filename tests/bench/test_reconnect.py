@@ -36,14 +36,15 @@ async def test_server_restart_marks_the_gap_and_restores_subscriptions(
 
     sim.extra_namespaces = ("urn:example:another-vendor",)  # the bench namespace's index moves
     await sim.start()
-    async with asyncio.timeout(RETURN_BOUND_S):
+
+    async def back():
         await client.wait_connected(timeout_s=RETURN_BOUND_S)
-        await sim.set_value(
-            "LeakRate", 7.75
-        )  # written after the restart: only a live subscription sees it
-        reading = await client.wait_reading(
+        await sim.set_value("LeakRate", 7.75)  # after the restart: only a live subscription sees it
+        return await client.wait_reading(
             "leak_rate_ml_min", lambda r: r.value == 7.75, timeout_s=RETURN_BOUND_S
         )
+
+    reading = await asyncio.wait_for(back(), RETURN_BOUND_S)
     assert reading.usable and reading.status == "Good"
     assert event_log.codes()[seen:].count("bench_connected") == 1
     assert client._link.nodes[NSU + "LeakRate"].NamespaceIndex == 3  # resolved again at connect

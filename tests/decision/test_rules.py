@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from edge.contract import Credit, Disposition
+from edge.contract.timefmt import UTC
 from edge.decision.families import load_families
 from edge.decision.rules import decide, impact, rules_version
 from tests.conftest import REPO

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from edge.contract import Disposition, Impact, InspectionRecord
+from edge.contract.timefmt import UTC
 
 _seq = itertools.count(1)
 BASE = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)

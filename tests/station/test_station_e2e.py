@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
 from edge.bench.simulator import BenchSimulator
 from edge.contract import Disposition, InspectionRecord, Result, Stats, TriggerCommand
+from edge.contract.timefmt import UTC
 from edge.decision.rules import decide
 from edge.journal.journal import Journal
 from tests.station.test_coreid import label

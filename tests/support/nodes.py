@@ -49,7 +49,7 @@ class EventLog:
 
         try:
             await asyncio.wait_for(until(), timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             raise TimeoutError(
                 f"{len(self.of(code))} of {count} {code!r} events; saw {self.codes()[-20:]}"
             ) from None

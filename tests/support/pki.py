@@ -40,7 +40,7 @@ def _write_key(key, path: Path) -> None:
 
 def _issue(ca_key, ca_name, cn: str, sans: list[x509.GeneralName], usage, folder: Path, stem: str):
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
@@ -65,7 +65,7 @@ def make_pki(folder: Path) -> Pki:
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("reman test CA")
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)

@@ -125,13 +125,16 @@ class EventWatch:
 
     async def wait_for(self, code: str, timeout_s: float = 15.0) -> Event:
         """The first event with this code (seen before or arriving)."""
-        async with asyncio.timeout(timeout_s):
+
+        async def first() -> Event:
             while True:
                 for event in self.seen:
                     if event.code == code:
                         return event
                 self._changed.clear()
                 await self._changed.wait()
+
+        return await asyncio.wait_for(first(), timeout_s)
 
     def codes(self) -> list[str]:
         return [e.code for e in self.seen]
