@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import subprocess
 
 import paho.mqtt.client as mqtt
@@ -252,3 +253,46 @@ def test_the_shipped_broker_config_runs_with_tls_passwords_and_acl(
         anonymous.disconnect()
     finally:
         broker.stop()
+
+
+def acl_header() -> str:
+    """The comment block at the top of the deployed ACL."""
+    lines = ACL.read_text().splitlines()
+    return " ".join(line.lstrip("# ") for line in lines[: lines.index("")])
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv311, mqtt.MQTTv5], ids=["mqtt3.1.1", "mqtt5"])
+def test_a_refused_subscription_is_granted_and_delivers_nothing(
+    broker_factory, passwords, protocol
+):
+    broker = broker_factory(
+        f"allow_anonymous false\npassword_file {passwords}\nacl_file {ACL}\n" + as_invoker()
+    )
+    acks: queue.Queue = queue.Queue()
+    received: queue.Queue = queue.Queue()
+    plc = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=protocol)
+    plc.username_pw_set("plc", USERS["plc"])
+    plc.on_subscribe = lambda c, u, mid, codes, props: acks.put([c.value for c in codes])
+    plc.on_message = lambda c, u, m: received.put(m.topic)
+    plc.connect("127.0.0.1", broker.port)
+    plc.loop_start()
+    station = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    station.username_pw_set("st1", USERS["st1"])
+    station.connect("127.0.0.1", broker.port)
+    station.loop_start()
+    try:
+        # The PLC may read results, not inspections: SUBACK grants both anyway (QoS 1, not 0x87).
+        plc.subscribe([("reman/st1/inspection", 1), ("reman/st1/result", 1)])
+        assert acks.get(timeout=10) == [1, 1]
+        for topic in ("reman/st1/inspection", "reman/st1/result"):
+            station.publish(topic, b"{}", qos=1).wait_for_publish(10)
+        # One publisher's messages keep their order: a delivered inspection would come first.
+        assert received.get(timeout=10) == "reman/st1/result"
+        assert received.empty()
+    finally:
+        for client in (plc, station):
+            client.disconnect()
+            client.loop_stop()
+    header = acl_header()
+    assert "granted" in header and "delivers nothing" in header, header
+    assert header.count('"Not authorized"') == 1, header  # the PUBACK's, not the SUBACK's
