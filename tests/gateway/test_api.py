@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
+from gateway.auth import PERMISSIONS
 from gateway.server import Gateway
 from gateway.store import Batch, Store
-from tests.gateway.conftest import login, make_config
+from tests.conftest import REPO
+from tests.gateway.conftest import ROLES, login, make_config
 from tests.gateway.records import overridden, record
 
 C1_FIRST = record(station="st-a", core_id="C1", code=1, minutes=0, impact=(4.2, 11.5))
@@ -175,6 +178,28 @@ def test_operator_may_not_export(api):
     olly.close()
 
 
+def readme_roles() -> dict[str, str]:
+    """The role table of gateway/README.md: role -> what it may."""
+    text = (REPO / "gateway/README.md").read_text()
+    table = text.split("| role | may |", 1)[1].split("\n\n", 1)[0]
+    return dict(re.findall(r"^\| (\w+) \| (.+) \|$", table, re.M))
+
+
+def test_readme_role_table_says_which_pages_each_role_sees(api):
+    rows = readme_roles()
+    assert set(rows) == set(PERMISSIONS)
+    for user, role in ROLES.items():
+        client = login(api.url, user)
+        events = client.get("/events").status_code
+        assert events == (200 if "events" in PERMISSIONS[role] else 403), role
+        assert ("but Events" in rows[role]) == (events == 403), rows[role]
+        assert ('href="/events"' in client.get("/").text) == (events == 200), role
+        for path in PAGES:
+            if path != "/events":
+                assert client.get(path).status_code == 200, (role, path)
+        client.close()
+
+
 def test_metrics_and_healthz(api, erin):
     import httpx
 
@@ -192,19 +217,19 @@ def test_metrics_and_healthz(api, erin):
     } <= set(paths)
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/",
-        "/live/st-a",
-        "/history",
-        f"/inspections/{C1_FIRST.id}",
-        "/health",
-        "/events",
-        "/trends?period=all",
-        "/circularity?period=all",
-    ],
-)
+PAGES = [
+    "/",
+    "/live/st-a",
+    "/history",
+    f"/inspections/{C1_FIRST.id}",
+    "/health",
+    "/events",
+    "/trends?period=all",
+    "/circularity?period=all",
+]
+
+
+@pytest.mark.parametrize("path", PAGES)
 def test_every_page_renders(erin, path):
     resp = erin.get(path)
     assert resp.status_code == 200, resp.text[:500]
