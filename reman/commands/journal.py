@@ -17,11 +17,22 @@ from typing import Any
 
 import click
 
+from edge.contract.errors import ConfigError, ConfigProblem
 from edge.contract.timefmt import UTC
 from edge.errors import RemanError
 
+STATION_CONFIG = Path("/etc/reman/station.yaml")
+"""Where deploy/raspberrypi/install.sh puts the station config: the default of the journal
+commands' --config, so that they work as documented on an installed node."""
+
+CONFIG_ENV = "REMAN_CONFIG"
+
 _CONFIG_HELP = (
     "Station config (station.yaml) giving the default journal path, families folder and site."
+)
+_INSTALLED_CONFIG_HELP = (
+    "Station config (station.yaml) giving the journal path and site "
+    f"[default: ${CONFIG_ENV}, else {STATION_CONFIG}]."
 )
 
 
@@ -33,13 +44,29 @@ def _station(config: Path | None):
     return load_station(config)
 
 
+def _installed_station(config: Path | None):
+    """The station config given, else the installed one when it exists, else None."""
+    if config is None and STATION_CONFIG.exists():
+        config = STATION_CONFIG
+    return _station(config)
+
+
 def _journal_path(journal: Path | None, config: Path | None) -> Path:
+    return journal if journal is not None else _journal_of(None, _installed_station(config))
+
+
+def _journal_of(journal: Path | None, station) -> Path:
     if journal is not None:
         return journal
-    station = _station(config)
     if station is None:
-        raise click.UsageError("give --journal PATH or --config station.yaml")
+        raise _no_station_config()
     return Path(station.journal.path)
+
+
+def _no_station_config() -> ConfigError:
+    """No --journal, no --config and no installed config: one line naming the file and options."""
+    message = f"no station config here; give --config FILE (or set {CONFIG_ENV}) or --journal FILE"
+    return ConfigError([ConfigProblem(str(STATION_CONFIG), None, "(file)", message)])
 
 
 def _families_dir(families: Path | None, config: Path | None) -> Path:
@@ -63,14 +90,23 @@ def _echo_json(data: Any) -> None:
 
 def journal_options(func: Callable) -> Callable:
     """--journal and --config, shared by the commands that read the journal."""
-    func = click.option(
-        "--config", "config", type=click.Path(path_type=Path, dir_okay=False), help=_CONFIG_HELP
-    )(func)
+    func = config_option(func)
     return click.option(
         "--journal",
         "journal",
         type=click.Path(path_type=Path, dir_okay=False),
         help="Journal file (SQLite); default from --config.",
+    )(func)
+
+
+def config_option(func: Callable) -> Callable:
+    """--config, from $REMAN_CONFIG when not given (the installed config is the fallback)."""
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar=CONFIG_ENV,
+        help=_INSTALLED_CONFIG_HELP,
     )(func)
 
 
@@ -266,8 +302,8 @@ def passport_command(
     """Export a core's product-passport record: identity, every inspection, R-ladder status."""
     from edge.contract.passport import NoInspections, build_passport, to_aas
 
-    station = _station(config)
-    with _open_journal(_journal_path(journal, config)) as store:
+    station = _installed_station(config)
+    with _open_journal(_journal_of(journal, station)) as store:
         records = store.find(core=core_id, limit=None)
         history = {r.id: store.override_history(r.id) for r in records}
     try:

@@ -32,6 +32,15 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+@pytest.fixture(autouse=True)
+def no_installed_config(tmp_path, monkeypatch):
+    """This machine's /etc/reman and $REMAN_CONFIG play no part unless a test says so."""
+    from reman.commands import journal as commands
+
+    monkeypatch.delenv("REMAN_CONFIG", raising=False)
+    monkeypatch.setattr(commands, "STATION_CONFIG", tmp_path / "not-installed/station.yaml")
+
+
 def decided(seq, core, defects, measurements, family="hydraulic-gear-pump", ts=None):
     """A record as the node would write it: decided by the example rules."""
     spec = FAMILIES.get(family)
@@ -249,6 +258,52 @@ def test_passport_command(journal_path):
     assert aas["modelType"] == "Submodel"
     missing = run("passport", "HGP-404", "--journal", journal_path)
     assert missing.exit_code == 1 and "no inspection of core HGP-404" in missing.output
+
+
+@pytest.fixture
+def station_config(tmp_path, journal_path):
+    """A station config like the installed one, whose journal is `journal_path`."""
+    shutil.copytree(REPO / "config/families", tmp_path / "families")
+    text = (REPO / "config/station.example.yaml").read_text()
+    text = text.replace("/var/lib/reman/journal.db", str(journal_path))
+    (tmp_path / "station.yaml").write_text(text.replace("/var/lib/reman/", f"{tmp_path}/"))
+    return tmp_path / "station.yaml"
+
+
+def assert_reads_the_journal_of(config_used) -> None:
+    """`journal show --core` and `passport`, without --config or --journal, as documented."""
+    shown = run("journal", "show", "--core", "HGP-000001")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines()[-1] == "2 inspection(s)"
+    passport = run("passport", "HGP-000001")
+    assert passport.exit_code == 0, passport.output
+    assert json.loads(passport.output)["operator"]["facility"] == "Example Reman Plant, Hall 2"
+
+
+def test_journal_commands_take_the_config_from_reman_config(station_config, monkeypatch):
+    monkeypatch.setenv("REMAN_CONFIG", str(station_config))
+    assert_reads_the_journal_of(station_config)
+
+
+def test_journal_commands_default_to_the_installed_config(station_config, monkeypatch):
+    from reman.commands import journal as commands
+
+    monkeypatch.setattr(commands, "STATION_CONFIG", station_config)
+    assert_reads_the_journal_of(station_config)
+
+
+def test_no_installed_config_is_one_line_naming_it(tmp_path, monkeypatch):
+    from reman.commands import journal as commands
+
+    missing = tmp_path / "etc/reman/station.yaml"
+    monkeypatch.setattr(commands, "STATION_CONFIG", missing)
+    for args in (["journal", "show", "--core", "HGP-000001"], ["passport", "HGP-000001"]):
+        result = run(*args)
+        assert result.exit_code == 2, result.output
+        assert result.output.count("\n") == 1 and "Traceback" not in result.output
+        line = result.output.strip()
+        assert line.startswith(f"{missing}: ") and "--config" in line and "--journal" in line
+        assert "REMAN_CONFIG" in line
 
 
 def test_missing_journal_is_a_clean_error(tmp_path):
