@@ -246,6 +246,13 @@ class InspectionRecord(_Strict):
         description="Time-ordered unique id; consumers deduplicate by it.",
     )
     seq: int = Field(ge=0, description="Per-station sequence number, monotonic across restarts.")
+    revision: int = Field(
+        default=1,
+        ge=1,
+        strict=True,
+        description="1 when first published; the node adds 1 each time it republishes the record "
+        "changed (an override). Consumers keep the highest revision of a station's id.",
+    )
     ts: str = Field(description="Inspection time, UTC RFC 3339.")
     station: StationId = Field(description="Station id.")
     core_id: CoreId = Field(description="The core's id (from trigger, bench, label or generated).")
@@ -471,7 +478,9 @@ def parse_json(model: type[M], payload: bytes, *, max_bytes: int, strict: bool =
     if not isinstance(data, dict):
         raise ContractViolation("(root): payload must be a JSON object")
     try:
-        return model.model_validate(data, strict=strict)
+        # None, not False, when lenient: False would also relax the fields that are strict on
+        # their own (`revision`).
+        return model.model_validate(data, strict=True if strict else None)
     except ValidationError as exc:
         raise ContractViolation(_first_error(exc)) from exc
 

@@ -450,7 +450,11 @@ class Journal:
         override = OverrideInfo(
             code=code, label=code.name, credit=new_credit, reason=reason, user=user, ts=utc_now()
         )
-        update: dict[str, OverrideInfo | Impact] = {"override": override}
+        # A changed record is a new revision: consumers keep the highest, never the latest date.
+        update: dict[str, OverrideInfo | Impact | int] = {
+            "override": override,
+            "revision": record.revision + 1,
+        }
         if self.families is not None:
             from edge.decision.rules import impact
 

@@ -59,6 +59,7 @@ EXAMPLES = {
         RECORD,
         {
             **RECORD,
+            "revision": 2,
             "override": {
                 "code": 3,
                 "label": "RECYCLE",
@@ -127,6 +128,9 @@ def test_examples_meet_the_schema_and_the_model(kind):
         ("ack/set", {"seq": "1"}),
         ("override/set", {"id": "i", "code": 0, "reason": "r", "user": "u"}),
         ("inspection", {**RECORD, "station": "Bad Station"}),
+        ("inspection", {**RECORD, "revision": 0}),
+        ("inspection", {**RECORD, "revision": "2"}),
+        ("inspection", {**RECORD, "revision": 1.5}),
         ("trigger/set", {"core": "C1", "extra": 1}),
     ],
 )
@@ -168,6 +172,18 @@ def test_record_round_trips_through_its_payload():
     record = InspectionRecord.model_validate(RECORD)
     again = InspectionRecord.model_validate_json(record.to_json())
     assert again == record and json.loads(record.to_json())["schema"] == 1
+
+
+@pytest.mark.parametrize("revision", ["2", True, 2.0, 0])
+def test_a_revision_must_be_a_whole_number_from_one_even_when_parsed_leniently(revision):
+    payload = json.dumps({**RECORD, "revision": revision}).encode()
+    with pytest.raises(ContractViolation, match="revision"):
+        contract.parse_json(InspectionRecord, payload, max_bytes=100_000)
+
+
+def test_a_record_without_a_revision_is_revision_one():
+    assert "revision" not in RECORD
+    assert InspectionRecord.model_validate(RECORD).revision == 1
 
 
 def test_parse_command_accepts_the_examples():

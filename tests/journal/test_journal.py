@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from edge.contract import Credit, Disposition, Event
+from edge.contract import Credit, Disposition, Event, InspectionRecord
 from edge.contract.timefmt import utc_now
 from edge.decision.families import load_families
 from edge.decision.rules import impact
@@ -180,6 +180,22 @@ def test_override_is_idempotent(journal):
         "cracked housing",
         "crack is in the flange only",
     ]
+
+
+def test_each_changed_republish_is_the_next_revision(journal):
+    record = make_record(journal.next_seq())
+    journal.record_inspection(record, messages_for(record))
+    assert journal.get(record.id).revision == 1
+    first = journal.apply_override(record.id, 3, "cracked", "ben", make_messages=messages_for)
+    assert journal.apply_override(record.id, 3, "cracked", "ben") is None  # unchanged: no revision
+    second = journal.apply_override(record.id, 2, "flange only", "ben", make_messages=messages_for)
+    assert (first.revision, second.revision, journal.get(record.id).revision) == (2, 3, 3)
+    published = [
+        InspectionRecord.model_validate_json(m.payload)
+        for m in journal.outbox.pending()
+        if m.kind == "inspection"
+    ]
+    assert [r.revision for r in published] == [1, 2, 3]
 
 
 def test_override_errors(journal):
