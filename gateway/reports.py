@@ -3,17 +3,67 @@
 Every figure uses the effective decision (after an override) and the record's own `impact`,
 which the node computes for the effective decision. A core whose family has no impact figures
 counts as unknown; its material and CO2e are never taken as zero.
+
+Series over time hold every bucket (hour or day, UTC) of the period, oldest first: a bucket
+without inspections reads zero, so a chart's time axis is the period and not the data's extent.
+A period open at the start begins at its first inspection; one open at the end runs to now.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from edge.contract import Disposition
+from edge.contract.timefmt import parse_ts, rfc3339
 from gateway.store import InspectionFilter, Store
 
 LABELS = {int(d): d.name for d in Disposition}
+# a bucket's key is the first characters of its RFC 3339 time: 'YYYY-MM-DDTHH' or 'YYYY-MM-DD'
+BUCKETS = {"hour": (13, timedelta(hours=1)), "day": (10, timedelta(days=1))}
+
+
+@dataclass(frozen=True)
+class Span:
+    """The buckets of a period, from the one holding its start to the one holding its end."""
+
+    bucket: str
+    first: datetime
+    last: datetime
+
+    def keys(self) -> list[str]:
+        """Every bucket's key, oldest first."""
+        chars, step = BUCKETS[self.bucket]
+        count = int((self.last - self.first) / step) + 1
+        return [rfc3339(self.first + n * step)[:chars] for n in range(count)]
+
+
+def period_span(
+    store: Store,
+    station: str | None,
+    since: str | None,
+    until: str | None,
+    bucket: str = "hour",
+) -> Span | None:
+    """The buckets of [since, until) at `station`; None when the period holds no inspection."""
+    where, params = InspectionFilter(station=station, since=since, until=until).where()
+    row = store.select(
+        f"SELECT min(ts) AS first, max(ts) AS last FROM inspections WHERE {where}", params
+    )[0]
+    if row["first"] is None:
+        return None
+    start = parse_ts(since or row["first"])
+    if until:  # the end is exclusive: its last bucket holds the millisecond before
+        end = parse_ts(until) - timedelta(milliseconds=1)
+    else:  # a node's clock may run ahead of ours: its records stay on the axis
+        end = max(parse_ts(row["last"]), datetime.now(timezone.utc))
+    return Span(bucket, _floor(start, bucket), _floor(end, bucket))
+
+
+def _floor(moment: datetime, bucket: str) -> datetime:
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    return hour.replace(hour=0) if bucket == "day" else hour
 
 
 @dataclass
@@ -46,6 +96,7 @@ def circularity(
     bucket: str = "hour",
 ) -> Circularity:
     """Circularity figures for the inspections in [since, until) at `station` (None: all)."""
+    span = period_span(store, station, since, until, bucket)
     where, params = InspectionFilter(station=station, since=since, until=until).where()
     totals = store.select(
         "SELECT code, count(*) AS n, sum(impact_known = 1) AS known, "
@@ -69,7 +120,7 @@ def circularity(
         impact_unknown_cores=cores - known,
         material_kept_kg=_known_sum(totals, "kept", known),
         co2e_avoided_kg=_known_sum(totals, "co2e", known),
-        series=_impact_series(store, where, params, bucket),
+        series=_impact_series(store, where, params, span),
     )
 
 
@@ -83,63 +134,77 @@ def _known_sum(rows: list[dict[str, Any]], key: str, known: int) -> float | None
     return round(sum(r[key] or 0.0 for r in rows), 3)
 
 
-def _bucket_expr(bucket: str) -> str:
-    width = {"hour": 13, "day": 10}[bucket]
-    return f"substr(ts, 1, {width})"
-
-
 def _impact_series(
-    store: Store, where: str, params: list[Any], bucket: str
+    store: Store, where: str, params: list[Any], span: Span | None
 ) -> list[dict[str, Any]]:
+    if span is None:
+        return []
     rows = store.select(
-        f"SELECT {_bucket_expr(bucket)} AS t, count(*) AS cores, sum(impact_known = 1) AS known, "
-        "sum(material_kept_kg) AS kept, sum(co2e_avoided_kg) AS co2e "
-        f"FROM inspections WHERE {where} GROUP BY t ORDER BY t",
+        f"SELECT substr(ts, 1, {BUCKETS[span.bucket][0]}) AS t, count(*) AS cores, "
+        "sum(impact_known = 1) AS known, sum(material_kept_kg) AS kept, "
+        f"sum(co2e_avoided_kg) AS co2e FROM inspections WHERE {where} GROUP BY t",
         params,
     )
-    return [
-        {
-            "t": r["t"],
-            "cores": r["cores"],
-            "impact_known_cores": r["known"] or 0,
-            "material_kept_kg": r["kept"] if r["known"] else None,
-            "co2e_avoided_kg": r["co2e"] if r["known"] else None,
+    by_bucket = {r["t"]: r for r in rows}
+    return [_impact_point(t, by_bucket.get(t)) for t in span.keys()]
+
+
+def _impact_point(t: str, row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:  # no cores: nothing kept, nothing avoided
+        return {
+            "t": t,
+            "cores": 0,
+            "impact_known_cores": 0,
+            "material_kept_kg": 0.0,
+            "co2e_avoided_kg": 0.0,
         }
-        for r in rows
-    ]
+    return {
+        "t": t,
+        "cores": row["cores"],
+        "impact_known_cores": row["known"] or 0,
+        "material_kept_kg": row["kept"] if row["known"] else None,
+        "co2e_avoided_kg": row["co2e"] if row["known"] else None,
+    }
 
 
 def decisions_per_hour(
     store: Store, station: str | None, since: str | None, until: str | None
 ) -> list[dict[str, Any]]:
-    """[{t: 'YYYY-MM-DDTHH', REUSE: n, ...}] for the period, oldest first."""
+    """[{t: 'YYYY-MM-DDTHH', REUSE: n, ...}] for every hour of the period, oldest first."""
+    span = period_span(store, station, since, until)
+    if span is None:
+        return []
     where, params = InspectionFilter(station=station, since=since, until=until).where()
     rows = store.select(
         f"SELECT substr(ts, 1, 13) AS t, code, count(*) AS n FROM inspections "
-        f"WHERE {where} GROUP BY t, code ORDER BY t",
+        f"WHERE {where} GROUP BY t, code",
         params,
     )
-    hours: dict[str, dict[str, Any]] = {}
+    hours = {t: {"t": t, **{name: 0 for name in LABELS.values()}} for t in span.keys()}
     for r in rows:
-        hour = hours.setdefault(r["t"], {"t": r["t"], **{name: 0 for name in LABELS.values()}})
-        hour[LABELS.get(r["code"], str(r["code"]))] = r["n"]
+        hours[r["t"]][LABELS.get(r["code"], str(r["code"]))] = r["n"]
     return list(hours.values())
 
 
 def grade_distribution(
     store: Store, station: str | None, since: str | None, until: str | None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Per defect type: [{t: hour, grades: {grade: count}}], oldest first."""
+    """Per defect type: [{t: hour, grades: {grade: count}}] for every hour, oldest first."""
+    span = period_span(store, station, since, until)
+    if span is None:
+        return {}
     where, params = InspectionFilter(station=station, since=since, until=until).where()
     rows = store.select(
         "SELECT substr(ts, 1, 13) AS t, d.key AS defect, json_extract(d.value, '$.grade') AS grade, "
         f"count(*) AS n FROM inspections, json_each(record, '$.defects') AS d WHERE {where} "
-        "GROUP BY t, defect, grade ORDER BY t",
+        "GROUP BY t, defect, grade",
         params,
     )
-    out: dict[str, dict[str, dict[str, Any]]] = {}
+    out: dict[str, dict[str, dict[str, int]]] = {}
     for r in rows:
-        per_hour = out.setdefault(r["defect"], {})
-        point = per_hour.setdefault(r["t"], {"t": r["t"], "grades": {}})
-        point["grades"][str(r["grade"])] = r["n"]
-    return {defect: list(points.values()) for defect, points in out.items()}
+        grades = out.setdefault(r["defect"], {}).setdefault(r["t"], {})
+        grades[str(r["grade"])] = r["n"]
+    return {
+        defect: [{"t": t, "grades": per_hour.get(t, {})} for t in span.keys()]
+        for defect, per_hour in sorted(out.items())
+    }

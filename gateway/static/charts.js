@@ -4,6 +4,7 @@
   const COLOURS = {NONE: "#5f6b7a", REUSE: "#1b8a3e", REMANUFACTURE: "#1f5fbf", RECYCLE: "#b3261e", REVIEW: "#e6a100"};
   const GRADE_COLOURS = ["#1b8a3e", "#7cb342", "#e6a100", "#ef6c00", "#b3261e", "#6a1b9a", "#37474f"];
 
+  const HOUR_S = 3600, DAY_S = 86400;
   function epoch(t) {  // 'YYYY-MM-DDTHH' or 'YYYY-MM-DD' in UTC
     const iso = t.length === 13 ? t + ":00:00Z" : t + "T00:00:00Z";
     return Date.parse(iso) / 1000;
@@ -11,39 +12,47 @@
   function width(el) { return Math.max(320, el.clientWidth || 600); }
   function empty(el) { el.innerHTML = '<p class="muted">No data in this period.</p>'; }
 
-  function plot(el, series, columns, opts) {
-    if (!columns[0].length) return empty(el);
-    return new uPlot(Object.assign({width: width(el), height: 280, series: [{}].concat(series),
+  // The server sends every bucket of the chosen period (empty ones as zero), so the first and last
+  // bucket are the period's bounds; a period of one bucket is that bucket wide.
+  function period(keys) {
+    const min = epoch(keys[0]), max = epoch(keys[keys.length - 1]);
+    return [min, max > min ? max : min + (keys[0].length === 13 ? HOUR_S : DAY_S)];
+  }
+
+  // The x scale never leaves the period: uPlot widens a single bucket to 1000 days before any range
+  // function sees it, so the range is clamped to the period, not padded. Inside it a drag zooms.
+  // The chart is kept on its element (el.chart) for whoever needs to read it, tests included.
+  function plot(el, keys, series, columns, opts) {
+    if (!keys.length) return empty(el);
+    const [first, last] = period(keys);
+    el.chart = new uPlot(Object.assign({width: width(el), height: 280, series: [{}].concat(series),
       axes: [{}, {label: opts.yLabel || ""}],
-      // one bucket alone would stretch the time axis over years: pad it by an hour either side
-      scales: {x: {time: true, range: (u, min, max) => min === max ? [min - 3600, max + 3600] : [min, max]}}},
-      opts.extra || {}), columns, el);
+      scales: {x: {time: true, range: (u, min, max) => [Math.max(min, first), Math.min(max, last)]}}},
+      opts.extra || {}), [keys.map(epoch)].concat(columns), el);
+    return el.chart;
   }
 
   function decisions(el, rows) {
     const names = ["REUSE", "REMANUFACTURE", "RECYCLE", "REVIEW"];
-    const x = rows.map(r => epoch(r.t));
     const series = names.map(n => ({label: n, stroke: COLOURS[n], width: 3, points: {show: true}}));
-    plot(el, series, [x].concat(names.map(n => rows.map(r => r[n] || 0))), {yLabel: "cores per hour"});
+    plot(el, rows.map(r => r.t), series, names.map(n => rows.map(r => r[n] || 0)), {yLabel: "cores per hour"});
   }
 
   function grades(el, points) {
     const gradeSet = new Set();
     points.forEach(p => Object.keys(p.grades).forEach(g => gradeSet.add(g)));
     const gs = Array.from(gradeSet).sort((a, b) => a - b);
-    const x = points.map(p => epoch(p.t));
     const series = gs.map((g, i) => ({label: "grade " + g, stroke: GRADE_COLOURS[i % GRADE_COLOURS.length], width: 2, points: {show: true}}));
-    plot(el, series, [x].concat(gs.map(g => points.map(p => p.grades[g] || 0))), {yLabel: "cores"});
+    plot(el, points.map(p => p.t), series, gs.map(g => points.map(p => p.grades[g] || 0)), {yLabel: "cores"});
   }
 
   function impact(el, rows) {
-    const x = rows.map(r => epoch(r.t));
     const series = [
       {label: "material kept kg", stroke: "#1b8a3e", width: 3, scale: "kg", points: {show: true}},
       {label: "CO2e avoided kg", stroke: "#1f5fbf", width: 3, scale: "kg", points: {show: true}},
     ];
-    // unknown impact stays a gap (null), never zero
-    plot(el, series, [x, rows.map(r => r.material_kept_kg), rows.map(r => r.co2e_avoided_kg)],
+    // unknown impact stays a gap (null), never zero; an empty bucket is zero (the server says so)
+    plot(el, rows.map(r => r.t), series, [rows.map(r => r.material_kept_kg), rows.map(r => r.co2e_avoided_kg)],
       {yLabel: "kg", extra: {axes: [{}, {scale: "kg", label: "kg"}]}});
   }
 
