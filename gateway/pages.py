@@ -361,13 +361,15 @@ def override(
     request: Request,
     user: Overrider,
     inspection_id: str,
-    code: int = Form(...),
+    code: int | None = Form(None),  # None: none chosen, refused below with a message
     reason: str = Form(...),
 ):
     """Send `override/set` to the inspection's station; the node journals it and republishes."""
     row = _store(request).get(inspection_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+    if code is None:  # the form preselects no decision: one sent by default is nobody's choice
+        raise HTTPException(status_code=400, detail="Choose the new decision.")
     try:
         command = OverrideCommand.model_validate(
             {

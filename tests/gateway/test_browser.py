@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -15,7 +17,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from gateway.server import Gateway
 from tests.conftest import REPO
 from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, make_config
-from tests.gateway.records import record, snapshot_jpeg
+from tests.gateway.records import BASE, record, snapshot_jpeg
 from tests.gateway.test_auth import Responder
 
 pytestmark = pytest.mark.browser
@@ -307,3 +309,117 @@ def test_remaining_pages_render(page, web, station):
     page.goto("/kiosk/st-misc")
     expect(page.locator("#latest-core")).to_have_text("M2")
     shot(page, "kiosk")
+
+
+def _chart(pg: Page, selector: str) -> dict:
+    """The uPlot chart drawn in `selector`: its x range, the x tick labels drawn and its data."""
+    return pg.evaluate(
+        """sel => { const u = document.querySelector(sel).chart;
+          return {min: u.scales.x.min, max: u.scales.x.max, labels: u.axes[0]._values, data: u.data}; }""",
+        selector,
+    )
+
+
+def _floor_s(moment: datetime, bucket: timedelta) -> float:
+    """Epoch seconds of the start of the UTC bucket holding `moment`."""
+    step = bucket.total_seconds()
+    return moment.timestamp() // step * step
+
+
+def test_charts_of_a_new_station_span_the_chosen_period(page, web, station):
+    """One record: the x axis is still the chosen period, and every other bucket reads zero."""
+    st = station("st-chart")
+    now = datetime.now(timezone.utc)
+    minutes = (now - BASE).total_seconds() / 60 - 90
+    rec = record(station="st-chart", core_id="T1", code=1, minutes=minutes)
+    _publish(web, st, rec)
+    hour, day = timedelta(hours=1), timedelta(days=1)
+
+    # the issue's case: a period of one hourly bucket is that hour, not 1000 days
+    start = datetime.fromtimestamp(_floor_s(BASE + timedelta(minutes=minutes), hour), timezone.utc)
+    one_hour = {
+        "station": "st-chart",
+        "since": start.isoformat(),
+        "until": (start + hour).isoformat(),
+    }
+    page.goto(f"/trends?{urlencode(one_hour)}")
+    expect(page.locator("#decisions canvas")).to_have_count(1)
+    chart = _chart(page, "#decisions")
+    assert (chart["min"], chart["max"]) == (start.timestamp(), (start + hour).timestamp())
+    assert chart["data"] == [[start.timestamp()], [1], [0], [0], [0]]
+
+    page.goto("/trends?station=st-chart&period=24h")
+    expect(page.locator("#decisions canvas")).to_have_count(1)
+    chart = _chart(page, "#decisions")
+    shot(page, "trends-one-record")
+    assert chart["max"] - chart["min"] == 24 * 3600
+    assert chart["max"] in {_floor_s(now, hour), _floor_s(datetime.now(timezone.utc), hour)}
+    labels = " ".join(chart["labels"])
+    assert f"{now.month}/{now.day}" in labels and str(now.year + 1) not in labels, labels
+    x, reuse = chart["data"][0], chart["data"][1]
+    assert len(x) == 25 and (x[0], x[-1]) == (chart["min"], chart["max"])
+    assert sorted(reuse) == [0] * 24 + [1]
+    for defect in ("wear", "corrosion"):
+        assert _chart(page, f"#grades-{defect}")["min"] == chart["min"]
+
+    page.goto("/circularity?station=st-chart&period=7d")
+    expect(page.locator("#impact-chart canvas")).to_have_count(1)
+    chart = _chart(page, "#impact-chart")
+    shot(page, "circularity-one-record")
+    assert chart["max"] - chart["min"] == 7 * 24 * 3600
+    assert chart["max"] in {_floor_s(now, day), _floor_s(datetime.now(timezone.utc), day)}
+    assert str(now.year + 1) not in " ".join(chart["labels"]), chart["labels"]
+    assert sorted(chart["data"][1]) == [0] * 7 + [4.2]
+
+
+def test_circularity_chart_leaves_unknown_impact_a_gap(page, web, station):
+    """A bucket whose cores have no impact figures is a gap (null), an empty bucket is zero."""
+    st = station("st-chart-unknown")
+    now = datetime.now(timezone.utc)
+    minutes = (now - BASE).total_seconds() / 60 - 90
+    _publish(
+        web,
+        st,
+        record(station="st-chart-unknown", core_id="U1", minutes=minutes, impact=None),
+    )
+    page.goto("/circularity?station=st-chart-unknown&period=24h")
+    expect(page.locator("#impact-chart canvas")).to_have_count(1)
+    chart = _chart(page, "#impact-chart")
+    assert chart["max"] - chart["min"] == 24 * 3600
+    for kg in chart["data"][1:]:
+        assert len(kg) == 25 and kg.count(None) == 1 and kg.count(0) == 24
+
+
+def test_override_form_preselects_no_decision(page, web, station):
+    """The engineer must choose: nothing is selected, and a missing choice is refused twice over."""
+    gw, _ = web
+    st = station("st-ovr-choose")
+    rec = record(station="st-ovr-choose", core_id="C8201", code=2, minutes=220)
+    _publish(web, st, rec)
+    page.goto(f"/inspections/{rec.id}")
+    select = page.locator("#override-form select[name=code]")
+    expect(select).to_have_value("")
+    expect(select.locator("option:checked")).to_have_text("choose…")
+    page.fill("#override-form textarea[name=reason]", "left unchosen")
+    page.click("#override-form button[type=submit]")
+    assert select.evaluate("s => s.validity.valueMissing") is True
+    expect(page).to_have_url(f"{gw.url}/inspections/{rec.id}")
+    shot(page, "override-unchosen")
+
+    # a browser that skips the check: the gateway refuses it with a message, sends nothing
+    page.locator("#override-form").evaluate("f => { f.noValidate = true; }")
+    page.click("#override-form button[type=submit]")
+    expect(page.locator("main")).to_contain_text("Choose the new decision.")
+    shot(page, "override-refused")
+    page.goto(f"/inspections/{rec.id}")
+    token = page.locator("#override-form input[name=csrf_token]").get_attribute("value")
+    for unchosen in ({}, {"code": ""}):
+        missing = page.request.post(
+            f"/inspections/{rec.id}/override",
+            form={"csrf_token": token or "", "reason": "no code at all", **unchosen},
+        )
+        assert missing.status == 400, missing.text()
+        assert missing.json() == {"detail": "Choose the new decision."}
+    page.reload()
+    expect(page.locator("#audit tr")).to_have_count(2)  # the heading and the rules' decision
+    expect(page.locator("#audit")).not_to_contain_text("override")
