@@ -48,17 +48,28 @@ def list_inspections(
     }
 
 
+@router.get("/api/inspections/{station}/{inspection_id}", dependencies=[view], tags=["inspections"])
+def get_station_inspection(request: Request, station: str, inspection_id: str) -> dict[str, Any]:
+    """One station's inspection: its record, audit trail and snapshot file names."""
+    return _inspection(request, inspection_id, station)
+
+
 @router.get("/api/inspections/{inspection_id}", dependencies=[view], tags=["inspections"])
 def get_inspection(request: Request, inspection_id: str) -> dict[str, Any]:
-    """One inspection: its record, audit trail and snapshot file names."""
+    """One inspection by id alone: 409 when inspections of several stations share the id (then
+    ask `/api/inspections/{station}/{inspection_id}`)."""
+    return _inspection(request, inspection_id, None)
+
+
+def _inspection(request: Request, inspection_id: str, station: str | None) -> dict[str, Any]:
     store = _store(request)
-    row = store.get(inspection_id)
+    row = store.get(inspection_id, station)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
     return {
         "record": record_of(row),
-        "audit": store.audit(inspection_id),
-        "snapshots": store.snapshots_for(inspection_id),
+        "audit": store.audit(inspection_id, row["station"]),
+        "snapshots": store.snapshots_for(inspection_id, row["station"]),
     }
 
 

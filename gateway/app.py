@@ -10,13 +10,14 @@ for /metrics, and the broadcaster that feeds server-sent events.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
 import jinja2
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
@@ -32,7 +33,7 @@ from gateway.auth import (
     session_secret,
 )
 from gateway.config import GatewayConfig
-from gateway.errors import StoreError
+from gateway.errors import AmbiguousInspection, StoreError
 from gateway.ingest import IngestCounters
 from gateway.live import Broadcaster
 from gateway.store import Store
@@ -128,21 +129,27 @@ def _add_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": "log in first"}, status_code=401)
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 
+    @app.exception_handler(AmbiguousInspection)
+    async def ambiguous(request: Request, exc: AmbiguousInspection):
+        base = "/api/inspections" if request.url.path.startswith("/api/") else "/inspections"
+        urls = [f"{base}/{station}/{exc.inspection_id}" for station in exc.stations]
+        return _error_response(request, 409, f"{exc}: {' or '.join(urls)}")
+
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError):
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get(
-            "accept", ""
-        ):
-            return JSONResponse(
-                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-            )
-        return request.app.state.templates.TemplateResponse(
-            request,
-            "error.html",
-            {"status": exc.status_code, "detail": exc.detail},
-            status_code=exc.status_code,
-        )
+        return _error_response(request, exc.status_code, exc.detail, exc.headers)
+
+
+def _error_response(
+    request: Request, status: int, detail: object, headers: Mapping[str, str] | None = None
+) -> Response:
+    """JSON for the API and for clients that do not ask for HTML, else the error page."""
+    if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    return request.app.state.templates.TemplateResponse(
+        request, "error.html", {"status": status, "detail": detail}, status_code=status
+    )

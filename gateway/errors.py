@@ -2,6 +2,7 @@
 
     GatewayError
     ├── StoreError         the gateway store cannot be used
+    ├── AmbiguousInspection  an inspection id alone names inspections of several stations
     ├── AuthError          a login or permission problem
     │   └── LoginRequired  not logged in
     ├── AccountError       an account cannot be written to the config file
@@ -19,6 +20,18 @@ class GatewayError(Exception):
 
 class StoreError(GatewayError):
     """The gateway store could not be used"""
+
+
+class AmbiguousInspection(GatewayError):
+    """That inspection id is used by more than one station; name the station too"""
+
+    def __init__(self, inspection_id: str, stations: list[str]):
+        self.inspection_id = inspection_id
+        self.stations = stations
+        super().__init__(
+            f"inspection id {inspection_id} is used by stations {', '.join(stations)}; "
+            "name the station too"
+        )
 
 
 class AuthError(GatewayError):

@@ -131,7 +131,7 @@ def _live_context(request: Request, station: str) -> dict[str, Any]:
     store = _store(request)
     rows = [display_row(r) for r in store.latest(station, 20)]
     latest = rows[0] if rows else None
-    snaps = store.snapshots_for(latest["id"]) if latest else []
+    snaps = store.snapshots_for(latest["id"], station) if latest else []
     snapshot = snaps[-1] if snaps else store.latest_snapshot(station)
     info = next((s for s in store.stations() if s["station"] == station), None)
     return {
@@ -337,23 +337,61 @@ def _csv_lines(request: Request, flt: InspectionFilter) -> Iterator[str]:
     yield buf.getvalue()
 
 
-@router.get("/inspections/{inspection_id}")
-def detail_page(request: Request, user: Viewer, inspection_id: str, sent: str | None = None):
-    """Every field of one inspection, its images, audit trail and the override form."""
-    store = _store(request)
-    row = store.get(inspection_id)
+def _inspection(request: Request, inspection_id: str, station: str | None) -> dict[str, Any]:
+    """The stored row of `station`'s inspection (404 when none); without `station` the id must
+    be one station's only (AmbiguousInspection, a 409, when not)."""
+    if station is not None:
+        _check_station(station)
+    row = _store(request).get(inspection_id, station)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+    return row
+
+
+def inspection_url(row: dict[str, Any]) -> str:
+    """The detail page of a stored inspection, named by its station and id."""
+    return f"/inspections/{row['station']}/{row['id']}"
+
+
+@router.get("/inspections/{station}/{inspection_id}")
+def station_detail_page(
+    request: Request, user: Viewer, station: str, inspection_id: str, sent: str | None = None
+):
+    """Every field of one station's inspection, its images, audit trail and the override form."""
+    return _detail(request, _inspection(request, inspection_id, station), sent)
+
+
+@router.get("/inspections/{inspection_id}")
+def detail_page(request: Request, user: Viewer, inspection_id: str, sent: str | None = None):
+    """The detail page by id alone, while only one station has an inspection with that id."""
+    return _detail(request, _inspection(request, inspection_id, None), sent)
+
+
+def _detail(request: Request, row: dict[str, Any], sent: str | None):
+    store = _store(request)
     return _render(
         request,
         "detail.html",
         row=display_row(row),
-        audit=store.audit(inspection_id),
-        snapshots=store.snapshots_for(inspection_id),
+        audit=store.audit(row["id"], row["station"]),
+        snapshots=store.snapshots_for(row["id"], row["station"]),
         sent=sent,
         codes=[d for d in Disposition if d != Disposition.NONE],
         can_send=request.app.state.publisher is not None,
     )
+
+
+@router.post("/inspections/{station}/{inspection_id}/override", dependencies=[Depends(check_csrf)])
+def station_override(
+    request: Request,
+    user: Overrider,
+    station: str,
+    inspection_id: str,
+    code: int | None = Form(None),  # None: none chosen; _override says so
+    reason: str = Form(...),
+):
+    """Send `override/set` to the station; the node journals it and republishes the record."""
+    return _override(request, user, _inspection(request, inspection_id, station), code, reason)
 
 
 @router.post("/inspections/{inspection_id}/override", dependencies=[Depends(check_csrf)])
@@ -361,15 +399,17 @@ def override(
     request: Request,
     user: Overrider,
     inspection_id: str,
-    code: int | None = Form(None),  # None: none chosen, refused below with a message
+    code: int | None = Form(None),  # None: none chosen; _override says so
     reason: str = Form(...),
 ):
-    """Send `override/set` to the inspection's station; the node journals it and republishes."""
-    row = _store(request).get(inspection_id)
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+    """The override by id alone, while only one station has an inspection with that id."""
+    return _override(request, user, _inspection(request, inspection_id, None), code, reason)
+
+
+def _override(request: Request, user: User, row: dict[str, Any], code: int | None, reason: str):
     if code is None:  # the form preselects no decision: one sent by default is nobody's choice
         raise HTTPException(status_code=400, detail="Choose the new decision.")
+    inspection_id = row["id"]
     try:
         command = OverrideCommand.model_validate(
             {
@@ -392,6 +432,7 @@ def override(
     except GatewayError as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     _store(request).add_audit(
+        row["station"],
         inspection_id,
         utc_now(),
         user.username,
@@ -400,17 +441,26 @@ def override(
         Disposition(code).name,
         command.reason,
     )
-    return RedirectResponse(f"/inspections/{inspection_id}?sent=1", status_code=303)
+    return RedirectResponse(f"{inspection_url(row)}?sent=1", status_code=303)
+
+
+@router.post("/inspections/{station}/{inspection_id}/confirm", dependencies=[Depends(check_csrf)])
+def station_confirm(request: Request, user: Confirmer, station: str, inspection_id: str):
+    """Record that a person checked the station's decision and agrees."""
+    return _confirm(request, user, _inspection(request, inspection_id, station))
 
 
 @router.post("/inspections/{inspection_id}/confirm", dependencies=[Depends(check_csrf)])
 def confirm(request: Request, user: Confirmer, inspection_id: str):
-    """Record that a person checked the decision and agrees."""
-    row = _store(request).get(inspection_id)
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
-    _store(request).add_audit(inspection_id, utc_now(), user.username, "confirmed", row["code"])
-    return RedirectResponse(f"/inspections/{inspection_id}", status_code=303)
+    """The confirmation by id alone, while only one station has an inspection with that id."""
+    return _confirm(request, user, _inspection(request, inspection_id, None))
+
+
+def _confirm(request: Request, user: User, row: dict[str, Any]):
+    _store(request).add_audit(
+        row["station"], row["id"], utc_now(), user.username, "confirmed", row["code"]
+    )
+    return RedirectResponse(inspection_url(row), status_code=303)
 
 
 # ---------------------------------------------------------------- health, events, trends, circularity

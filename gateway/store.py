@@ -1,9 +1,14 @@
 """The gateway's store: a SQLite copy of the stations' output, for viewing.
 
 The stations' journals are the system of record. Writing is idempotent: an inspection is keyed
-by its `id`, so replaying a station's messages (or deleting the database and letting the nodes
-republish) rebuilds the same rows. A republished inspection replaces the stored one, except that
-a record without an override never replaces one with an override, and a later override wins.
+by its station and `id` (one station cannot touch another's records), so replaying a station's
+messages (or deleting the database and letting the nodes republish) rebuilds the same rows. A
+republished inspection replaces the stored one when its `revision` (which the node raises each
+time it changes the record) is higher; at an equal revision (nodes from before revisions send 1
+always) it does unless it would drop an override. Dates inside a payload never decide.
+
+The schema's version is in `PRAGMA user_version`; a store from before version 1 (inspections
+keyed by `id` alone) is migrated in place when opened, keeping every row.
 
 One writer (the ingest's batch thread) and many readers (the web handlers, each thread with its
 own connection); WAL mode lets them run together. Full-text search (FTS5) covers core ids and
@@ -25,7 +30,7 @@ import sqlite_utils
 
 from edge.contract import Credit, Event, InspectionRecord, OverrideInfo, Result, Stats
 from edge.contract.timefmt import normalize_ts
-from gateway.errors import StoreError
+from gateway.errors import AmbiguousInspection, StoreError
 
 COUNT_CAP = 10_000
 """Counts of filtered inspections stop here (an exact COUNT over a million rows is too slow)."""
@@ -47,26 +52,32 @@ _INSPECTION_COLUMNS = (
     "co2e_avoided_kg",
     "reasons",
     "record",
+    "revision",
 )
+
+SCHEMA_VERSION = 1
+"""`PRAGMA user_version` of the current schema; 0 is a store keyed by inspection id alone."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inspections (
-    id TEXT PRIMARY KEY, station TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER,
+    id TEXT NOT NULL, station TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER,
     core_id TEXT NOT NULL, family TEXT, code INTEGER NOT NULL, rules_code INTEGER NOT NULL,
     credit INTEGER, overridden INTEGER NOT NULL DEFAULT 0, override_ts TEXT,
     impact_known INTEGER, material_kept_kg REAL, co2e_avoided_kg REAL,
-    reasons TEXT NOT NULL DEFAULT '', record TEXT NOT NULL
+    reasons TEXT NOT NULL DEFAULT '', record TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (station, id)
 );
-CREATE INDEX IF NOT EXISTS ix_insp_ts ON inspections (ts, id);
+CREATE INDEX IF NOT EXISTS ix_insp_id ON inspections (id);
+CREATE INDEX IF NOT EXISTS ix_insp_ts ON inspections (ts, id, station);
 CREATE INDEX IF NOT EXISTS ix_insp_station_ts ON inspections (station, ts, id);
-CREATE INDEX IF NOT EXISTS ix_insp_code_ts ON inspections (code, ts, id);
+CREATE INDEX IF NOT EXISTS ix_insp_code_ts ON inspections (code, ts, id, station);
 CREATE INDEX IF NOT EXISTS ix_insp_station_code_ts ON inspections (station, code, ts, id);
-CREATE INDEX IF NOT EXISTS ix_insp_family_ts ON inspections (family, ts, id);
+CREATE INDEX IF NOT EXISTS ix_insp_family_ts ON inspections (family, ts, id, station);
 CREATE INDEX IF NOT EXISTS ix_insp_core ON inspections (core_id, ts);
 CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, inspection_id TEXT NOT NULL, ts TEXT NOT NULL, user TEXT NOT NULL,
-    action TEXT NOT NULL, code INTEGER, label TEXT, reason TEXT, credit INTEGER,
-    UNIQUE (inspection_id, action, ts, user)
+    seq INTEGER PRIMARY KEY, station TEXT NOT NULL, inspection_id TEXT NOT NULL, ts TEXT NOT NULL,
+    user TEXT NOT NULL, action TEXT NOT NULL, code INTEGER, label TEXT, reason TEXT,
+    credit INTEGER, UNIQUE (station, inspection_id, action, ts, user)
 );
 CREATE TABLE IF NOT EXISTS stations (
     station TEXT PRIMARY KEY, available TEXT, available_ts TEXT, last_seen TEXT,
@@ -85,13 +96,49 @@ CREATE INDEX IF NOT EXISTS ix_snap_station_ts ON snapshots (station, ts);
 CREATE INDEX IF NOT EXISTS ix_snap_inspection ON snapshots (inspection_id);
 """
 
+# Version 0 to 1: inspections and their audit keyed by (station, id), with the record's revision.
+# New tables are filled from the old ones, which are then dropped (SQLite cannot change a primary
+# key in place); rowids are kept. The full-text index is rebuilt afterwards (see Store._create).
+_MIGRATE_TO_1 = """
+DROP TABLE IF EXISTS inspections_fts;
+CREATE TABLE inspections_v1 (
+    id TEXT NOT NULL, station TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER,
+    core_id TEXT NOT NULL, family TEXT, code INTEGER NOT NULL, rules_code INTEGER NOT NULL,
+    credit INTEGER, overridden INTEGER NOT NULL DEFAULT 0, override_ts TEXT,
+    impact_known INTEGER, material_kept_kg REAL, co2e_avoided_kg REAL,
+    reasons TEXT NOT NULL DEFAULT '', record TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (station, id)
+);
+INSERT INTO inspections_v1 (rowid, id, station, ts, seq, core_id, family, code, rules_code,
+    credit, overridden, override_ts, impact_known, material_kept_kg, co2e_avoided_kg, reasons,
+    record, revision)
+SELECT rowid, id, station, ts, seq, core_id, family, code, rules_code, credit, overridden,
+    override_ts, impact_known, material_kept_kg, co2e_avoided_kg, reasons, record,
+    coalesce(json_extract(record, '$.revision'), 1)
+FROM inspections;
+DROP TABLE inspections;
+ALTER TABLE inspections_v1 RENAME TO inspections;
+CREATE TABLE audit_v1 (
+    seq INTEGER PRIMARY KEY, station TEXT NOT NULL, inspection_id TEXT NOT NULL, ts TEXT NOT NULL,
+    user TEXT NOT NULL, action TEXT NOT NULL, code INTEGER, label TEXT, reason TEXT,
+    credit INTEGER, UNIQUE (station, inspection_id, action, ts, user)
+);
+INSERT INTO audit_v1 (seq, station, inspection_id, ts, user, action, code, label, reason, credit)
+SELECT a.seq, coalesce(i.station, ''), a.inspection_id, a.ts, a.user, a.action, a.code, a.label,
+    a.reason, a.credit
+FROM audit a LEFT JOIN inspections i ON i.id = a.inspection_id;
+DROP TABLE audit;
+ALTER TABLE audit_v1 RENAME TO audit;
+"""
+
 _UPSERT = (
     f"INSERT INTO inspections ({', '.join(_INSPECTION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _INSPECTION_COLUMNS)}) "
-    "ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _INSPECTION_COLUMNS if c != "id")
-    + " WHERE excluded.overridden >= inspections.overridden"
-    " AND (inspections.override_ts IS NULL OR excluded.override_ts >= inspections.override_ts)"
+    "ON CONFLICT(station, id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _INSPECTION_COLUMNS if c not in ("station", "id"))
+    + " WHERE excluded.revision > inspections.revision"
+    " OR (excluded.revision = inspections.revision"
+    " AND excluded.overridden >= inspections.overridden)"
 )
 
 
@@ -205,6 +252,7 @@ def inspection_row(record: InspectionRecord) -> tuple[Any, ...]:
         impact.co2e_avoided_kg if impact and impact.known else None,
         reasons,
         record.to_json(),
+        record.revision,
     )
 
 
@@ -238,11 +286,33 @@ class Store:
         db = self.db
         db.enable_wal()
         db.conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate(db.conn)
         db.conn.executescript(_SCHEMA)
         if "inspections_fts" not in db.table_names():
             db.table("inspections").enable_fts(
                 ["core_id", "reasons"], fts_version="FTS5", create_triggers=True
             )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring an older store to SCHEMA_VERSION in one transaction; mark a new one current."""
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the gateway store {self.path} has schema {version}, newer than this "
+                f"software's {SCHEMA_VERSION}; upgrade reman-edge"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        old = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'inspections'").fetchone()
+        script = _MIGRATE_TO_1 if old else ""
+        try:  # one transaction: a failed migration leaves the old store as it was
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {script} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -284,6 +354,7 @@ class Store:
         conn.executemany(_UPSERT, [inspection_row(r) for r in records])
         audit = [
             (
+                r.station,
                 r.id,
                 r.override.ts,
                 r.override.user,
@@ -297,8 +368,9 @@ class Store:
             if r.override
         ]
         conn.executemany(
-            "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason, credit) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO audit "
+            "(station, inspection_id, ts, user, action, code, label, reason, credit) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             audit,
         )
         seen = [(r.station, normalize_ts(r.ts)) for r in records]
@@ -341,6 +413,7 @@ class Store:
 
     def add_audit(
         self,
+        station: str,
         inspection_id: str,
         ts: str,
         user: str,
@@ -349,12 +422,13 @@ class Store:
         label: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Record a person's action on an inspection (an override request, a confirmation)."""
+        """Record a person's action on a station's inspection (an override request, a confirmation)."""
         with _sql_errors(f"record {action} on {inspection_id}"), self.db.conn as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO audit (inspection_id, ts, user, action, code, label, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (inspection_id, ts, user, action, code, label, reason),
+                "INSERT OR IGNORE INTO audit "
+                "(station, inspection_id, ts, user, action, code, label, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (station, inspection_id, ts, user, action, code, label, reason),
             )
 
     # ------------------------------------------------------------ inspections
@@ -364,7 +438,7 @@ class Store:
         rows = self._keyset(flt, limit + 1, cursor)
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = f"{rows[-1]['ts']}|{rows[-1]['id']}" if more else None
+        next_cursor = _cursor(rows[-1]) if more else None
         count, capped = self.count(flt)
         return Page(rows, next_cursor, count, capped)
 
@@ -391,29 +465,41 @@ class Store:
         self, flt: InspectionFilter, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         rows = self._keyset(flt, limit, cursor)
-        nxt = f"{rows[-1]['ts']}|{rows[-1]['id']}" if len(rows) == limit else None
+        nxt = _cursor(rows[-1]) if len(rows) == limit else None
         return rows, nxt
 
     def _keyset(
         self, flt: InspectionFilter, limit: int, cursor: str | None
     ) -> list[dict[str, Any]]:
-        """Up to `limit` matching rows, newest first, after the (ts, id) position in `cursor`."""
+        """Up to `limit` matching rows, newest first, after the (ts, id, station) in `cursor`."""
         where, params = flt.where()
         if cursor:
-            ts, _, last_id = cursor.partition("|")
-            where += " AND (ts, id) < (?, ?)"
-            params = [*params, ts, last_id]
+            where += " AND (ts, id, station) < (?, ?, ?)"
+            params = [*params, *_position(cursor)]
         return self._select(
-            f"SELECT * FROM inspections WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+            f"SELECT * FROM inspections WHERE {where} "
+            "ORDER BY ts DESC, id DESC, station DESC LIMIT ?",
             [*params, limit],
             "read inspections",
         )
 
-    def get(self, inspection_id: str) -> dict[str, Any] | None:
-        """One inspection's row, or None."""
+    def get(self, inspection_id: str, station: str | None = None) -> dict[str, Any] | None:
+        """One inspection's row, or None. Without `station` the id must name one station's
+        inspection only: AmbiguousInspection when several stations use it."""
+        if station is not None:
+            rows = self._select(
+                "SELECT * FROM inspections WHERE station = ? AND id = ?",
+                [station, inspection_id],
+                f"read {inspection_id} of {station}",
+            )
+            return rows[0] if rows else None
         rows = self._select(
-            "SELECT * FROM inspections WHERE id = ?", [inspection_id], f"read {inspection_id}"
+            "SELECT * FROM inspections WHERE id = ? ORDER BY station",
+            [inspection_id],
+            f"read {inspection_id}",
         )
+        if len(rows) > 1:
+            raise AmbiguousInspection(inspection_id, [r["station"] for r in rows])
         return rows[0] if rows else None
 
     def latest(self, station: str, n: int = 20) -> list[dict[str, Any]]:
@@ -432,7 +518,8 @@ class Store:
     def override_history(self, core_id: str) -> dict[str, list[OverrideInfo]]:
         """Every override the stations applied to one core's inspections, oldest first, by id."""
         rows = self._select(
-            "SELECT a.* FROM audit a JOIN inspections i ON i.id = a.inspection_id "
+            "SELECT a.* FROM audit a "
+            "JOIN inspections i ON i.station = a.station AND i.id = a.inspection_id "
             "WHERE i.core_id = ? AND a.action = 'override' ORDER BY a.ts, a.seq",
             [core_id],
             f"read the overrides of core {core_id}",
@@ -451,13 +538,21 @@ class Store:
             )
         return out
 
-    def audit(self, inspection_id: str) -> list[dict[str, Any]]:
-        """The audit trail of one inspection, oldest first."""
+    def audit(self, inspection_id: str, station: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail of one inspection, oldest first (`station` as for `get`)."""
+        station = self._station_of(inspection_id, station)
         return self._select(
-            "SELECT * FROM audit WHERE inspection_id = ? ORDER BY ts, seq",
-            [inspection_id],
+            "SELECT * FROM audit WHERE station = ? AND inspection_id = ? ORDER BY ts, seq",
+            [station, inspection_id],
             f"read the audit trail of {inspection_id}",
         )
+
+    def _station_of(self, inspection_id: str, station: str | None) -> str:
+        """`station`, else the one station whose inspection has this id ('' for none)."""
+        if station is not None:
+            return station
+        row = self.get(inspection_id)
+        return row["station"] if row else ""
 
     def code_counts(self) -> dict[int, int]:
         """Inspections per effective code (for /metrics)."""
@@ -505,13 +600,14 @@ class Store:
             row["detail"] = json.loads(row["detail"]) if row["detail"] else {}
         return rows, (f"{rows[-1]['ts']}|{rows[-1]['id']}" if more else None)
 
-    def snapshots_for(self, inspection_id: str) -> list[str]:
-        """File names of the snapshots taken with one inspection."""
+    def snapshots_for(self, inspection_id: str, station: str | None = None) -> list[str]:
+        """File names of the snapshots taken with one inspection (`station` as for `get`)."""
+        station = self._station_of(inspection_id, station)
         return [
             r["name"]
             for r in self._select(
-                "SELECT name FROM snapshots WHERE inspection_id = ? ORDER BY ts",
-                [inspection_id],
+                "SELECT name FROM snapshots WHERE station = ? AND inspection_id = ? ORDER BY ts",
+                [station, inspection_id],
                 f"read the snapshots of {inspection_id}",
             )
         ]
@@ -553,3 +649,15 @@ class Store:
     def select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts (for the reports in gateway.reports)."""
         return self._select(sql, params, "run a query")
+
+
+def _cursor(row: dict[str, Any]) -> str:
+    """The keyset position of a row: `ts|id|station` (a station id holds no `|`)."""
+    return f"{row['ts']}|{row['id']}|{row['station']}"
+
+
+def _position(cursor: str) -> tuple[str, str, str]:
+    """(ts, id, station) of a cursor; one from before stations were in it reads as station ''."""
+    ts, _, rest = cursor.partition("|")
+    last_id, sep, station = rest.rpartition("|")
+    return (ts, last_id, station) if sep else (ts, rest, "")

@@ -64,7 +64,7 @@ def test_store_rebuilt_from_a_replay_is_the_same(tmp_path):
         lambda s: s.code_counts(),
         lambda s: s.stations(),
         lambda s: s.write(Batch(inspections=[record(core_id="C9")])),
-        lambda s: s.add_audit("x", "2026-11-28T08:00:00Z", "erin", "confirm"),
+        lambda s: s.add_audit("st-1", "x", "2026-11-28T08:00:00Z", "erin", "confirm"),
         lambda s: s.forget_snapshots(["a.jpg"]),
     ],
     ids=["page", "get", "code_counts", "stations", "write", "add_audit", "forget_snapshots"],
