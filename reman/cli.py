@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from edge.contract import systemd
 from edge.contract.errors import ConfigError, ContractError
 from edge.errors import RemanError
 from gateway.errors import GatewayError
@@ -18,6 +19,7 @@ from vision.errors import VisionError
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class RemanGroup(click.Group):
@@ -55,14 +57,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[_log_handler()])
     if not debug:
         # asyncua logs every publish response at INFO; our own events say what matters.
         logging.getLogger("asyncua").setLevel(logging.WARNING)
+
+
+def _log_handler() -> logging.Handler:
+    """Log to stderr: for journald (priority prefixes, no timestamp) when that is where it goes."""
+    handler = logging.StreamHandler(sys.stderr)
+    journal = systemd.stderr_is_journal(sys.stderr)
+    handler.setFormatter(systemd.JournalFormatter() if journal else logging.Formatter(LOG_FORMAT))
+    return handler
 
 
 def _register() -> None:

@@ -1,9 +1,14 @@
-"""systemd notify and watchdog, without a dependency.
+"""systemd notify, watchdog and journal log lines, without a dependency.
 
 Under `Type=notify` systemd passes `$NOTIFY_SOCKET`, a Unix datagram socket (a path, or an
 abstract name starting with `@`). The node sends `READY=1` once started, `WATCHDOG=1` at half
 of `$WATCHDOG_USEC` while its loop is healthy, and `STOPPING=1` when it begins to shut down.
 Outside systemd every call is a no-op that returns False.
+
+A service whose stderr goes to the journal gets `$JOURNAL_STREAM` (that stream's device and
+inode). Its log lines then start with an sd-daemon priority (`<4>` for a warning), which
+journald stores as the entry's priority (`journalctl -p warning`), and carry no timestamp of
+their own: the journal has one.
 """
 
 from __future__ import annotations
@@ -12,9 +17,20 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable, Mapping
+from typing import TextIO
 
 log = logging.getLogger("reman.systemd")
+
+# sd-daemon(3) priorities (syslog's) for Python's levels; a level between two takes the lower's.
+_PRIORITIES = (
+    (logging.CRITICAL, 2),
+    (logging.ERROR, 3),
+    (logging.WARNING, 4),
+    (logging.INFO, 6),
+)
+_DEBUG_PRIORITY = 7
 
 
 def notify(state: str, env: Mapping[str, str] | None = None) -> bool:
@@ -88,3 +104,45 @@ async def watchdog_loop(
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
         except asyncio.TimeoutError:
             pass
+
+
+def stderr_is_journal(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
+    """True when `stream` (stderr by default) is the journal stream `$JOURNAL_STREAM` names.
+
+    A process started by the service inherits the variable with a stderr of its own (a pipe, a
+    file); comparing the device and inode keeps its output in the usual format.
+    """
+    env = os.environ if env is None else env
+    stream = sys.stderr if stream is None else stream
+    device, _, inode = env.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        wanted = (int(device), int(inode))
+        found = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):
+        # Not "device:inode", or a stream without a file descriptor (a test's capture).
+        return False
+    return (found.st_dev, found.st_ino) == wanted
+
+
+def journal_priority(levelno: int) -> int:
+    """The sd-daemon priority (0 emergency .. 7 debug) for a logging level."""
+    for level, priority in _PRIORITIES:
+        if levelno >= level:
+            return priority
+    return _DEBUG_PRIORITY
+
+
+class JournalFormatter(logging.Formatter):
+    """Log lines for journald: `<N>LEVEL logger: message`, without a timestamp.
+
+    journald reads each line as an entry of its own, so every line of a record (a traceback's
+    too) carries the record's priority.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's lines, each with its priority prefix."""
+        prefix = f"<{journal_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).splitlines())
