@@ -16,7 +16,7 @@ import click
 from pydantic import ValidationError
 
 from edge.bench import simulator, tools
-from edge.bench.certs import DEFAULT_CLIENT_URI, make_certificate
+from edge.bench.certs import DEFAULT_CLIENT_URI, default_owner, make_certificate
 from edge.config.station import BenchConfig
 
 SECURITY_CHOICES = ("None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt")
@@ -195,13 +195,22 @@ def probe_cmd(nodes: tuple[str, ...], as_json: bool, **opts: Any) -> None:
 )
 @click.option("--host", help="Host name for subjectAltName (default: this machine's).")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-def certs_cmd(out: Path, uri: str, host: str | None, force: bool) -> None:
+@click.option(
+    "--owner",
+    metavar="USER[:GROUP]",
+    help="Give both files to USER (key 0600) or USER:GROUP (key 0640) "
+    "(default as root: the node's user, reman, when it exists).",
+)
+def certs_cmd(out: Path, uri: str, host: str | None, force: bool, owner: str | None) -> None:
     """Make a self-signed client certificate and key for a secured bench connection."""
     cert, key = out / "client-cert.der", out / "client-key.pem"
     if not force and (cert.exists() or key.exists()):
         raise click.UsageError(f"{cert} or {key} exists; pass --force to overwrite")
-    make_certificate(cert, key, uri=uri, host=host)
+    owner = owner or default_owner()
+    make_certificate(cert, key, uri=uri, host=host, owner=owner)
     click.echo(f"certificate: {cert}\nprivate key: {key}\napplication uri: {uri}")
+    if owner:
+        click.echo(f"owner: {owner} (key mode {key.stat().st_mode & 0o777:04o})")
     click.echo("Give the certificate to the bench's administrator to trust.")
 
 
