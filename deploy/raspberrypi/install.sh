@@ -282,6 +282,16 @@ install_config() {
   make_secret "$etc/mqtt-password" "$node_user"
   make_secret "$etc/gateway-mqtt-password" "$gateway_user"
   make_secret "$etc/session-secret" "$gateway_user"
+  warn_readable
+}
+
+# /etc/reman may be read by every user (each service finds its own files there), so a file an
+# integrator added with a loose mode (a bench password) is readable by all: say so.
+warn_readable() {
+  local path
+  while IFS= read -r path; do
+    say "warning: every user can read $path; for a secret: chgrp reman (or reman-gateway), chmod 0640"
+  done < <(find "$etc" -type f -perm -o=r)
 }
 
 # Installs before the dashboard had its own user kept its store in /var/lib/reman, which the

@@ -417,6 +417,16 @@ def test_each_service_reads_only_its_own_config_and_secrets(tmp_path):
         assert readers(folder, owner[folder]) == {user}, folder
 
 
+def test_a_file_every_user_can_read_in_etc_reman_is_reported(tmp_path):
+    install(tmp_path)
+    added = tmp_path / "etc/reman/bench-password"
+    added.write_text("secret\n")
+    added.chmod(0o644)
+    out = install(tmp_path)
+    assert f"warning: every user can read {added}" in out
+    assert out.count("warning: every user can read") == 1, "only the file with a loose mode"
+
+
 def test_the_gateway_unit_cannot_reach_the_nodes_secrets_or_data():
     gateway = unit_settings("reman-gateway.service")
     hidden = {path.lstrip("-") for path in gateway["InaccessiblePaths"]}
