@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,41 @@ def events() -> tuple[Events, list]:
     """An Events object for station `test-1` and the list every event lands in."""
     seen: list = []
     return Events("test-1", sinks=[seen.append]), seen
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "expect_errors(*patterns): the test expects ERROR logs or error events matching these "
+        "regular expressions (none given: any); every other ERROR fails the test",
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_errors(request, caplog):
+    """Fail a test whose code logs at ERROR (an error event logs so too) unless it expects that.
+
+    Like `filterwarnings = error` for warnings: an error nobody looked at is a failure. A test
+    that provokes one on purpose says so with `@pytest.mark.expect_errors("pattern", ...)`.
+    """
+    yield
+    marker = request.node.get_closest_marker("expect_errors")
+    patterns = [re.compile(p) for p in marker.args] if marker else []
+    unexpected = [
+        record
+        for phase in ("setup", "call")
+        for record in caplog.get_records(phase)
+        if record.levelno >= logging.ERROR and not _expected(record, marker, patterns)
+    ]
+    if unexpected:
+        lines = [f"{r.name}: {r.getMessage()}" for r in unexpected[:5]]
+        pytest.fail("unexpected ERROR log:\n  " + "\n  ".join(lines), pytrace=False)
+
+
+def _expected(record: logging.LogRecord, marker, patterns: list[re.Pattern]) -> bool:
+    if marker is None:
+        return False
+    if not patterns:
+        return True
+    text = f"{record.name}: {record.getMessage()}"
+    return any(p.search(text) for p in patterns)

@@ -5,6 +5,15 @@ grayscale is expanded to three channels, alpha is dropped, 16-bit is scaled to 8
 IMREAD_COLOR does all three). Images whose longer side exceeds `max_side` are decoded reduced
 (JPEG decodes at 1/2, 1/4 or 1/8 scale inside libjpeg, so an 8000x6000 photo never needs its
 full 144 MB) and then resized. Every failure is an ImageError naming the file and the problem.
+
+Two rules keep a bad file from being graded as if it were a part:
+
+- The pixel budget (`MAX_PIXELS`) is checked from the header before anything is decoded, for
+  every format read (JPEG, PNG, TIFF, BMP, WebP); any other format is refused, since OpenCV
+  would decode it without a size check.
+- A JPEG whose decoder reports a warning (corrupt entropy data, a stray marker) is unreadable.
+  OpenCV only prints libjpeg's warnings and returns the garbled image, so JPEGs are decoded by
+  simplejpeg (libjpeg-turbo) in strict mode, which raises on them instead.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from vision.errors import ImageError
 
@@ -22,6 +32,8 @@ MAX_PIXELS = 250_000_000  # refuse decompression bombs before allocating anythin
 
 _JPEG_SOI = b"\xff\xd8"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+FORMATS = "JPEG, PNG, TIFF, BMP or WebP"  # what image_size reads; others are refused
 _REDUCED = (
     (8, cv2.IMREAD_REDUCED_COLOR_8),
     (4, cv2.IMREAD_REDUCED_COLOR_4),
@@ -57,19 +69,69 @@ def decode_image(data: bytes, name: str, max_side: int = MAX_SIDE) -> np.ndarray
         raise ImageError(f"{name}: empty file (0 bytes)")
     _check_complete(data, name)
     size = image_size(data)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
+    if size is None:
+        raise ImageError(f"{name}: not a readable image (not {FORMATS}, or a broken header)")
+    if size[0] * size[1] > MAX_PIXELS:
         raise ImageError(f"{name}: image too large ({size[1]}x{size[0]} pixels)")
-    image = _imdecode(data, name, _decode_flag(size, max_side))
+    if data.startswith(_JPEG_SOI):
+        image = _decode_jpeg(data, name, size, max_side)
+    else:
+        image = _imdecode(data, name, cv2.IMREAD_COLOR)
     return _fit(image, max_side)
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG or PNG header without decoding; None for other formats."""
-    if data.startswith(_PNG_SIGNATURE) and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
+    """(height, width) from the header of a JPEG, PNG, TIFF, BMP or WebP without decoding;
+    None for any other format or an unreadable header."""
+    try:
+        if data.startswith(_PNG_SIGNATURE) and len(data) >= 24:
+            width, height = struct.unpack(">II", data[16:24])
+            return height, width
+        if data.startswith(_JPEG_SOI):
+            return _jpeg_size(data)
+        if data[:4] in _TIFF_MAGIC:
+            return _tiff_size(data)
+        if data.startswith(b"BM") and len(data) >= 26:
+            width, height = struct.unpack("<ii", data[18:26])
+            return abs(height), abs(width)  # a negative height is a top-down bitmap
+        if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+            return _webp_size(data)
+    except struct.error:
+        return None
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """The first image's size from a TIFF's first IFD (tags 256 ImageWidth, 257 ImageLength)."""
+    order = "<" if data.startswith(b"II") else ">"
+    (offset,) = struct.unpack(order + "I", data[4:8])
+    (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+    found: dict[int, int] = {}
+    for i in range(count):
+        entry = data[offset + 2 + 12 * i : offset + 14 + 12 * i]
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag in (256, 257):
+            fmt = {3: "H", 4: "I"}.get(kind)
+            if fmt is None:
+                return None
+            found[tag] = struct.unpack(order + fmt, entry[8 : 8 + struct.calcsize(fmt)])[0]
+    if 256 not in found or 257 not in found:
+        return None
+    return found[257], found[256]
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return height & 0x3FFF, width & 0x3FFF
+    if chunk == b"VP8L" and data[20:21] == b"\x2f":
+        bits = int.from_bytes(data[21:25], "little")
+        return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
         return height, width
-    if data.startswith(_JPEG_SOI):
-        return _jpeg_size(data)
     return None
 
 
@@ -98,9 +160,27 @@ def _check_complete(data: bytes, name: str) -> None:
         raise ImageError(f"{name}: truncated PNG (no IEND chunk)")
 
 
-def _decode_flag(size: tuple[int, int] | None, max_side: int) -> int:
-    if size is None:
-        return cv2.IMREAD_COLOR
+def _decode_jpeg(data: bytes, name: str, size: tuple[int, int], max_side: int) -> np.ndarray:
+    """Decode strictly, reduced inside libjpeg-turbo when the image is larger than needed."""
+    height, width = size
+    keep = max_side * 3 // 4  # the strongest reduction that keeps 3/4 of max_side
+    reduced = max(size) > max_side
+    min_height, min_width = (keep, 1) if height >= width else (1, keep)
+    kwargs = {"min_height": min_height, "min_width": min_width} if reduced else {}
+    try:
+        return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True, **kwargs)
+    except ValueError as exc:
+        problem = str(exc)
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="BGR", strict=False, **kwargs)
+    except ValueError:
+        # Not a warning but something libjpeg-turbo cannot do here (CMYK, 12-bit): OpenCV's
+        # own decoder may, and refuses what is corrupt beyond that.
+        return _imdecode(data, name, _decode_flag(size, max_side))
+    raise ImageError(f"{name}: corrupt JPEG data ({problem})")
+
+
+def _decode_flag(size: tuple[int, int], max_side: int) -> int:
     longer = max(size)
     for factor, flag in _REDUCED:  # the strongest reduction that keeps 3/4 of max_side
         if longer // factor >= max_side * 3 // 4:

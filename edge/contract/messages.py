@@ -12,7 +12,15 @@ import re
 from enum import IntEnum
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from edge.contract.errors import ContractViolation
 
@@ -55,6 +63,24 @@ class ResultError(IntEnum):
     OK = 0
     INSPECTION_FAILED = 1
     REJECTED_NO_CORE_ID = 2
+
+
+def _integer(value: Any) -> Any:
+    """JSON `true` is not 1 and `3.0` is not 3: every integer of the contract is a JSON integer."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = {bool: "a boolean", float: "a decimal number", str: "a string"}
+        raise PydanticCustomError(
+            "int_type",
+            "Input should be an integer, not {kind}",
+            {"kind": kind.get(type(value), type(value).__name__)},
+        )
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+DispositionCode = Annotated[Disposition, BeforeValidator(_integer)]
+CreditCode = Annotated[Credit, BeforeValidator(_integer)]
+ErrorCode = Annotated[ResultError, BeforeValidator(_integer)]
 
 
 class _Strict(BaseModel):
@@ -167,7 +193,7 @@ class DefectResult(_Strict):
     area_pct: float = Field(
         ge=0, le=100, description="Defect share of the part's visible area, percent."
     )
-    grade: int = Field(
+    grade: Integer = Field(
         ge=0, description="Grade on the configured table (ISO 4628 degree by default)."
     )
     confidence: float = Field(ge=0, le=1, description="Model confidence for this grade, 0..1.")
@@ -188,11 +214,11 @@ class Measurement(_Strict):
 class DecisionInfo(_Strict):
     """The disposition the rules decided."""
 
-    code: Disposition = Field(
+    code: DispositionCode = Field(
         description="0 none/error, 1 REUSE, 2 REMANUFACTURE, 3 RECYCLE, 4 REVIEW."
     )
     label: str = Field(description="The code's name.")
-    credit: Credit = Field(description="0 unknown, 1 full, 2 partial, 3 none.")
+    credit: CreditCode = Field(description="0 unknown, 1 full, 2 partial, 3 none.")
     reasons: list[Reason] = Field(
         default_factory=list, description="Every reason that contributed."
     )
@@ -216,9 +242,9 @@ class RulesInfo(_Strict):
 class OverrideInfo(_Strict):
     """A person's change of the decision; the original decision stays in `decision`."""
 
-    code: Disposition = Field(description="The effective code after the override.")
+    code: DispositionCode = Field(description="The effective code after the override.")
     label: str = Field(description="The effective code's name.")
-    credit: Credit = Field(default=Credit.UNKNOWN, description="Credit after the override.")
+    credit: CreditCode = Field(default=Credit.UNKNOWN, description="Credit after the override.")
     reason: str = Field(description="Why the person changed it.")
     user: str = Field(description="Who changed it.")
     ts: str = Field(description="When, UTC RFC 3339.")
@@ -245,7 +271,9 @@ class InspectionRecord(_Strict):
         max_length=64,
         description="Time-ordered unique id; consumers deduplicate by it.",
     )
-    seq: int = Field(ge=0, description="Per-station sequence number, monotonic across restarts.")
+    seq: Integer = Field(
+        ge=0, description="Per-station sequence number, monotonic across restarts."
+    )
     revision: int = Field(
         default=1,
         ge=1,
@@ -302,13 +330,13 @@ class InspectionRecord(_Strict):
 class Result(_Strict):
     """The compact, retained result a PLC reads (topic `result`)."""
 
-    seq: int = Field(ge=0, le=2**31 - 1, description="Sequence number, to acknowledge on ack/set.")
-    core: CoreId = Field(description="Core id.")
-    code: Disposition = Field(description="Disposition code.")
-    credit: Credit = Field(description="Core credit tier.")
-    err: ResultError = Field(
-        default=ResultError.OK, description="0 ok; non-zero explains a code 0."
+    seq: Integer = Field(
+        ge=0, le=2**31 - 1, description="Sequence number, to acknowledge on ack/set."
     )
+    core: CoreId = Field(description="Core id.")
+    code: DispositionCode = Field(description="Disposition code.")
+    credit: CreditCode = Field(description="Core credit tier.")
+    err: ErrorCode = Field(default=ResultError.OK, description="0 ok; non-zero explains a code 0.")
 
     @classmethod
     def build(cls, seq: int, core: str, code: int, credit: int, err: int = 0) -> Result:
@@ -357,8 +385,8 @@ class Stats(_Strict):
     ts: str = Field(description="When the figures were taken.")
     station: StationId = Field(description="Station id.")
     uptime_s: float = Field(ge=0, description="Seconds since the node started.")
-    inspections: int = Field(ge=0, description="Inspections since start.")
-    decisions: dict[str, int] = Field(
+    inspections: Integer = Field(ge=0, description="Inspections since start.")
+    decisions: dict[str, Integer] = Field(
         default_factory=dict, description="Count per disposition label."
     )
     latency_ms: dict[str, float | None] = Field(
@@ -366,7 +394,7 @@ class Stats(_Strict):
     )
     bench: LinkState | None = Field(default=None, description="OPC UA bench link.")
     broker: LinkState | None = Field(default=None, description="MQTT broker link.")
-    outbox_depth: int = Field(default=0, ge=0, description="Messages waiting in the outbox.")
+    outbox_depth: Integer = Field(default=0, ge=0, description="Messages waiting in the outbox.")
     outbox_oldest_age_s: float | None = Field(
         default=None, description="Age of the oldest waiting message."
     )
@@ -411,15 +439,17 @@ class TriggerCommand(_Strict):
 class AckCommand(_Strict):
     """`ack/set`: the PLC took the result with this seq."""
 
-    seq: int = Field(ge=0, le=2**31 - 1, description="The acknowledged result's seq.")
+    seq: Integer = Field(ge=0, le=2**31 - 1, description="The acknowledged result's seq.")
 
 
 class OverrideCommand(_Strict):
     """`override/set`: a person changes an inspection's decision."""
 
     id: str = Field(min_length=1, max_length=64, description="Inspection id.")
-    code: Literal[1, 2, 3, 4] = Field(description="New disposition code.")
-    credit: Literal[0, 1, 2, 3] | None = Field(
+    code: Annotated[Literal[1, 2, 3, 4], BeforeValidator(_integer)] = Field(
+        description="New disposition code."
+    )
+    credit: Annotated[Literal[0, 1, 2, 3], BeforeValidator(_integer)] | None = Field(
         default=None, description="New credit; kept when omitted."
     )
     reason: str = Field(min_length=1, max_length=500, description="Why.")

@@ -258,8 +258,19 @@ def _too_old(source_ts: str | None, max_age_s: float | None, now: datetime | Non
     return (now - moment).total_seconds() > max_age_s
 
 
+UNREADABLE = "unreadable: "
+"""Prefix of an image problem that is a file the decoder refused (corrupt, truncated, too big)."""
+
+
 def _image_reasons(image_problems: list[str] | tuple) -> list[Reason]:
-    return [Reason(code="image_quality", text=f"image: {p}", rule="review") for p in image_problems]
+    return [
+        Reason(
+            code="image_corrupt" if p.startswith(UNREADABLE) else "image_quality",
+            text=f"image: {p}",
+            rule="review",
+        )
+        for p in image_problems
+    ]
 
 
 # ---------------------------------------------------------------- the rules
@@ -396,7 +407,9 @@ def impact(family: FamilyConfig | None, code: int) -> Impact:
 def inputs_of(record: InspectionRecord) -> tuple[dict, dict, list[str]]:
     """(defects, measurements, image problems) of a journaled inspection, as `decide` takes them."""
     problems = [
-        r.text.removeprefix("image: ") for r in record.decision.reasons if r.code == "image_quality"
+        r.text.removeprefix("image: ")
+        for r in record.decision.reasons
+        if r.code in ("image_quality", "image_corrupt")
     ]
     return dict(record.defects), dict(record.measurements), problems
 

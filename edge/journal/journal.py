@@ -129,7 +129,20 @@ def _migration_1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+def _migration_2(conn: sqlite3.Connection) -> None:
+    # Triggers taken for inspection and not yet recorded: what a killed node left unfinished.
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS triggers (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            core_id TEXT,
+            part_number TEXT,
+            ts TEXT NOT NULL
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
 """Ordered schema migrations; migration i brings the schema to user_version i+1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -148,6 +161,21 @@ class OverrideRow:
     user: str
     ts: str
     command_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingTrigger:
+    """A trigger the station took for inspection; journaled until its record is."""
+
+    id: str
+    source: str
+    core_id: str | None
+    part_number: str | None
+    ts: str
+
+
+Drafted = tuple[InspectionRecord, list[OutboxMessage], list[ImageInput]]
+"""What `record_next` builds once the seq is known: record, outbox messages, images."""
 
 
 @contextmanager
@@ -304,8 +332,50 @@ class Journal:
 
     # ------------------------------------------------------------ writing
 
+    def accept_trigger(self, trigger: PendingTrigger) -> None:
+        """Journal a trigger the station starts inspecting (committed at once).
+
+        `record_next` with its id removes it; one still here at start-up was interrupted.
+        """
+        with _wrapped(f"accepting trigger {trigger.id}"), self.db.conn as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO triggers (id, source, core_id, part_number, ts) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (trigger.id, trigger.source, trigger.core_id, trigger.part_number, trigger.ts),
+            )
+
+    def interrupted_triggers(self) -> list[PendingTrigger]:
+        """Triggers accepted and never recorded (the node stopped mid-inspection), oldest first."""
+        with _wrapped("reading interrupted triggers"):
+            rows = self.db.conn.execute(
+                "SELECT id, source, core_id, part_number, ts FROM triggers ORDER BY ts, id"
+            ).fetchall()
+        return [PendingTrigger(*row) for row in rows]
+
+    def record_next(
+        self, build: Callable[[int], Drafted], trigger_id: str | None = None
+    ) -> InspectionRecord:
+        """Take the next seq and write what `build(seq)` returns, all in one transaction.
+
+        A node killed before the commit leaves neither a record nor a used seq; the trigger
+        `trigger_id` (see `accept_trigger`) is done once the record is written.
+        """
+        now = time.time()
+        with _wrapped("recording the next inspection"), self.db.conn as conn:
+            conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
+            seq = conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+            record, messages, images = build(seq)
+            self._insert(conn, record, messages, images, now)
+            if trigger_id is not None:
+                conn.execute("DELETE FROM triggers WHERE id = ?", (trigger_id,))
+        return record
+
     def next_seq(self) -> int:
-        """The station's next sequence number; committed at once, so it survives restarts."""
+        """The station's next sequence number; committed at once, so it survives restarts.
+
+        For records built outside the journal (imports, tests); the station uses `record_next`,
+        which takes the seq in the record's own transaction.
+        """
         with _wrapped("next_seq"), self.db.conn as conn:
             conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
             return conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
@@ -321,19 +391,29 @@ class Journal:
         An image given with bytes is written to its path first; one given with None must exist.
         Every message is tied to the record (`inspection_id = record.id`).
         """
-        rows = [_image_row(record.id, path, data) for path, data in images]
-        messages = [dataclasses.replace(m, inspection_id=record.id) for m in messages]
         now = time.time()
         with _wrapped(f"recording inspection {record.id}"), self.db.conn as conn:
-            conn.execute(_INSERT_INSPECTION, _inspection_row(record, len(messages), now))
-            conn.executemany(
-                "INSERT INTO images (inspection_id, path, sha256, size, created) VALUES (?, ?, ?, ?, ?)",
-                [(*r, now) for r in rows],
-            )
+            self._insert(conn, record, messages, images, now)
             conn.execute(
                 "UPDATE counters SET value = max(value, ?) WHERE name = 'seq'", (record.seq,)
             )
-            self.outbox.add(messages, now=now)
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        record: InspectionRecord,
+        messages: list[OutboxMessage],
+        images: Iterable[ImageInput],
+        now: float,
+    ) -> None:
+        rows = [_image_row(record.id, path, data) for path, data in images]
+        messages = [dataclasses.replace(m, inspection_id=record.id) for m in messages]
+        conn.execute(_INSERT_INSPECTION, _inspection_row(record, len(messages), now))
+        conn.executemany(
+            "INSERT INTO images (inspection_id, path, sha256, size, created) VALUES (?, ?, ?, ?, ?)",
+            [(*r, now) for r in rows],
+        )
+        self.outbox.add(messages, now=now)
 
     def record_event(self, event: Event, message: OutboxMessage | None = None) -> None:
         """Write an event and, when given, its outbox message in one transaction."""
@@ -489,6 +569,26 @@ class Journal:
         with _wrapped("find"):
             rows = self.db.conn.execute(sql, params).fetchall()
         return [InspectionRecord.model_validate_json(r[0]) for r in reversed(rows)]
+
+    def walk(
+        self, since: str | datetime | None = None, chunk: int = 500
+    ) -> Iterator[InspectionRecord]:
+        """Every inspection at or after `since` (all when None) in time order, read `chunk`
+        records at a time: a whole journal in little memory (the caller may write between)."""
+        where, params = _filters(None, since, None, None, None)
+        where = f"{where} AND" if where else "WHERE"
+        after: tuple[str, str] = ("", "")
+        while True:
+            with _wrapped("reading inspections"):
+                rows = self.db.conn.execute(
+                    f"SELECT ts, id, record FROM inspections {where} (ts, id) > (?, ?)"
+                    " ORDER BY ts, id LIMIT ?",
+                    [*params, *after, chunk],
+                ).fetchall()
+            yield from (InspectionRecord.model_validate_json(r[2]) for r in rows)
+            if len(rows) < chunk:
+                return
+            after = (rows[-1][0], rows[-1][1])
 
     def count(self) -> int:
         """How many inspections the journal holds."""

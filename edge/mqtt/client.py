@@ -33,6 +33,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.contract import AVAILABLE_OFFLINE, AVAILABLE_ONLINE, LinkState, Topics
 from edge.contract.broker import BrokerConfig, Will, build_client
@@ -213,10 +214,27 @@ class MqttClient:
         # Right after this callback paho resends the messages left unacknowledged by the last
         # link; the PUBACK of `online` can only come after those were queued, so it marks the
         # moment new messages may follow without overtaking them.
-        client.subscribe([(self.topics.topic(kind), 1) for kind in Topics.COMMANDS])
+        client.subscribe(self._command_subscriptions())
         self._online_mid = client.publish(self.topics.available, ONLINE, qos=1, retain=True).mid
         receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
         self._to_loop(self._connect_accepted, bool(flags.session_present), receive_maximum)
+
+    def _command_subscriptions(self) -> list[tuple[str, object]]:
+        """The command topics at QoS 1; on MQTT 5 retained messages are neither sent nor hidden.
+
+        A command is a request made now: a retained one would be obeyed again at every
+        (re)subscribe. MQTT 5 lets us ask the broker not to send stored retained messages and to
+        keep the retain flag of live ones, so `_paho_message` can refuse them. MQTT 3.1.1 marks
+        only stored retained messages (sent at subscribe); a live retained publish arrives
+        unmarked there, which is one reason the node defaults to MQTT 5.
+        """
+        topics = [self.topics.topic(kind) for kind in Topics.COMMANDS]
+        if not self.mqtt5:
+            return [(topic, 1) for topic in topics]
+        options = SubscribeOptions(
+            qos=1, retainAsPublished=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
+        )
+        return [(topic, options) for topic in topics]
 
     def _paho_connect_fail(self, client, userdata) -> None:
         self._to_loop(self._connect_failed)
@@ -239,7 +257,7 @@ class MqttClient:
         kind = self._command_kind(message.topic)
         if kind is None:
             return
-        if message.retain:  # from the broker's store, not sent now: a stale trigger, never obey it
+        if message.retain:  # stored, or published to be stored: not a request made now
             self._to_loop(self._retained_command, kind, bytes(message.payload))
         else:
             self._to_loop(self._command, kind, bytes(message.payload))
@@ -313,7 +331,7 @@ class MqttClient:
     def _retained_command(self, kind: str, payload: bytes) -> None:
         self.events.warning(
             "command_rejected",
-            f"refused {kind}: a retained command is stale; publish commands without retain",
+            f"refused {kind}: it carries the retain flag; publish commands without retain",
             topic=self.topics.topic(kind),
             reason="retained",
             size=len(payload),

@@ -53,11 +53,11 @@ from edge.contract import (
 )
 from edge.contract.timefmt import UTC, utc_now
 from edge.decision.families import FamilySet
-from edge.decision.rules import decide, impact, rules_version
-from edge.errors import CameraError, JournalError
+from edge.decision.rules import UNREADABLE, decide, impact, rules_version
+from edge.errors import CameraError, ImageUnreadable, JournalError
 from edge.events import Events
 from edge.ids import new_id
-from edge.journal.journal import Journal
+from edge.journal.journal import Drafted, ImageInput, Journal, PendingTrigger
 from edge.journal.outbox import OutboxMessage
 from edge.station import quality
 from edge.station.camera import Camera, Frame
@@ -83,6 +83,11 @@ class Trigger:
     part_number: str | None = None
     received: float = field(default_factory=time.monotonic)  # for trigger-to-result latency
     ts: str = field(default_factory=utc_now)
+    id: str = field(default_factory=new_id)  # journaled while it is inspected
+
+    def pending(self) -> PendingTrigger:
+        """The trigger as the journal keeps it while it is inspected."""
+        return PendingTrigger(self.id, self.source, self.core_id, self.part_number, self.ts)
 
 
 class TriggerQueue:
@@ -181,12 +186,26 @@ class _Work:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """A decided inspection ready for the journal: record, result and the files that go with it."""
+    """A decided inspection waiting for its seq, which the journal gives it as it records it.
 
-    record: InspectionRecord
-    result: Result
-    images: list[tuple[Path, bytes]] = field(default_factory=list)
+    `draft` has seq 0 and no image names; `numbered(seq)` gives the record, the result and the
+    image files (named by day and seq under `images_dir`).
+    """
+
+    draft: InspectionRecord
+    err: ResultError
+    jpegs: list[tuple[str, bytes]] = field(default_factory=list)  # (view file name, JPEG)
     snapshot: bytes | None = None
+    images_dir: Path = Path(".")
+
+    def numbered(self, seq: int) -> tuple[InspectionRecord, Result, list[ImageInput]]:
+        names = [f"{self.draft.ts[:10]}/{seq:08d}-{name}" for name, _ in self.jpegs]
+        record = self.draft.model_copy(update={"seq": seq, "images": names})
+        images: list[ImageInput] = [
+            (self.images_dir / name, data)
+            for name, (_, data) in zip(names, self.jpegs, strict=True)
+        ]
+        return record, _result(record, self.err), images
 
 
 @dataclass(frozen=True)
@@ -271,7 +290,11 @@ class Station:
     # ------------------------------------------------------------ the loop
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Inspect triggers one at a time until `stop`; the inspection in hand always finishes."""
+        """Inspect triggers one at a time until `stop`; the inspection in hand always finishes.
+
+        First, each trigger a killed node left half inspected is recorded as interrupted.
+        """
+        await self.record_interrupted()
         while not stop.is_set():
             trigger = await _until(stop, self.triggers.get())
             if trigger is None:
@@ -279,10 +302,47 @@ class Station:
             await self.inspect(trigger)
         self.triggers.close("the node is shutting down")
 
+    async def record_interrupted(self) -> int:
+        """Record every trigger the journal holds unfinished as an interrupted inspection.
+
+        Such a trigger was taken while a node that was then killed (or lost power) inspected
+        it: it gets a record with code 0 (result err 1), and a warning event, so the PLC and
+        the dashboard learn what happened to that core. How many there were.
+        """
+        try:
+            pending = self.journal.interrupted_triggers()
+        except JournalError as exc:
+            self.events.error("journal_unreadable", f"interrupted triggers: {exc}")
+            return 0
+        for left in pending:
+            trigger = Trigger(
+                source=left.source,
+                core_id=left.core_id,
+                part_number=left.part_number,
+                ts=left.ts,
+                id=left.id,
+            )
+            why = f"the node stopped during this inspection (trigger at {left.ts})"
+            self.events.warning(
+                "inspection_interrupted",
+                f"{left.source} trigger for core {left.core_id or '?'} was not inspected: {why}",
+                trigger_ts=left.ts,
+                source=left.source,
+                core_id=left.core_id,
+            )
+            outcome = self._failed(trigger, why, code="inspection_interrupted")
+            await self._commit(trigger, outcome, write_back=False)  # that core has gone
+        return len(pending)
+
     async def inspect(self, trigger: Trigger) -> Inspected | None:
         """One inspection, journaled and handed to the publisher; None when it could not be
-        journaled (an event says why)."""
+        journaled (an event says why). The trigger is journaled first, so that a node killed
+        meanwhile records it as interrupted when it starts again."""
         self.busy, self.busy_since = True, self.clock()
+        try:
+            self.journal.accept_trigger(trigger.pending())
+        except JournalError as exc:  # the record will fail the same way, with its own event
+            log.warning("trigger not journaled: %s", exc)
         log.info("inspection started (%s trigger, core %s)", trigger.source, trigger.core_id or "?")
         try:
             try:
@@ -296,7 +356,7 @@ class Station:
                     f"inspection failed: {type(exc).__name__}: {exc}",
                     error=exc,
                 )
-                outcome = self._failed(trigger, exc)
+                outcome = self._failed(trigger, f"inspection failed: {type(exc).__name__}: {exc}")
             return await self._commit(trigger, outcome)
         finally:
             self.busy, self.busy_since = False, None
@@ -315,6 +375,8 @@ class Station:
         since = time.perf_counter()
         try:
             work.frames = await self.camera.capture_views(self.config.camera.views)
+        except ImageUnreadable as exc:  # the camera reported an event already
+            work.image_problems.append(f"{UNREADABLE}{exc}")
         except CameraError as exc:  # the camera reported an event already
             work.image_problems.append(f"no image: {exc}")
         work.lap("capture", since)
@@ -417,15 +479,13 @@ class Station:
         decision = _with_core_id_reasons(_with_bench_reason(decision, work.bench_link), core)
         work.lap("decide", since)
         work.timings["total"] = round((time.monotonic() - work.trigger.received) * 1000, 3)
-        record = self._record(work, core, family, part_number, defects, decision)
+        draft = self._draft(work, core, family, part_number, defects, decision)
         err = ResultError.REJECTED_NO_CORE_ID if core.rejected else ResultError.OK
-        images = [
-            (Path(self.config.journal.images_dir) / name, data)
-            for name, (_, data) in zip(record.images, work.jpegs, strict=True)
-        ]
-        return _Outcome(record, _result(record, err), images, work.snapshot_jpeg)
+        return _Outcome(
+            draft, err, work.jpegs, work.snapshot_jpeg, Path(self.config.journal.images_dir)
+        )
 
-    def _record(
+    def _draft(
         self,
         work: _Work,
         core: CoreIdOutcome,
@@ -434,15 +494,14 @@ class Station:
         defects: dict[str, DefectResult],
         decision: DecisionInfo,
     ) -> InspectionRecord:
-        """The full record; image files are named by day and seq under the images folder."""
-        seq = self.journal.next_seq()
+        """The full record but its seq and image names, which come as it is journaled."""
         rules = None
         if family is not None:
             version, sha256 = rules_version(family)
             rules = RulesInfo(version=version, sha256=sha256)
         return InspectionRecord(
             id=new_id(),
-            seq=seq,
+            seq=0,
             ts=work.ts,
             station=self.config.station_id,
             core_id=core.core_id,
@@ -456,14 +515,11 @@ class Station:
             model=self.model if work.graded is not None else None,
             rules=rules,
             timings_ms=work.timings,
-            images=[f"{work.ts[:10]}/{seq:08d}-{name}" for name, _ in work.jpegs],
         )
 
-    def _failed(self, trigger: Trigger, exc: BaseException) -> _Outcome:
+    def _failed(self, trigger: Trigger, why: str, code: str = "inspection_failed") -> _Outcome:
         core_id = trigger.core_id or _generated_id()
-        reason = Reason(
-            code="inspection_failed", text=f"inspection failed: {type(exc).__name__}: {exc}"
-        )
+        reason = Reason(code=code, text=why)
         decision = DecisionInfo(
             code=Disposition.NONE,
             label=Disposition.NONE.name,
@@ -472,28 +528,33 @@ class Station:
         )
         record = InspectionRecord(
             id=new_id(),
-            seq=self.journal.next_seq(),
+            seq=0,
             ts=utc_now(),
             station=self.config.station_id,
             core_id=core_id,
             core_id_source="trigger" if trigger.core_id else "generated",
             decision=decision,
         )
-        return _Outcome(record, _result(record, ResultError.INSPECTION_FAILED))
+        return _Outcome(record, ResultError.INSPECTION_FAILED)
 
-    async def _commit(self, trigger: Trigger, outcome: _Outcome) -> Inspected | None:
-        record, result = outcome.record, outcome.result
-        messages = self.messages(record, result, outcome.snapshot)
+    async def _commit(
+        self, trigger: Trigger, outcome: _Outcome, write_back: bool = True
+    ) -> Inspected | None:
+        def build(seq: int) -> Drafted:
+            record, result, images = outcome.numbered(seq)
+            return record, self.messages(record, result, outcome.snapshot), images
+
         try:
-            self.journal.record_inspection(record, messages, outcome.images)
+            record = self.journal.record_next(build, trigger_id=trigger.id)
         except JournalError as exc:
             self.events.error(
                 "inspection_not_recorded",
-                f"inspection {record.seq} could not be journaled: {exc}",
-                seq=record.seq,
-                core_id=record.core_id,
+                f"inspection of core {outcome.draft.core_id} could not be journaled: {exc}",
+                core_id=outcome.draft.core_id,
+                trigger_ts=trigger.ts,
             )
             return None
+        result = _result(record, outcome.err)
         if self.publisher is not None:
             self.publisher.notify()
         latency_ms = (time.monotonic() - trigger.received) * 1000
@@ -508,7 +569,8 @@ class Station:
         done = Inspected(record, result, latency_ms)
         for listener in self.listeners:
             listener(done)
-        await self._write_back(result)
+        if write_back:
+            await self._write_back(result)
         return done
 
     def messages(

@@ -100,6 +100,7 @@ async def test_bad_and_uncertain_status_are_kept_and_not_usable(sim, client_fact
     assert not (await client.snapshot()).usable
 
 
+@pytest.mark.expect_errors("bench_unknown_node")
 async def test_unknown_nodes_are_named_and_the_client_keeps_running(sim, client_factory, event_log):
     nodes = {
         "leak": {"node_id": NSU + "LeakRate"},
@@ -146,6 +147,7 @@ async def test_write_back_reaches_the_bench(sim, client_factory):
     assert [await sim.get_value(n) for n in ("Disposition", "Credit", "Seq")] == [2, 1, 42]
 
 
+@pytest.mark.expect_errors("bench_writeback_failed", "BadUserAccessDenied")
 async def test_write_back_failure_is_an_event_not_a_crash(sim, client_factory, event_log):
     writeback = {"code": NSU + "LeakRate", "seq": NSU + "Seq"}  # LeakRate is read-only
     client = await client_factory(sim_config(sim, writeback=writeback))
@@ -154,6 +156,7 @@ async def test_write_back_failure_is_an_event_not_a_crash(sim, client_factory, e
     assert "Bench.LeakRate" in failed.message and client.state.state == "connected"
 
 
+@pytest.mark.expect_errors("bench_connect_failed")
 async def test_wrong_endpoint_gives_a_clear_error_without_hanging(sim, client_factory, event_log):
     nobody = f"opc.tcp://127.0.0.1:{free_port()}/reman/bench"
     client = await client_factory(sim_config(sim, endpoint=nobody, timeout_s=0.5), connect=False)
@@ -188,6 +191,7 @@ async def test_poll_mode_reads_and_triggers(sim, client_factory):
     assert trigger.core_id == "HGP-000007"
 
 
+@pytest.mark.expect_errors("BadTooManySubscriptions", "processing message from client")
 async def test_falls_back_to_polling_when_subscriptions_are_refused(client_factory, event_log):
     server, nodes = await start_server()  # a plain asyncua server, not the simulator
     try:

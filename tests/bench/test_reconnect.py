@@ -14,6 +14,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 RETURN_BOUND_S = 5.0  # the bound: back within 5 s of the server's return
 
 
+@pytest.mark.expect_errors(
+    "Publish iteration crashed", "bench_connect_failed", "bench_writeback_failed"
+)
 async def test_server_restart_marks_the_gap_and_restores_subscriptions(
     sim_factory, client_factory, event_log
 ):
@@ -50,6 +53,9 @@ async def test_server_restart_marks_the_gap_and_restores_subscriptions(
     assert client._link.nodes[NSU + "LeakRate"].NamespaceIndex == 3  # resolved again at connect
 
 
+@pytest.mark.expect_errors(
+    "Publish iteration crashed", "bench_connect_failed", "bench_writeback_failed"
+)
 async def test_triggers_work_again_after_the_bench_dropped_the_connection(
     sim, client_factory, event_log
 ):
@@ -63,6 +69,12 @@ async def test_triggers_work_again_after_the_bench_dropped_the_connection(
     assert trigger.core_id == "HGP-000123"
 
 
+@pytest.mark.expect_errors(
+    "Publish iteration crashed",
+    "bench_connect_failed",
+    "bench_writeback_failed",
+    "processing message from client",
+)
 async def test_flaky_scenario_never_crashes_the_client(sim, client_factory):
     sim.scenario = "flaky"
     client = await client_factory(sim_config(sim))
@@ -85,6 +97,9 @@ async def test_flaky_scenario_never_crashes_the_client(sim, client_factory):
     assert statuses - {"Good"}, "the flaky bench sent no bad status in six cycles"
 
 
+@pytest.mark.expect_errors(
+    "Publish iteration crashed", "bench_connect_failed", "bench_writeback_failed"
+)
 async def test_an_edge_made_while_the_link_was_down_still_triggers(sim, client_factory, event_log):
     client = await client_factory(sim_config(sim))
     await client.wait_reading(

@@ -194,3 +194,52 @@ def test_parse_command_accepts_the_examples():
                 == example
             )
     assert parse_command("trigger/set", b"").core is None
+
+
+OVERRIDE = {"id": "i1", "code": 3, "reason": "r", "user": "u"}
+
+
+@pytest.mark.parametrize(
+    "kind,payload,field",
+    [
+        ("override/set", {**OVERRIDE, "code": True}, "code"),
+        ("override/set", {**OVERRIDE, "credit": True}, "credit"),
+        ("override/set", {**OVERRIDE, "code": 3.0}, "code"),
+        ("ack/set", {"seq": True}, "seq"),
+        ("ack/set", {"seq": 12.0}, "seq"),
+    ],
+)
+def test_a_boolean_or_decimal_is_not_an_integer_in_a_command(kind, payload, field):
+    """JSON `true` would otherwise be applied as REUSE (1), and `"credit": true` as FULL."""
+    with pytest.raises(ContractViolation, match=f"{field}: Input should be an integer"):
+        parse_command(kind, json.dumps(payload).encode())
+    if isinstance(payload[field], bool):  # JSON Schema counts 3.0 as an integer; we do not
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(payload, schema(kind))
+
+
+@pytest.mark.parametrize(
+    "path,value",
+    [
+        (("decision", "code"), True),
+        (("decision", "credit"), False),
+        (("seq",), True),
+        (("seq",), 4.0),
+        (("defects", "corrosion", "grade"), True),
+    ],
+)
+def test_a_boolean_or_decimal_is_not_an_integer_in_a_record_parsed_leniently(path, value):
+    """The gateway parses records leniently (for enum codes); integers stay integers there."""
+    record = json.loads(json.dumps(RECORD))
+    target = record
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ContractViolation, match="Input should be an integer"):
+        contract.parse_json(InspectionRecord, json.dumps(record).encode(), max_bytes=100_000)
+
+
+@pytest.mark.parametrize("field", ["seq", "code", "credit", "err"])
+def test_a_result_refuses_a_boolean(field):
+    with pytest.raises(ContractViolation, match=field):
+        Result.build(**{"seq": 1, "core": "C1", "code": 2, "credit": 1, "err": 0, field: True})

@@ -245,6 +245,7 @@ def test_delivered_and_pruned_outbox_rows_keep_the_check_clean(journal):
     )
 
 
+@pytest.mark.expect_errors("journal_inconsistent")
 def test_open_refuses_an_inconsistent_journal_with_an_event(tmp_path):
     path = tmp_path / "j.db"
     with Journal.open(path) as store:
@@ -268,17 +269,19 @@ def test_migrations_run_in_order_once(tmp_path, monkeypatch):
         store.record_inspection(record, messages_for(record))
     ran = []
 
+    current = module.SCHEMA_VERSION
+
     def add_station_note(conn):
-        ran.append(2)
+        ran.append(current + 1)
         conn.execute("ALTER TABLE inspections ADD COLUMN note TEXT")
 
     monkeypatch.setattr(module, "MIGRATIONS", [*module.MIGRATIONS, add_station_note])
-    monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(module, "SCHEMA_VERSION", current + 1)
     with Journal.open(path) as store:
-        assert store.schema_version == 2 and store.get(record.id) == record
+        assert store.schema_version == current + 1 and store.get(record.id) == record
         assert "note" in store.db["inspections"].columns_dict
     with Journal.open(path) as store:
-        assert ran == [2]
+        assert ran == [current + 1]
 
 
 def test_not_a_database_and_newer_schema(tmp_path):

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from edge.journal.journal import Journal
+from edge.contract.timefmt import utc_now
+from edge.journal.journal import Journal, PendingTrigger
 from tests.support.journal_records import make_record, messages_for
 
 KILLS = 24
@@ -78,3 +79,35 @@ def test_sigkill_at_random_moments_leaves_the_journal_consistent(tmp_path):
         assert journal.next_seq() > max(r.seq for r in stored.values())
         seqs = sorted(r.seq for r in stored.values())
         assert len(set(seqs)) == len(seqs)
+
+
+def killed_mid_record(path: str, conn) -> None:
+    """Accept a trigger, then die inside the record's transaction, as a power cut would."""
+    journal = Journal.open(path)
+    journal.accept_trigger(PendingTrigger("t-killed", "mqtt", "HGP-0042", None, utc_now()))
+
+    def build(seq: int):
+        conn.send(seq)
+        os.kill(os.getpid(), signal.SIGKILL)  # never returns
+
+    journal.record_next(build, trigger_id="t-killed")
+
+
+def test_a_kill_inside_the_record_burns_no_seq_and_keeps_the_trigger(tmp_path):
+    path = str(tmp_path / "journal.db")
+    with Journal.open(path) as journal:
+        first = journal.record_next(lambda seq: (make_record(seq), [], []))
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=killed_mid_record, args=(path, send), daemon=True)
+    process.start()
+    send.close()
+    assert receive.poll(30) and receive.recv() == first.seq + 1  # it had taken the next seq
+    process.join(30)
+    assert process.exitcode == -signal.SIGKILL
+    with Journal.open(path) as journal:
+        assert [t.id for t in journal.interrupted_triggers()] == ["t-killed"]
+        assert journal.count() == 1 and journal.check() == []
+        again = journal.record_next(lambda seq: (make_record(seq), [], []), trigger_id="t-killed")
+        assert again.seq == first.seq + 1  # no gap: the killed transaction took nothing
+        assert journal.interrupted_triggers() == []

@@ -66,6 +66,7 @@ async def test_failed_connect_is_not_connected_until_the_broker_answers(broker_f
         await client.stop()
 
 
+@pytest.mark.expect_errors("broker_refused")
 async def test_refused_login_is_an_event_and_never_connected(broker_factory, tmp_path):
     passwords = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "cl-c", "right"], check=True)
@@ -120,35 +121,3 @@ async def test_broker_outage_changes_state_only_on_the_brokers_word(broker_facto
     broker.start()
     await node.log.wait_for("broker_connected", count=2)
     assert node.client.connected and node.client.connects == 2
-
-
-async def test_a_retained_command_is_refused_as_stale(mosquitto):
-    """A retained trigger would start an inspection at every reconnect: it is refused."""
-    station = "cl-f"
-    await asyncio.to_thread(
-        publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"OLD"}', True
-    )
-    received: asyncio.Queue = asyncio.Queue()
-    log = EventLog()
-    client = MqttClient(
-        station,
-        fast_config(mosquitto.port),
-        Events(station, [log]),
-        on_command=lambda k, p: received.put_nowait((k, p)),
-    )
-    await client.start()
-    try:
-        rejected = (await log.wait_for("command_rejected"))[0]
-        assert (
-            rejected.detail["reason"] == "retained"
-            and rejected.detail["payload_start"] == '{"core":"OLD"}'
-        )
-        await asyncio.to_thread(
-            publish_once, mosquitto.port, f"reman/{station}/trigger/set", b'{"core":"NEW"}'
-        )
-        assert await asyncio.wait_for(received.get(), 10) == ("trigger/set", b'{"core":"NEW"}')
-    finally:
-        await client.stop()
-        await asyncio.to_thread(
-            publish_once, mosquitto.port, f"reman/{station}/trigger/set", b"", True
-        )  # clear

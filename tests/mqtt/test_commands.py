@@ -145,6 +145,7 @@ def test_override_by_a_user_not_on_the_list_is_refused():
     assert log.of("command_rejected")[0].detail["reason"] == "user 'mallory' may not override"
 
 
+@pytest.mark.expect_errors("command handler for ack/set failed", "command_failed")
 def test_handler_failure_is_an_event_and_the_router_carries_on():
     log = EventLog()
 

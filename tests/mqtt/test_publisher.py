@@ -141,6 +141,7 @@ async def test_full_outbox_drops_by_policy_with_an_event(node_factory):
     assert kinds == ["result"] * 5 + ["inspection"] * 5
 
 
+@pytest.mark.expect_errors("outbox publisher failed", "publisher_failed")
 async def test_a_failing_drain_is_reported_once_and_recovers(
     mosquitto, node_factory, subscribers, tmp_path
 ):

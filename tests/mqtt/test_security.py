@@ -82,6 +82,7 @@ def gateway(port, pki) -> Subscriber:
     )
 
 
+@pytest.mark.expect_errors("publish_refused")
 async def test_station_may_publish_only_its_own_topics(
     broker_factory, pki, passwords, tmp_path, node_factory, subscribers
 ):
@@ -186,6 +187,7 @@ async def test_host_name_is_checked(broker_factory, pki, passwords, tmp_path):
         await unchecked.stop()
 
 
+@pytest.mark.expect_errors("broker_refused")
 async def test_wrong_password_over_tls_is_refused(broker_factory, pki, passwords, tmp_path):
     broker = tls_broker(broker_factory, pki, passwords)
     config = station_config(broker.port, pki, tmp_path).model_copy(

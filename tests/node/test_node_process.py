@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -12,8 +13,16 @@ import sys
 import threading
 import time
 
+from edge.bench.simulator import BenchSimulator
 from edge.journal.journal import Journal
-from tests.support.stations import REPO, clean_core, station_config, write_config, write_folder
+from tests.support.stations import (
+    NSU,
+    REPO,
+    clean_core,
+    station_config,
+    write_config,
+    write_folder,
+)
 
 
 class NodeProcess:
@@ -177,3 +186,65 @@ def test_validate_config_names_file_line_and_key(tmp_path, mosquitto):
     )
     assert done.returncode == 2
     assert f"bad.yaml:{line}: stats.interval_s: Input should be greater than 0" in done.stderr
+
+
+async def test_sigkill_mid_inspection_is_recorded_as_interrupted_at_restart(
+    tmp_path, mosquitto, listener_factory
+):
+    """The trigger in hand when the node is killed is journaled; the restart records it."""
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    async with BenchSimulator(host="127.0.0.1", scenario="normal", step_s=0.02) as sim:
+        data = station_config(tmp_path, mosquitto, camera=camera, bench=sim)
+        del data["bench"]["trigger_node"]  # only MQTT triggers here
+        # The bench never says its result is ready: the inspection waits in the bench stage.
+        data["bench"].update(result_ready_node=NSU + "ResultReady", result_ready_timeout_s=300)
+        config = write_config(tmp_path / "station.yaml", data)
+        prefix = f"reman/{data['station_id']}"
+        listener = listener_factory(mosquitto, f"{prefix}/#")
+        node = NodeProcess(config)
+        try:
+            await asyncio.to_thread(node.wait_line, "broker link connected")
+            listener.client.publish(f"{prefix}/trigger/set", '{"core":"HGP-000777"}', qos=1)
+            await asyncio.to_thread(node.wait_line, "inspection started")
+            node.proc.kill()
+            node.proc.wait(10)
+        finally:
+            node.stop()
+        node = NodeProcess(config)
+        try:
+            interrupted = json.loads(
+                (
+                    await asyncio.to_thread(
+                        listener.wait_for, lambda m: m.topic == f"{prefix}/inspection", 60
+                    )
+                ).payload
+            )
+            event = json.loads(
+                (
+                    await asyncio.to_thread(
+                        listener.wait_for,
+                        lambda m: (
+                            m.topic == f"{prefix}/event"
+                            and json.loads(m.payload)["code"] == "inspection_interrupted"
+                        ),
+                        30,
+                    )
+                ).payload
+            )
+            await sim.set_value("ResultReady", True)
+            listener.client.publish(f"{prefix}/trigger/set", '{"core":"HGP-000778"}', qos=1)
+            results = await asyncio.to_thread(
+                listener.wait_for,
+                lambda m: m.topic == f"{prefix}/result" and b"HGP-000778" in m.payload,
+                60,
+            )
+        finally:
+            node.stop()
+    assert interrupted["core_id"] == "HGP-000777" and interrupted["seq"] == 1
+    assert interrupted["decision"]["code"] == 0
+    assert interrupted["decision"]["reasons"][0]["code"] == "inspection_interrupted"
+    assert event["level"] == "warning" and event["detail"]["core_id"] == "HGP-000777"
+    assert json.loads(results.payload)["seq"] == 2  # no seq was burned by the kill
+    with Journal.open(data["journal"]["path"]) as journal:
+        assert sorted(r.seq for r in journal.find()) == [1, 2]
+        assert journal.interrupted_triggers() == []

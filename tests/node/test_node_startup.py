@@ -65,6 +65,7 @@ async def test_a_bad_family_file_stops_the_start_with_its_line(tmp_path, mosquit
     )
 
 
+@pytest.mark.expect_errors("broker_refused")
 async def test_a_broker_that_refuses_the_password_stops_the_start(tmp_path, broker_factory):
     passwd = tmp_path / "passwd"
     subprocess.run(
@@ -80,6 +81,7 @@ async def test_a_broker_that_refuses_the_password_stops_the_start(tmp_path, brok
         await start(data)
 
 
+@pytest.mark.expect_errors("bench_connect_failed")
 async def test_an_unreachable_broker_or_bench_is_only_a_warning(tmp_path, mosquitto, caplog):
     from tests.support.broker import free_port
 

@@ -10,6 +10,8 @@ import asyncio
 import json
 from datetime import datetime
 
+import cv2
+import numpy as np
 import pytest
 
 from edge.bench.simulator import BenchSimulator
@@ -125,6 +127,9 @@ async def test_bench_trigger_gives_result_and_writes_back(
     assert written == [1, 1, 1]
 
 
+@pytest.mark.expect_errors(
+    "Publish iteration crashed", "bench_connect_failed", "bench_writeback_failed"
+)
 async def test_bench_stopped_gives_review_with_that_reason(
     tmp_path, mosquitto, listener_factory, bench_sim
 ):
@@ -153,11 +158,26 @@ async def test_bench_stopped_gives_review_with_that_reason(
     assert record.measurements["flow_l_min"].status == "Stale"
 
 
+def corrupt_jpeg(image) -> bytes:
+    """A JPEG of `image` with 200 bytes of its entropy-coded data overwritten (a bad card, a
+    flipped sector): OpenCV prints libjpeg's warning and returns a garbled image."""
+    data = bytearray(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    start = data.find(b"\xff\xda") + 600
+    data[start : start + 200] = np.random.default_rng(0).integers(0, 256, 200, np.uint8).tobytes()
+    return bytes(data)
+
+
+@pytest.mark.parametrize("bad", ["truncated.png", "corrupt.jpg"])
 async def test_corrupt_image_gives_event_and_review_and_the_node_keeps_running(
-    tmp_path, mosquitto, listener_factory, bench_sim
+    tmp_path, mosquitto, listener_factory, bench_sim, bad
 ):
     camera = write_folder(tmp_path / "cores", [clean_core(1), clean_core(2), clean_core(3)])
-    (camera / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (camera / "001.png").unlink()
+    if bad == "truncated.png":
+        (camera / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    else:
+        (camera / "001.jpg").write_bytes(corrupt_jpeg(clean_core(2)))
+    name = "001.png" if bad == "truncated.png" else "001.jpg"
     node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera, bench=bench_sim))
     topics = node.station.topics
     listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
@@ -186,9 +206,9 @@ async def test_corrupt_image_gives_event_and_review_and_the_node_keeps_running(
     finally:
         await node.shutdown()
     assert codes == [Disposition.REUSE, Disposition.REVIEW, Disposition.REUSE]
-    assert event["detail"]["path"].endswith("001.png") and "001.png" in event["message"]
+    assert event["detail"]["path"].endswith(name) and name in event["message"]
     reasons = InspectionRecord.model_validate_json(second.payload).decision.reasons
-    assert any(r.code == "image_quality" and "001.png" in r.text for r in reasons)
+    assert any(r.code == "image_corrupt" and name in r.text for r in reasons)
 
 
 async def test_core_id_read_from_a_qr_code_on_a_generated_core(
@@ -274,7 +294,7 @@ async def test_triggers_faster_than_the_station_follow_the_overflow_policy(
 
 async def test_override_republishes_record_and_result(tmp_path, mosquitto, listener_factory):
     camera = write_folder(tmp_path / "cores", [clean_core()])
-    node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera))
+    node, watch = await start_node(station_config(tmp_path, mosquitto, camera=camera))
     topics = node.station.topics
     listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
     try:
@@ -282,7 +302,13 @@ async def test_override_republishes_record_and_result(tmp_path, mosquitto, liste
         first = InspectionRecord.model_validate_json(
             (await wait_topic(listener, topics.inspection)).payload
         )
-        override = {"id": first.id, "code": 2, "reason": "scored bore seen by hand", "user": "anna"}
+        override = {
+            "id": first.id,
+            "code": 2,
+            "reason": "scored bore seen by hand",
+            "user": "anna",
+            "command_id": "c1",
+        }
         publish(listener, topics.topic("override/set"), json.dumps(override))
         updated = await wait_topic(
             listener,
@@ -292,8 +318,11 @@ async def test_override_republishes_record_and_result(tmp_path, mosquitto, liste
         result = await wait_topic(
             listener, topics.result, lambda m: json.loads(m.payload)["code"] == 2
         )
+        applied = await watch.wait_for("override_applied")
     finally:
         await node.shutdown()
+    assert applied.detail["user"] == "anna" and applied.level == "info"
+    assert not [e for e in watch.seen if e.level == "error"], watch.codes()
     record = InspectionRecord.model_validate_json(updated.payload)
     assert (
         first.decision.code == Disposition.REVIEW

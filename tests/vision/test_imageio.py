@@ -113,3 +113,42 @@ def test_huge_jpeg_is_decoded_reduced_without_full_size_memory():
 def test_max_side_is_honoured(photo):
     image = decode_image(_encode(photo, ".png"), "p.png", max_side=80)
     assert image.shape == (60, 80, 3)
+
+
+def test_a_jpeg_with_corrupt_entropy_data_is_unreadable(photo):
+    """OpenCV prints libjpeg's warning and hands back a garbled image; we refuse it."""
+    data = bytearray(_encode(photo, ".jpg"))
+    start = data.find(b"\xff\xda") + 600
+    data[start : start + 200] = np.random.default_rng(0).integers(0, 256, 200, np.uint8).tobytes()
+    assert cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR) is not None
+    with pytest.raises(ImageError, match=r"core\.jpg: corrupt JPEG data \(Corrupt JPEG data"):
+        decode_image(bytes(data), "core.jpg")
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".bmp", ".webp", ".png", ".jpg"])
+def test_every_format_read_has_its_size_checked_from_the_header(suffix):
+    image = np.zeros((37, 53, 3), np.uint8)
+    assert image_size(_encode(image, suffix)) == (37, 53)
+    assert decode_image(_encode(image, suffix), f"x{suffix}").shape == (37, 53, 3)
+
+
+def test_a_huge_tiff_is_refused_before_it_is_decoded(tmp_path):
+    """A TIFF has no reduced decode: 16000x16000 would take 768 MB. The header says so first."""
+    huge = np.zeros((16000, 16000), np.uint8)
+    data = _encode(huge, ".tif")
+    del huge
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match=r"huge\.tif: image too large \(16000x16000 pixels\)"):
+            decode_image(data, "huge.tif")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000
+
+
+def test_a_format_without_a_header_check_is_refused():
+    ppm = _encode(np.zeros((8, 8, 3), np.uint8), ".ppm")
+    assert cv2.imdecode(np.frombuffer(ppm, np.uint8), cv2.IMREAD_COLOR) is not None
+    with pytest.raises(ImageError, match="not a readable image"):
+        decode_image(ppm, "x.ppm")
