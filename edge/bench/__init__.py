@@ -2,6 +2,7 @@
 
     client      the bench client the station loop reads snapshots from (asyncua)
     connection  one asyncua connection with security settings applied
+    trust       why a secured bench refused us: the certificate file to fix
     link        a live connection and the feed that keeps its values coming
     data        bench values with their status and source time
     nodeids     node-id parsing with clear errors

@@ -13,6 +13,7 @@ from pathlib import Path
 from asyncua import Client, ua
 from asyncua.crypto import security_policies
 
+from edge.bench import trust
 from edge.config.station import BenchConfig
 from edge.errors import BenchError, BenchUnavailable
 
@@ -95,7 +96,7 @@ async def connect(config: BenchConfig) -> Client:
     """A connected, activated session, within timeout_s (twice over for the secure handshake).
 
     Raises BenchUnavailable when the server cannot be reached in time, BenchError when it
-    refuses the user or certificate.
+    refuses the user or certificate (naming the certificate file to fix).
     """
     made: list[Client] = []  # the client, once made, to close when connecting fails
 
@@ -108,10 +109,30 @@ async def connect(config: BenchConfig) -> Client:
         return await asyncio.wait_for(attempt(), config.timeout_s * 2)
     except BenchError:
         raise
-    except (*TRANSPORT_ERRORS, *UA_ERRORS) as exc:
+    except (*TRANSPORT_ERRORS, *UA_ERRORS, AssertionError) as exc:
+        # AssertionError: asyncua 2.1's client, when a server answers OpenSecureChannel with a
+        # ServiceFault, logs the status and then fails an assert on the missing response.
         if made:
             await close(made[0])
-        raise describe_error(config.endpoint, exc) from exc
+        raise await _connect_error(config, exc) from exc
+
+
+async def _connect_error(config: BenchConfig, exc: BaseException) -> BenchError:
+    """describe_error's error, unless a secured connect failed over a certificate: then one
+    that names the file to fix (the pinned server certificate, or our client certificate)."""
+    if config.security.policy == "None":
+        if isinstance(exc, AssertionError):
+            return BenchError(f"bench {config.endpoint} refused to open a channel")
+        return describe_error(config.endpoint, exc)
+    status = _status_name(exc)
+    if trust.may_be_the_channel(exc, status):
+        mismatch = await trust.pinned_mismatch(config)
+        if mismatch:
+            return BenchError(mismatch)
+    if isinstance(exc, AssertionError):
+        return BenchError(trust.channel_refusal(config))
+    refusal = trust.certificate_refusal(config, status) if status else None
+    return BenchError(refusal) if refusal else describe_error(config.endpoint, exc)
 
 
 def describe_error(endpoint: str, exc: BaseException) -> BenchError:

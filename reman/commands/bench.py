@@ -101,11 +101,16 @@ def bench_config(nodes: dict[str, str] | None = None, **opts: Any) -> BenchConfi
         raise click.UsageError(problems) from None
 
 
-def quiet_asyncua(ctx: click.Context) -> None:
-    """asyncua logs every request at INFO; keep its warnings only, unless --debug."""
+# A client command's failure is one line of ours; asyncua's own log of it (a traceback when a
+# server refuses our certificate) would bury that line. --debug shows asyncua's log again.
+SILENT = logging.CRITICAL + 1
+
+
+def quiet_asyncua(ctx: click.Context, level: int = logging.ERROR) -> None:
+    """asyncua logs every request at INFO; keep its messages from `level` up, unless --debug."""
     root = ctx.find_root()
     if not (root.obj and root.obj.get("debug")):
-        logging.getLogger("asyncua").setLevel(logging.ERROR)
+        logging.getLogger("asyncua").setLevel(level)
 
 
 def _node_pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -122,7 +127,7 @@ def _node_pairs(values: tuple[str, ...]) -> dict[str, str]:
 @click.pass_context
 def bench(ctx: click.Context) -> None:
     """Look at an OPC UA test bench: browse its nodes, read mapped values, make certificates."""
-    quiet_asyncua(ctx)
+    quiet_asyncua(ctx, SILENT)
     ctx.meta["password_env"] = os.environ.get(PASSWORD_ENV)
 
 
