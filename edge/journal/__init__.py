@@ -3,6 +3,7 @@
     journal   inspection records, overrides and events, committed with their outbox rows
     outbox    the ordered queue of messages waiting for the broker's acknowledgement
     dataset   `reman dataset export`: labelled images for training
+    republish `reman journal republish`: journaled records queued again, to rebuild a copy
 
 May import: `edge.contract`, `edge.decision`, `edge.errors`, `edge.events`, `edge.ids`.
 sqlite3's exceptions are wrapped here in `edge.errors.JournalError`.

@@ -2,6 +2,7 @@
 
 reman decide --family ID --input FILE.json      dry-run the rules on one input
 reman journal show | export                     read the station journal
+reman journal republish [--since TS]            queue journaled records again (rebuild a copy)
 reman rules replay --rules DIR                  what-if: decisions under other rules
 reman passport CORE_ID                          a core's product-passport record
 """
@@ -63,9 +64,10 @@ def _journal_of(journal: Path | None, station) -> Path:
     return Path(station.journal.path)
 
 
-def _no_station_config() -> ConfigError:
+def _no_station_config(journal_option: bool = True) -> ConfigError:
     """No --journal, no --config and no installed config: one line naming the file and options."""
-    message = f"no station config here; give --config FILE (or set {CONFIG_ENV}) or --journal FILE"
+    message = f"no station config here; give --config FILE (or set {CONFIG_ENV})"
+    message += " or --journal FILE" if journal_option else ""
     return ConfigError([ConfigProblem(str(STATION_CONFIG), None, "(file)", message)])
 
 
@@ -169,12 +171,12 @@ def _read_input(path: Path) -> dict[str, Any]:
     return data
 
 
-# ---------------------------------------------------------------- journal show / export
+# ---------------------------------------------------------------- journal show / export / republish
 
 
 @click.group("journal")
 def journal_group() -> None:
-    """Read the station journal: inspections, decisions, overrides."""
+    """Read the station journal: inspections, decisions, overrides; republish its records."""
 
 
 @journal_group.command("show")
@@ -236,6 +238,25 @@ def export_command(
         writer.writeheader()
         writer.writerows(csv_row(r) for r in records)
     click.echo(f"{len(records)} inspection(s) written to {csv_file}")
+
+
+@journal_group.command("republish")
+@config_option
+@click.option("--since", help="Only inspections at or after this time (RFC 3339).")
+def republish_command(config: Path | None, since: str | None) -> None:
+    """Queue journaled inspections again on the inspection topic, to rebuild the gateway's store.
+
+    The node's publisher sends them from the outbox, oldest first, like any other message."""
+    from edge.contract import Topics
+    from edge.journal.republish import republish
+
+    station = _installed_station(config)
+    if station is None:
+        raise _no_station_config(journal_option=False)
+    topics = Topics(station.station_id, station.mqtt.topic_prefix)
+    with _open_journal(Path(station.journal.path)) as store:
+        queued = republish(store, topics, since)
+    click.echo(f"{queued} inspection(s) queued on {topics.inspection}")
 
 
 # ---------------------------------------------------------------- rules replay

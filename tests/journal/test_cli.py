@@ -5,17 +5,18 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
 
 import pytest
 from click.testing import CliRunner
 
-from edge.contract import Disposition, RulesInfo
+from edge.contract import Disposition, InspectionRecord, RulesInfo
 from edge.decision.families import load_families
 from edge.decision.rules import decide, impact, rules_version
 from edge.journal.journal import Journal
 from reman.cli import cli
 from tests.conftest import REPO
-from tests.support.journal_records import make_record, messages_for
+from tests.support.journal_records import installed_config, make_record, messages_for
 
 FAMILIES = load_families(REPO / "config/families")
 GOOD = {
@@ -263,11 +264,7 @@ def test_passport_command(journal_path):
 @pytest.fixture
 def station_config(tmp_path, journal_path):
     """A station config like the installed one, whose journal is `journal_path`."""
-    shutil.copytree(REPO / "config/families", tmp_path / "families")
-    text = (REPO / "config/station.example.yaml").read_text()
-    text = text.replace("/var/lib/reman/journal.db", str(journal_path))
-    (tmp_path / "station.yaml").write_text(text.replace("/var/lib/reman/", f"{tmp_path}/"))
-    return tmp_path / "station.yaml"
+    return installed_config(tmp_path / "etc", journal_path)
 
 
 def assert_reads_the_journal_of(config_used) -> None:
@@ -304,6 +301,54 @@ def test_no_installed_config_is_one_line_naming_it(tmp_path, monkeypatch):
         line = result.output.strip()
         assert line.startswith(f"{missing}: ") and "--config" in line and "--journal" in line
         assert "REMAN_CONFIG" in line
+
+
+def delivered_and_pruned(path) -> None:
+    """The outbox as a node leaves it: every row delivered and pruned."""
+    with Journal.open(path) as store:
+        sent = [m.id for m in store.outbox.pending(limit=1000)]
+        store.outbox.mark_delivered(sent)
+        assert store.outbox.prune_delivered(0, now=time.time() + 1) == len(sent) > 0
+
+
+def test_republish_queues_the_journaled_records_since(journal_path, station_config):
+    delivered_and_pruned(journal_path)
+    result = run(
+        "journal", "republish", "--config", station_config, "--since", "2026-11-28T00:00:00Z"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == "3 inspection(s) queued on reman/pump-line-1/inspection\n"
+    with Journal.open(journal_path) as store:
+        rows = store.outbox.pending()
+        records = store.find(since="2026-11-28T00:00:00Z")
+        assert store.check() == []
+    assert [(m.kind, m.topic, m.qos, m.retain) for m in rows] == [
+        ("inspection", "reman/pump-line-1/inspection", 1, False)
+    ] * 3
+    assert [m.msg_id for m in rows] == [r.id for r in records]
+    assert [InspectionRecord.model_validate_json(m.payload) for m in rows] == records
+    assert records[0].core_id == "HGP-000002"
+    everything = run("journal", "republish", "--config", station_config)
+    assert everything.output.startswith("4 inspection(s) queued")
+
+
+def test_republish_reads_the_journal_in_chunks(tmp_path):
+    from edge.contract import Topics
+    from edge.journal.republish import republish
+
+    with Journal.open(tmp_path / "journal.db") as store:
+        for seq in range(1, 8):
+            record = make_record(seq, f"HGP-{seq:06d}", ts=f"2026-11-28T08:00:0{seq}.000Z")
+            store.record_inspection(record, [])
+        assert republish(store, Topics("pump-line-1"), chunk=3) == 7
+        queued = [json.loads(m.payload)["seq"] for m in store.outbox.pending()]
+    assert queued == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_republish_without_a_config_names_the_installed_one():
+    result = run("journal", "republish")
+    assert result.exit_code == 2 and "station.yaml: (file): no station config" in result.output
+    assert "--config" in result.output and "--journal" not in result.output
 
 
 def test_missing_journal_is_a_clean_error(tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from edge.contract import (
     Credit,
     DecisionInfo,
@@ -94,3 +97,14 @@ def messages_for(record: InspectionRecord) -> list[OutboxMessage]:
         OutboxMessage("inspection", topics.inspection, record.to_json().encode(), msg_id=record.id),
         OutboxMessage("result", topics.result, result.encode(), retain=True, msg_id=record.id),
     ]
+
+
+def installed_config(folder: Path, journal: Path, station: str = STATION) -> Path:
+    """config/station.example.yaml as installed, in `folder`, for `station` and its `journal`."""
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "config/families", folder / "families", dirs_exist_ok=True)
+    text = (repo / "config/station.example.yaml").read_text()
+    text = text.replace("/var/lib/reman/journal.db", str(journal))
+    text = text.replace("/var/lib/reman/", f"{folder}/").replace("pump-line-1", station)
+    (folder / "station.yaml").write_text(text)
+    return folder / "station.yaml"
