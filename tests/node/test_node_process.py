@@ -28,7 +28,10 @@ from tests.support.stations import (
 class NodeProcess:
     """`reman node` in a child process, its log lines collected as they come."""
 
-    def __init__(self, config_path, env: dict[str, str] | None = None):
+    def __init__(
+        self, config_path, env: dict[str, str] | None = None, expect_errors: tuple[str, ...] = ()
+    ):
+        self.expect_errors = expect_errors  # texts of ERROR lines this test provokes on purpose
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reman", "node", "--config", str(config_path)],
             cwd=REPO,
@@ -75,6 +78,12 @@ class NodeProcess:
             self.proc.wait(10)
         self._reader.join(10)
         self.proc.stderr.close()
+        unexpected = [
+            line
+            for line in self.log().splitlines()
+            if " ERROR " in line and not any(text in line for text in self.expect_errors)
+        ]
+        assert not unexpected, "the node logged errors:\n" + "\n".join(unexpected[:5])
 
 
 def notify_socket(path) -> socket.socket:
