@@ -1,8 +1,11 @@
 """Accounts, roles, sessions and CSRF tokens.
 
-Users live in the gateway config with argon2 hashes. A login puts the user name in the signed
-session cookie (Starlette's SessionMiddleware); every request looks the user up in the config
-again, so removing a user from the config ends their sessions at the next restart. Every form
+Users live in the gateway config with argon2 hashes. A login is a row in the store's `sessions`
+table; the signed session cookie (Starlette's SessionMiddleware) carries only its random id.
+Every request looks the session up in the store and the user in the config again, so a logout
+(which deletes the row) ends that session for good, even for a copy of the cookie, and so does a
+change of the user's password or role (the row holds a fingerprint of both) or the user's
+removal from the config, once the gateway runs with the changed config. Every form
 carries the session's CSRF token; a POST without the right one gets 403. Password guessing is
 slowed per user name and address: after `http.login_max_failures` failures within
 `http.login_lockout_s`, further tries get 429 without their password being checked.
@@ -14,6 +17,7 @@ slowed per user name and address: after `http.login_max_failures` failures withi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -21,12 +25,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import HTTPException, Request
 
+from edge.contract.timefmt import UTC, rfc3339, utc_now
 from gateway.config import HttpConfig, User
 from gateway.errors import AuthError, LoginRequired
 
@@ -149,13 +155,50 @@ def session_secret(http: HttpConfig) -> str:
 # ---------------------------------------------------------------- per request
 
 
+def credential(user: User) -> str:
+    """A fingerprint of the user's password hash and role: a session lasts while both do."""
+    return hashlib.sha256(f"{user.role}\0{user.password_hash}".encode()).hexdigest()
+
+
+def start_session(request: Request, user: User) -> None:
+    """Log `user` in: a fresh session, remembered in the store for `http.session_max_age_s`."""
+    now = datetime.now(UTC)
+    max_age_s = request.app.state.config.http.session_max_age_s
+    session_id = secrets.token_urlsafe(32)
+    request.app.state.store.add_session(
+        session_id,
+        user.username,
+        credential(user),
+        rfc3339(now),
+        rfc3339(now + timedelta(seconds=max_age_s)),
+    )
+    request.session.clear()
+    request.session["sid"] = session_id
+
+
+def end_session(request: Request) -> None:
+    """Log out: the session ends in the store (its cookie no longer works anywhere)."""
+    session_id = request.session.get("sid")
+    if session_id:
+        request.app.state.store.end_session(session_id)
+    request.session.clear()
+
+
 def current_user(request: Request) -> User | None:
-    """The logged-in user, or None."""
-    name = request.session.get("user")
-    if not name:
+    """The logged-in user, or None: the session must last and the account be unchanged."""
+    session_id = request.session.get("sid")
+    if not isinstance(session_id, str):
+        return None
+    store = request.app.state.store
+    row = store.session(session_id, utc_now())
+    if row is None:
         return None
     users: list[User] = request.app.state.config.users
-    return next((u for u in users if u.username == name), None)
+    user = next((u for u in users if u.username == row["username"]), None)
+    if user is None or not secrets.compare_digest(credential(user), row["credential"]):
+        store.end_session(session_id)  # the password or role changed, or the user is gone
+        return None
+    return user
 
 
 def csrf_token(request: Request) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr
 
 from edge.contract import StationId
 from edge.contract.broker import BrokerConfig
@@ -33,6 +33,12 @@ class HttpConfig(_Section):
     )
     session_max_age_s: int = Field(default=12 * 3600, ge=60, description="How long a login lasts.")
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (behind HTTPS).")
+    trusted_proxies: list[IPvAnyAddress] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "are believed (the client's address for login throttling, HTTPS); empty: none, every "
+        "request is from the address that connected.",
+    )
     login_max_failures: int = Field(
         default=5,
         ge=1,

@@ -20,7 +20,15 @@ from pydantic import ValidationError
 from edge.contract import STATION_ID_PATTERN, Disposition, OverrideCommand
 from edge.contract.timefmt import ago_ts, utc_now
 from gateway import reports
-from gateway.auth import authenticate, can, check_csrf, current_user, require
+from gateway.auth import (
+    authenticate,
+    can,
+    check_csrf,
+    current_user,
+    end_session,
+    require,
+    start_session,
+)
 from gateway.config import User
 from gateway.errors import GatewayError
 from gateway.store import InspectionFilter
@@ -87,15 +95,14 @@ def login(
             error="Wrong user name or password.",
         )
     throttle.succeeded(address, username)
-    request.session.clear()
-    request.session["user"] = user.username
+    start_session(request, user)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout", dependencies=[Depends(check_csrf)])
 def logout(request: Request):
-    """End the session."""
-    request.session.clear()
+    """End the session, here and in the store (a saved copy of the cookie stops working)."""
+    end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -387,7 +394,7 @@ def station_override(
     user: Overrider,
     station: str,
     inspection_id: str,
-    code: int | None = Form(None),  # None: none chosen; _override says so
+    code: int | None = Form(None),  # None: none chosen, refused below with a message
     reason: str = Form(...),
 ):
     """Send `override/set` to the station; the node journals it and republishes the record."""
@@ -399,7 +406,7 @@ def override(
     request: Request,
     user: Overrider,
     inspection_id: str,
-    code: int | None = Form(None),  # None: none chosen; _override says so
+    code: int | None = Form(None),  # None: none chosen, refused below with a message
     reason: str = Form(...),
 ):
     """The override by id alone, while only one station has an inspection with that id."""

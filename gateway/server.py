@@ -95,11 +95,7 @@ class Gateway:
         if self.ingest is not None:
             self.ingest.start()
         sock = self._bind()
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self.app, log_level="warning", timeout_graceful_shutdown=3, lifespan="on"
-            )
-        )
+        self._server = uvicorn.Server(self._uvicorn_config())
         self._thread = threading.Thread(
             target=self._serve, args=(sock,), name="gateway-http", daemon=True
         )
@@ -107,6 +103,19 @@ class Gateway:
         self._wait_started(timeout_s)
         log.info("dashboard at %s", self.url)
         return self
+
+    def _uvicorn_config(self) -> uvicorn.Config:
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, so any local
+        # client could pick the address that login throttling counts: only `trusted_proxies`.
+        proxies = [str(ip) for ip in self.config.http.trusted_proxies]
+        return uvicorn.Config(
+            self.app,
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+            lifespan="on",
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies,
+        )
 
     def _bind(self) -> socket.socket:
         http = self.config.http

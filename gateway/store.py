@@ -8,7 +8,8 @@ time it changes the record) is higher; at an equal revision (nodes from before r
 always) it does unless it would drop an override. Dates inside a payload never decide.
 
 The schema's version is in `PRAGMA user_version`; a store from before version 1 (inspections
-keyed by `id` alone) is migrated in place when opened, keeping every row.
+keyed by `id` alone) is migrated in place when opened, keeping every row. Logins (`sessions`) are
+kept here too, so a logout or a changed account ends a session for good.
 
 One writer (the ingest's batch thread) and many readers (the web handlers, each thread with its
 own connection); WAL mode lets them run together. Full-text search (FTS5) covers core ids and
@@ -94,6 +95,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 CREATE INDEX IF NOT EXISTS ix_snap_station_ts ON snapshots (station, ts);
 CREATE INDEX IF NOT EXISTS ix_snap_inspection ON snapshots (inspection_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, username TEXT NOT NULL, credential TEXT NOT NULL,
+    created_ts TEXT NOT NULL, expires_ts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_sessions_user ON sessions (username);
 """
 
 # Version 0 to 1: inspections and their audit keyed by (station, id), with the record's revision.
@@ -636,6 +642,33 @@ class Store:
         """Remove snapshot rows (their files are deleted by the caller)."""
         with _sql_errors("forget snapshots"), self.db.conn as conn:
             conn.executemany("DELETE FROM snapshots WHERE name = ?", [(n,) for n in names])
+
+    # ------------------------------------------------------------ sessions
+
+    def add_session(
+        self, session_id: str, username: str, credential: str, created_ts: str, expires_ts: str
+    ) -> None:
+        """Remember a login (and forget the logins that have expired by `created_ts`)."""
+        with _sql_errors(f"record a login of {username}"), self.db.conn as conn:
+            conn.execute("DELETE FROM sessions WHERE expires_ts <= ?", (created_ts,))
+            conn.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
+                (session_id, username, credential, created_ts, expires_ts),
+            )
+
+    def session(self, session_id: str, now_ts: str) -> dict[str, Any] | None:
+        """The login `session_id` while it lasts (not ended, not expired at `now_ts`), or None."""
+        rows = self._select(
+            "SELECT * FROM sessions WHERE id = ? AND expires_ts > ?",
+            [session_id, now_ts],
+            "read a login",
+        )
+        return rows[0] if rows else None
+
+    def end_session(self, session_id: str) -> None:
+        """End one login; its cookie no longer works."""
+        with _sql_errors("end a login"), self.db.conn as conn:
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
     # ------------------------------------------------------------ helpers
 

@@ -33,6 +33,64 @@ def test_login_and_logout(gateway):
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
+def _with_cookie(base_url: str, cookie: str) -> httpx.Client:
+    """A fresh client that presents a saved session cookie."""
+    return httpx.Client(base_url=base_url, cookies={"reman_session": cookie}, timeout=10)
+
+
+def test_a_saved_cookie_stops_working_at_logout(gateway):
+    client = login(gateway.url, "erin")
+    saved = client.cookies["reman_session"]
+    assert _with_cookie(gateway.url, saved).get("/").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_of(client.get("/").text)})
+    replay = _with_cookie(gateway.url, saved)
+    resp = replay.get("/history", follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/login?next=/history"
+    assert replay.get("/api/stations").status_code == 401
+
+
+def _adduser(path, name: str, role: str, password: str, tmp_path) -> None:
+    (tmp_path / "pw").write_text(password + "\n")
+    result = CliRunner().invoke(
+        cli,
+        ["gateway", "adduser", "--config", str(path), name, "--role", role]
+        + ["--password-file", str(tmp_path / "pw")],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def _login_as(gw: Gateway, user: str, password: str) -> str:
+    """Log in and return the session cookie."""
+    client = httpx.Client(base_url=gw.url)
+    assert _try_login(client, user, password).status_code == 303
+    return client.cookies["reman_session"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [("engineer", "kim-new-password"), ("operator", "kim-password")],
+    ids=["password", "role"],
+)
+def test_a_changed_password_or_role_ends_the_sessions_before_it(tmp_path, change):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        f"http:\n  port: 0\n  session_secret: test-secret-{'y' * 20}\n"
+        f"store:\n  path: {tmp_path / 'gateway.db'}\n  snapshots_dir: {tmp_path / 'snaps'}\n"
+    )
+    _adduser(path, "kim", "engineer", "kim-password", tmp_path)
+    with Gateway(load_gateway(path), mqtt=False) as gw:
+        saved = _login_as(gw, "kim", "kim-password")
+    with Gateway(load_gateway(path), mqtt=False) as gw:  # a restart alone keeps the login
+        assert _with_cookie(gw.url, saved).get("/").status_code == 200
+    _adduser(path, "kim", *change, tmp_path)
+    with Gateway(load_gateway(path), mqtt=False) as gw:
+        replay = _with_cookie(gw.url, saved)
+        assert replay.get("/", follow_redirects=False).status_code == 303
+        assert replay.get("/api/stations").status_code == 401
+        fresh = _with_cookie(gw.url, _login_as(gw, "kim", change[1]))
+        assert f"kim · {change[0]}" in fresh.get("/").text
+
+
 def test_wrong_password_is_refused(gateway):
     client = httpx.Client(base_url=gateway.url)
     token = csrf_of(client.get("/login").text)
@@ -80,6 +138,44 @@ def test_a_successful_login_clears_the_failures(tmp_path):
         other = httpx.Client(base_url=gw.url)
         assert _try_login(other, "erin", "guess").status_code == 401
         assert _try_login(other, "erin", PASSWORDS["erin"]).status_code == 303
+
+
+def _throttled_gateway(tmp_path, **http) -> Gateway:
+    config = make_config(tmp_path)
+    update = {"login_max_failures": 2, **http}
+    return Gateway(
+        config.model_copy(update={"http": config.http.model_copy(update=update)}), mqtt=False
+    )
+
+
+def _login_from(client: httpx.Client, user: str, password: str, forwarded_for: str):
+    token = csrf_of(client.get("/login").text)
+    return client.post(
+        "/login",
+        data={"username": user, "password": password, "csrf_token": token},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+
+
+def test_x_forwarded_for_does_not_dodge_the_throttle_without_a_trusted_proxy(tmp_path):
+    with _throttled_gateway(tmp_path) as gw:
+        client = httpx.Client(base_url=gw.url)
+        for n in range(4):  # a new made-up address for every guess
+            _login_from(client, "erin", "guess", f"10.9.8.{n}")
+        resp = _login_from(client, "erin", PASSWORDS["erin"], "10.9.8.7")
+        assert resp.status_code == 429
+        assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_trusted_proxys_x_forwarded_for_is_the_client(tmp_path, caplog):
+    with _throttled_gateway(tmp_path, trusted_proxies=["127.0.0.1"]) as gw:
+        client = httpx.Client(base_url=gw.url)
+        for _ in range(2):
+            assert _login_from(client, "erin", "guess", "10.9.8.7").status_code == 401
+        assert _login_from(client, "erin", PASSWORDS["erin"], "10.9.8.7").status_code == 429
+        other = httpx.Client(base_url=gw.url)
+        assert _login_from(other, "erin", PASSWORDS["erin"], "10.9.8.8").status_code == 303
+    assert "failed login for 'erin' from 10.9.8.7" in caplog.text
 
 
 def test_the_throttle_forgets_the_oldest_pairs_first(monkeypatch):
