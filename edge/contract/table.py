@@ -3,6 +3,12 @@
 `reman journal export --csv` (from the node's journal) and the dashboard's History export (from
 the gateway's store) both write CSV_COLUMNS with `csv_row`, so a quality engineer's spreadsheet
 reads either.
+
+Text cells are what people and stations typed (an override's reason, a core id, a family), and a
+spreadsheet runs a cell that begins with `=`, `+`, `-` or `@` as a formula (CSV injection). So a
+text cell that begins with one of those, a tab or a carriage return gets a leading `'`, as OWASP
+advises: the spreadsheet shows the text and runs nothing. Number columns (NUMBER_COLUMNS) are
+written by us from numbers and stay numbers, a negative one included.
 """
 
 from __future__ import annotations
@@ -36,9 +42,40 @@ CSV_COLUMNS = (
 )
 """Columns of every CSV export of records: `reman journal export --csv` and the dashboard's."""
 
+NUMBER_COLUMNS = frozenset(
+    {
+        "seq",
+        "code",
+        "credit",
+        "effective_code",
+        "effective_credit",
+        "material_kept_kg",
+        "co2e_avoided_kg",
+    }
+)
+"""Columns that hold a number (or are empty); every other column is text."""
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a text cell may not begin with unquoted: a spreadsheet would take it for a formula."""
+
+
+def spreadsheet_text(text: str) -> str:
+    """`text` as a cell a spreadsheet shows and never runs: a leading `'` before FORMULA_STARTS."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 def csv_row(record: InspectionRecord) -> dict[str, object]:
-    """One CSV row of a record; impact columns are empty when unknown (never a made-up zero)."""
+    """One CSV row of a record; impact columns are empty when unknown (never a made-up zero).
+
+    Text cells are safe to open in a spreadsheet (`spreadsheet_text`); numbers stay numbers.
+    """
+    return {
+        column: value if column in NUMBER_COLUMNS else spreadsheet_text(str(value))
+        for column, value in _cells(record).items()
+    }
+
+
+def _cells(record: InspectionRecord) -> dict[str, object]:
     override, impact = record.override, record.impact
     known_impact = impact if impact is not None and impact.known else None
     known = known_impact is not None

