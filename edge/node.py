@@ -196,6 +196,8 @@ class Node:
                     model.threads,
                     model.corrosion_table,
                     model.min_confidence,
+                    tensorrt_cache_dir=model.tensorrt_cache_dir,
+                    tensorrt_fp16=model.tensorrt_fp16,
                 ),
             )
         except VisionError as exc:

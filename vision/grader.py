@@ -28,7 +28,6 @@ onnxruntime and OpenCV release the GIL, so grade() may be called from a thread p
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from vision._onnx import ORT_ERRORS, open_session, pick_providers
+from vision._onnx import ORT_ERRORS, TensorrtCache, file_sha256, open_session, pick_providers
 from vision.card import PART_CLASS, ModelCard, check_card, read_card
 from vision.errors import ImageError, ModelError, VisionError
 from vision.severity import TABLES, GradeTable, severity, tables_for
@@ -130,19 +129,27 @@ class Grader:
         threads: int = 1,
         corrosion_table: str = "iso4628-3",
         min_confidence: float = 0.6,
+        *,
+        tensorrt_cache_dir: str | Path | None = None,
+        tensorrt_fp16: bool = False,
     ) -> Grader:
         """Open the model, read and check its card, warm it up.
 
         providers: "auto" (TensorRT, CUDA, CPU as available) or a list of onnxruntime provider
-        names; threads: intra-op threads (0: all cores). ModelError / CardMismatch say what is
-        wrong with the model or its card.
+        names; threads: intra-op threads (0: all cores). With tensorrt_cache_dir, TensorRT keeps
+        the engine it builds there for the next start (one folder per model file and precision);
+        tensorrt_fp16 lets it build FP16 kernels. ModelError / CardMismatch say what is wrong
+        with the model or its card.
         """
         if corrosion_table not in TABLES:
             raise VisionError(
                 f"unknown corrosion table {corrosion_table!r}; known: {sorted(TABLES)}"
             )
         model_path = Path(model_path)
-        session = open_session(model_path, pick_providers(providers), threads)
+        tensorrt = (
+            TensorrtCache(Path(tensorrt_cache_dir), tensorrt_fp16) if tensorrt_cache_dir else None
+        )
+        session = open_session(model_path, pick_providers(providers), threads, tensorrt)
         grader = cls(
             session,
             read_card(model_path, session),
@@ -226,15 +233,6 @@ class Grader:
                 "contains NaN or infinite values"
             )
         return output
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def worst_defects(views: Iterable[ViewGrade]) -> dict[str, DefectGrade]:

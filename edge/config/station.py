@@ -198,6 +198,19 @@ class ModelConfig(_Section):
     min_confidence: float = Field(
         default=0.6, ge=0, le=1, description="Below this a grade is uncertain (a REVIEW reason)."
     )
+    tensorrt_cache_dir: str = Field(
+        default="/var/lib/reman/tensorrt",
+        title="TensorRT engine cache",
+        description="Where TensorRT keeps the engines it builds (one folder per model file's "
+        "sha256 and precision) and its timing cache, so only a new model's first start builds "
+        "one; must be writable by the node.",
+    )
+    tensorrt_fp16: bool = Field(
+        default=False,
+        title="TensorRT FP16",
+        description="Let TensorRT build FP16 kernels: faster on a Jetson, grades may differ "
+        "slightly from FP32; check the model on its reference images before relying on it.",
+    )
 
 
 class CoreIdConfig(_Section):
@@ -331,7 +344,12 @@ class StationConfig(_Section):
             "journal": self.journal.model_copy(
                 update={"path": rel(self.journal.path), "images_dir": rel(self.journal.images_dir)}
             ),
-            "model": self.model.model_copy(update={"path": rel(self.model.path)}),
+            "model": self.model.model_copy(
+                update={
+                    "path": rel(self.model.path),
+                    "tensorrt_cache_dir": rel(self.model.tensorrt_cache_dir),
+                }
+            ),
         }
         if self.camera.path:
             update["camera"] = self.camera.model_copy(update={"path": rel(self.camera.path)})
