@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 
 from edge.contract import InspectionRecord, OverrideInfo, passport
 from gateway import reports
 from gateway.auth import require
 from gateway.config import SiteConfig
-from gateway.views import LABELS, make_filter, record_of
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.metrics import GatewayMetrics
+from gateway.views import make_filter, record_of
 
 router = APIRouter()
 view = Depends(require("view"))
@@ -153,72 +153,11 @@ def healthz(request: Request) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@router.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
-def metrics(request: Request) -> str:
-    """Prometheus text format: messages ingested and malformed, inspections by code, stations online."""
-    counters = request.app.state.counters.snapshot()
-    store = request.app.state.store
-    stations = store.stations()
-    lines = _family(
-        "reman_gateway_messages_total",
-        "counter",
-        "Valid messages received, by kind.",
-        [({"kind": k}, v) for k, v in sorted(counters["received"].items())],
-    )
-    lines += _family(
-        "reman_gateway_malformed_total",
-        "counter",
-        "Messages refused as malformed, by kind.",
-        [({"kind": k}, v) for k, v in sorted(counters["malformed"].items())]
-        or [({"kind": "inspection"}, 0)],
-    )
-    lines += _family(
-        "reman_gateway_written_total",
-        "counter",
-        "Messages written to the store.",
-        [({}, counters["written"])],
-    )
-    lines += _family(
-        "reman_gateway_write_errors_total",
-        "counter",
-        "Batches that failed to write.",
-        [({}, counters["write_errors"])],
-    )
-    codes = _code_counts(request)
-    lines += _family(
-        "reman_gateway_inspections",
-        "gauge",
-        "Stored inspections by effective decision.",
-        [({"code": str(c), "label": LABELS[c]}, codes.get(c, 0)) for c in sorted(LABELS)],
-    )
-    lines += _family(
-        "reman_gateway_stations_online",
-        "gauge",
-        "Stations whose availability is online.",
-        [({}, sum(1 for s in stations if s["available"] == "online"))],
-    )
-    lines += _family("reman_gateway_stations", "gauge", "Stations seen.", [({}, len(stations))])
-    return "\n".join(lines) + "\n"
-
-
-CODE_COUNTS_TTL_S = 5.0
-
-
-def _code_counts(request: Request) -> dict[int, int]:
-    """Inspections per code, recounted at most every CODE_COUNTS_TTL_S (a full index scan)."""
-    cached = getattr(request.app.state, "code_counts", None)
-    now = time.monotonic()
-    if cached is None or now - cached[0] > CODE_COUNTS_TTL_S:
-        cached = (now, request.app.state.store.code_counts())
-        request.app.state.code_counts = cached
-    return cached[1]
-
-
-def _family(
-    name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]
-) -> list[str]:
-    out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    for labels, value in samples:
-        text = ",".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
-        out.append(f"{name}{{{text}}} {value}" if text else f"{name} {value}")
-    return out
+@router.get("/metrics", tags=["operations"])
+def metrics(request: Request) -> Response:
+    """Prometheus text format: messages ingested and malformed, inspections by code, stations
+    online; per station its availability, newest inspection, inspections by code and health."""
+    state = request.app.state
+    if getattr(state, "metrics", None) is None:  # one per app, made at its first scrape
+        state.metrics = GatewayMetrics(state.store, state.counters)
+    return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
