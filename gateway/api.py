@@ -1,11 +1,12 @@
-"""JSON API under /api/, Prometheus /metrics and /healthz."""
+"""JSON API under /api/, its OpenAPI document and docs pages, Prometheus /metrics and /healthz."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from edge.contract import InspectionRecord, OverrideInfo, passport
 from gateway import reports
@@ -144,6 +145,24 @@ def _passport(
         records, core_id, overrides=overrides, operator=site.operator, facility=site.facility
     )
     return passport.to_aas(record) if fmt == "aas" else record
+
+
+@router.get("/openapi.json", dependencies=[view], include_in_schema=False)
+def openapi_document(request: Request) -> JSONResponse:
+    """The OpenAPI document of the API (for any logged-in user, as the API itself is)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", dependencies=[view], include_in_schema=False)
+def swagger_docs(request: Request) -> HTMLResponse:
+    """The API's interactive documentation (Swagger UI)."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} API")
+
+
+@router.get("/redoc", dependencies=[view], include_in_schema=False)
+def redoc_docs(request: Request) -> HTMLResponse:
+    """The API's documentation (ReDoc)."""
+    return get_redoc_html(openapi_url="/openapi.json", title=f"{request.app.title} API")
 
 
 @router.get("/healthz", tags=["operations"])

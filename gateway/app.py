@@ -34,6 +34,7 @@ from gateway.auth import (
 )
 from gateway.config import GatewayConfig
 from gateway.errors import AmbiguousInspection, StoreError
+from gateway.headers import SecurityHeaders
 from gateway.ingest import IngestCounters
 from gateway.live import Broadcaster
 from gateway.store import Store
@@ -69,6 +70,10 @@ def create_app(
         version="1",
         lifespan=lifespan,
         description="Inspections, stations, events and circularity figures of reman-edge stations.",
+        # served by gateway.api behind a login instead
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.config = config
     app.state.store = store
@@ -88,6 +93,8 @@ def create_app(
         https_only=config.http.secure_cookies,
         same_site="lax",
     )
+    # added last, so outermost: it also sees the session cookie
+    app.add_middleware(SecurityHeaders, secure_cookies=config.http.secure_cookies)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -122,10 +129,14 @@ def _context(request: Request) -> dict:
     return {"user": user, "csrf": csrf_token(request), "can": lambda p: can(user, p)}
 
 
+_JSON_PATHS = ("/stream", "/openapi.json")
+"""Paths outside /api/ whose clients are programs: 401 without a login, not the login page."""
+
+
 def _add_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
-        if request.url.path.startswith("/api/") or request.url.path == "/stream":
+        if request.url.path.startswith("/api/") or request.url.path in _JSON_PATHS:
             return JSONResponse({"detail": "log in first"}, status_code=401)
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 

@@ -32,7 +32,11 @@ class HttpConfig(_Section):
         default=None, description="File holding the session key (alternative)."
     )
     session_max_age_s: int = Field(default=12 * 3600, ge=60, description="How long a login lasts.")
-    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (behind HTTPS).")
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark cookies Secure on every response; they are anyway on requests that "
+        "arrived over HTTPS (as a trusted proxy's X-Forwarded-Proto says).",
+    )
     trusted_proxies: list[IPvAnyAddress] = Field(
         default_factory=list,
         description="Addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
