@@ -6,6 +6,7 @@ when the files in docs/ drift from the models.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import typing
@@ -117,5 +118,16 @@ def main(root: Path = Path(".")) -> None:
         print(path)
 
 
+def _cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m reman.schemas",
+        description="Write the config and MQTT JSON Schemas and docs/config.md from the models.",
+    )
+    parser.add_argument(
+        "root", nargs="?", type=Path, default=Path("."), help="repository root (default: .)"
+    )
+    main(parser.parse_args(argv).root)
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("."))
+    _cli(sys.argv[1:])
