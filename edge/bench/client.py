@@ -285,7 +285,10 @@ class BenchClient:
     def _connect_failed(self, exc: BenchError) -> None:
         message = str(exc)
         if message != self._last_failure:  # one event per distinct failure, not per retry
-            self.events.error("bench_connect_failed", message, endpoint=self.config.endpoint)
+            # A bench that is off or rebooting is retried (a warning, like a missing broker); a
+            # refusal (certificate, password, policy) will not mend itself (an error).
+            level = "warning" if isinstance(exc, BenchUnavailable) else "error"
+            self.events.emit(level, "bench_connect_failed", message, endpoint=self.config.endpoint)
         self._last_failure = message
         if self._state.state != "disconnected":
             self._set_state("disconnected", "warning", "bench_disconnected", message)

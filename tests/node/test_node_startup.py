@@ -81,7 +81,6 @@ async def test_a_broker_that_refuses_the_password_stops_the_start(tmp_path, brok
         await start(data)
 
 
-@pytest.mark.expect_errors("bench_connect_failed")
 async def test_an_unreachable_broker_or_bench_is_only_a_warning(tmp_path, mosquitto, caplog):
     from tests.support.broker import free_port
 
