@@ -90,7 +90,14 @@ def test_a_shared_id_is_named_with_its_station_on_the_dashboard(gateway, watcher
     api_both = erin.get("/api/inspections/01SHARED")
     assert api_both.status_code == 409 and "/api/inspections/st-c/01SHARED" in api_both.text
 
+    history = erin.get("/history", headers=html).text  # the links a person follows
+    assert 'href="/inspections/st-c/01SHARED"' in history
+    assert 'href="/inspections/st-d/01SHARED"' in history
+    live = erin.get("/live/st-d", headers=html).text
+    assert 'href="/inspections/st-d/01SHARED"' in live
+
     page = erin.get("/inspections/st-d/01SHARED").text
+    assert 'action="/inspections/st-d/01SHARED/override"' in page
     token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     done = erin.post("/inspections/st-d/01SHARED/confirm", data={"csrf_token": token})
     assert done.status_code == 303 and done.headers["location"] == "/inspections/st-d/01SHARED"
