@@ -38,7 +38,7 @@ from edge.config.station import BenchConfig
 from edge.contract import LinkState
 from edge.contract.timefmt import utc_now
 from edge.errors import BenchError, BenchUnavailable, UnknownNode
-from edge.events import Events
+from edge.events import Events, Level
 
 log = logging.getLogger("reman.bench")
 
@@ -287,7 +287,7 @@ class BenchClient:
         if message != self._last_failure:  # one event per distinct failure, not per retry
             # A bench that is off or rebooting is retried (a warning, like a missing broker); a
             # refusal (certificate, password, policy) will not mend itself (an error).
-            level = "warning" if isinstance(exc, BenchUnavailable) else "error"
+            level: Level = "warning" if isinstance(exc, BenchUnavailable) else "error"
             self.events.emit(level, "bench_connect_failed", message, endpoint=self.config.endpoint)
         self._last_failure = message
         if self._state.state != "disconnected":
