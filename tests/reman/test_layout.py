@@ -27,7 +27,9 @@ ERROR_MODULES = (
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(LINT_IMPORTS), str(root / "pyproject.toml"), "--no-cache", "--no-logo"],
+        # The config is root's pyproject.toml, found from cwd: import-linter 2.15 (the last for
+        # Python 3.10) takes it only as --config, 2.17 deprecates that for a positional path.
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
         cwd=root,
         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
         capture_output=True,
