@@ -4,7 +4,8 @@ VisionError
 ├── ImageError        an image cannot be read or used (names the file)
 ├── ModelError        a model cannot be loaded or run
 │   └── CardMismatch  the model card does not match the graph (says what differs)
-└── DatasetError      a training or evaluation folder cannot be used (names the files)
+├── DatasetError      a training or evaluation folder cannot be used (names the files)
+└── ExtraMissing      an optional extra (the pretrained backbone, torch) or its weights are absent
 """
 
 
@@ -26,3 +27,7 @@ class CardMismatch(ModelError):
 
 class DatasetError(VisionError):
     """A dataset folder could not be used"""
+
+
+class ExtraMissing(VisionError):
+    """An optional extra or the weights it carries is not installed"""
