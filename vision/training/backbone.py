@@ -16,6 +16,7 @@ width should be multiples of 32 (the network's static "same" padding is exact fo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -72,13 +73,15 @@ def load_efficientnet_lite0() -> nn.Module:
 class Encoder(nn.Module):
     """The stem and blocks of a loaded EfficientNet-Lite0 up to the last tap."""
 
-    def __init__(self, net: nn.Module, taps: tuple[int, ...] = (4, 10)) -> None:
+    def __init__(self, net: Any, taps: tuple[int, ...] = (4, 10)) -> None:
         super().__init__()
         if not taps or min(taps) < 0 or max(taps) > 15:
             raise ValueError(f"taps must be block numbers 0..15, not {taps}")
         self.taps = tuple(sorted(taps))
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = nn.ModuleList(list(net._blocks)[: self.taps[-1] + 1])
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
