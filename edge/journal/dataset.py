@@ -2,7 +2,8 @@
 
 `export_reviewed(journal, out)` selects every inspection the rules sent to REVIEW and every
 inspection a person overrode, and copies its images into the image-folder layout that
-`reman train --task classify` reads: `out/<label>/<inspection id>_<n>.<ext>`, where the label is
+`reman train --task classify` reads: `out/<label>/<inspection id>_<n>.<ext>` (raw frames only:
+an annotated overlay never enters a dataset), where the label is
 the decision the person made, in lower case (`reuse`, `remanufacture`, `recycle`). A REVIEW
 nobody has decided yet goes to `out/unlabelled/` (which training ignores), so it can be labelled
 by hand by moving the file. `out/manifest.jsonl` lists every exported image with its inspection,
@@ -59,7 +60,8 @@ def export_reviewed(journal: Journal, out: Path) -> ExportSummary:
             continue
         summary.inspections += 1
         label = training_label(record)
-        for n, image in enumerate(journal.images(record.id)):
+        raw = [image for image in journal.images(record.id) if image["kind"] == "raw"]
+        for n, image in enumerate(raw):  # overlays carry drawings: never training data
             entry = _export_image(record, label, n, image, out, summary)
             if entry:
                 entries.append(entry)

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from edge.decision.families import FamilySet
 
 ImageInput = tuple[str | Path, bytes | None]
+OVERLAY_SUFFIX = "-overlay"
+"""End of the file stem of an annotated overlay (`v1-overlay.jpg`); every other image is raw."""
 MakeMessages = Callable[[InspectionRecord], list[OutboxMessage]]
 
 _SCHEMA_1 = [
@@ -142,7 +144,18 @@ def _migration_2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
+def _migration_3(conn: sqlite3.Connection) -> None:
+    # Which image is the frame as taken and which the annotated overlay: only raw frames may
+    # become training data. Older rows are told apart by the overlay's file-name suffix.
+    conn.execute("ALTER TABLE images ADD COLUMN kind TEXT NOT NULL DEFAULT 'raw'")
+    conn.execute("UPDATE images SET kind = 'overlay' WHERE path LIKE ?", (f"%{OVERLAY_SUFFIX}.%",))
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+]
 """Ordered schema migrations; migration i brings the schema to user_version i+1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -410,8 +423,9 @@ class Journal:
         messages = [dataclasses.replace(m, inspection_id=record.id) for m in messages]
         conn.execute(_INSERT_INSPECTION, _inspection_row(record, len(messages), now))
         conn.executemany(
-            "INSERT INTO images (inspection_id, path, sha256, size, created) VALUES (?, ?, ?, ?, ?)",
-            [(*r, now) for r in rows],
+            "INSERT INTO images (inspection_id, path, sha256, size, created, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(*r, now, image_kind(r[1])) for r in rows],
         )
         self.outbox.add(messages, now=now)
 
@@ -620,12 +634,13 @@ class Journal:
         ]
 
     def images(self, inspection_id: str) -> list[dict]:
-        """The image rows of one inspection (path, sha256, size, created, pruned_at)."""
+        """The image rows of one inspection (path, sha256, size, created, pruned_at, kind: `raw`
+        for the frame as taken, `overlay` for the annotated copy)."""
         with _wrapped(f"reading images of {inspection_id}"):
             return list(
                 self.db.query(
-                    "SELECT path, sha256, size, created, pruned_at FROM images WHERE inspection_id = ?"
-                    " ORDER BY id",
+                    "SELECT path, sha256, size, created, pruned_at, kind FROM images"
+                    " WHERE inspection_id = ? ORDER BY id",
                     [inspection_id],
                 )
             )
@@ -694,6 +709,11 @@ def _inspection_row(record: InspectionRecord, outbox_count: int, now: float) -> 
         record.to_json(),
         now,
     )
+
+
+def image_kind(path: str | Path) -> str:
+    """`overlay` for an annotated copy (its stem ends in OVERLAY_SUFFIX), else `raw`."""
+    return "overlay" if Path(path).stem.endswith(OVERLAY_SUFFIX) else "raw"
 
 
 def _image_row(inspection_id: str, path: str | Path, data: bytes | None) -> tuple:

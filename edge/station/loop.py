@@ -57,7 +57,13 @@ from edge.decision.rules import UNREADABLE, decide, impact, rules_version
 from edge.errors import CameraError, ImageUnreadable, JournalError
 from edge.events import Events
 from edge.ids import new_id
-from edge.journal.journal import Drafted, ImageInput, Journal, PendingTrigger
+from edge.journal.journal import (
+    OVERLAY_SUFFIX,
+    Drafted,
+    ImageInput,
+    Journal,
+    PendingTrigger,
+)
 from edge.journal.outbox import OutboxMessage
 from edge.station import quality
 from edge.station.camera import Camera, Frame
@@ -445,7 +451,7 @@ class Station:
             if ok:
                 work.jpegs.append((f"v{view}.jpg", data.tobytes()))
             overlay = render_overlay(frame.image, graded)
-            work.jpegs.append((f"v{view}-overlay.jpg", overlay))
+            work.jpegs.append((f"v{view}{OVERLAY_SUFFIX}.jpg", overlay))
             if work.snapshot_jpeg is None:
                 work.snapshot_jpeg = overlay
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.contract import Disposition
+from edge.journal.dataset import export_reviewed
 from edge.journal.journal import Journal
 from reman.cli import cli
 from tests.support.journal_records import make_record, messages_for
@@ -94,3 +95,44 @@ def test_missing_image_is_reported_not_fatal(journal_path, tmp_path):
     )
     assert result.exit_code == 0
     assert json.loads(result.output.splitlines()[0])["missing_images"]
+
+
+def _raw_and_overlay(journal, images, seq: int):
+    """A REVIEW inspection with the frame as taken and its annotated overlay, as the node names them."""
+    record = make_record(seq, core_id=f"HGP-00{seq}", code=Disposition.REVIEW)
+    raw = cv2.imencode(".jpg", np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
+    overlay = cv2.imencode(".jpg", np.full((16, 16, 3), 250, np.uint8))[1].tobytes()
+    journal.record_inspection(
+        record,
+        messages_for(record),
+        [(images / f"{seq:08d}-v1.jpg", raw), (images / f"{seq:08d}-v1-overlay.jpg", overlay)],
+    )
+    return record, raw
+
+
+def test_overlays_never_enter_a_dataset(tmp_path):
+    images = tmp_path / "images"
+    with Journal.open(tmp_path / "journal.db") as journal:
+        record, raw = _raw_and_overlay(journal, images, 7)
+        assert [i["kind"] for i in journal.images(record.id)] == ["raw", "overlay"]
+        export_summary = export_reviewed(journal, tmp_path / "dataset")
+    exported = list((tmp_path / "dataset").rglob("*.jpg"))
+    assert export_summary.images == 1 and [p.read_bytes() for p in exported] == [raw]
+    manifest = (tmp_path / "dataset" / "manifest.jsonl").read_text().splitlines()
+    assert [json.loads(line)["source"].endswith("-v1.jpg") for line in manifest] == [True]
+
+
+def test_a_journal_from_before_image_kinds_keeps_its_overlays_out(tmp_path):
+    """Rows written before the `kind` column are told apart by the overlay's name."""
+    path, images = tmp_path / "journal.db", tmp_path / "images"
+    with Journal.open(path) as journal:
+        record, raw = _raw_and_overlay(journal, images, 8)
+        conn = journal.db.conn
+        conn.execute("ALTER TABLE images DROP COLUMN kind")  # as schema 2 left it
+        conn.execute("PRAGMA user_version=2")
+        conn.commit()
+    with Journal.open(path) as journal:
+        assert journal.schema_version == 3
+        assert [i["kind"] for i in journal.images(record.id)] == ["raw", "overlay"]
+        export_reviewed(journal, tmp_path / "dataset")
+    assert [p.read_bytes() for p in (tmp_path / "dataset").rglob("*.jpg")] == [raw]
