@@ -108,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         help="k-fold cross-validation (k > 1) instead of --val-split",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="segment: train the native-resolution segmenter for this many steps (--size: crop)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--work", default=None, help="folder for the model and reports")
     return parser
@@ -135,6 +141,7 @@ def run(
         device="cpu",
         folds=args.folds if fold is not None else 0,
         fold=fold or 0,
+        steps=args.steps if task == "segment" else None,
     )
     model = work / f"{data.name}-{task}{'' if fold is None else f'-fold{fold}'}.onnx"
     load_before = os.getloadavg()[0]
@@ -150,7 +157,8 @@ def run(
         "images": report["data"]["images"],
         "train_images": report["data"]["train"],
         "validation_images": report["data"]["validation"],
-        "epochs": epochs,
+        "epochs": None if settings.steps else epochs,
+        "steps": settings.steps,
         "size_px": size,
         "width": args.width,
         "batch_size": batch_size,
@@ -166,6 +174,13 @@ def run(
         **_latency(model, size),
         "model": str(model),
     }
+    if "validation_defective" in report:  # the native segmenter scores defective images apart
+        defective = report["validation_defective"]
+        result |= {
+            "defective_images": defective["images"],
+            "defect_iou_on_defective": defective["mean_iou"],
+            "defect_dice_on_defective": defective["mean_dice"],
+        }
     return result | _figures(report["validation"])
 
 

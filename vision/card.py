@@ -51,6 +51,11 @@ class ModelCard(BaseModel):
     )
     input_name: str = Field(description="Name of the graph's image input.")
     input_size: tuple[int, int] = Field(description="Input height and width in pixels.")
+    tile_overlap_px: int | None = Field(
+        default=None,
+        ge=0,
+        description="Segmentation: run the model tile by tile over the photograph at its own resolution (input_size is the tile), tiles overlapping by this many pixels (vision.tiling); null: the photograph is resized to input_size.",
+    )
     layout: Literal["NCHW", "NHWC"] = Field(default="NCHW", description="Input tensor layout.")
     color_order: Literal["RGB", "BGR", "GRAY"] = Field(
         default="RGB", description="Channel order the model expects."

@@ -10,6 +10,10 @@ part's pixels, times 100, measured at the model's resolution. The grade comes fr
 table (vision.severity; corrosion by ISO 4628-3 or ASTM D610, the others on the ISO 4628 0..5
 scale).
 
+A card with `tile_overlap_px` (the native-resolution segmenter) is run tile by tile over the
+photograph at its own size, shrunk only to fit a pixel budget (vision.tiling); its masks and
+area shares are then at that resolution.
+
 Confidence (0..1) says how firmly the model's pixels support the reported grade. Pixels inside
 the part with probability at least 0.75 give the smallest plausible area, those above 0.25 the
 largest; confidence is the share of that plausible area range that lies in the reported grade's
@@ -42,6 +46,7 @@ from vision._onnx import ORT_ERRORS, TensorrtCache, file_sha256, open_session, p
 from vision.card import PART_CLASS, ModelCard, check_card, read_card
 from vision.errors import ImageError, ModelError, VisionError
 from vision.severity import TABLES, GradeTable, severity, tables_for
+from vision.tiling import fit_pixel_budget, tiled_probabilities
 
 PIXEL_THRESHOLD = 0.5
 CERTAIN_LOW, CERTAIN_HIGH = 0.25, 0.75
@@ -181,7 +186,7 @@ class Grader:
         start = time.perf_counter()
         tensor = self.preprocess(image)
         ran = time.perf_counter()
-        outputs = self.run(tensor)
+        outputs = self._infer(tensor)
         done = time.perf_counter()
         view = self._post(self._checked(outputs[0]), self.min_confidence)
         end = time.perf_counter()
@@ -203,7 +208,10 @@ class Grader:
         """The model's input tensor for a BGR uint8 image, as the card says."""
         _check_image(image)
         height, width = self.card.input_size
-        if image.shape[:2] != (height, width):
+        if self.card.tile_overlap_px is not None:  # tiled: the photograph keeps its own size
+            image = fit_pixel_budget(image)
+            height, width = image.shape[:2]
+        elif image.shape[:2] != (height, width):
             # INTER_AREA where aliasing would show (shrinking more than 2x); INTER_LINEAR is
             # 5x faster and the reference model is trained on both.
             shrink = max(image.shape[0] / height, image.shape[1] / width)
@@ -213,7 +221,7 @@ class Grader:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         elif self.card.color_order == "GRAY":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[:, :, None]
-        tensor = np.empty(self._input_shape, np.float32)
+        tensor = np.empty(_shape_for(self.card, height, width), np.float32)
         tensor[0] = image.transpose(2, 0, 1) if self.card.layout == "NCHW" else image
         tensor *= self._scale
         tensor -= self._offset
@@ -225,6 +233,15 @@ class Grader:
             return self._session.run(self.card.output_names, {self.card.input_name: tensor})
         except ORT_ERRORS as exc:
             raise ModelError(f"{self.name} ({self.model_path}): inference failed: {exc}") from exc
+
+    def _infer(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """The model's outputs for a preprocessed image: one call, or tile by tile."""
+        overlap = self.card.tile_overlap_px
+        if overlap is None:
+            return self.run(tensor)
+        return [
+            tiled_probabilities(lambda t: self.run(t)[0], tensor, self.card.input_size, overlap)
+        ]
 
     def _checked(self, output: np.ndarray) -> np.ndarray:
         if not np.isfinite(output).all():
@@ -330,7 +347,10 @@ class _Classification:
 
 
 def _input_shape(card: ModelCard) -> tuple[int, int, int, int]:
-    height, width = card.input_size
+    return _shape_for(card, *card.input_size)
+
+
+def _shape_for(card: ModelCard, height: int, width: int) -> tuple[int, int, int, int]:
     return (
         (1, card.channels, height, width)
         if card.layout == "NCHW"

@@ -219,6 +219,15 @@ COMMANDS += [grade_command, eval_command]
     help="Passes over the training images.",
 )
 @click.option(
+    "--steps",
+    default=None,
+    type=click.IntRange(min=1),
+    help="segment: train the native-resolution segmenter (pretrained EfficientNet-Lite0 encoder, "
+    "--size px crops at the photographs' own resolution, tiled inference) for this many "
+    "optimisation steps; the learning-rate schedule spans exactly these steps and --epochs is "
+    "not used. Without it, the small U-Net trains on photographs resized to --size.",
+)
+@click.option(
     "--size",
     default=128,
     show_default=True,
@@ -292,6 +301,7 @@ def train_command(
     data_dir: Path,
     out_path: Path,
     epochs: int,
+    steps: int | None,
     size: int,
     val_split: float,
     init_path: Path | None,
@@ -318,6 +328,7 @@ def train_command(
         ) from exc
     settings = TrainSettings(
         epochs=epochs,
+        steps=steps,
         size=size,
         val_split=val_split,
         seed=seed,

@@ -39,6 +39,9 @@ class TrainSettings:
     # stratified split into `folds` parts, and val_split is not used.
     folds: int = 0
     fold: int = 0
+    # Optimisation steps for the native-resolution segmenter (vision.training.segment_native);
+    # None: the epoch-counted trainers above.
+    steps: int | None = None
 
 
 def seed_everything(seed: int) -> None:

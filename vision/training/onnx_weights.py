@@ -20,9 +20,18 @@ OPSET = 17
 
 
 def export_onnx(
-    net: torch.nn.Module, activation: str, size: int, card: ModelCard, spec: dict
+    net: torch.nn.Module,
+    activation: str,
+    size: int,
+    card: ModelCard,
+    spec: dict,
+    dynamic_size: bool = False,
 ) -> bytes:
-    """The network (with its output activation) as ONNX bytes, card and architecture in metadata."""
+    """The network (with its output activation) as ONNX bytes, card and architecture in metadata.
+
+    With `dynamic_size` the height and width are free too (a fully convolutional network).
+    """
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     graph = WithActivation(net, activation).cpu().eval()
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -35,7 +44,7 @@ def export_onnx(
             opset_version=OPSET,
             input_names=[card.input_name],
             output_names=card.output_names,
-            dynamic_axes={card.input_name: {0: "batch"}, card.output_names[0]: {0: "batch"}},
+            dynamic_axes={card.input_name: axes, card.output_names[0]: axes},
             # PRESERVE keeps parameter names (no batch-norm folding), so --init can read them back;
             # onnxruntime fuses the batch norms itself when it loads the model.
             training=torch.onnx.TrainingMode.PRESERVE,

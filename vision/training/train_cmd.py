@@ -26,6 +26,10 @@ def train(
         from vision.training.classify import train_classifier
 
         return train_classifier(Path(data), Path(out), settings, label_map)
+    if settings.steps:
+        from vision.training.segment_native import train_native_segmenter
+
+        return train_native_segmenter(Path(data), Path(out), settings, label_map)
     from vision.training.segment_masks import train_segmenter
 
     return train_segmenter(Path(data), Path(out), settings, label_map)
@@ -40,6 +44,8 @@ def _check_settings(task: str, settings: TrainSettings) -> None:
         raise DatasetError(f"--val-split {settings.val_split}: must be at least 0 and below 1")
     if settings.epochs < 1:
         raise DatasetError(f"--epochs {settings.epochs}: must be at least 1")
+    if settings.steps is not None and task != "segment":
+        raise DatasetError("--steps is for --task segment (the native-resolution segmenter)")
 
 
 def summary(report: dict) -> str:
