@@ -104,6 +104,7 @@ class Node:
         self.journal = journal = self._check_journal()
         events.add_sink(self._journal_event)
         self.grader = await self._check_model()
+        _model_warnings(events, self.grader.card)
         self.camera = camera = await self._check_camera(events)
         self._wire(events, journal)  # every part exists before any command or trigger can arrive
         await self._start_broker(events)
@@ -467,6 +468,26 @@ async def run_node(config: StationConfig, stop: asyncio.Event | None = None) -> 
 
 def _ok(text: str) -> None:
     log.info("check ok: %s", text)
+
+
+def _model_warnings(events: Events, card: Any) -> None:
+    """Say once at start what the model's card warns of: synthetic training, no guard."""
+    if getattr(card, "training_source", None) == "synthetic":
+        events.warning(
+            "model_synthetic_only",
+            f"model {card.name} {card.version} was trained on generated images only: "
+            "retrain or fine-tune it on the site's photographs before trusting its grades",
+            model=card.name,
+            version=card.version,
+        )
+    if getattr(card, "input_summary", None) is None:
+        events.info(
+            "model_without_input_summary",
+            f"model {card.name} {card.version} has no input summary in its card: "
+            "images unlike its training images are not recognised (no out-of-distribution guard)",
+            model=card.name,
+            version=card.version,
+        )
 
 
 async def _cancel(task: asyncio.Task) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vision.errors import CardMismatch, ModelError
+from vision.ood import InputSummary
 from vision.severity import DEFECT_TYPES
 
 if TYPE_CHECKING:
@@ -78,6 +79,14 @@ class ModelCard(BaseModel):
         default_factory=dict, description="Classification: label to defect type and grade."
     )
     training_data: str = Field(default="", description="What the model was trained on.")
+    training_source: Literal["synthetic", "photos", "mixed"] | None = Field(
+        default=None,
+        description="Where the training images came from: generated (synthetic), photographs, or both; null: not recorded.",
+    )
+    input_summary: InputSummary | None = Field(
+        default=None,
+        description="Statistics of the training images for the out-of-distribution guard (vision.ood); null: no guard.",
+    )
     metrics: dict[str, float] = Field(
         default_factory=dict, description="Measured figures (name to value)."
     )
@@ -201,6 +210,8 @@ def card_problems(card: ModelCard) -> list[str]:
         problems.append(f"classes repeat: {card.classes}")
     if not card.output_names:
         problems.append("no output names")
+    if card.input_summary is not None:
+        problems += card.input_summary.problems()
     task_check = _segmentation_problems if card.task == "segmentation" else _classification_problems
     return problems + task_check(card)
 

@@ -22,6 +22,11 @@ when the range straddles a grade boundary evenly). No visible part gives confide
 whose confidence is below `min_confidence` is marked `uncertain`, for the disposition to send
 the core to REVIEW.
 
+A card with an `input_summary` adds the out-of-distribution guard (vision.ood): each image is
+scored against the training images' statistics, the verdict is the view's `ood`, and an image
+unlike them has every confidence multiplied by its familiarity (below 1), so confidence says
+also how far the image is from what the model knows, not only how close a grade boundary is.
+
 Classification models (one label per image) plug in through the card's `label_map`: the top
 label gives each defect type its grade and nominal area (defect types the label does not name
 get the table's best grade); confidence is the total probability of the labels that give the
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -45,6 +50,7 @@ import onnxruntime as ort
 from vision._onnx import ORT_ERRORS, TensorrtCache, file_sha256, open_session, pick_providers
 from vision.card import PART_CLASS, ModelCard, check_card, read_card
 from vision.errors import ImageError, ModelError, VisionError
+from vision.ood import InputGuard, OodVerdict
 from vision.severity import TABLES, GradeTable, severity, tables_for
 from vision.tiling import fit_pixel_budget, tiled_probabilities
 
@@ -87,6 +93,7 @@ class ViewGrade:
     probabilities: np.ndarray = field(repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)
     label: str | None = None
+    ood: OodVerdict | None = None  # the image against the card's input summary, if it has one
 
     def to_dict(self) -> dict:
         """JSON-ready defects (and the label for classification models)."""
@@ -125,6 +132,8 @@ class Grader:
             if card.task == "segmentation"
             else _Classification(card, tables)
         )
+        summary = card.input_summary
+        self.guard = InputGuard(summary) if summary is not None else None
 
     @classmethod
     def load(
@@ -189,6 +198,8 @@ class Grader:
         outputs = self._infer(tensor)
         done = time.perf_counter()
         view = self._post(self._checked(outputs[0]), self.min_confidence)
+        if self.guard is not None:
+            view = guarded(view, self.guard.check(image), self.min_confidence)
         end = time.perf_counter()
         view.timings_ms = {
             "preprocess_ms": (ran - start) * 1000,
@@ -264,6 +275,19 @@ def worst_defects(views: Iterable[ViewGrade]) -> dict[str, DefectGrade]:
             ):
                 worst[defect] = grade
     return worst
+
+
+def guarded(view: ViewGrade, verdict: OodVerdict, min_confidence: float) -> ViewGrade:
+    """The view with its verdict, confidences times the verdict's familiarity (vision.ood)."""
+    scaled = {
+        name: replace(
+            grade,
+            confidence=grade.confidence * verdict.familiarity,
+            uncertain=grade.uncertain or grade.confidence * verdict.familiarity < min_confidence,
+        )
+        for name, grade in view.defects.items()
+    }
+    return replace(view, defects=scaled, ood=verdict)
 
 
 def band_confidence(table: GradeTable, grade: int, area_low: float, area_high: float) -> float:

@@ -230,6 +230,10 @@ class ModelInfo(_Strict):
     name: str = Field(description="Model name from its card.")
     version: str = Field(description="Model version from its card.")
     sha256: str = Field(description="sha256 of the ONNX file.")
+    synthetic_only: bool | None = Field(
+        default=None,
+        description="True when the model's card says it was trained on generated images only (not to be trusted on real parts before it is retrained); null: the card does not say.",
+    )
 
 
 class RulesInfo(_Strict):

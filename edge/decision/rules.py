@@ -261,16 +261,18 @@ def _too_old(source_ts: str | None, max_age_s: float | None, now: datetime | Non
 UNREADABLE = "unreadable: "
 """Prefix of an image problem that is a file the decoder refused (corrupt, truncated, too big)."""
 
+OUT_OF_DISTRIBUTION = "out of distribution: "
+"""Prefix of an image problem that is a photograph unlike the model's training images."""
+
+_IMAGE_CODES = {UNREADABLE: "image_corrupt", OUT_OF_DISTRIBUTION: "out_of_distribution"}
+
 
 def _image_reasons(image_problems: list[str] | tuple) -> list[Reason]:
-    return [
-        Reason(
-            code="image_corrupt" if p.startswith(UNREADABLE) else "image_quality",
-            text=f"image: {p}",
-            rule="review",
-        )
-        for p in image_problems
-    ]
+    return [Reason(code=_image_code(p), text=f"image: {p}", rule="review") for p in image_problems]
+
+
+def _image_code(problem: str) -> str:
+    return next((c for p, c in _IMAGE_CODES.items() if problem.startswith(p)), "image_quality")
 
 
 # ---------------------------------------------------------------- the rules
@@ -409,7 +411,7 @@ def inputs_of(record: InspectionRecord) -> tuple[dict, dict, list[str]]:
     problems = [
         r.text.removeprefix("image: ")
         for r in record.decision.reasons
-        if r.code in ("image_quality", "image_corrupt")
+        if r.code in ("image_quality", "image_corrupt", "out_of_distribution")
     ]
     return dict(record.defects), dict(record.measurements), problems
 

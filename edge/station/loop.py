@@ -53,7 +53,7 @@ from edge.contract import (
 )
 from edge.contract.timefmt import UTC, utc_now
 from edge.decision.families import FamilySet
-from edge.decision.rules import UNREADABLE, decide, impact, rules_version
+from edge.decision.rules import OUT_OF_DISTRIBUTION, UNREADABLE, decide, impact, rules_version
 from edge.errors import CameraError, ImageUnreadable, JournalError
 from edge.events import Events
 from edge.ids import new_id
@@ -437,8 +437,26 @@ class Station:
             work.image_problems.append(f"not graded: {exc}")
             return
         since = work.lap("grade", since)
+        self._out_of_distribution(work)
         self._images(work)
         work.lap("images", since)
+
+    def _out_of_distribution(self, work: _Work) -> None:
+        """An image problem and a warning for each view unlike the model's training images."""
+        for view, graded in enumerate(work.graded.views, start=1):
+            verdict = graded.ood
+            if verdict is None or not verdict.out_of_distribution:
+                continue
+            text = f"view {view}: {verdict.describe()}"
+            work.image_problems.append(f"{OUT_OF_DISTRIBUTION}{text}")
+            self.events.warning(
+                "image_out_of_distribution",
+                f"the image is unlike the model's training images, {text}",
+                view=view,
+                distance=round(verdict.distance, 3),
+                threshold=verdict.threshold,
+                core_id=work.trigger.core_id,
+            )
 
     def _images(self, work: _Work) -> None:
         """JPEGs of each view as taken, and the overlay of the first view for the snapshot."""
@@ -677,7 +695,13 @@ def _model_info(grader: Any) -> ModelInfo | None:
     card = getattr(grader, "card", None)
     if card is None:
         return None
-    return ModelInfo(name=card.name, version=card.version, sha256=getattr(grader, "sha256", ""))
+    source = getattr(card, "training_source", None)
+    return ModelInfo(
+        name=card.name,
+        version=card.version,
+        sha256=getattr(grader, "sha256", ""),
+        synthetic_only=None if source is None else source == "synthetic",
+    )
 
 
 def _defects(graded: Any) -> dict[str, DefectResult]:
