@@ -143,6 +143,7 @@ class Node:
             on_trigger=station.on_trigger_command,
             on_ack=handshake.ack,
             on_override=station.on_override_command,
+            on_label=station.on_label_command,
             override_users=cfg.commands.override_users,
         )
         mqtt.on_command = commands.handle

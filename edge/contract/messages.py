@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -103,8 +104,9 @@ class Topics:
         "trigger/set",
         "ack/set",
         "override/set",
+        "label/set",
     )
-    COMMANDS = ("trigger/set", "ack/set", "override/set")
+    COMMANDS = ("trigger/set", "ack/set", "override/set", "label/set")
 
     def __init__(self, station: str, prefix: str = DEFAULT_PREFIX):
         if not re.fullmatch(STATION_ID_PATTERN, station):
@@ -466,10 +468,44 @@ class OverrideCommand(_Strict):
     )
 
 
+MaskName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class LabelCommand(_Strict):
+    """`label/set`: a person's label of one view of an inspection, kept in the node's journal.
+
+    Either the view is good (no defect anywhere) or it carries at least one mask: a PNG of the
+    raw frame's size, base64, where non-zero pixels are that defect type.
+    """
+
+    id: str = Field(min_length=1, max_length=64, description="Inspection id.")
+    view: Integer = Field(default=1, ge=1, le=16, description="The view (1 = the first frame).")
+    good: bool = Field(default=False, description="The view shows no defect at all.")
+    masks: dict[MaskName, str] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Defect type -> base64 PNG of the raw frame's size, non-zero = that defect.",
+    )
+    user: str = Field(min_length=1, max_length=64, description="Who labelled.")
+    command_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Optional, unique per command; a redelivered command with the same id changes nothing.",
+    )
+
+    @model_validator(mode="after")
+    def _good_or_masks(self) -> LabelCommand:
+        if self.good == bool(self.masks):
+            raise ValueError("a label is either good or carries masks, not both nor neither")
+        return self
+
+
 COMMAND_MODELS: dict[str, type[BaseModel]] = {
     "trigger/set": TriggerCommand,
     "ack/set": AckCommand,
     "override/set": OverrideCommand,
+    "label/set": LabelCommand,
 }
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
@@ -481,10 +517,13 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
 }
 
 MAX_COMMAND_BYTES = 4096
+MAX_LABEL_BYTES = 4_000_000  # masks travel in the label; 8 PNG masks of a 5 MP frame fit
+_MAX_BYTES = {"label/set": MAX_LABEL_BYTES}
 
 
 def parse_command(kind: str, payload: bytes) -> BaseModel:
-    """Validate a command payload against its model (strict types, at most MAX_COMMAND_BYTES).
+    """Validate a command payload against its model (strict types, at most MAX_COMMAND_BYTES;
+    MAX_LABEL_BYTES for `label/set`).
 
     Raise ContractViolation saying why it was refused. An empty `trigger/set` is a trigger.
     """
@@ -494,7 +533,8 @@ def parse_command(kind: str, payload: bytes) -> BaseModel:
     if kind == "trigger/set" and len(payload) <= MAX_COMMAND_BYTES and not payload.strip():
         return TriggerCommand()
     # Strict: a PLC that sends "7" for an integer is told so, as the JSON Schema says.
-    return parse_json(model, payload, max_bytes=MAX_COMMAND_BYTES, strict=True)
+    max_bytes = _MAX_BYTES.get(kind, MAX_COMMAND_BYTES)
+    return parse_json(model, payload, max_bytes=max_bytes, strict=True)
 
 
 def parse_json(model: type[M], payload: bytes, *, max_bytes: int, strict: bool = False) -> M:

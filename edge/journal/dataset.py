@@ -20,9 +20,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.contract import Disposition, InspectionRecord
+import cv2
+import numpy as np
+
+from edge.contract import DEFECT_TYPES, Disposition, InspectionRecord
 from edge.errors import JournalError
 from edge.journal.journal import Journal
+from edge.journal.labels import Label, labels_in_force
 
 UNLABELLED = "unlabelled"
 MANIFEST = "manifest.jsonl"
@@ -69,6 +73,64 @@ def export_reviewed(journal: Journal, out: Path) -> ExportSummary:
     return summary
 
 
+def export_labelled(journal: Journal, out: Path) -> ExportSummary:
+    """Write every labelled view as a raw frame with its mask beside it, the layout
+    `reman train --task segment` reads: `out/<inspection id>_v<view>.<ext>` and `...png`.
+
+    The mask holds class values: 0 background, 1.. the defect types in DEFECT_TYPES order (a
+    view labelled good is all 0). Only the label in force counts; `out/manifest.jsonl` lists
+    each pair with who labelled it and when.
+    """
+    out = Path(out)
+    summary = ExportSummary()
+    entries = []
+    for (inspection_id, view), label in sorted(labels_in_force(journal).items()):
+        raw = [i for i in journal.images(inspection_id) if i["kind"] == "raw"]
+        source = Path(raw[view - 1]["path"]) if len(raw) >= view else None
+        if source is None or raw[view - 1]["pruned_at"] is not None or not source.is_file():
+            summary.missing.append(str(source or f"{inspection_id} view {view}"))
+            continue
+        frame = cv2.imread(str(source), cv2.IMREAD_GRAYSCALE)
+        if frame is None:
+            summary.missing.append(str(source))
+            continue
+        target = out / f"{inspection_id}_v{view}{source.suffix.lower() or '.jpg'}"
+        _copy(source, target)
+        _write_mask(label, frame.shape, target)
+        summary.inspections += 1
+        summary.images += 1
+        kind = "good" if label.good else "+".join(sorted(label.masks))
+        summary.per_label[kind] = summary.per_label.get(kind, 0) + 1
+        entries.append(
+            {"image": target.name, "mask": target.with_suffix(".png").name,
+             "inspection": inspection_id, "view": view, "good": label.good,
+             "masks": sorted(label.masks), "user": label.user, "ts": label.ts}
+        )  # fmt: skip
+    _write_manifest(out, entries)
+    return summary
+
+
+def _write_mask(label: Label, shape: tuple[int, ...], image: Path) -> None:
+    classes = np.zeros(shape[:2], np.uint8)
+    for name, path in label.masks.items():
+        painted = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        if painted is None or painted.shape != classes.shape:
+            raise JournalError(f"dataset export: the label mask {path} is missing or resized")
+        classes[painted > 0] = DEFECT_TYPES.index(name) + 1
+    if not cv2.imwrite(str(image.with_suffix(".png")), classes):
+        raise JournalError(f"dataset export: cannot write {image.with_suffix('.png')}")
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(source, target)
+    except OSError as exc:
+        raise JournalError(
+            f"dataset export: cannot copy {source} to {target}: {exc.strerror or exc}"
+        ) from exc
+
+
 def needs_person(record: InspectionRecord) -> bool:
     """Whether a person reviewed or must review the inspection: rules said REVIEW, or overridden."""
     return record.override is not None or record.decision.code == Disposition.REVIEW
@@ -90,13 +152,7 @@ def _export_image(
         return None
     target = out / label / f"{record.id}_{n}{source.suffix.lower() or '.jpg'}"
     _remove_elsewhere(out, target.name, label)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        shutil.copyfile(source, target)
-    except OSError as exc:
-        raise JournalError(
-            f"dataset export: cannot copy {source} to {target}: {exc.strerror or exc}"
-        ) from exc
+    _copy(source, target)
     summary.images += 1
     summary.per_label[label] = summary.per_label.get(label, 0) + 1
     return _manifest_entry(record, label, source, target.relative_to(out))

@@ -151,10 +151,28 @@ def _migration_3(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE images SET kind = 'overlay' WHERE path LIKE ?", (f"%{OVERLAY_SUFFIX}.%",))
 
 
+def _migration_4(conn: sqlite3.Connection) -> None:
+    # A person's labels of an inspection's views (edge.journal.labels); the latest one counts.
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS labels (
+            id INTEGER PRIMARY KEY,
+            inspection_id TEXT NOT NULL REFERENCES inspections(id),
+            view INTEGER NOT NULL,
+            good INTEGER NOT NULL,
+            masks TEXT NOT NULL,
+            user TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            command_id TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS labels_inspection ON labels(inspection_id, view)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_4,
 ]
 """Ordered schema migrations; migration i brings the schema to user_version i+1."""
 

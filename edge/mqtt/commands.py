@@ -12,6 +12,8 @@ Repeats (QoS 1 may deliver a command twice, and people press buttons twice):
   again changes nothing more, and a repeated `command_id` (pass `command.command_id`) is ignored
   even after a newer override.
 - `ack/set` is idempotent: acknowledging a seq again is only noted (see `edge.mqtt.handshake`).
+- `label/set` is idempotent with a `command_id`; without one a repeat keeps a second, equal label
+  (the latest label of a view is the one in force).
 - `trigger/set` is a request to inspect now and is not deduplicated: each one delivered starts an
   inspection (the trigger queue's bound and overflow policy apply). A PLC sends one per core.
 """
@@ -27,6 +29,7 @@ from typing import Any
 from edge.contract import (
     AckCommand,
     ContractViolation,
+    LabelCommand,
     OverrideCommand,
     Topics,
     TriggerCommand,
@@ -52,6 +55,7 @@ class CommandRouter:
         on_trigger: Callable[[TriggerCommand], Any] | None = None,
         on_ack: Callable[[AckCommand], Any] | None = None,
         on_override: Callable[[OverrideCommand], Any] | None = None,
+        on_label: Callable[[LabelCommand], Any] | None = None,
         override_users: list[str] | None = None,
     ):
         self.events = events
@@ -60,6 +64,7 @@ class CommandRouter:
             "trigger/set": on_trigger,
             "ack/set": on_ack,
             "override/set": on_override,
+            "label/set": on_label,
         }
         self.override_users = None if override_users is None else set(override_users)
         self.accepted = 0
@@ -82,10 +87,11 @@ class CommandRouter:
         return self._dispatch(kind, handler, command)
 
     def _authorise(self, command: object) -> None:
-        if not isinstance(command, OverrideCommand) or self.override_users is None:
+        if not isinstance(command, OverrideCommand | LabelCommand) or self.override_users is None:
             return
         if command.user not in self.override_users:
-            raise ContractViolation(f"user {command.user!r} may not override")
+            what = "override" if isinstance(command, OverrideCommand) else "label"
+            raise ContractViolation(f"user {command.user!r} may not {what}")
 
     def _reject(self, kind: str, payload: bytes, reason: str) -> None:
         self.rejected += 1

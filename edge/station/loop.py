@@ -41,6 +41,7 @@ from edge.contract import (
     DefectResult,
     Disposition,
     InspectionRecord,
+    LabelCommand,
     Measurement,
     ModelInfo,
     OverrideCommand,
@@ -64,6 +65,7 @@ from edge.journal.journal import (
     Journal,
     PendingTrigger,
 )
+from edge.journal.labels import Label, add_label
 from edge.journal.outbox import OutboxMessage
 from edge.station import quality
 from edge.station.camera import Camera, Frame
@@ -686,6 +688,38 @@ class Station:
         if self.publisher is not None:
             self.publisher.notify()
         return updated
+
+
+    # ------------------------------------------------------------ labels
+
+    def on_label_command(self, command: LabelCommand) -> Label | None:
+        """`label/set`: keep a person's label of one view beside its raw frame (the journal)."""
+        labels_dir = Path(self.config.journal.images_dir) / "labels"
+        try:
+            label = add_label(self.journal, command, labels_dir)
+        except JournalError as exc:
+            self.events.warning(
+                "label_rejected",
+                f"label of inspection {command.id} view {command.view} refused: {exc}",
+                inspection_id=command.id,
+                view=command.view,
+                user=command.user,
+            )
+            return None
+        if label is None:
+            log.info("label of %s repeated; nothing changed", command.id)
+            return None
+        what = "good" if label.good else "masks " + ", ".join(sorted(label.masks))
+        self.events.info(
+            "label_recorded",
+            f"{label.user} labelled inspection {label.inspection_id} view {label.view}: {what}",
+            inspection_id=label.inspection_id,
+            view=label.view,
+            good=label.good,
+            masks=sorted(label.masks),
+            user=label.user,
+        )
+        return label
 
 
 # ---------------------------------------------------------------- helpers

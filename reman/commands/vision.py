@@ -397,27 +397,42 @@ def dataset_group() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write <label>/<image> and manifest.jsonl into.",
 )
+@click.option(
+    "--masks",
+    "masks_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write every labelled view as its raw frame with a class mask beside it, for "
+    "reman train --task segment.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def dataset_export_command(journal_path: Path, out_dir: Path, as_json: bool) -> None:
+def dataset_export_command(
+    journal_path: Path, out_dir: Path, masks_dir: Path | None, as_json: bool
+) -> None:
     """Copy images of reviewed and overridden inspections into class folders by the person's decision.
 
     Folders are named by the decision a person made (reuse, remanufacture, recycle); REVIEW
-    inspections nobody has decided yet go to unlabelled/, which `reman train` ignores.
+    inspections nobody has decided yet go to unlabelled/, which `reman train` ignores. Raw frames
+    only: an annotated overlay never enters a dataset. With --masks, every view a person labelled
+    on the dashboard is also written as its raw frame with a class mask beside it.
     """
-    from edge.journal.dataset import export_reviewed
+    from edge.journal.dataset import export_labelled, export_reviewed
     from edge.journal.journal import Journal
 
     with Journal.open(journal_path) as journal:
-        summary = export_reviewed(journal, out_dir)
+        summaries = {out_dir: export_reviewed(journal, out_dir)}
+        if masks_dir is not None:
+            summaries[masks_dir] = export_labelled(journal, masks_dir)
     if as_json:
-        click.echo(json.dumps(summary.to_dict()))
+        figures = {str(k): v.to_dict() for k, v in summaries.items()}
+        click.echo(json.dumps(figures[str(out_dir)] if masks_dir is None else figures))
         return
-    labels = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items())) or "none"
-    click.echo(
-        f"{summary.images} images from {summary.inspections} inspections to {out_dir} ({labels})"
-    )
-    if summary.missing:
-        click.echo(f"{len(summary.missing)} image file(s) missing or pruned, skipped", err=True)
+    for folder, summary in summaries.items():
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items())) or "none"
+        click.echo(
+            f"{summary.images} images from {summary.inspections} inspections to {folder} ({labels})"
+        )
+        if summary.missing:
+            click.echo(f"{len(summary.missing)} image file(s) missing or pruned, skipped", err=True)
 
 
 COMMANDS.append(dataset_group)

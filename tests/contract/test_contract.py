@@ -98,6 +98,17 @@ EXAMPLES = {
         },
         {"id": "i1", "code": 1, "credit": 2, "reason": "r", "user": "u", "command_id": "c1"},
     ],
+    "label/set": [
+        {"id": "i1", "view": 1, "good": True, "masks": {}, "user": "erin"},
+        {
+            "id": "i1",
+            "view": 2,
+            "good": False,
+            "masks": {"corrosion": "iVBORw0KGgo="},
+            "user": "erin",
+            "command_id": "c2",
+        },
+    ],
 }
 
 

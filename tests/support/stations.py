@@ -123,14 +123,14 @@ class EventWatch:
         self.seen.append(event)
         self._changed.set()
 
-    async def wait_for(self, code: str, timeout_s: float = 15.0) -> Event:
-        """The first event with this code (seen before or arriving)."""
+    async def wait_for(self, code: str, timeout_s: float = 15.0, index: int = 0) -> Event:
+        """The first event with this code (seen before or arriving); with `index` n, the n+1th."""
 
         async def first() -> Event:
             while True:
-                for event in self.seen:
-                    if event.code == code:
-                        return event
+                matching = [event for event in self.seen if event.code == code]
+                if len(matching) > index:
+                    return matching[index]
                 self._changed.clear()
                 await self._changed.wait()
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edge.contract import Disposition
 from edge.journal.dataset import export_reviewed
-from edge.journal.journal import Journal
+from edge.journal.journal import SCHEMA_VERSION, Journal
 from reman.cli import cli
 from tests.support.journal_records import make_record, messages_for
 from vision.folders import scan_class_folders
@@ -132,7 +132,7 @@ def test_a_journal_from_before_image_kinds_keeps_its_overlays_out(tmp_path):
         conn.execute("PRAGMA user_version=2")
         conn.commit()
     with Journal.open(path) as journal:
-        assert journal.schema_version == 3
+        assert journal.schema_version == SCHEMA_VERSION
         assert [i["kind"] for i in journal.images(record.id)] == ["raw", "overlay"]
         export_reviewed(journal, tmp_path / "dataset")
     assert [p.read_bytes() for p in (tmp_path / "dataset").rglob("*.jpg")] == [raw]
