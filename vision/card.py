@@ -223,6 +223,12 @@ def _segmentation_problems(card: ModelCard) -> list[str]:
         problems.append(
             f"classes {unknown} have no grade table (known defect types: {list(DEFECT_TYPES)})"
         )
+    overlap = card.tile_overlap_px
+    if overlap is not None and (card.layout != "NCHW" or overlap >= min(card.input_size)):
+        problems.append(
+            f"tile_overlap_px {overlap}: tiled models take NCHW input and tiles must overlap by "
+            f"less than their side (input_size {card.input_size})"
+        )
     return problems
 
 

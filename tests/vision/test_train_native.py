@@ -154,3 +154,11 @@ def read_card_for_export():
         classes=["part", "coating_damage"],
         output_activation="sigmoid",
     )
+
+
+def test_a_card_cannot_overlap_tiles_by_a_whole_tile():
+    from vision.card import card_problems
+
+    card = read_card_for_export().model_copy(update={"tile_overlap_px": 64})
+    assert any("tile_overlap_px 64" in problem for problem in card_problems(card))
+    assert not card_problems(read_card_for_export())

@@ -239,7 +239,8 @@ def predict_whole(net: nn.Module, image: np.ndarray, device: torch.device) -> np
 def evaluate(net: nn.Module, photos: Photos, names: list[str], device: torch.device) -> dict:
     """IoU and Dice over all pixels of `photos` (pooled), and image-level detection."""
     if not photos.images:
-        return segmentation_metrics(np.zeros((0, 1, 1), np.uint8), np.zeros((0, 1, 1, 1)), names)
+        empty = np.zeros((0, len(names), 1, 1), np.float32)
+        return segmentation_metrics(np.zeros((0, 1, 1), np.uint8), empty, names)
     probs = [predict_whole(net, image, device) for image in photos.images]
     # Flatten each photograph so that different sizes pool into one (N, C, 1, pixels) set;
     # pad with background pixels of probability 0, which count for neither truth nor prediction.
@@ -296,6 +297,8 @@ def _check(settings: TrainSettings) -> None:
         raise DatasetError(f"--size {settings.size}: the pretrained encoder needs a multiple of 32")
     if not settings.steps or settings.steps < 1:
         raise DatasetError("--steps must be at least 1")
+    if settings.init is not None:
+        raise DatasetError("--init does not apply to --steps: the segmenter starts from ImageNet")
 
 
 def _subset(photos: Photos, index: np.ndarray) -> Photos:
