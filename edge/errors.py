@@ -10,7 +10,8 @@
     ├── CameraError            a camera source gives no usable frame
     │   └── ImageUnreadable    an image file cannot be decoded (names the file)
     ├── StartupError           the node cannot start (names the part)
-    └── NodeFailed             a part of the node stopped while running
+    ├── NodeFailed             a part of the node stopped while running
+    └── RegistryError          a model cannot be added, shadowed, promoted or rolled back
 
 Config and contract problems are the contract package's (`edge.contract.errors`: ConfigError,
 ContractViolation, BrokerSettingsError), shared with the gateway. Lower libraries' exceptions
@@ -70,3 +71,7 @@ class StartupError(RemanError):
 
 class NodeFailed(RemanError):
     """A part of the node stopped while running"""
+
+
+class RegistryError(RemanError):
+    """The node's model registry refused the change"""

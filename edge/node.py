@@ -36,6 +36,7 @@ from edge.errors import (
     CameraError,
     JournalError,
     NodeFailed,
+    RegistryError,
     StartupError,
 )
 from edge.events import Events
@@ -45,6 +46,7 @@ from edge.mqtt.client import MqttClient
 from edge.mqtt.commands import CommandRouter
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.publisher import Publisher
+from edge.registry import ModelRegistry, registry_folder
 from edge.station.camera import Camera, VideoCamera, open_camera
 from edge.station.health import Health
 from edge.station.loop import Station
@@ -189,11 +191,12 @@ class Node:
         from vision.grader import Grader
 
         model = self.config.model
+        path = self._registry_model() or model.path
         try:
             grader = await asyncio.get_running_loop().run_in_executor(
                 self.executor,
                 lambda: Grader.load(
-                    model.path,
+                    path,
                     model.providers,
                     model.threads,
                     model.corrosion_table,
@@ -206,6 +209,18 @@ class Node:
             raise StartupError(f"model: {exc}") from exc
         _ok(f"model: {grader.card.name} {grader.card.version} on {', '.join(grader.providers)}")
         return grader
+
+    def _registry_model(self) -> str | None:
+        """The registry's active model (`reman model promote`), which wins over model.path."""
+        try:
+            events = self.events or Events(self.config.station_id)
+            active = ModelRegistry(registry_folder(self.config.journal.path), events).active_path()
+        except RegistryError as exc:
+            raise StartupError(f"model: {exc}") from exc
+        if active is None:
+            return None
+        _ok(f"model: the registry's active model {active.name} (not model.path)")
+        return str(active)
 
     async def _check_camera(self, events: Events) -> Camera:
         camera = open_camera(self.config.camera, events)
@@ -378,14 +393,7 @@ class Node:
         if journal is None:
             return
         topic = Topics(self.config.station_id, self.config.mqtt.topic_prefix).event
-        message = OutboxMessage(
-            kind="event",
-            topic=topic,
-            qos=1,
-            msg_id=event.id,
-            payload=event.model_dump_json(by_alias=True).encode(),
-        )
-        journal.record_event(event, message)
+        journal.record_event(event, OutboxMessage.for_event(event, topic))
         if self.publisher is not None:
             self.publisher.notify()
 

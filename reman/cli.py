@@ -72,9 +72,9 @@ def _log_handler() -> logging.Handler:
 
 
 def _register() -> None:
-    from reman.commands import bench, config, demo, gateway, journal, node, vision
+    from reman.commands import bench, config, demo, gateway, journal, model, node, vision
 
-    for module in (config, vision, bench, journal, node, demo, gateway):
+    for module in (config, vision, bench, journal, model, node, demo, gateway):
         for command in module.COMMANDS:
             cli.add_command(command)
 

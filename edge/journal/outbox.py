@@ -25,6 +25,7 @@ from typing import ParamSpec, TypeVar
 
 import sqlite_utils
 
+from edge.contract import Event
 from edge.errors import JournalError
 
 P = ParamSpec("P")
@@ -92,6 +93,17 @@ class OutboxMessage:
     retain: bool = False
     msg_id: str = ""  # the contract id consumers deduplicate by (record or event id)
     inspection_id: str | None = None
+
+    @classmethod
+    def for_event(cls, event: Event, topic: str) -> OutboxMessage:
+        """The message that publishes `event` on its station's `event` topic."""
+        return cls(
+            kind="event",
+            topic=topic,
+            qos=1,
+            msg_id=event.id,
+            payload=event.model_dump_json(by_alias=True).encode(),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,118 @@
+"""`reman model ...`: the node's model registry (add, list, shadow, promote, rollback).
+
+Each command reads the station config (--config, else $REMAN_CONFIG, else the installed one) for
+the journal's folder, beside which the registry lives, and journals every change as an event
+that the node publishes like its own. A promoted or rolled-back model is loaded at the node's
+next start (`sudo systemctl restart reman-node`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from edge.contract import Topics
+from edge.errors import RegistryError
+from edge.events import Events
+from edge.registry import ModelRegistry, registry_folder
+from reman.commands.journal import _installed_station, _no_station_config, config_option
+
+_USER_HELP = "Who makes the change (kept in the event) [default: $USER]."
+
+
+@contextmanager
+def _registry(config: Path | None) -> Iterator[ModelRegistry]:
+    """The station's registry, its events journaled for the node to publish."""
+    from edge.journal.journal import Journal
+    from edge.journal.outbox import OutboxMessage
+
+    station = _installed_station(config)
+    if station is None:
+        raise _no_station_config(journal_option=False)
+    topic = Topics(station.station_id, station.mqtt.topic_prefix).event
+    with Journal.open(station.journal.path) as journal:
+        events = Events(
+            station.station_id,
+            sinks=[
+                lambda event: journal.record_event(event, OutboxMessage.for_event(event, topic))
+            ],
+        )
+        try:
+            yield ModelRegistry(registry_folder(station.journal.path), events)
+        except RegistryError as exc:  # a refused change is an event too, then one line
+            events.warning("model_refused", str(exc))
+            raise
+
+
+def _user(user: str | None) -> str:
+    import getpass
+
+    return user or getpass.getuser()
+
+
+@click.group("model")
+def model_group() -> None:
+    """The node's models: add a trained one, run it in shadow, promote it, roll back."""
+
+
+@model_group.command("add")
+@click.argument("model_file", type=click.Path(path_type=Path, dir_okay=False))
+@config_option
+def add_command(model_file: Path, config: Path | None) -> None:
+    """Check MODEL_FILE (its card against its graph) and keep it in the registry by version."""
+    with _registry(config) as registry:
+        entry = registry.add(model_file)
+    click.echo(f"added {entry.name} {entry.version} ({entry.task}, sha256 {entry.sha256[:12]})")
+
+
+@model_group.command("list")
+@config_option
+def list_command(config: Path | None) -> None:
+    """Every model in the registry with its role (active, shadow)."""
+    with _registry(config) as registry:
+        entries = registry.entries()
+    if not entries:
+        click.echo("no models in the registry: the node runs the config's model.path")
+    for entry in entries:
+        role = f"  [{entry.role}]" if entry.role else ""
+        click.echo(f"{entry.version}  {entry.name}  {entry.task}  {entry.sha256[:12]}{role}")
+
+
+@model_group.command("shadow")
+@click.argument("version")
+@click.option("--user", help=_USER_HELP)
+@config_option
+def shadow_command(version: str, user: str | None, config: Path | None) -> None:
+    """Mark VERSION as the candidate to run beside the active model, without deciding."""
+    with _registry(config) as registry:
+        registry.shadow(version, _user(user))
+    click.echo(f"model {version} is the shadow candidate")
+
+
+@model_group.command("promote")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why (kept in the event and the journal).")
+@click.option("--user", help=_USER_HELP)
+@config_option
+def promote_command(version: str, reason: str, user: str | None, config: Path | None) -> None:
+    """Make VERSION the model that decides; the one it replaces can be rolled back to."""
+    with _registry(config) as registry:
+        registry.promote(version, _user(user), reason)
+    click.echo(f"model {version} is active from the node's next start")
+
+
+@model_group.command("rollback")
+@click.option("--reason", required=True, help="Why (kept in the event and the journal).")
+@click.option("--user", help=_USER_HELP)
+@config_option
+def rollback_command(reason: str, user: str | None, config: Path | None) -> None:
+    """Make the model that was active before the current one active again."""
+    with _registry(config) as registry:
+        version = registry.rollback(_user(user), reason)
+    click.echo(f"model {version} is active again from the node's next start")
+
+
+COMMANDS: list[click.Command] = [model_group]
