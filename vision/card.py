@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 METADATA_KEY = "reman.model_card"
 PART_CLASS = "part"
+ANOMALY_CLASS = "anomaly"  # the one class (and defect type) of an anomaly model
 
 
 class LabelMapping(BaseModel):
@@ -47,8 +48,8 @@ class ModelCard(BaseModel):
 
     name: str = Field(description="Model name.")
     version: str = Field(description="Model version.")
-    task: Literal["segmentation", "classification"] = Field(
-        description="Per-pixel probabilities or one label per image."
+    task: Literal["segmentation", "classification", "anomaly"] = Field(
+        description="Per-pixel probabilities, one label per image, or (anomaly) a per-pixel anomaly map and an image score learnt from good parts only."
     )
     input_name: str = Field(description="Name of the graph's image input.")
     input_size: tuple[int, int] = Field(description="Input height and width in pixels.")
@@ -77,6 +78,11 @@ class ModelCard(BaseModel):
     )
     label_map: dict[str, LabelMapping] = Field(
         default_factory=dict, description="Classification: label to defect type and grade."
+    )
+    anomaly_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Anomaly: map values and image scores above this are anomalous (calibrated on held-out good images).",
     )
     training_data: str = Field(default="", description="What the model was trained on.")
     training_source: Literal["synthetic", "photos", "mixed"] | None = Field(
@@ -212,7 +218,11 @@ def card_problems(card: ModelCard) -> list[str]:
         problems.append("no output names")
     if card.input_summary is not None:
         problems += card.input_summary.problems()
-    task_check = _segmentation_problems if card.task == "segmentation" else _classification_problems
+    task_check = {
+        "segmentation": _segmentation_problems,
+        "classification": _classification_problems,
+        "anomaly": _anomaly_problems,
+    }[card.task]
     return problems + task_check(card)
 
 
@@ -228,6 +238,19 @@ def _segmentation_problems(card: ModelCard) -> list[str]:
         problems.append(
             f"tile_overlap_px {overlap}: tiled models take NCHW input and tiles must overlap by "
             f"less than their side (input_size {card.input_size})"
+        )
+    return problems
+
+
+def _anomaly_problems(card: ModelCard) -> list[str]:
+    problems = (
+        [] if card.anomaly_threshold is not None else ["task anomaly has no anomaly_threshold"]
+    )
+    if card.classes != [ANOMALY_CLASS]:
+        problems.append(f"classes: task anomaly has [{ANOMALY_CLASS!r}], card says {card.classes}")
+    if len(card.output_names) != 2:
+        problems.append(
+            f"output names: task anomaly has 2 (anomaly map, image score), card says {card.output_names}"
         )
     return problems
 
@@ -270,8 +293,27 @@ def graph_problems(card: ModelCard, session: ort.InferenceSession) -> list[str]:
         problems += _input_problems(card, list(node.shape))
     if card.output_names != outputs:
         problems.append(f"output names: card says {card.output_names}, graph has {outputs}")
+    elif outputs and card.task == "anomaly":
+        problems += _anomaly_output_problems(card, [list(o.shape) for o in session.get_outputs()])
     elif outputs:
         problems += _output_problems(card, list(session.get_outputs()[0].shape))
+    return problems
+
+
+def _anomaly_output_problems(card: ModelCard, shapes: list[list]) -> list[str]:
+    names = card.output_names
+    want = [1, *card.input_size] if card.layout == "NCHW" else [*card.input_size, 1]
+    problems = []
+    if len(shapes[0]) != 4 or any(
+        _known(d) and d != w for d, w in zip(shapes[0][1:], want, strict=True)
+    ):
+        problems.append(
+            f"output {names[0]!r}: task anomaly has N x {'x'.join(map(str, want))} (one map at the input size), graph has {_dims(shapes[0])}"
+        )
+    if len(shapes) > 1 and len(shapes[1]) != 1:
+        problems.append(
+            f"output {names[1]!r}: task anomaly has one score per image (rank 1), graph has {_dims(shapes[1])}"
+        )
     return problems
 
 

@@ -27,6 +27,10 @@ scored against the training images' statistics, the verdict is the view's `ood`,
 unlike them has every confidence multiplied by its familiarity (below 1), so confidence says
 also how far the image is from what the model knows, not only how close a grade boundary is.
 
+Anomaly models (trained on good parts only) give an anomaly map; the `anomaly` defect's area is
+the share of the image whose map value is above the card's `anomaly_threshold`, graded on the
+anomaly-area table (vision.severity), so family rules can send anomalous cores to REVIEW.
+
 Classification models (one label per image) plug in through the card's `label_map`: the top
 label gives each defect type its grade and nominal area (defect types the label does not name
 get the table's best grade); confidence is the total probability of the labels that give the
@@ -51,7 +55,7 @@ from vision._onnx import ORT_ERRORS, TensorrtCache, file_sha256, open_session, p
 from vision.card import PART_CLASS, ModelCard, check_card, read_card
 from vision.errors import ImageError, ModelError, VisionError
 from vision.ood import InputGuard, OodVerdict
-from vision.severity import TABLES, GradeTable, severity, tables_for
+from vision.severity import ANOMALY, ANOMALY_AREA, TABLES, GradeTable, severity, tables_for
 from vision.tiling import fit_pixel_budget, tiled_probabilities
 
 PIXEL_THRESHOLD = 0.5
@@ -127,11 +131,7 @@ class Grader:
         self.sha256, self.tables, self.min_confidence = sha256, tables, min_confidence
         self._input_shape = _input_shape(card)
         self._scale, self._offset = _normalisation(card)
-        self._post = (
-            _Segmentation(card, tables)
-            if card.task == "segmentation"
-            else _Classification(card, tables)
-        )
+        self._post = _postprocessor(card, tables)
         summary = card.input_summary
         self.guard = InputGuard(summary) if summary is not None else None
 
@@ -368,6 +368,43 @@ class _Classification:
                 self.areas[defect][top], grade, confidence, table.name, confidence < min_confidence
             )
         return ViewGrade(defects, 100.0, {}, probs, label=self.labels[top])
+
+
+class _Anomaly:
+    """An anomaly map to the `anomaly` defect: its share of the image above the card's threshold.
+
+    The anomaly model sees no part outline, so the whole image counts as the part. Pixels at or
+    above 1.25 times the threshold give the smallest plausible area, those above 0.8 times it the
+    largest; confidence is, as for segmentation, the share of that range in the grade's band.
+    """
+
+    def __init__(self, card: ModelCard, tables: dict[str, GradeTable]) -> None:
+        assert card.anomaly_threshold is not None  # check_card refuses an anomaly card without
+        self.threshold = card.anomaly_threshold
+        self.table = tables.get(ANOMALY, ANOMALY_AREA)
+        self.nhwc = card.layout == "NHWC"
+
+    def __call__(self, output: np.ndarray, min_confidence: float) -> ViewGrade:
+        anomaly_map = output[0, :, :, 0] if self.nhwc else output[0, 0]
+        mask = anomaly_map > self.threshold
+        share = 100.0 / anomaly_map.size
+        area = share * int(np.count_nonzero(mask))
+        low = share * int(np.count_nonzero(anomaly_map >= 1.25 * self.threshold))
+        high = share * int(np.count_nonzero(anomaly_map > 0.8 * self.threshold))
+        grade = self.table.grade(area)
+        confidence = band_confidence(self.table, grade, low, high)
+        defect = DefectGrade(area, grade, confidence, self.table.name, confidence < min_confidence)
+        return ViewGrade({ANOMALY: defect}, 100.0, {ANOMALY: mask}, anomaly_map)
+
+
+def _postprocessor(
+    card: ModelCard, tables: dict[str, GradeTable]
+) -> _Segmentation | _Classification | _Anomaly:
+    if card.task == "anomaly":
+        return _Anomaly(card, tables)
+    if card.task == "segmentation":
+        return _Segmentation(card, tables)
+    return _Classification(card, tables)
 
 
 def _input_shape(card: ModelCard) -> tuple[int, int, int, int]:

@@ -18,6 +18,7 @@ OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
     "wear": (255, 191, 0),  # sky blue
     "corrosion": (0, 69, 255),  # orange red
     "coating_damage": (255, 0, 255),  # magenta
+    "anomaly": (0, 215, 255),  # gold: where an anomaly model finds the part unlike its good ones
 }
 PART_COLOUR = (200, 200, 200)
 TINT_ALPHA = 0.45

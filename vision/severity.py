@@ -47,10 +47,20 @@ ASTM_D610 = GradeTable(
 )
 ISO_4628_SCALE = GradeTable("iso4628-5", (0.1, 0.3, 1.0, 3.0, 15.0))
 
-TABLES: dict[str, GradeTable] = {t.name: t for t in (ISO_4628_3, ASTM_D610, ISO_4628_SCALE)}
+# Anomaly (a departure from the good parts an anomaly model learnt, of no named kind): any
+# anomalous area gives grade 1, then the ISO 4628 area steps.
+ANOMALY_AREA = GradeTable("anomaly-area", (0.01, 0.3, 1.0, 3.0, 15.0))
 
+TABLES: dict[str, GradeTable] = {
+    t.name: t for t in (ISO_4628_3, ASTM_D610, ISO_4628_SCALE, ANOMALY_AREA)
+}
+
+# The kinds a segmentation or classification model learns from labelled examples (and
+# vision.synth draws); `anomaly` is what a model trained on good parts only reports.
+NAMED_DEFECT_TYPES: tuple[str, ...] = ("wear", "corrosion", "coating_damage")
+ANOMALY = "anomaly"
 # The defect types every model, grade table, record and rule speaks of: defined once, here.
-DEFECT_TYPES: tuple[str, ...] = ("wear", "corrosion", "coating_damage")
+DEFECT_TYPES: tuple[str, ...] = (*NAMED_DEFECT_TYPES, ANOMALY)
 
 DEFAULT_TABLES: dict[str, GradeTable] = {
     "corrosion": ISO_4628_3,

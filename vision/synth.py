@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 
 from vision.errors import DatasetError
-from vision.severity import DEFAULT_TABLES, DEFECT_TYPES
+from vision.severity import DEFAULT_TABLES, NAMED_DEFECT_TYPES
 
-CLASSES = ("part", *DEFECT_TYPES)
-DEFECTS = DEFECT_TYPES
+CLASSES = ("part", *NAMED_DEFECT_TYPES)
+DEFECTS = NAMED_DEFECT_TYPES
 SHAPES = ("flange", "gear", "shaft", "housing")
 DEFAULT_SIZE = (256, 256)
 

@@ -193,9 +193,11 @@ COMMANDS += [grade_command, eval_command]
 @click.command("train")
 @click.option(
     "--task",
-    type=click.Choice(["classify", "segment"]),
+    type=click.Choice(["classify", "segment", "anomaly"]),
     required=True,
-    help="classify: one folder per label; segment: images with same-stem .png masks beside them.",
+    help="classify: one folder per label; segment: images with same-stem .png masks beside them; "
+    "anomaly: a folder of good parts only (memory bank, threshold from held-out good images; "
+    "--size a multiple of 32, --val-split the share held out).",
 )
 @click.option(
     "--data",
@@ -313,7 +315,7 @@ def train_command(
     device: str,
     threads: int | None,
 ) -> None:
-    """Train a classification or segmentation model on your own photographs (the `train` extra).
+    """Train a classification, segmentation or anomaly model on your own photographs (the `train` extra).
 
     Writes MODEL.onnx with its model card (labels, label map to defect types and grades, input
     spec, metrics, data summary), MODEL.card.json, MODEL.metrics.json, MODEL.curves.png and

@@ -9,7 +9,7 @@ import torch
 from vision.errors import DatasetError
 from vision.training.fit_photos import TrainSettings
 
-TASKS = ("classify", "segment")
+TASKS = ("classify", "segment", "anomaly")
 
 
 def train(
@@ -26,6 +26,10 @@ def train(
         from vision.training.classify import train_classifier
 
         return train_classifier(Path(data), Path(out), settings, label_map)
+    if task == "anomaly":
+        from vision.training.fit_anomaly import train_anomaly
+
+        return train_anomaly(Path(data), Path(out), settings)
     if settings.steps:
         from vision.training.segment_native import train_native_segmenter
 
@@ -51,7 +55,12 @@ def _check_settings(task: str, settings: TrainSettings) -> None:
 def summary(report: dict) -> str:
     """A few lines for the terminal: where the outputs went and the validation figures."""
     validation = report["validation"]
-    if report["task"] == "classification":
+    if report["task"] == "anomaly":
+        figures = (
+            f"threshold {validation['threshold']:.4g} "
+            f"(highest held-out good score {validation['good_score_max']:.4g})"
+        )
+    elif report["task"] == "classification":
         figures = f"accuracy {validation['accuracy']:.4f}"
     else:
         figures = f"mean IoU {validation['mean_iou']:.3f}, mean Dice {validation['mean_dice']:.3f}"

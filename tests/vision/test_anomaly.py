@@ -1,0 +1,186 @@
+"""`reman train --task anomaly` on generated good parts: the model, its card, the grader, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from reman.cli import cli  # noqa: E402
+from tests.vision.photo_sets import draw_defect, surface  # noqa: E402
+from vision.card import check_card, read_card, write_card  # noqa: E402
+from vision.errors import CardMismatch  # noqa: E402
+from vision.grader import Grader  # noqa: E402
+from vision.overlay import OVERLAY_COLOURS, draw_overlay  # noqa: E402
+from vision.training.anomaly import (  # noqa: E402
+    MAP_OUTPUT,
+    SCORE_OUTPUT,
+    AnomalySettings,
+    anomaly_maps,
+    greedy_coreset,
+)
+from vision.training.fit_anomaly import INPUT_NAME, train_anomaly  # noqa: E402
+from vision.training.fit_photos import TrainSettings  # noqa: E402
+
+SIZE = 64
+SETTINGS = TrainSettings(size=SIZE, val_split=0.25, seed=0, threads=1)
+
+
+def good_folder(folder, count, seed):
+    """`count` drawn good parts (textured grey surfaces) as PNGs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"good_{i}.png"), surface(rng, SIZE))
+    return folder
+
+
+def parts(count, seed, defect=None):
+    """New parts as BGR images, each with a dark spot or scratch when `defect` names one."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        image = surface(rng, SIZE)
+        if defect:
+            draw_defect(image, defect, rng)
+        images.append(image)
+    return images
+
+
+def rgb(images):
+    return np.stack([cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One anomaly model learnt from 24 drawn good parts (18 in the bank, 6 to calibrate)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("anomaly")
+    data = good_folder(root / "good", 24, seed=1)
+    model_path = root / "out" / "tiles.onnx"
+    report = train_anomaly(data, model_path, SETTINGS, AnomalySettings(coreset_ratio=0.1))
+    return model_path, report
+
+
+@pytest.fixture(scope="module")
+def grader(trained):
+    return Grader.load(trained[0], providers=["CPUExecutionProvider"], threads=1)
+
+
+def test_flags_defective_parts_and_not_new_good_parts(grader):
+    good = [grader.grade(image).defects["anomaly"] for image in parts(6, seed=7)]
+    spots = [grader.grade(image).defects["anomaly"] for image in parts(4, seed=8, defect="spot")]
+    scratches = [grader.grade(i).defects["anomaly"] for i in parts(4, seed=9, defect="scratch")]
+    assert [g.grade for g in good] == [0] * 6
+    assert all(g.grade >= 1 and g.area_pct > 0 for g in spots + scratches)
+
+
+def test_onnx_scores_equal_the_torch_scores(trained):
+    from vision.training.anomaly import PatchCore  # noqa: F401  (the torch model is rebuilt below)
+
+    model_path, _ = trained
+    images = rgb(parts(3, seed=11) + parts(3, seed=12, defect="spot"))
+    torch_model = _torch_model(model_path)
+    torch_maps, torch_scores = anomaly_maps(torch_model, images)
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    onnx_maps, onnx_scores = session.run(
+        [MAP_OUTPUT, SCORE_OUTPUT], {INPUT_NAME: images.transpose(0, 3, 1, 2) / np.float32(255)}
+    )
+    np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(onnx_maps[:, 0], torch_maps, atol=1e-4, rtol=0)
+
+
+def _torch_model(model_path):
+    """The trained torch model again: the same data, settings and seed give the same bank."""
+    from vision.folders import load_images
+    from vision.training.anomaly import fit_patchcore
+    from vision.training.backbone import Encoder, load_efficientnet_lite0
+    from vision.training.fit_anomaly import calibration_split, good_images
+
+    data = model_path.parent.parent / "good"
+    paths = good_images(data, SIZE)
+    bank, _ = calibration_split(len(paths), SETTINGS.val_split, SETTINGS.seed)
+    images = load_images(paths, SIZE, data)[bank]
+    encoder = Encoder(load_efficientnet_lite0(), (4, 10))
+    return fit_patchcore(encoder, images, AnomalySettings(coreset_ratio=0.1))
+
+
+def test_the_card_records_task_threshold_and_outputs(trained):
+    model_path, report = trained
+    card = read_card(model_path)
+    assert card.task == "anomaly"
+    assert card.classes == ["anomaly"]
+    assert card.output_names == [MAP_OUTPUT, SCORE_OUTPUT]
+    assert card.anomaly_threshold == pytest.approx(report["validation"]["threshold"])
+    assert card.anomaly_threshold >= report["validation"]["good_score_max"]
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    check_card(card, session)  # no mismatch
+    metrics = json.loads(model_path.with_suffix(".metrics.json").read_text())
+    assert metrics["data"] == {
+        "root": metrics["data"]["root"],
+        "images": 24,
+        "train": 18,
+        "validation": 6,
+    }
+
+
+def test_a_card_without_threshold_or_with_wrong_outputs_is_refused(trained, tmp_path):
+    model_path, _ = trained
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    card = read_card(model_path)
+    with pytest.raises(CardMismatch, match="no anomaly_threshold"):
+        check_card(card.model_copy(update={"anomaly_threshold": None}), session)
+    with pytest.raises(
+        CardMismatch, match=r"input size \(HxW\): card says \[32, 32\], graph has \[64, 64\]"
+    ):
+        check_card(card.model_copy(update={"input_size": (32, 32)}), session)
+    with pytest.raises(CardMismatch, match=r"task anomaly has N x 1x32x32.*graph has \?x1x64x64"):
+        check_card(card.model_copy(update={"input_size": (32, 32)}), session)
+    with pytest.raises(CardMismatch, match="classes: task anomaly has"):
+        check_card(card.model_copy(update={"classes": ["corrosion"]}), session)
+    copy = tmp_path / "swapped.onnx"
+    copy.write_bytes(model_path.read_bytes())
+    write_card(copy, card.model_copy(update={"output_names": [SCORE_OUTPUT, MAP_OUTPUT]}))
+    with pytest.raises(CardMismatch, match="output names: card says"):
+        Grader.load(copy, providers=["CPUExecutionProvider"])
+
+
+def test_the_overlay_marks_the_anomalous_area(grader):
+    image = parts(1, seed=13, defect="spot")[0]
+    view = grader.grade(image)
+    drawn = draw_overlay(image, view)
+    mask = cv2.resize(view.masks["anomaly"].astype(np.uint8), (SIZE, SIZE)) > 0
+    assert mask.any() and (drawn[mask] != image[mask]).any()
+    assert "anomaly" in OVERLAY_COLOURS
+
+
+def test_greedy_coreset_picks_spread_out_points():
+    points = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 10.0], [10.1, 0.0]])
+    chosen = set(greedy_coreset(points, 3, dims=8, seed=0).tolist())
+    assert len(chosen) == 3
+    assert len(chosen & {0, 1}) == 1 and len(chosen & {2, 4}) == 1 and 3 in chosen
+
+
+def test_reman_train_task_anomaly_gives_a_model_the_grader_loads(tmp_path):
+    data = good_folder(tmp_path / "good", 6, seed=3)
+    model = tmp_path / "cli.onnx"
+    args = ["--task", "anomaly", "--data", str(data), "--out", str(model), "--size", "64"]
+    result = CliRunner().invoke(cli, ["train", *args, "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "threshold" in result.output
+    grader = Grader.load(model, providers=["CPUExecutionProvider"])
+    assert set(grader.grade(parts(1, seed=5)[0]).defects) == {"anomaly"}
+
+
+def test_a_size_that_is_not_a_multiple_of_32_is_refused(tmp_path):
+    data = good_folder(tmp_path / "good", 3, seed=4)
+    args = ["--task", "anomaly", "--data", str(data), "--out", str(tmp_path / "m.onnx")]
+    result = CliRunner().invoke(cli, ["train", *args, "--size", "72"])
+    assert result.exit_code != 0
+    assert "multiple of 32" in result.output
