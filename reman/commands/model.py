@@ -86,10 +86,10 @@ def list_command(config: Path | None) -> None:
 @click.option("--user", help=_USER_HELP)
 @config_option
 def shadow_command(version: str, user: str | None, config: Path | None) -> None:
-    """Mark VERSION as the candidate to run beside the active model, without deciding."""
+    """Run VERSION beside the active model on every inspection it can, deciding nothing."""
     with _registry(config) as registry:
         registry.shadow(version, _user(user))
-    click.echo(f"model {version} is the shadow candidate")
+    click.echo(f"model {version} runs in shadow from the node's next start")
 
 
 @model_group.command("promote")
