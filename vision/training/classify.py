@@ -178,5 +178,6 @@ def _card(
             f"{folders.root.name} ({counts}); {report['data']['validation']} held out "
             f"for validation (stratified, seed {settings.seed})"
         ),
+        training_source="photos",
         intended_use="Classify photographs like the training images, one label per image.",
     )

@@ -191,6 +191,7 @@ def reference_card(r: ReferenceRecipe) -> ModelCard:
             f"{r.input_size[1]}x{r.input_size[0]}); evaluated on {r.eval_count} fresh cores "
             f"(seeds {r.eval_seed}..{r.eval_seed + r.eval_count - 1})."
         ),
+        training_source="synthetic",
         intended_use=INTENDED_USE,
         limits=LIMITS,
     )

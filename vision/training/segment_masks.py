@@ -223,5 +223,6 @@ def _card(
             f"({data['with_defect']} with defects); {data['validation']} held out for "
             f"validation (stratified by folder and defect presence, seed {settings.seed})"
         ),
+        training_source="photos",
         intended_use="Outline defects in photographs like the training images; the part channel is the whole image.",
     )
