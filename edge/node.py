@@ -50,6 +50,7 @@ from edge.registry import ModelRegistry, registry_folder
 from edge.station.camera import Camera, VideoCamera, open_camera
 from edge.station.health import Health
 from edge.station.loop import Station
+from edge.station.shadow import Shadow
 
 log = logging.getLogger("reman.node")
 
@@ -73,6 +74,7 @@ class Node:
     families: FamilySet | None = None
     journal: Journal | None = None
     grader: Any = None
+    shadow: Shadow | None = None
     camera: Camera | None = None
     mqtt: MqttClient | None = None
     publisher: Publisher | None = None
@@ -107,6 +109,7 @@ class Node:
         events.add_sink(self._journal_event)
         self.grader = await self._check_model()
         _model_warnings(events, self.grader.card)
+        self.shadow = await self._load_shadow(events, journal)
         self.camera = camera = await self._check_camera(events)
         self._wire(events, journal)  # every part exists before any command or trigger can arrive
         await self._start_broker(events)
@@ -165,6 +168,7 @@ class Node:
             executor=executor,
             publisher=self.publisher,
             health=self.health,
+            shadow=self.shadow,
         )
 
     def _check_families(self) -> FamilySet:
@@ -209,6 +213,29 @@ class Node:
             raise StartupError(f"model: {exc}") from exc
         _ok(f"model: {grader.card.name} {grader.card.version} on {', '.join(grader.providers)}")
         return grader
+
+    async def _load_shadow(self, events: Events, journal: Journal) -> Shadow | None:
+        """The registry's shadow candidate on one thread of its own, or None. A candidate that
+        does not load is a warning: the node runs without a shadow rather than not at all."""
+        from vision.errors import VisionError
+        from vision.grader import Grader
+
+        try:
+            path = ModelRegistry(registry_folder(self.config.journal.path), events).shadow_path()
+        except RegistryError as exc:
+            events.warning("shadow_not_loaded", f"no shadow model: {exc}")
+            return None
+        if path is None:
+            return None
+        try:
+            grader = await asyncio.get_running_loop().run_in_executor(
+                self.executor, lambda: Grader.load(path, ["CPUExecutionProvider"], 1)
+            )
+        except VisionError as exc:
+            events.warning("shadow_not_loaded", f"shadow model {path.name} not loaded: {exc}")
+            return None
+        _ok(f"shadow: {grader.card.name} {grader.card.version} beside the active model")
+        return Shadow(grader, journal, events, sha256=getattr(grader, "sha256", ""))
 
     def _registry_model(self) -> str | None:
         """The registry's active model (`reman model promote`), which wins over model.path."""

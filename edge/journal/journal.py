@@ -168,11 +168,29 @@ def _migration_4(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS labels_inspection ON labels(inspection_id, view)")
 
 
+def _migration_5(conn: sqlite3.Connection) -> None:
+    # What a shadow model made of an inspection (edge.journal.shadow).
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS shadow (
+            id INTEGER PRIMARY KEY,
+            inspection_id TEXT NOT NULL REFERENCES inspections(id),
+            version TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            defects TEXT NOT NULL,
+            code INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            ts TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS shadow_version ON shadow(version, id)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 ]
 """Ordered schema migrations; migration i brings the schema to user_version i+1."""
 

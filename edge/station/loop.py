@@ -70,7 +70,9 @@ from edge.journal.outbox import OutboxMessage
 from edge.station import quality
 from edge.station.camera import Camera, Frame
 from edge.station.coreid import CoreIdOutcome, resolve_core_id
+from edge.station.grades import defects_of
 from edge.station.health import Health
+from edge.station.shadow import Shadow, ShadowInput
 from vision.errors import VisionError
 
 log = logging.getLogger("reman.station")
@@ -205,6 +207,7 @@ class _Outcome:
     jpegs: list[tuple[str, bytes]] = field(default_factory=list)  # (view file name, JPEG)
     snapshot: bytes | None = None
     images_dir: Path = Path(".")
+    shadow: ShadowInput | None = None  # what the decision was made on, for a shadow model
 
     def numbered(self, seq: int) -> tuple[InspectionRecord, Result, list[ImageInput]]:
         names = [f"{self.draft.ts[:10]}/{seq:08d}-{name}" for name, _ in self.jpegs]
@@ -244,6 +247,7 @@ class Station:
         bench: Any = None,
         publisher: Any = None,
         health: Health | None = None,
+        shadow: Shadow | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.config = config
@@ -255,6 +259,7 @@ class Station:
         self.events = events
         self.executor = executor
         self.publisher = publisher
+        self.shadow = shadow
         self.health = health or Health(config.station_id)
         self.clock = clock
         self.topics = Topics(config.station_id, config.mqtt.topic_prefix)
@@ -309,6 +314,8 @@ class Station:
                 break
             await self.inspect(trigger)
         self.triggers.close("the node is shutting down")
+        if self.shadow is not None:
+            await self.shadow.drain()
 
     async def record_interrupted(self) -> int:
         """Record every trigger the journal holds unfinished as an interrupted inspection.
@@ -494,7 +501,7 @@ class Station:
         assert core is not None  # _analyse resolved it
         part_number = work.bench_part_number or work.trigger.part_number
         family = self.families.match(core.core_id, part_number)
-        defects = _defects(work.graded)
+        defects = defects_of(work.graded)
         decision = decide(
             family,
             {k: v.model_dump() for k, v in defects.items()},
@@ -507,8 +514,20 @@ class Station:
         work.timings["total"] = round((time.monotonic() - work.trigger.received) * 1000, 3)
         draft = self._draft(work, core, family, part_number, defects, decision)
         err = ResultError.REJECTED_NO_CORE_ID if core.rejected else ResultError.OK
+        shadow = ShadowInput(
+            draft.id,
+            [frame.image for frame in work.frames],
+            family,
+            {k: v.model_dump() for k, v in work.measurements.items()},
+            list(work.image_problems),
+        )
         return _Outcome(
-            draft, err, work.jpegs, work.snapshot_jpeg, Path(self.config.journal.images_dir)
+            draft,
+            err,
+            work.jpegs,
+            work.snapshot_jpeg,
+            Path(self.config.journal.images_dir),
+            shadow if work.frames else None,
         )
 
     def _draft(
@@ -597,6 +616,8 @@ class Station:
             listener(done)
         if write_back:
             await self._write_back(result)
+        if self.shadow is not None and outcome.shadow is not None:
+            self.shadow.offer(outcome.shadow)  # after the result: the PLC never waits for it
         return done
 
     def messages(
@@ -736,20 +757,6 @@ def _model_info(grader: Any) -> ModelInfo | None:
         sha256=getattr(grader, "sha256", ""),
         synthetic_only=None if source is None else source == "synthetic",
     )
-
-
-def _defects(graded: Any) -> dict[str, DefectResult]:
-    if graded is None:
-        return {}
-    return {
-        name: DefectResult(
-            area_pct=min(100.0, max(0.0, g.area_pct)),
-            grade=g.grade,
-            confidence=min(1.0, max(0.0, g.confidence)),
-            scale=g.scale,
-        )
-        for name, g in graded.defects.items()
-    }
 
 
 def _with_bench_reason(decision: DecisionInfo, bench_link: str | None) -> DecisionInfo:

@@ -86,10 +86,10 @@ def list_command(config: Path | None) -> None:
 @click.option("--user", help=_USER_HELP)
 @config_option
 def shadow_command(version: str, user: str | None, config: Path | None) -> None:
-    """Mark VERSION as the candidate to run beside the active model, without deciding."""
+    """Run VERSION beside the active model on every inspection it can, deciding nothing."""
     with _registry(config) as registry:
         registry.shadow(version, _user(user))
-    click.echo(f"model {version} is the shadow candidate")
+    click.echo(f"model {version} runs in shadow from the node's next start")
 
 
 @model_group.command("promote")
@@ -113,6 +113,25 @@ def rollback_command(reason: str, user: str | None, config: Path | None) -> None
     with _registry(config) as registry:
         version = registry.rollback(_user(user), reason)
     click.echo(f"model {version} is active again from the node's next start")
+
+
+@model_group.command("agreement")
+@click.argument("version")
+@config_option
+def agreement_command(version: str, config: Path | None) -> None:
+    """How the shadow model VERSION compared with the model that decided (JSON): cores seen, a
+    confusion table of decisions, and the share of equal grades per defect type."""
+    import json
+
+    from edge.journal.shadow import agreement
+
+    station = _installed_station(config)
+    if station is None:
+        raise _no_station_config(journal_option=False)
+    from edge.journal.journal import Journal
+
+    with Journal.open(station.journal.path) as journal:
+        click.echo(json.dumps(agreement(journal, version), indent=2))
 
 
 COMMANDS: list[click.Command] = [model_group]

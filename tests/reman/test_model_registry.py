@@ -105,3 +105,44 @@ def test_bad_changes_are_one_line_and_an_event_and_change_nothing(tmp_path, stat
     assert (
         listing.strip() == "5  toy-seg  segmentation  " + listing.split()[3]
     )  # one model, no role
+
+
+async def test_a_shadow_model_grades_beside_the_active_one_and_decides_nothing(
+    tmp_path, station, mosquitto, listener_factory
+):
+    data, config = station
+    candidate = colour_segmenter(tmp_path / "v7.onnx", segmentation_card(version="7"))
+    assert model(["add", str(candidate)], config)[0] == 0
+    assert model(["shadow", "7", "--user", "erin"], config)[0] == 0
+    node, _ = await start_node(data)
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    records = []
+    try:
+        assert node.shadow is not None and node.shadow.version == "7"
+        for n in range(3):
+            publish(
+                listener,
+                node.station.topics.topic("trigger/set"),
+                json.dumps({"core": f"HGP-00070{n}"}),
+            )
+            records.append(
+                InspectionRecord.model_validate_json(
+                    (
+                        await wait_topic(
+                            listener,
+                            node.station.topics.inspection,
+                            lambda m, n=n: json.loads(m.payload)["core_id"] == f"HGP-00070{n}",
+                        )
+                    ).payload
+                )
+            )
+        shadow = node.shadow
+    finally:
+        await node.shutdown()  # waits for the shadow's inspection in hand
+    assert {r.model.version for r in records} == {"1"}  # the active model decided
+    assert shadow.done + shadow.skipped == 3 and shadow.done >= 1
+    code, out = model(["agreement", "7"], config)
+    figures = json.loads(out)
+    assert code == 0 and figures["cores"] == shadow.done
+    assert figures["decision_agreement"] == 1.0  # the same weights: the same decisions
+    assert set(figures["grades"].values()) == {1.0}
