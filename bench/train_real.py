@@ -2,6 +2,7 @@
 
     python bench/train_real.py ../shared/datasets/neu-det --task classify
     python bench/train_real.py ../shared/datasets/magnetic-tile --task segment
+    python bench/train_real.py ../shared/datasets/magnetic-tile --task anomaly --good free
 
 Prints one JSON object; `{"skipped": reason}` when the folder is absent. The figures are for a
 stratified hold-out split (`--val-split`, seeded): the model never sees those images in training
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         else ("segment" if detect_layout(data) == "masks" else "classify")
     )
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="reman-train-real-"))
+    if task == "anomaly":
+        print(json.dumps(run_anomaly(data, work, args), indent=2))
+        return 0
     result = (
         cross_validate(data, task, work, args) if args.folds > 1 else run(data, task, work, args)
     )
@@ -92,7 +96,26 @@ def cross_validate(data: Path, task: str, work: Path, args: argparse.Namespace) 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="dataset folder (image folders or images with masks)")
-    parser.add_argument("--task", choices=["auto", "classify", "segment"], default="auto")
+    parser.add_argument(
+        "--task", choices=["auto", "classify", "segment", "anomaly"], default="auto"
+    )
+    parser.add_argument(
+        "--good",
+        default="free",
+        help="anomaly: the class folder of good parts (the rest defective)",
+    )
+    parser.add_argument(
+        "--bank-share", type=float, default=0.3, help="anomaly: good images in the memory bank"
+    )
+    parser.add_argument(
+        "--calibration-share",
+        type=float,
+        default=0.2,
+        help="anomaly: good images that calibrate the threshold (the rest of them are evaluated)",
+    )
+    parser.add_argument(
+        "--coreset", type=float, default=0.02, help="anomaly: share of patches kept in the bank"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="default: 30 classify, 25 segment")
     parser.add_argument("--size", type=int, default=None, help="default: 128 classify, 192 segment")
     parser.add_argument("--width", type=int, default=16)
@@ -254,6 +277,83 @@ def _photo_latency(model: Path, data: Path) -> dict:
         "tile_run": _latency(model, tile),
         "photo_px": list(image.shape[:2]),
         "photo_grade_p50_ms": round(float(np.percentile(times, 50)), 3),
+    }
+
+
+def run_anomaly(data: Path, work: Path, args: argparse.Namespace) -> dict:
+    """Learn a seeded share of the good class, calibrate on another, measure on the rest of it
+    and every defective image: image and pixel AUROC, threshold error rates, size, speed, time."""
+    import torch
+
+    from vision.folders import scan_mask_pairs
+    from vision.training.anomaly import AnomalySettings
+    from vision.training.fit_anomaly import train_anomaly
+    from vision.training.fit_photos import TrainSettings
+
+    torch.set_num_threads(args.threads)
+    size = args.size or 256
+    pairs = scan_mask_pairs(data)
+    good = [i for i, group in enumerate(pairs.groups) if group == args.good]
+    order = np.random.default_rng(args.seed).permutation(good)
+    n_bank, n_cal = (
+        round(share * len(good)) for share in (args.bank_share, args.calibration_share)
+    )
+    train_dir = work / "anomaly-train"  # links to the bank and calibration images, not copies
+    train_dir.mkdir(parents=True, exist_ok=True)
+    for i in order[: n_bank + n_cal]:
+        link = train_dir / pairs.images[i].name
+        if not link.exists():
+            link.symlink_to(pairs.images[i].resolve())
+    settings = TrainSettings(
+        size=size, val_split=n_cal / (n_bank + n_cal), seed=args.seed, threads=args.threads
+    )
+    model = work / f"{data.name}-anomaly.onnx"
+    started, cpu_started = time.monotonic(), _cpu_seconds()
+    report = train_anomaly(
+        train_dir, model, settings, AnomalySettings(coreset_ratio=args.coreset, seed=args.seed)
+    )
+    minutes, cpu_minutes = (time.monotonic() - started) / 60, (_cpu_seconds() - cpu_started) / 60
+    held_out = [*order[n_bank + n_cal :], *(i for i in range(len(pairs.images)) if i not in good)]
+    figures = _anomaly_figures(model, pairs, held_out, size, args.threads)
+    return {
+        "dataset": data.name,
+        "task": "anomaly",
+        "split": f"seed {args.seed}: {args.good} {n_bank} bank, {n_cal} calibration, "
+        f"{len(good) - n_bank - n_cal} evaluated with all {len(pairs.images) - len(good)} defective",
+        "size_px": size,
+        "bank_entries": report["bank"]["entries"],
+        "coreset_ratio": args.coreset,
+        "train_threads": args.threads,
+        "train_minutes": round(minutes, 2),
+        "train_minutes_if_cores_idle": round(cpu_minutes / max(args.threads, 1), 2),
+        "model_mb": round(model.stat().st_size / 1e6, 3),
+        **_latency(model, size),
+        **figures,
+        "model": str(model),
+    }
+
+
+def _anomaly_figures(model: Path, pairs, indices: list[int], size: int, threads: int) -> dict:
+    import cv2
+
+    from vision.folders import load_images
+    from vision.training.anomaly_eval import evaluate_anomaly
+
+    images = load_images([pairs.images[i] for i in indices], size)
+    masks = np.stack(
+        [
+            cv2.resize(
+                cv2.imread(str(pairs.masks[i]), cv2.IMREAD_GRAYSCALE),
+                (size, size),
+                interpolation=cv2.INTER_NEAREST,
+            )
+            > 127
+            for i in indices
+        ]
+    )
+    return {
+        k: round(v, 4) if isinstance(v, float) else v
+        for k, v in evaluate_anomaly(model, images, masks, threads).items()
     }
 
 

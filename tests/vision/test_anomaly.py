@@ -184,3 +184,42 @@ def test_a_size_that_is_not_a_multiple_of_32_is_refused(tmp_path):
     result = CliRunner().invoke(cli, ["train", *args, "--size", "72"])
     assert result.exit_code != 0
     assert "multiple of 32" in result.output
+
+
+def test_auroc_counts_ties_half_and_needs_both_classes():
+    from vision.training.anomaly_eval import auroc
+
+    assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
+    assert auroc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
+    assert auroc(np.array([0.9, 0.1, 0.4, 0.3]), np.array([0, 1, 1, 0])) == 0.25
+    assert auroc(np.array([0.1, 0.2]), np.array([1, 1])) is None
+
+
+def test_the_bench_measures_an_anomaly_model_on_a_masked_set(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rng = np.random.default_rng(21)
+    for name, count in (("free", 12), ("spot", 4)):
+        (tmp_path / "set" / name).mkdir(parents=True)
+        for i in range(count):
+            image, mask = surface(rng, SIZE), np.zeros((SIZE, SIZE), np.uint8)
+            if name == "spot":
+                draw_defect(image, "spot", rng, mask)
+            cv2.imwrite(str(tmp_path / "set" / name / f"{i}.jpg"), image)
+            cv2.imwrite(str(tmp_path / "set" / name / f"{i}.png"), mask)
+    script = Path(__file__).resolve().parents[2] / "bench" / "train_real.py"
+    args = ["--task", "anomaly", "--size", "64", "--threads", "1", "--coreset", "0.1"]
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "set"), *args, "--work", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["split"] == "seed 0: free 4 bank, 2 calibration, 6 evaluated with all 4 defective"
+    assert result["image_auroc"] == 1.0 and result["pixel_auroc"] > 0.9
+    assert result["model_mb"] > 0 and result["run_p50_ms"] > 0

@@ -114,15 +114,18 @@ def greedy_coreset(points: torch.Tensor, count: int, dims: int, seed: int) -> to
         projection = torch.randn(points.shape[1], dims, generator=generator) / math.sqrt(dims)
         points = points @ projection
     count = min(count, len(points))
+    points = points.contiguous()
     squared = (points * points).sum(1)
     chosen = torch.empty(count, dtype=torch.long)
     chosen[0] = int(torch.randint(len(points), (1,), generator=generator))
     nearest = torch.full((len(points),), float("inf"))
-    for k in range(1, count):
-        last = points[chosen[k - 1]]
-        distance = squared - 2 * (points @ last) + squared[chosen[k - 1]]
+    distance = torch.empty(len(points))
+    for k in range(1, count):  # in place: this loop is most of the training time
+        last = int(chosen[k - 1])
+        torch.mv(points, points[last], out=distance)
+        distance.mul_(-2.0).add_(squared).add_(float(squared[last]))
         torch.minimum(nearest, distance, out=nearest)
-        chosen[k] = int(torch.argmax(nearest))
+        chosen[k] = torch.argmax(nearest)
     return chosen
 
 
