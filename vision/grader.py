@@ -100,8 +100,9 @@ class ViewGrade:
     ood: OodVerdict | None = None  # the image against the card's input summary, if it has one
 
     def to_dict(self) -> dict:
-        """JSON-ready defects (and the label for classification models)."""
+        """JSON-ready defects (the label for classification models, the guard's verdict `ood`)."""
         out = {"defects": {name: grade.to_dict() for name, grade in self.defects.items()}}
+        out |= {"ood": self.ood.to_dict()} if self.ood is not None else {}
         return out | ({"label": self.label} if self.label is not None else {})
 
 

@@ -4,8 +4,9 @@ Every rule of the family is evaluated and every one that fires gives a reason. T
 wins: RECYCLE over REVIEW over REMANUFACTURE over REUSE. An input a rule depends on that is
 missing, stale, of bad or uncertain quality, NaN, in the wrong unit, or graded with too little
 confidence fires no rule; it adds a REVIEW reason instead, so the core goes to a person unless a
-RECYCLE rule fired on trustworthy inputs. An unknown family and an image-quality problem are
-REVIEW too. Nothing here reads a clock or a file: `now` comes in as an argument.
+RECYCLE rule fired on trustworthy inputs. An unknown family, an image-quality problem and an
+image unlike the model's training images (`out_of_distribution`) are REVIEW too. Nothing here
+reads a clock or a file: `now` comes in as an argument.
 """
 
 from __future__ import annotations

@@ -154,3 +154,18 @@ def test_fit_summary_calibrates_on_held_out_descriptors():
 def test_model_card_schema_describes_the_new_fields():
     fields = ModelCard.model_fields
     assert fields["input_summary"].description and fields["training_source"].description
+
+
+def test_reman_grade_reports_the_verdict(tmp_path):
+    """`reman grade --json` on a flat grey plate says it is out of distribution."""
+    from click.testing import CliRunner
+
+    from reman.cli import cli
+
+    cv2.imwrite(str(tmp_path / "plate.png"), grey_plate())
+    result = CliRunner().invoke(cli, ["grade", str(tmp_path / "plate.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.output.strip().splitlines()[-1])
+    assert line["ood"]["out_of_distribution"] is True
+    assert line["ood"]["familiarity"] <= 0.5
+    assert all(d["confidence"] < 0.6 for d in line["defects"].values())
