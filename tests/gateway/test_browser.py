@@ -243,6 +243,31 @@ def test_health_shows_a_station_offline(page, web, station):
     shot(page, "health")
 
 
+def test_health_marks_a_model_trained_on_synthetic_data_only(page, web, station):
+    gw, watcher = web
+    st = station("st-synthetic")
+    model = {"name": "reman-seg", "version": "1.5.0", "sha256": "ab" * 32, "synthetic_only": True}
+    st.publish(
+        "stats",
+        json.dumps(
+            {
+                "ts": "2026-11-28T08:00:00Z",
+                "station": "st-synthetic",
+                "uptime_s": 60,
+                "inspections": 0,
+                "model": model,
+            }
+        ),
+    )
+    watcher.until(
+        lambda: any(s["station"] == "st-synthetic" and s["stats"] for s in gw.store.stations())
+    )
+    page.goto("/health")
+    row = page.locator("#health tr[data-station=st-synthetic]")
+    expect(row).to_contain_text("reman-seg 1.5.0")
+    expect(row.locator(".model-synthetic")).to_have_text("trained on synthetic data only")
+
+
 def test_circularity_panel_shows_the_figures(page, web, station):
     st = station("st-circ")
     _publish(
