@@ -57,7 +57,7 @@ def evaluate_anomaly(
 ) -> dict:
     """Image AUROC, pixel AUROC, and the card threshold's miss and false-alarm rates."""
     maps, scores = anomaly_outputs(model_path, images, threads)
-    defective = masks.reshape(len(masks), -1).any(axis=1)
+    defective = np.asarray(masks.reshape(len(masks), -1).any(axis=1), bool)
     threshold = read_card(model_path).anomaly_threshold
     flagged = scores > threshold
     return {
