@@ -134,6 +134,9 @@ def _grade_line(result) -> str:
         grade_text(name, grade) + f" (confidence {grade.confidence:.2f})"
         for name, grade in result.view.defects.items()
     ]
+    ood = result.view.ood
+    if ood is not None and ood.out_of_distribution:
+        parts.append(f"OUT OF DISTRIBUTION: {ood.describe()}")
     return f"{result.path}: " + "; ".join(parts)
 
 

@@ -169,3 +169,19 @@ def test_reman_grade_reports_the_verdict(tmp_path):
     assert line["ood"]["out_of_distribution"] is True
     assert line["ood"]["familiarity"] <= 0.5
     assert all(d["confidence"] < 0.6 for d in line["defects"].values())
+
+
+def test_reman_grade_says_so_in_its_text_line(tmp_path):
+    from click.testing import CliRunner
+
+    from reman.cli import cli
+
+    cv2.imwrite(str(tmp_path / "plate.png"), grey_plate())
+    cv2.imwrite(str(tmp_path / "core.png"), generate_core(UNSEEN_SEEDS[2]).image)
+    result = CliRunner().invoke(
+        cli, ["grade", str(tmp_path / "plate.png"), str(tmp_path / "core.png")]
+    )
+    assert result.exit_code == 0, result.output
+    plate, core = result.output.strip().splitlines()[-2:]
+    assert "OUT OF DISTRIBUTION: distance" in plate
+    assert "OUT OF DISTRIBUTION" not in core
