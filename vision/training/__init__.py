@@ -9,6 +9,8 @@ Small modules, so `reman train` can reuse them:
     evaluate.py  IoU and grade agreement of an ONNX model (onnxruntime and numpy only)
     segment.py   train_reference(): data, network, loop, export and metrics in one call
     reference.py the command that reproduces the shipped model
+    input_summary.py  the command that adds the out-of-distribution summary to a model's
+                 card in place (vision.ood; onnx only, no torch)
 
 Nothing outside this package imports torch; the node runs without it.
 """
