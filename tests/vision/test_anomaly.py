@@ -223,3 +223,33 @@ def test_the_bench_measures_an_anomaly_model_on_a_masked_set(tmp_path):
     assert result["split"] == "seed 0: free 4 bank, 2 calibration, 6 evaluated with all 4 defective"
     assert result["image_auroc"] == 1.0 and result["pixel_auroc"] > 0.9
     assert result["model_mb"] > 0 and result["run_p50_ms"] > 0
+
+
+def test_a_family_rule_sends_an_anomalous_core_to_review(grader):
+    from edge.contract import Disposition
+    from edge.decision.families import FamilyConfig
+    from edge.decision.rules import decide
+    from tests.decision.test_rules import FAMILIES, NOW, inputs
+
+    spec = FAMILIES.get("hydraulic-gear-pump").model_dump()
+    spec |= {"grades": {}, "credit": spec["credit"] | {"partial_if_grade_at": {}}}
+    spec["rules"] = [
+        {
+            "id": "anomalous-core",
+            "text": "The part differs from the good ones the anomaly model learnt",
+            "outcome": "REVIEW",
+            "when": [{"defect": "anomaly", "grade_at": 1}],
+        }
+    ]
+    family = FamilyConfig.model_validate(spec)
+    _, measurements = inputs("hydraulic-gear-pump")
+
+    def disposition(image):
+        defect = grader.grade(image).defects["anomaly"]
+        record = defect.to_dict() | {"scale": defect.scale}
+        return decide(family, {"anomaly": record}, measurements, now=NOW)
+
+    flagged = disposition(parts(1, seed=8, defect="spot")[0])
+    assert flagged.code == Disposition.REVIEW
+    assert [r.code for r in flagged.reasons] == ["anomalous-core"], flagged.reasons
+    assert disposition(parts(1, seed=7)[0]).code == Disposition.REUSE
