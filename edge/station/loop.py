@@ -710,7 +710,6 @@ class Station:
             self.publisher.notify()
         return updated
 
-
     # ------------------------------------------------------------ labels
 
     def on_label_command(self, command: LabelCommand) -> Label | None:
