@@ -60,6 +60,7 @@ from vision.tiling import fit_pixel_budget, tiled_probabilities
 
 PIXEL_THRESHOLD = 0.5
 CERTAIN_LOW, CERTAIN_HIGH = 0.25, 0.75
+ANOMALY_BAND = 1.1  # anomaly map values within this factor of the threshold are in doubt
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "reman-seg.onnx"
 
 
@@ -375,8 +376,9 @@ class _Anomaly:
     """An anomaly map to the `anomaly` defect: its share of the image above the card's threshold.
 
     The anomaly model sees no part outline, so the whole image counts as the part. Pixels at or
-    above 1.25 times the threshold give the smallest plausible area, those above 0.8 times it the
-    largest; confidence is, as for segmentation, the share of that range in the grade's band.
+    above ANOMALY_BAND times the threshold give the smallest plausible area, those above the
+    threshold over ANOMALY_BAND the largest; confidence is, as for segmentation, the share of that
+    range in the grade's band (so a good part scoring near the threshold is uncertain).
     """
 
     def __init__(self, card: ModelCard, tables: dict[str, GradeTable]) -> None:
@@ -390,8 +392,8 @@ class _Anomaly:
         mask = anomaly_map > self.threshold
         share = 100.0 / anomaly_map.size
         area = share * int(np.count_nonzero(mask))
-        low = share * int(np.count_nonzero(anomaly_map >= 1.25 * self.threshold))
-        high = share * int(np.count_nonzero(anomaly_map > 0.8 * self.threshold))
+        low = share * int(np.count_nonzero(anomaly_map >= ANOMALY_BAND * self.threshold))
+        high = share * int(np.count_nonzero(anomaly_map > self.threshold / ANOMALY_BAND))
         grade = self.table.grade(area)
         confidence = band_confidence(self.table, grade, low, high)
         defect = DefectGrade(area, grade, confidence, self.table.name, confidence < min_confidence)
