@@ -76,7 +76,7 @@ def test_rule_naming_unknown_defect(tmp_path):
     )
     assert problems(tmp_path) == [
         f"{path}:18: rules.0.when.0.defect: unknown defect type rust; "
-        "known: wear, corrosion, coating_damage"
+        "known: wear, corrosion, coating_damage, anomaly"
     ]
 
 
