@@ -11,6 +11,9 @@ Small modules, so `reman train` can reuse them:
     reference.py the command that reproduces the shipped model
     input_summary.py  the command that adds the out-of-distribution summary to a model's
                  card in place (vision.ood; onnx only, no torch)
+    anomaly.py   PatchCore-style anomaly model from good images only (memory bank, coreset)
+    fit_anomaly.py  `reman train --task anomaly`: split, bank, threshold, checked ONNX export
+    anomaly_eval.py image and pixel AUROC of an anomaly model (onnxruntime and numpy only)
 
 Nothing outside this package imports torch; the node runs without it.
 """
