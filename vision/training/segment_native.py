@@ -238,16 +238,22 @@ def predict_whole(net: nn.Module, image: np.ndarray, device: torch.device) -> np
 
 def evaluate(net: nn.Module, photos: Photos, names: list[str], device: torch.device) -> dict:
     """IoU and Dice over all pixels of `photos` (pooled), and image-level detection."""
-    if not photos.images:
+    return score(
+        [predict_whole(net, image, device) for image in photos.images], photos.masks, names
+    )
+
+
+def score(probs: list[np.ndarray], masks: list[np.ndarray], names: list[str]) -> dict:
+    """segmentation_metrics over photographs of different sizes: (C, H, W) probabilities."""
+    if not probs:
         empty = np.zeros((0, len(names), 1, 1), np.float32)
         return segmentation_metrics(np.zeros((0, 1, 1), np.uint8), empty, names)
-    probs = [predict_whole(net, image, device) for image in photos.images]
     # Flatten each photograph so that different sizes pool into one (N, C, 1, pixels) set;
     # pad with background pixels of probability 0, which count for neither truth nor prediction.
     longest = max(p.shape[1] * p.shape[2] for p in probs)
     flat_probs = np.zeros((len(probs), len(names), 1, longest), np.float32)
     flat_masks = np.zeros((len(probs), 1, longest), np.uint8)
-    for i, (p, m) in enumerate(zip(probs, photos.masks, strict=True)):
+    for i, (p, m) in enumerate(zip(probs, masks, strict=True)):
         flat_probs[i, :, 0, : m.size] = p.reshape(len(names), -1)
         flat_masks[i, 0, : m.size] = m.reshape(-1)
     return segmentation_metrics(flat_masks, flat_probs, names)
@@ -276,9 +282,12 @@ def train_native_segmenter(
     held = _subset(photos, val_idx)
     device = pick_device(settings.device)
     report = _report(pairs, photos, (train_idx, val_idx), settings, names)
-    report["validation"] = evaluate(net, held, names, device) | {"split": "validation"}
-    defective = _subset(held, held.defective())
-    report["validation_defective"] = evaluate(net, defective, names, device)
+    probs = [predict_whole(net, image, device) for image in held.images]
+    report["validation"] = score(probs, held.masks, names) | {"split": "validation"}
+    defective = held.defective()
+    report["validation_defective"] = score(
+        [probs[i] for i in defective], [held.masks[i] for i in defective], names
+    )
     report.update(history=history, train_seconds=round(train_seconds, 1), init_fresh=[])
     card = _card(out, pairs, settings, native, names, report)
     spec = {
