@@ -14,6 +14,9 @@ Small modules, so `reman train` can reuse them:
     anomaly.py   PatchCore-style anomaly model from good images only (memory bank, coreset)
     fit_anomaly.py  `reman train --task anomaly`: split, bank, threshold, checked ONNX export
     anomaly_eval.py image and pixel AUROC of an anomaly model (onnxruntime and numpy only)
+    backbone.py  the pretrained EfficientNet-Lite0 encoder (ImageNet weights from the extra)
+    segment_native.py  `reman train --task segment --steps N`: pretrained encoder, light
+                 decoder, crops at native resolution, tiled inference (vision.tiling)
 
 Nothing outside this package imports torch; the node runs without it.
 """
