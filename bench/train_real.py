@@ -314,7 +314,8 @@ def run_anomaly(data: Path, work: Path, args: argparse.Namespace) -> dict:
     )
     minutes, cpu_minutes = (time.monotonic() - started) / 60, (_cpu_seconds() - cpu_started) / 60
     held_out = [*order[n_bank + n_cal :], *(i for i in range(len(pairs.images)) if i not in good)]
-    figures = _anomaly_figures(model, pairs, held_out, size, args.threads)
+    defective = np.array([i not in good for i in held_out])
+    figures = _anomaly_figures(model, pairs, held_out, size, args.threads, defective)
     return {
         "dataset": data.name,
         "task": "anomaly",
@@ -333,7 +334,9 @@ def run_anomaly(data: Path, work: Path, args: argparse.Namespace) -> dict:
     }
 
 
-def _anomaly_figures(model: Path, pairs, indices: list[int], size: int, threads: int) -> dict:
+def _anomaly_figures(
+    model: Path, pairs, indices: list[int], size: int, threads: int, defective: np.ndarray
+) -> dict:
     import cv2
 
     from vision.folders import load_images
@@ -353,7 +356,7 @@ def _anomaly_figures(model: Path, pairs, indices: list[int], size: int, threads:
     )
     return {
         k: round(v, 4) if isinstance(v, float) else v
-        for k, v in evaluate_anomaly(model, images, masks, threads).items()
+        for k, v in evaluate_anomaly(model, images, masks, threads, defective).items()
     }
 
 

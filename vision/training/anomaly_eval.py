@@ -53,11 +53,20 @@ def anomaly_outputs(
 
 
 def evaluate_anomaly(
-    model_path: Path, images: np.ndarray, masks: np.ndarray, threads: int = 2
+    model_path: Path,
+    images: np.ndarray,
+    masks: np.ndarray,
+    threads: int = 2,
+    defective: np.ndarray | None = None,
 ) -> dict:
-    """Image AUROC, pixel AUROC, and the card threshold's miss and false-alarm rates."""
+    """Image AUROC, pixel AUROC, and the card threshold's miss and false-alarm rates.
+
+    `defective` flags the defective images; by default, those whose mask has a defect pixel
+    (a defect too small to survive resizing its mask then counts as good).
+    """
     maps, scores = anomaly_outputs(model_path, images, threads)
-    defective = np.asarray(masks.reshape(len(masks), -1).any(axis=1), bool)
+    flags = masks.reshape(len(masks), -1).any(axis=1) if defective is None else defective
+    defective = np.asarray(flags, bool)
     threshold = read_card(model_path).anomaly_threshold
     flagged = scores > threshold
     return {
