@@ -212,7 +212,7 @@ async def test_sigkill_mid_inspection_is_recorded_as_interrupted_at_restart(
         listener = listener_factory(mosquitto, f"{prefix}/#")
         node = NodeProcess(config)
         try:
-            await asyncio.to_thread(node.wait_line, "broker link connected")
+            await asyncio.to_thread(node.wait_line, "node_started")  # subscribed, bench up
             listener.client.publish(f"{prefix}/trigger/set", '{"core":"HGP-000777"}', qos=1)
             await asyncio.to_thread(node.wait_line, "inspection started")
             node.proc.kill()
