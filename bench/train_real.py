@@ -138,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         help="segment: train the native-resolution segmenter for this many steps (--size: crop)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument(
+        "--backbone",
+        choices=["efficientnet-lite0"],
+        default=None,
+        help="classify: a linear head on the frozen pretrained backbone (--size a multiple of 32)",
+    )
     parser.add_argument("--work", default=None, help="folder for the model and reports")
     return parser
 
@@ -165,6 +171,7 @@ def run(
         folds=args.folds if fold is not None else 0,
         fold=fold or 0,
         steps=args.steps if task == "segment" else None,
+        backbone=args.backbone if task == "classify" else None,
     )
     model = work / f"{data.name}-{task}{'' if fold is None else f'-fold{fold}'}.onnx"
     load_before = os.getloadavg()[0]

@@ -255,6 +255,13 @@ COMMANDS += [grade_command, eval_command]
     "or for --task segment the shipped models/reman-seg.onnx.",
 )
 @click.option(
+    "--backbone",
+    type=click.Choice(["efficientnet-lite0"]),
+    default=None,
+    help="--task classify: a linear head on the frozen ImageNet-pretrained EfficientNet-Lite0 "
+    "(the train extra), instead of a compact CNN from scratch; --size a multiple of 32.",
+)
+@click.option(
     "--seed",
     default=0,
     show_default=True,
@@ -310,6 +317,7 @@ def train_command(
     size: int,
     val_split: float,
     init_path: Path | None,
+    backbone: str | None,
     seed: int,
     label_map: Path | None,
     width: int,
@@ -343,6 +351,7 @@ def train_command(
         device=device,
         init=init_path,
         threads=threads,
+        backbone=backbone,
     )
     click.echo(summary(train(task, data_dir, out_path, settings, label_map)))
 

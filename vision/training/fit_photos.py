@@ -42,6 +42,9 @@ class TrainSettings:
     # Optimisation steps for the native-resolution segmenter (vision.training.segment_native);
     # None: the epoch-counted trainers above.
     steps: int | None = None
+    # A pretrained backbone for --task classify (vision.training.classify_backbone); None: the
+    # compact CNN trained from scratch.
+    backbone: str | None = None
 
 
 def seed_everything(seed: int) -> None:

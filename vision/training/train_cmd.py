@@ -22,6 +22,10 @@ def train(
     _check_settings(task, settings)
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if task == "classify" and settings.backbone:
+        from vision.training.classify_backbone import train_backbone_classifier
+
+        return train_backbone_classifier(Path(data), Path(out), settings, label_map)
     if task == "classify":
         from vision.training.classify import train_classifier
 
@@ -48,8 +52,23 @@ def _check_settings(task: str, settings: TrainSettings) -> None:
         raise DatasetError(f"--val-split {settings.val_split}: must be at least 0 and below 1")
     if settings.epochs < 1:
         raise DatasetError(f"--epochs {settings.epochs}: must be at least 1")
+    if settings.backbone is not None:
+        _check_backbone(task, settings)
     if settings.steps is not None and task != "segment":
         raise DatasetError("--steps is for --task segment (the native-resolution segmenter)")
+
+
+def _check_backbone(task: str, settings: TrainSettings) -> None:
+    from vision.training.classify_backbone import BACKBONES
+
+    if task != "classify":
+        raise DatasetError("--backbone is for --task classify")
+    if settings.backbone not in BACKBONES:
+        raise DatasetError(f"--backbone {settings.backbone}: one of {', '.join(BACKBONES)}")
+    if settings.size % 32:
+        raise DatasetError(f"--size {settings.size}: a multiple of 32 with --backbone")
+    if settings.init is not None:
+        raise DatasetError("--init is not for --backbone (the backbone is the starting point)")
 
 
 def summary(report: dict) -> str:
