@@ -15,6 +15,8 @@ Small modules, so `reman train` can reuse them:
     fit_anomaly.py  `reman train --task anomaly`: split, bank, threshold, checked ONNX export
     anomaly_eval.py image and pixel AUROC of an anomaly model (onnxruntime and numpy only)
     backbone.py  the pretrained EfficientNet-Lite0 encoder (ImageNet weights from the extra)
+    classify_backbone.py  `reman train --task classify --backbone`: a linear head on its
+                 frozen, pooled features, exported with the encoder in one graph
     segment_native.py  `reman train --task segment --steps N`: pretrained encoder, light
                  decoder, crops at native resolution, tiled inference (vision.tiling)
 
