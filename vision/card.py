@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vision.errors import CardMismatch, ModelError
 from vision.ood import InputSummary
-from vision.severity import DEFECT_TYPES
+from vision.severity import DEFECT_TYPES, NAMED_DEFECT_TYPES
 
 if TYPE_CHECKING:
     import onnx
@@ -228,11 +228,10 @@ def card_problems(card: ModelCard) -> list[str]:
 
 def _segmentation_problems(card: ModelCard) -> list[str]:
     problems = [] if PART_CLASS in card.classes else [f"classes {card.classes} lack {PART_CLASS!r}"]
-    unknown = [name for name in card.classes if name != PART_CLASS and name not in DEFECT_TYPES]
+    graded = list(NAMED_DEFECT_TYPES)  # an anomaly map comes from task anomaly, never a class
+    unknown = [name for name in card.classes if name != PART_CLASS and name not in graded]
     if unknown:
-        problems.append(
-            f"classes {unknown} have no grade table (known defect types: {list(DEFECT_TYPES)})"
-        )
+        problems.append(f"classes {unknown} have no grade table (known defect types: {graded})")
     overlap = card.tile_overlap_px
     if overlap is not None and (card.layout != "NCHW" or overlap >= min(card.input_size)):
         problems.append(

@@ -99,6 +99,10 @@ def test_matching_card_passes(seg_session):
             {"classes": ["part", "wear", "corrosion", "dents"]},
             "classes ['dents'] have no grade table",
         ),
+        (
+            {"classes": ["part", "wear", "corrosion", "anomaly"]},
+            "classes ['anomaly'] have no grade table",
+        ),
         ({"mean": [0.5, 0.5]}, "mean has 2 values for 3 input channel(s) (RGB)"),
         ({"std": [1.0, 0.0, 1.0]}, "std contains 0"),
     ],
