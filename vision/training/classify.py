@@ -74,12 +74,9 @@ def train_classifier(
 ) -> dict:
     """Check the folder, train, export the model with its card and write the reports; the report."""
     started = time.monotonic()
-    folders = scan_class_folders(data)
-    label_map = build_label_map(folders.classes, label_map_file)
-    images = load_images(folders.images, settings.size, folders.root)
-    labels = np.asarray(folders.labels, np.int64)
-    train_idx, val_idx = split_for(folders.labels, settings)
-    seed_everything(settings.seed)
+    folders, label_map, images, labels, (train_idx, val_idx) = prepared(
+        data, settings, label_map_file
+    )
     spec = {
         "name": "compact_cnn",
         "params": {"num_classes": len(folders.classes), "width": settings.width},
@@ -107,6 +104,18 @@ def train_classifier(
         ).items()
     }
     return report
+
+
+def prepared(data: Path, settings: TrainSettings, label_map_file: Path | None) -> tuple:
+    """The checked folder, its label map, the images at --size, their labels and the seeded
+    (train, validation) split: what every classification trainer starts from."""
+    folders = scan_class_folders(data)
+    label_map = build_label_map(folders.classes, label_map_file)
+    images = load_images(folders.images, settings.size, folders.root)
+    labels = np.asarray(folders.labels, np.int64)
+    split = split_for(folders.labels, settings)
+    seed_everything(settings.seed)
+    return folders, label_map, images, labels, split
 
 
 def _initial_net(spec: dict, init: Path | None) -> tuple[nn.Module, list[str]]:

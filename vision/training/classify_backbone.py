@@ -17,16 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from vision.folders import load_images, scan_class_folders
 from vision.training.artefacts import write_outputs
 from vision.training.backbone import Encoder, load_efficientnet_lite0
-from vision.training.classify import _card, _report, build_label_map
+from vision.training.classify import _card, _report, prepared
 from vision.training.fit_photos import (
     MEAN,
     STD,
     TrainSettings,
-    seed_everything,
-    split_for,
     to_input,
 )
 from vision.training.onnx_weights import export_onnx
@@ -66,12 +63,9 @@ def train_backbone_classifier(
 ) -> dict:
     """Like train_classifier, with the pretrained encoder frozen and a linear head fitted."""
     started = time.monotonic()
-    folders = scan_class_folders(data)
-    label_map = build_label_map(folders.classes, label_map_file)
-    images = load_images(folders.images, settings.size, folders.root)
-    labels = np.asarray(folders.labels, np.int64)
-    train_idx, val_idx = split_for(folders.labels, settings)
-    seed_everything(settings.seed)
+    folders, label_map, images, labels, (train_idx, val_idx) = prepared(
+        data, settings, label_map_file
+    )
     encoder = Encoder(load_efficientnet_lite0(), taps=TAPS).eval()
     for parameter in encoder.parameters():
         parameter.requires_grad_(False)
