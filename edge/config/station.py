@@ -289,7 +289,7 @@ class CommandsConfig(_Section):
 
     override_users: list[str] | None = Field(
         default=None,
-        description="Users allowed in override/set; null allows any (the broker's ACL decides who may publish).",
+        description="Users allowed in override/set and label/set; null allows any (the broker's ACL decides who may publish).",
     )
 
 
