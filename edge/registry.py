@@ -67,11 +67,11 @@ class ModelRegistry:
 
     def active_path(self) -> Path | None:
         """The active model's file, or None when the registry has no active model."""
-        return self._path_of(self._state()["active"])
+        return self._path_of("active")
 
     def shadow_path(self) -> Path | None:
         """The shadow model's file, or None."""
-        return self._path_of(self._state()["shadow"])
+        return self._path_of("shadow")
 
     # ------------------------------------------------------------ changes
 
@@ -188,10 +188,10 @@ class ModelRegistry:
             known = ", ".join(state["models"]) or "none"
             raise RegistryError(f"no model {version} in the registry (known: {known})")
 
-    def _path_of(self, version: str | None) -> Path | None:
-        if version is None:
-            return None
-        return self.folder / self._state()["models"][version]["file"]
+    def _path_of(self, role: str) -> Path | None:
+        state = self._state()  # one read of the state file
+        version = state[role]
+        return None if version is None else self.folder / state["models"][version]["file"]
 
 
 def registry_folder(journal_path: str | Path) -> Path:
