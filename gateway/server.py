@@ -85,7 +85,7 @@ class Gateway:
             with urllib.request.urlopen(f"{self.url}/healthz", timeout=timeout_s) as resp:
                 return resp.status == 200
         except OSError as exc:
-            log.error("the dashboard does not answer its health check: %s", exc)
+            log.warning("the dashboard does not answer its health check: %s", exc)
             return False
 
     def start(self, timeout_s: float = 15.0) -> Gateway:
@@ -189,9 +189,15 @@ def run_gateway(
             started(gateway)
         systemd.ready(f"dashboard at {gateway.url}")
         interval = systemd.watchdog_interval_s()
+        missed = 0  # systemd restarts the service after two missed pings (a whole WATCHDOG_USEC)
         while not stop.wait(interval):
             if gateway.healthy(timeout_s=min(5.0, interval or 5.0)):
                 systemd.watchdog()
+                missed = 0
+                continue
+            missed += 1
+            if missed == 1:
+                log.warning("gateway unhealthy: one watchdog ping skipped")
             else:
                 log.error("gateway unhealthy: not pinging the systemd watchdog")
     finally:

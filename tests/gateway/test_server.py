@@ -74,7 +74,8 @@ def notify_socket(tmp_path, monkeypatch):
     sock.bind(str(path))
     sock.settimeout(10)
     monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    # 2 s: a ping each second; a loaded machine may take a while to answer /healthz
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     yield sock
     sock.close()
