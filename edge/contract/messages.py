@@ -37,6 +37,7 @@ StationId = Annotated[str, StringConstraints(pattern=STATION_ID_PATTERN)]
 M = TypeVar("M", bound=BaseModel)
 
 CoreId = Annotated[str, StringConstraints(pattern=CORE_ID_PATTERN)]
+MaskName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
 
 class Disposition(IntEnum):
@@ -105,8 +106,13 @@ class Topics:
         "ack/set",
         "override/set",
         "label/set",
+        "frame",
+        "shadow",
+        "models",
+        "frame/get",
+        "model/set",
     )
-    COMMANDS = ("trigger/set", "ack/set", "override/set", "label/set")
+    COMMANDS = ("trigger/set", "ack/set", "override/set", "label/set", "frame/get", "model/set")
 
     def __init__(self, station: str, prefix: str = DEFAULT_PREFIX):
         if not re.fullmatch(STATION_ID_PATTERN, station):
@@ -156,12 +162,46 @@ class Topics:
     def override_set(self) -> str:
         return self.topic("override/set")
 
+    @property
+    def label_set(self) -> str:
+        return self.topic("label/set")
+
+    @property
+    def frame(self) -> str:
+        return self.topic("frame")
+
+    @property
+    def shadow(self) -> str:
+        return self.topic("shadow")
+
+    @property
+    def models(self) -> str:
+        return self.topic("models")
+
+    @property
+    def frame_get(self) -> str:
+        return self.topic("frame/get")
+
+    @property
+    def model_set(self) -> str:
+        return self.topic("model/set")
+
 
 def station_wildcards(prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Subscriptions a consumer of every station's output uses."""
     return [
         f"{prefix}/+/{k}"
-        for k in ("inspection", "result", "snapshot", "available", "stats", "event")
+        for k in (
+            "inspection",
+            "result",
+            "snapshot",
+            "available",
+            "stats",
+            "event",
+            "frame",
+            "shadow",
+            "models",
+        )
     ]
 
 
@@ -433,6 +473,101 @@ class Event(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class FrameReply(_Strict):
+    """The raw frame of one inspection's view and the model's own masks (topic `frame`), sent
+    once in answer to `frame/get`, for a person to label on the dashboard.
+
+    When the node cannot give the frame (unknown inspection, image gone with retention), `error`
+    says why and `image` is null.
+    """
+
+    schema_: Literal[1] = Field(
+        default=SCHEMA_VERSION, alias="schema", description="Contract schema version."
+    )
+    id: str = Field(min_length=1, max_length=64, description="Inspection id.")
+    station: StationId = Field(description="Station id.")
+    view: Integer = Field(default=1, ge=1, le=16, description="The view (1 = the first frame).")
+    command_id: str | None = Field(
+        default=None, max_length=64, description="The `frame/get` command this answers."
+    )
+    ts: str = Field(description="When the node answered, UTC RFC 3339.")
+    width: Integer | None = Field(default=None, ge=1, description="Frame width, pixels.")
+    height: Integer | None = Field(default=None, ge=1, description="Frame height, pixels.")
+    image: str | None = Field(
+        default=None, description="The raw frame as taken: base64 JPEG; null with `error`."
+    )
+    masks: dict[MaskName, str] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Defect type -> base64 PNG of the frame's size, non-zero where the active "
+        "model sees that defect (the starting point for a person's label).",
+    )
+    model: str | None = Field(default=None, description="Version of the model that drew `masks`.")
+    error: str | None = Field(default=None, description="Why no frame is given.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ShadowReport(_Strict):
+    """How the shadow (candidate) model graded and would have decided one inspection, beside
+    what the active model did (topic `shadow`), published once the shadow has run."""
+
+    schema_: Literal[1] = Field(
+        default=SCHEMA_VERSION, alias="schema", description="Contract schema version."
+    )
+    id: str = Field(min_length=1, max_length=64, description="Inspection id.")
+    station: StationId = Field(description="Station id.")
+    ts: str = Field(description="When the shadow ran, UTC RFC 3339.")
+    candidate: str = Field(description="The shadow model's version.")
+    active: str | None = Field(default=None, description="The active model's version.")
+    defects: dict[str, DefectResult] = Field(
+        default_factory=dict, description="The shadow model's grades per defect type."
+    )
+    active_defects: dict[str, DefectResult] = Field(
+        default_factory=dict, description="The active model's grades per defect type."
+    )
+    code: DispositionCode = Field(description="The decision the shadow's grades would have made.")
+    active_code: DispositionCode = Field(description="The decision the active model made.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RegistryModel(_Strict):
+    """One model in the node's registry."""
+
+    version: str = Field(description="Version from its card.")
+    name: str = Field(description="Name from its card.")
+    task: str = Field(description="segment, classify or anomaly.")
+    sha256: str = Field(description="sha256 of the ONNX file.")
+    added: str = Field(description="When it was added, UTC RFC 3339.")
+    role: Literal["active", "shadow"] | None = Field(
+        default=None, description="active, shadow, or null (kept for rollback or later)."
+    )
+
+
+class ModelsState(_Strict):
+    """The node's model registry (topic `models`, retained), published at start and after every
+    change, so a dashboard knows what can be promoted or rolled back."""
+
+    schema_: Literal[1] = Field(
+        default=SCHEMA_VERSION, alias="schema", description="Contract schema version."
+    )
+    station: StationId = Field(description="Station id.")
+    ts: str = Field(description="When, UTC RFC 3339.")
+    active: str | None = Field(
+        default=None, description="Version grading now; null: the configured model file."
+    )
+    shadow: str | None = Field(default=None, description="Version running in shadow.")
+    can_roll_back: bool = Field(default=False, description="A previous active model exists.")
+    models: list[RegistryModel] = Field(default_factory=list, description="Oldest first.")
+    shadow_seen: Integer = Field(default=0, ge=0, description="Inspections the shadow graded.")
+    shadow_skipped: Integer = Field(
+        default=0, ge=0, description="Inspections the shadow skipped because the node was busy."
+    )
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 # ---------------------------------------------------------------- commands to the node
 
 
@@ -468,9 +603,6 @@ class OverrideCommand(_Strict):
     )
 
 
-MaskName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-
-
 class LabelCommand(_Strict):
     """`label/set`: a person's label of one view of an inspection, kept in the node's journal.
 
@@ -501,11 +633,51 @@ class LabelCommand(_Strict):
         return self
 
 
+class FrameRequest(_Strict):
+    """`frame/get`: send the raw frame of one inspection's view and the model's masks on `frame`
+    (the dashboard's label editor asks; the node answers once)."""
+
+    id: str = Field(min_length=1, max_length=64, description="Inspection id.")
+    view: Integer = Field(default=1, ge=1, le=16, description="The view (1 = the first frame).")
+    user: str = Field(min_length=1, max_length=64, description="Who asked.")
+    command_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Echoed in the reply."
+    )
+
+
+class ModelCommand(_Strict):
+    """`model/set`: change the node's model registry; promote and rollback take effect from the
+    next inspection."""
+
+    action: Literal["shadow", "end_shadow", "promote", "rollback"] = Field(
+        description="shadow VERSION, end_shadow, promote VERSION, or rollback to the previous."
+    )
+    version: str | None = Field(
+        default=None, min_length=1, max_length=64, description="For shadow and promote."
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Why.")
+    user: str = Field(min_length=1, max_length=64, description="Who.")
+    command_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Optional, unique per command; a redelivered command with the same id changes nothing.",
+    )
+
+    @model_validator(mode="after")
+    def _version_when_needed(self) -> ModelCommand:
+        if (self.action in ("shadow", "promote")) != (self.version is not None):
+            raise ValueError("shadow and promote name a version; end_shadow and rollback do not")
+        return self
+
+
 COMMAND_MODELS: dict[str, type[BaseModel]] = {
     "trigger/set": TriggerCommand,
     "ack/set": AckCommand,
     "override/set": OverrideCommand,
     "label/set": LabelCommand,
+    "frame/get": FrameRequest,
+    "model/set": ModelCommand,
 }
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
@@ -513,11 +685,15 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "result": Result,
     "stats": Stats,
     "event": Event,
+    "frame": FrameReply,
+    "shadow": ShadowReport,
+    "models": ModelsState,
     **COMMAND_MODELS,
 }
 
 MAX_COMMAND_BYTES = 4096
 MAX_LABEL_BYTES = 4_000_000  # masks travel in the label; 8 PNG masks of a 5 MP frame fit
+MAX_FRAME_BYTES = 8_000_000  # a raw JPEG and up to 8 PNG masks, base64
 _MAX_BYTES = {"label/set": MAX_LABEL_BYTES}
 
 

@@ -109,6 +109,75 @@ EXAMPLES = {
             "command_id": "c2",
         },
     ],
+    "frame/get": [
+        {"id": "i1", "user": "erin"},
+        {"id": "i1", "view": 2, "user": "e", "command_id": "f1"},
+    ],
+    "model/set": [
+        {"action": "promote", "version": "2", "reason": "agrees on 200 cores", "user": "ada"},
+        {"action": "rollback", "reason": "misses cracks", "user": "ada", "command_id": "m1"},
+    ],
+    "frame": [
+        {
+            "id": "i1",
+            "station": "st1",
+            "ts": "2026-11-28T16:00:00.000Z",
+            "width": 640,
+            "height": 480,
+            "image": "/9j/4AAQ",
+            "masks": {"wear": "iVBORw0KGgo="},
+            "model": "1",
+            "command_id": "f1",
+        },
+        {
+            "id": "i9",
+            "station": "st1",
+            "ts": "2026-11-28T16:00:00.000Z",
+            "error": "no inspection i9",
+        },
+    ],
+    "shadow": [
+        {
+            "id": "i1",
+            "station": "st1",
+            "ts": "2026-11-28T16:00:00.000Z",
+            "candidate": "2",
+            "active": "1",
+            "defects": {"wear": {"area_pct": 1.5, "grade": 2, "confidence": 0.9}},
+            "active_defects": {"wear": {"area_pct": 2.0, "grade": 3, "confidence": 0.8}},
+            "code": 1,
+            "active_code": 2,
+        }
+    ],
+    "models": [
+        {
+            "station": "st1",
+            "ts": "2026-11-28T16:00:00.000Z",
+            "active": "1",
+            "shadow": "2",
+            "can_roll_back": False,
+            "models": [
+                {
+                    "version": "1",
+                    "name": "site",
+                    "task": "segment",
+                    "sha256": "ab",
+                    "added": "2026-11-28T15:00:00.000Z",
+                    "role": "active",
+                },
+                {
+                    "version": "2",
+                    "name": "site",
+                    "task": "segment",
+                    "sha256": "cd",
+                    "added": "2026-11-28T15:30:00.000Z",
+                    "role": "shadow",
+                },
+            ],
+            "shadow_seen": 12,
+            "shadow_skipped": 1,
+        }
+    ],
 }
 
 
