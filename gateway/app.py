@@ -1,10 +1,10 @@
 """The dashboard's FastAPI application.
 
-    create_app(config, store, publisher=None, counters=None, broadcaster=None) -> FastAPI
+    create_app(config, store, publisher=None, counters=None, broadcaster=None, frames=None)
 
-Collaborators come in as arguments: the store to read, the publisher of `override/set`
-commands (MqttIngest, or None where the gateway may not send commands), the ingest's counters
-for /metrics, and the broadcaster that feeds server-sent events.
+Collaborators come in as arguments: the store to read, the publisher of commands (MqttIngest,
+or None where the gateway may not send commands), the ingest's counters for /metrics, the
+broadcaster that feeds server-sent events, and the cache of raw frames for the label editor.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
 from edge.contract import OverrideCommand
-from gateway import api, pages
+from gateway import api, labels, pages
 from gateway.auth import (
     LoginRequired,
     LoginThrottle,
@@ -34,6 +35,7 @@ from gateway.auth import (
 )
 from gateway.config import GatewayConfig
 from gateway.errors import AmbiguousInspection, StoreError
+from gateway.frames import FrameCache
 from gateway.headers import SecurityHeaders
 from gateway.ingest import IngestCounters
 from gateway.live import Broadcaster
@@ -48,6 +50,8 @@ class Publisher(Protocol):
 
     def publish_override(self, station: str, command: OverrideCommand) -> None: ...
 
+    def publish_command(self, station: str, kind: str, command: BaseModel) -> None: ...
+
 
 def create_app(
     config: GatewayConfig,
@@ -55,6 +59,7 @@ def create_app(
     publisher: Publisher | None = None,
     counters: IngestCounters | None = None,
     broadcaster: Broadcaster | None = None,
+    frames: FrameCache | None = None,
 ) -> FastAPI:
     """The dashboard app over `store`; see the module docstring."""
     broadcaster = broadcaster or Broadcaster()
@@ -80,6 +85,7 @@ def create_app(
     app.state.publisher = publisher
     app.state.counters = counters or IngestCounters()
     app.state.broadcaster = broadcaster
+    app.state.frames = frames or FrameCache()
     app.state.snapshots_dir = Path(config.store.snapshots_dir)
     app.state.login_throttle = LoginThrottle(
         config.http.login_max_failures, config.http.login_lockout_s
@@ -98,6 +104,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(labels.router)
     _add_handlers(app)
     return app
 

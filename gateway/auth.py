@@ -10,8 +10,8 @@ carries the session's CSRF token; a POST without the right one gets 403. Passwor
 slowed per user name and address: after `http.login_max_failures` failures within
 `http.login_lockout_s`, further tries get 429 without their password being checked.
 
-    operator   view, confirm
-    engineer   view, confirm, override, export, events
+    operator   view, confirm, flag (a core for labelling)
+    engineer   view, confirm, flag, override, export, events, label (a photograph)
     admin      everything
 """
 
@@ -43,9 +43,11 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "operator": frozenset({"view", "confirm"}),
-    "engineer": frozenset({"view", "confirm", "override", "export", "events"}),
-    "admin": frozenset({"view", "confirm", "override", "export", "events", "admin"}),
+    "operator": frozenset({"view", "confirm", "flag"}),
+    "engineer": frozenset({"view", "confirm", "flag", "override", "export", "events", "label"}),
+    "admin": frozenset(
+        {"view", "confirm", "flag", "override", "export", "events", "label", "admin"}
+    ),
 }
 
 _hasher = PasswordHasher()

@@ -2,12 +2,15 @@
 
     parse_message(topic, payload)  -> Parsed, or ContractViolation saying why it was refused
     BatchWriter(store, ...)        a thread that writes what it is given in batches
-    MqttIngest(broker, writer)     a paho-mqtt 2.x client subscribed to every station's output;
-                                   also the publisher of `override/set` commands
+    MqttIngest(broker, writer, frames=None)
+                                   a paho-mqtt 2.x client subscribed to every station's output;
+                                   also the publisher of commands (`override/set`, `label/set`,
+                                   `frame/get`)
 
 A malformed message is counted and logged, never fatal. Snapshots (raw JPEG bytes) are written
 as files and tied to the station's latest inspection seen before them (the node publishes the
 inspection, then its snapshot); the oldest files beyond the retention limit are deleted.
+A `frame` (the answer to `frame/get`) goes to the FrameCache, not the store (see gateway.frames).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
@@ -44,6 +47,7 @@ from edge.contract import (
 from edge.contract.broker import BrokerConfig, build_client
 from edge.contract.timefmt import normalize_ts, utc_now
 from gateway.errors import GatewayError, PublishError, StoreError
+from gateway.frames import Frame, parse_frame
 from gateway.store import Batch, Store
 
 log = logging.getLogger("reman.gateway.ingest")
@@ -74,7 +78,10 @@ def parse_message(topic: str, payload: bytes, prefix: str = "reman") -> Parsed |
     station, kind = where
     if not payload and kind in ("available", "result"):
         return None  # an empty retained message clears the topic; nothing to keep
-    value = _PARSERS[kind](payload)
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        return None  # subscribed to, but not kept by this gateway (yet)
+    value = parser(payload)
     station_in_payload = getattr(value, "station", station)
     if station_in_payload != station:
         raise ContractViolation(
@@ -126,6 +133,7 @@ _PARSERS: dict[str, Callable[[bytes], Any]] = {
     "event": _json_model(Event),
     "available": _available,
     "snapshot": _snapshot,
+    "frame": parse_frame,
 }
 
 
@@ -327,15 +335,29 @@ class BatchWriter:
             self.store.forget_snapshots(old)
 
 
+class FrameSink(Protocol):
+    """Where the ingest hands the nodes' `frame` answers (gateway.frames.FrameCache)."""
+
+    def put(self, frame: Frame) -> None: ...
+
+    def refused(self, station: str, reason: str) -> None: ...
+
+
 class MqttIngest:
-    """The gateway's MQTT client: subscribes to every station's output, publishes commands."""
+    """The gateway's MQTT client: subscribes to every station's output, publishes commands.
+    `frame` answers go to `frames` (dropped without one)."""
 
     def __init__(
-        self, broker: BrokerConfig, writer: BatchWriter, counters: IngestCounters | None = None
+        self,
+        broker: BrokerConfig,
+        writer: BatchWriter,
+        counters: IngestCounters | None = None,
+        frames: FrameSink | None = None,
     ):
         self.broker = broker
         self.writer = writer
         self.counters = counters or writer.counters
+        self.frames = frames
         self.prefix = broker.topic_prefix
         self.connected = threading.Event()
         self._subscribe_mid: int | None = None
@@ -409,25 +431,37 @@ class MqttIngest:
         except ContractViolation as exc:
             self.counters.count("malformed", kind)
             log.warning("malformed message on %s: %s", topic, exc)
+            if kind == "frame" and where and self.frames is not None:
+                self.frames.refused(where[0], str(exc))
             return
         if parsed is None:
             return
         self.counters.count("received", kind)
+        if parsed.kind == "frame":
+            if self.frames is not None:
+                self.frames.put(parsed.value)
+            return
         self.writer.submit(parsed)
 
     def publish_override(
         self, station: str, command: OverrideCommand, timeout_s: float = 5.0
     ) -> None:
         """Publish `override/set` to `station` (QoS 1) and wait for the broker's PUBACK."""
-        topic = Topics(station, self.prefix).override_set
+        self.publish_command(station, "override/set", command, timeout_s)
+
+    def publish_command(
+        self, station: str, kind: str, command: BaseModel, timeout_s: float = 5.0
+    ) -> None:
+        """Publish command `kind` (a Topics.COMMANDS topic) to `station`, QoS 1, not retained,
+        and wait for the broker's PUBACK; PublishError when it is not acknowledged."""
+        topic = Topics(station, self.prefix).topic(kind)
+        what = f"{kind} for {getattr(command, 'id', station)}"
         info = self._client.publish(topic, command.model_dump_json(exclude_none=True), qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise PublishError(f"broker not connected; override for {command.id} not sent")
+            raise PublishError(f"broker not connected; {what} not sent")
         try:
             info.wait_for_publish(timeout_s)
         except (RuntimeError, ValueError) as exc:
-            raise PublishError(f"override for {command.id} not sent: {exc}") from exc
+            raise PublishError(f"{what} not sent: {exc}") from exc
         if not info.is_published():
-            raise PublishError(
-                f"broker did not acknowledge the override for {command.id} within {timeout_s} s"
-            )
+            raise PublishError(f"broker did not acknowledge {what} within {timeout_s} s")

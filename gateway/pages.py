@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from edge.contract import STATION_ID_PATTERN, Disposition, OverrideCommand
 from edge.contract.timefmt import ago_ts, utc_now
-from gateway import reports
+from gateway import labels, reports
 from gateway.auth import (
     authenticate,
     can,
@@ -296,6 +296,7 @@ def history_page(
         csv_url=f"/history.csv?{query_string(flt)}",
         stations=_stations(request),
         first_url=f"/history?{query_string(flt)}" if cursor else None,
+        flagged=labels.flagged_keys(_store(request)) if can(user, "label") else set(),
     )
 
 

@@ -33,6 +33,7 @@ from edge.contract import systemd
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError
+from gateway.frames import FrameCache
 from gateway.ingest import BatchWriter, IngestCounters, MqttIngest
 from gateway.live import Broadcaster
 from gateway.store import Store
@@ -57,13 +58,19 @@ class Gateway:
             counters=self.counters,
             on_written=self.broadcaster.on_written,
         )
-        self.ingest = MqttIngest(config.mqtt, self.writer, self.counters) if mqtt else None
+        self.frames = FrameCache()
+        self.ingest = (
+            MqttIngest(config.mqtt, self.writer, self.counters, frames=self.frames)
+            if mqtt
+            else None
+        )
         self.app = create_app(
             config,
             self.store,
             publisher=self.ingest,
             counters=self.counters,
             broadcaster=self.broadcaster,
+            frames=self.frames,
         )
         self.port: int | None = None
         self._server: uvicorn.Server | None = None

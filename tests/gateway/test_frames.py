@@ -1,0 +1,101 @@
+"""Frames for the label editor: the node's `frame` answers checked, refused with a reason when
+malformed, and kept per view in a bounded cache with retention."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge.contract import MAX_FRAME_BYTES, ContractViolation
+from edge.contract.broker import BrokerConfig
+from gateway.frames import Frame, FrameCache, parse_frame, png_size
+from gateway.ingest import BatchWriter, MqttIngest, parse_message
+from gateway.store import Store
+from tests.gateway.frames import HEIGHT, WIDTH, b64, frame_reply, mask_png, photo_jpeg
+
+
+def test_a_frame_is_decoded_with_its_masks():
+    frame = parse_frame(frame_reply("st-1", "I1", "c1").encode())
+    assert (frame.station, frame.id, frame.view, frame.command_id) == ("st-1", "I1", 1, "c1")
+    assert frame.image == photo_jpeg() and (frame.width, frame.height) == (WIDTH, HEIGHT)
+    assert png_size(frame.masks["corrosion"]) == (WIDTH, HEIGHT)
+    assert frame.model == "seg-7" and frame.error is None
+
+
+def test_an_answer_with_an_error_carries_no_image():
+    payload = json.dumps(
+        {"station": "st-1", "id": "I1", "ts": "2026-12-01T10:00:00Z", "error": "frame gone"}
+    )
+    frame = parse_frame(payload.encode())
+    assert frame.error == "frame gone" and frame.image is None
+
+
+@pytest.mark.parametrize(
+    "over, why",
+    [
+        ({"masks": {"corrosion": b64(mask_png(None, (100, 100)))}}, "not the frame's size"),
+        ({"masks": {"rust": b64(mask_png(None))}}, "not a defect type"),
+        ({"masks": {"wear": b64(photo_jpeg())}}, "masks.wear: not a PNG"),
+        ({"masks": {"wear": "not base64!"}}, "masks.wear: not base64"),
+        ({"image": b64(mask_png(None))}, "not a JPEG"),
+        ({"width": WIDTH + 1}, "not the stated"),
+        ({"image": None}, "needs image, width and height"),
+    ],
+)
+def test_a_malformed_frame_is_refused_with_a_reason(over, why):
+    with pytest.raises(ContractViolation, match=why):
+        parse_frame(frame_reply("st-1", "I1", "c1", **over).encode())
+
+
+def test_a_frame_over_the_contract_limit_is_refused():
+    with pytest.raises(ContractViolation, match="exceeds"):
+        parse_frame(b"{" + b" " * MAX_FRAME_BYTES + b"}")
+
+
+def test_a_frame_on_another_station_topic_is_refused():
+    with pytest.raises(ContractViolation, match="names station 'st-2'"):
+        parse_message("reman/st-1/frame", frame_reply("st-2", "I1", "c1").encode())
+    assert parse_message("reman/st-1/frame", frame_reply("st-1", "I1", "c1").encode()).kind == (
+        "frame"
+    )
+
+
+def test_topics_this_gateway_does_not_keep_are_ignored():
+    assert parse_message("reman/st-1/models", b"{}") is None
+
+
+def _frame(rid: str, view: int = 1, size: int = 10) -> Frame:
+    return Frame("st-1", rid, view, "2026-12-01T10:00:00Z", image=b"\xff" * size)
+
+
+def test_the_cache_keeps_the_latest_frame_per_view_within_its_bounds():
+    now = [0.0]
+    cache = FrameCache(max_frames=2, max_bytes=25, retention_s=60, clock=lambda: now[0])
+    cache.put(_frame("I1"))
+    cache.put(_frame("I1", view=2))
+    cache.put(Frame("st-1", "I1", 1, "2026-12-01T10:00:01Z", image=b"\xfe"))
+    assert cache.get(("st-1", "I1", 1)).frame.image == b"\xfe"  # the latest answer wins
+    cache.put(_frame("I2"))  # three frames: the oldest (I1 view 2) goes
+    assert cache.get(("st-1", "I1", 2)) is None
+    cache.put(_frame("I3", size=20))  # 31 bytes: over max_bytes, the oldest goes
+    assert cache.get(("st-1", "I1", 1)) is None and cache.get(("st-1", "I3", 1))
+    now[0] = 61.0
+    assert cache.get(("st-1", "I3", 1)) is None  # retention
+
+
+def test_a_malformed_frame_is_counted_noted_for_the_editor_and_ingest_goes_on(tmp_path):
+    writer = BatchWriter(Store(tmp_path / "g.db"), tmp_path / "snaps")
+    cache = FrameCache()
+    ingest = MqttIngest(BrokerConfig(), writer, frames=cache)  # handle() needs no connection
+    after = cache.seq
+    bad = frame_reply("st-1", "I1", "c1", masks={"wear": b64(mask_png(None, (9, 9)))})
+    ingest.handle("reman/st-1/frame", bad.encode())
+    ingest.handle("reman/st-1/frame", b"\x00garbage")
+    assert "not the frame's size" not in (cache.refusal_after("st-1", after) or "x")
+    assert "not JSON" in cache.refusal_after("st-1", after)
+    ingest.handle("reman/st-1/frame", frame_reply("st-1", "I1", "c1").encode())
+    assert ingest.counters.snapshot()["malformed"] == {"frame": 2}
+    assert ingest.counters.snapshot()["received"] == {"frame": 1}
+    held = cache.get(("st-1", "I1", 1))
+    assert held is not None and held.frame.command_id == "c1"

@@ -1,0 +1,286 @@
+"""Labelling a photograph on the dashboard, in headless Chromium, over a real mosquitto: the test
+station answers the gateway's `frame/get` with a real FrameReply and receives `label/set`,
+as the node would. Operators may only flag a core for labelling.
+
+Screenshots land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from gateway.server import Gateway
+from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, csrf_of, login, make_config
+from tests.gateway.frames import CORROSION_BOX, HEIGHT, WIDTH, FrameNode, b64, decode_mask, mask_png
+from tests.gateway.records import record
+from tests.gateway.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory, mosquitto):
+    """A gateway on the session broker and a watcher of its writer."""
+    gw = Gateway(make_config(tmp_path_factory.mktemp("labels"), mosquitto)).start()
+    assert gw.ingest is not None and gw.ingest.wait_connected(10)
+    yield gw, WriteWatcher(gw)
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def as_user(browser, web):
+    """Pages logged in as a given user, 1440x900."""
+    gw, _ = web
+    contexts = []
+
+    def make(user: str) -> Page:
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=gw.url)
+        contexts.append(context)
+        pg = context.new_page()
+        pg.goto("/login")
+        pg.fill("input[name=username]", user)
+        pg.fill("input[name=password]", PASSWORDS[user])
+        pg.click("button[type=submit]")
+        expect(pg.locator("header.bar .who")).to_contain_text(user)
+        return pg
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def node(web, mosquitto):
+    """A test station with one stored inspection, answering frame/get like a node."""
+    gw, watcher = web
+    made: list[Station] = []
+
+    def make(name: str, core_id: str):
+        st = Station(mosquitto, name)
+        made.append(st)
+        rec = record(station=name, core_id=core_id)
+        responder = FrameNode(st)
+        st.inspection(rec)
+        watcher.until(lambda: gw.store.get(rec.id, name))
+        return responder, rec
+
+    yield make
+    for st in made:
+        st.close()
+
+
+def shot(pg: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"gateway-{name}.png"), full_page=True)
+
+
+def _open_editor(pg: Page, rec) -> None:
+    pg.goto(f"/inspections/{rec.station}/{rec.id}")
+    pg.get_by_role("link", name="Label this photograph").click()
+    expect(pg.locator("#label-work")).to_be_visible(timeout=15000)
+
+
+def _stroke(pg: Page, points: list[tuple[int, int]]) -> None:
+    """Drag the mouse through `points` (the photograph's pixels) on the editor's canvas."""
+    box = pg.locator("canvas.cursor").bounding_box()
+    assert box is not None
+
+    def at(x: int, y: int) -> tuple[float, float]:
+        return box["x"] + x * box["width"] / WIDTH, box["y"] + y * box["height"] / HEIGHT
+
+    pg.mouse.move(*at(*points[0]))
+    pg.mouse.down()
+    for x, y in points[1:]:
+        pg.mouse.move(*at(x, y), steps=8)
+    pg.mouse.up()
+
+
+def _label(responder: FrameNode) -> dict:
+    try:
+        return responder.labels.get(timeout=10)
+    except queue.Empty:
+        raise AssertionError("no label/set reached the station") from None
+
+
+def test_engineer_paints_a_stroke_and_the_station_receives_the_mask(as_user, node):
+    responder, rec = node("st-lab", "C9001")
+    pg = as_user("erin")
+    _open_editor(pg, rec)
+    request = responder.requests.get(timeout=5)
+    assert request["id"] == rec.id and request["user"] == "erin" and request["view"] == 1
+    layers = pg.locator("#label-layers .label-layer")
+    expect(layers.first).to_contain_text("corrosion")  # the model's mask first
+    expect(layers.first).to_contain_text("from the model")
+    expect(layers).to_have_count(4)  # and every other defect type
+    pg.locator('#label-layers .label-layer[data-type="wear"]').click()
+    pg.fill("#brush-size", "20")
+    _stroke(pg, [(60, 80), (200, 80), (200, 140)])
+    shot(pg, "label-editor")
+    pg.click("#label-submit")
+    expect(pg.locator("#label-done")).to_contain_text("Label sent to st-lab")
+
+    label = _label(responder)
+    assert label["user"] == "erin" and label["id"] == rec.id and label.get("good") is not True
+    assert re.fullmatch(r"[0-9a-f]{32}", label["command_id"])
+    wear = decode_mask(label["masks"]["wear"])
+    assert wear.shape[:2] == (HEIGHT, WIDTH)
+    painted = wear[..., 3] if wear.ndim == 3 else wear
+    assert painted[80, 130] > 0 and painted[110, 200] > 0  # along the stroke
+    assert painted[300, 400] == 0 and painted[20, 20] == 0  # away from it
+    corrosion = decode_mask(label["masks"]["corrosion"])[..., 3]
+    x0, y0, x1, y1 = CORROSION_BOX
+    assert corrosion[(y0 + y1) // 2, (x0 + x1) // 2] > 0  # the model's mask, kept
+    assert decode_mask(label["masks"]["anomaly"])[..., 3].max() == 0
+
+    pg.goto(f"/inspections/{rec.station}/{rec.id}")
+    expect(pg.locator("#audit")).to_contain_text("label sent to station")
+
+
+def test_undo_and_erase_change_what_is_sent(as_user, node):
+    responder, rec = node("st-lab-undo", "C9002")
+    pg = as_user("ada")
+    _open_editor(pg, rec)
+    pg.locator('#label-layers .label-layer[data-type="wear"]').click()
+    _stroke(pg, [(40, 40), (120, 40)])
+    _stroke(pg, [(40, 200), (120, 200)])
+    pg.click("#label-undo")  # the second stroke is gone
+    pg.locator('#label-layers .label-layer[data-type="corrosion"]').click()
+    pg.click("#tool-erase")
+    pg.fill("#brush-size", "120")
+    x0, y0, x1, y1 = CORROSION_BOX
+    _stroke(pg, [(x0, (y0 + y1) // 2), (x1, (y0 + y1) // 2)])
+    pg.click("#zoom-in")
+    expect(pg.locator("#zoom-value")).not_to_have_text("100 %")
+    pg.click("#label-submit")
+    expect(pg.locator("#label-done")).to_contain_text("Label sent")
+    label = _label(responder)
+    wear = decode_mask(label["masks"]["wear"])[..., 3]
+    assert wear[40, 80] > 0 and wear[200, 80] == 0
+    assert decode_mask(label["masks"]["corrosion"])[..., 3].max() == 0  # erased
+
+
+def test_mark_as_good_sends_a_good_label(as_user, node):
+    responder, rec = node("st-lab-good", "C9003")
+    pg = as_user("erin")
+    _open_editor(pg, rec)
+    pg.click("#label-good")
+    expect(pg.locator("#label-done")).to_contain_text("good")
+    label = _label(responder)
+    assert label["good"] is True and not label.get("masks") and label["user"] == "erin"
+
+
+def test_the_node_error_is_shown(as_user, node):
+    responder, rec = node("st-lab-err", "C9004")
+    responder.mode = "error"
+    pg = as_user("erin")
+    pg.goto(f"/inspections/{rec.station}/{rec.id}/label")
+    expect(pg.locator("#label-error")).to_contain_text(
+        "raw frame gone with retention", timeout=15000
+    )
+    expect(pg.locator("#label-work")).to_be_hidden()
+    expect(pg.locator("#label-retry-button")).to_be_visible()
+
+
+def test_a_malformed_frame_is_refused_counted_and_the_next_one_works(as_user, node, web):
+    gw, _ = web
+    responder, rec = node("st-lab-bad", "C9005")
+    responder.mode = "malformed"
+    pg = as_user("erin")
+    pg.goto(f"/inspections/{rec.station}/{rec.id}/label")
+    expect(pg.locator("#label-status")).to_contain_text("not the frame's size", timeout=15000)
+    expect(pg.locator("#label-work")).to_be_hidden()
+    metrics = login(gw.url, "erin").get("/metrics").text
+    assert re.search(r'reman_gateway_malformed_total\{kind="frame"\} [1-9]', metrics), metrics
+    responder.mode = "frame"
+    pg.reload()
+    expect(pg.locator("#label-work")).to_be_visible(timeout=15000)
+
+
+def test_operator_can_only_flag_and_engineers_see_the_flag(as_user, node, web):
+    gw, _ = web
+    responder, rec = node("st-lab-op", "C9006")
+    pg = as_user("olly")
+    pg.goto(f"/inspections/{rec.station}/{rec.id}")
+    expect(pg.get_by_role("link", name="Label this photograph")).to_have_count(0)
+    pg.get_by_role("button", name="Flag for labelling").click()
+    expect(pg.get_by_role("status")).to_contain_text("Flagged for labelling")
+    expect(pg.locator("#audit")).to_contain_text("flagged for labelling")
+    expect(pg.locator("#audit")).to_contain_text("olly")
+
+    olly = login(gw.url, "olly")
+    token = csrf_of(olly.get(f"/inspections/{rec.station}/{rec.id}").text)
+    base = f"/inspections/{rec.station}/{rec.id}"
+    forged = olly.post(
+        f"{base}/label",
+        json={"view": 1, "masks": {"wear": b64(mask_png((0, 0, 10, 10)))}},
+        headers={"X-CSRF-Token": token},
+    )
+    assert forged.status_code == 403 and "operator" in forged.json()["detail"]
+    assert olly.post(f"{base}/frame-request", headers={"X-CSRF-Token": token}).status_code == 403
+    assert olly.get(f"{base}/label").status_code == 403
+    assert responder.labels.empty() and responder.requests.empty()
+
+    erin = as_user("erin")
+    erin.goto(f"/history?station={rec.station}")
+    expect(erin.locator(f'#history tr[data-id="{rec.id}"] .flagged')).to_be_visible()
+    erin.click("#flagged-link")
+    expect(erin.locator(f'#flagged tr[data-id="{rec.id}"]')).to_contain_text("olly")
+
+
+def test_label_masks_are_checked_against_the_frame(web, node):
+    gw, _ = web
+    responder, rec = node("st-lab-chk", "C9007")
+    erin = login(gw.url, "erin")
+    base = f"/inspections/{rec.station}/{rec.id}"
+    token = csrf_of(erin.get(base).text)
+    headers = {"X-CSRF-Token": token}
+    no_frame = erin.post(f"{base}/label", json={"good": True}, headers=headers)
+    assert no_frame.status_code == 409  # no frame asked for yet
+    asked = erin.post(f"{base}/frame-request", headers=headers).json()
+    _wait_ready(gw, erin, base, asked)
+    cases = [
+        ({"masks": {"wear": b64(mask_png(None, (10, 10)))}}, 400, "the frame is 480x360"),
+        ({"masks": {"rust": b64(mask_png(None))}}, 400, "not a defect type"),
+        ({"masks": {"wear": b64(b"GIF89a")}}, 400, "not a PNG"),
+        ({"good": True, "masks": {"wear": b64(mask_png(None))}}, 400, "not both"),
+        ({"good": True}, 403, "CSRF"),
+    ]
+    for body, status, why in cases:
+        sent_headers = {} if why == "CSRF" else headers
+        resp = erin.post(f"{base}/label", json=body, headers=sent_headers)
+        assert resp.status_code == status and why in resp.json()["detail"], (body, resp.text)
+    assert responder.labels.empty()
+
+
+def _wait_ready(gw: Gateway, client: httpx.Client, base: str, asked: dict) -> dict:
+    """The frame's state as the editor polls it, once the gateway holds the answer."""
+    arrived = threading.Condition()
+
+    def noted() -> None:
+        with arrived:
+            arrived.notify_all()
+
+    gw.frames.add_listener(noted)
+    url = f"{base}/frame?command_id={asked['command_id']}&after={asked['after']}"
+    with arrived:
+        arrived.wait_for(lambda: client.get(url).json()["state"] != "waiting", 10)
+    answer = client.get(url).json()
+    assert answer["state"] == "ready", answer
+    return answer
