@@ -195,6 +195,21 @@ def test_auroc_counts_ties_half_and_needs_both_classes():
     assert auroc(np.array([0.1, 0.2]), np.array([1, 1])) is None
 
 
+def test_pro_weighs_every_defect_region_the_same():
+    from vision.training.anomaly_eval import pro_auc
+
+    masks = np.zeros((2, 60, 60), bool)
+    masks[0, 5:45, 5:45] = True  # a large defect
+    masks[1, 50:53, 50:53] = True  # and a small one
+    found_both = masks + np.random.default_rng(0).random(masks.shape) * 0.5
+    only_large = np.where(masks & (np.arange(2)[:, None, None] == 0), 1.0, 0.0)
+    only_large += np.random.default_rng(1).random(masks.shape) * 0.5  # the small one is noise
+    assert pro_auc(found_both, masks) == 1.0
+    # pixel-wise the large region dominates; in PRO the missed small one is half the regions
+    assert 0.5 < pro_auc(only_large, masks) < 0.7
+    assert pro_auc(found_both, np.zeros_like(masks)) is None
+
+
 def test_the_bench_measures_an_anomaly_model_on_a_masked_set(tmp_path):
     import subprocess
     import sys
@@ -222,6 +237,7 @@ def test_the_bench_measures_an_anomaly_model_on_a_masked_set(tmp_path):
     result = json.loads(done.stdout)
     assert result["split"] == "seed 0: free 4 bank, 2 calibration, 6 evaluated with all 4 defective"
     assert result["image_auroc"] == 1.0 and result["pixel_auroc"] > 0.9
+    assert 0.5 < result["pro_auc_0_3"] <= 1.0
     assert result["model_mb"] > 0 and result["run_p50_ms"] > 0
 
 
