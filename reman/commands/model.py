@@ -17,7 +17,7 @@ import click
 from edge.contract import Topics
 from edge.errors import RegistryError
 from edge.events import Events
-from edge.registry import ModelRegistry, registry_folder
+from edge.registry import ModelEntry, ModelRegistry, registry_folder
 from reman.commands.journal import _installed_station, _no_station_config, config_option
 
 _USER_HELP = "Who makes the change (kept in the event) [default: $USER]."
@@ -45,6 +45,35 @@ def _registry(config: Path | None) -> Iterator[ModelRegistry]:
         except RegistryError as exc:  # a refused change is an event too, then one line
             events.warning("model_refused", str(exc))
             raise
+
+
+def candidate_version(config: Path | None, wanted: str | None) -> str:
+    """The version for a model about to be trained as a candidate: `wanted`, or one more than the
+    highest whole-number version in the station's registry ("1" if none).
+
+    Checked before training, so that a long run is not lost to a typo: no usable station config
+    is the one-line ConfigError, a `wanted` version the registry holds already a RegistryError.
+    """
+    if _installed_station(config) is None:
+        raise _no_station_config(journal_option=False)
+    with _registry(config) as registry:
+        versions = [e.version for e in registry.entries()]
+    if wanted is not None and wanted in versions:  # nothing was asked of the registry yet
+        raise RegistryError(
+            f"version {wanted} is already in the registry; give the new model its own "
+            "--model-version"
+        )
+    numbers = [int(v) for v in versions if v.isdigit()]
+    return wanted or str(max(numbers, default=0) + 1)
+
+
+def add_candidate(model_file: Path, config: Path | None, user: str | None) -> ModelEntry:
+    """Add `model_file` to the station's registry (checked as `reman model add` checks it) and
+    run it in shadow (as `reman model shadow`); a refusal is a RegistryError, journaled."""
+    with _registry(config) as registry:
+        entry = registry.add(model_file)
+        registry.shadow(entry.version, _user(user))
+    return entry
 
 
 def _user(user: str | None) -> str:

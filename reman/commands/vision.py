@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from reman.commands.journal import config_option
+
 COMMANDS: list[click.Command] = []
 
 
@@ -308,6 +310,24 @@ COMMANDS += [grade_command, eval_command]
     type=click.IntRange(min=1),
     help="torch CPU threads [default: torch's choice].",
 )
+@click.option(
+    "--candidate",
+    is_flag=True,
+    help="Then add the model to the node's registry (checked as `reman model add` checks it) "
+    "and run it in shadow (as `reman model shadow`); the station from --config. A station "
+    "config that cannot be used stops the command before training; a refused add leaves the "
+    "trained model where --out put it.",
+)
+@click.option(
+    "--model-version",
+    default=None,
+    help="Version in the model card; the registry keeps models by it [default: with "
+    "--candidate, one more than the highest whole-number version in the registry; else 1].",
+)
+@click.option(
+    "--user", help="--candidate: who starts the shadow run (kept in the event) [default: $USER]."
+)
+@config_option
 def train_command(
     task: str,
     data_dir: Path,
@@ -325,13 +345,21 @@ def train_command(
     lr: float,
     device: str,
     threads: int | None,
+    candidate: bool,
+    model_version: str | None,
+    user: str | None,
+    config: Path | None,
 ) -> None:
     """Train a classification, segmentation or anomaly model on your own photographs (the `train` extra).
 
     Writes MODEL.onnx with its model card (labels, label map to defect types and grades, input
     spec, metrics, data summary), MODEL.card.json, MODEL.metrics.json, MODEL.curves.png and
-    MODEL.confusion.png. A folder it cannot use is reported, naming the files, before training.
+    MODEL.confusion.png, and MODEL.curves.csv (step, loss, learning rate, validation figures
+    when measured) with MODEL.curves.png drawn from it. A progress bar with the loss and the time
+    left goes to stderr. A folder it cannot use is reported, naming the files, before training.
     """
+    from reman.commands.model import candidate_version
+
     try:
         from vision.training.fit_photos import TrainSettings
         from vision.training.train_cmd import summary, train
@@ -352,8 +380,25 @@ def train_command(
         init=init_path,
         threads=threads,
         backbone=backbone,
+        version=candidate_version(config, model_version) if candidate else model_version or "1",
     )
     click.echo(summary(train(task, data_dir, out_path, settings, label_map)))
+    if candidate:
+        _add_candidate(out_path, config, user)
+
+
+def _add_candidate(model_path: Path, config: Path | None, user: str | None) -> None:
+    from edge.errors import RegistryError
+    from reman.commands.model import add_candidate
+
+    try:
+        entry = add_candidate(model_path, config, user)
+    except RegistryError as exc:
+        raise RegistryError(f"{exc}; the trained model stays at {model_path}") from exc
+    click.echo(
+        f"candidate {entry.name} {entry.version} added to the registry and runs in shadow from "
+        f"the node's next start (reman model agreement {entry.version} compares it)"
+    )
 
 
 COMMANDS.append(train_command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import cv2
@@ -51,6 +52,15 @@ def test_the_training_runs_the_steps_asked_for(trained):
     assert report["history"][-1]["step"] == STEPS
     assert report["settings"]["steps"] == STEPS
     assert "validation_defective" in report
+
+
+def test_the_curves_have_a_row_per_step_and_the_held_out_figures_on_the_last(trained):
+    with open(trained.with_suffix(".curves.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
+    assert list(rows[0]) == ["step", "loss", "lr", "val_mean_iou", "val_defect_accuracy"]
+    assert all(r["loss"] and r["lr"] for r in rows)
+    assert [bool(r["val_mean_iou"]) for r in rows] == [False] * (STEPS - 1) + [True]
 
 
 def test_the_schedule_spans_exactly_the_steps(net):

@@ -1,4 +1,5 @@
-"""What `reman train` writes beside the model: card, metrics JSON, curves and confusion PNGs."""
+"""What `reman train` writes beside the model: card, metrics JSON, curves (CSV and PNG) and the
+confusion PNG."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import onnx
 
 from vision.card import ModelCard, card_path, embed_card
 from vision.training.plots import draw_confusion, draw_curves
+from vision.training.progress import Curves
 
 
 def artefact_paths(model_path: Path) -> dict[str, Path]:
@@ -25,9 +27,17 @@ def artefact_paths(model_path: Path) -> dict[str, Path]:
 
 
 def write_outputs(
-    model_path: Path, onnx_bytes: bytes, card: ModelCard, report: dict
+    model_path: Path,
+    onnx_bytes: bytes,
+    card: ModelCard,
+    report: dict,
+    curves: Curves | None = None,
 ) -> dict[str, Path]:
-    """Write the model (card embedded), the card beside it, metrics JSON and the two drawings."""
+    """Write the model (card embedded), the card beside it, metrics JSON and the drawings.
+
+    With `curves` (one row per step), the curves are `x.curves.csv` and its drawing; without,
+    the drawing is of the report's per-epoch history.
+    """
     paths = artefact_paths(model_path)
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
     model = onnx.load_from_string(onnx_bytes)
@@ -35,7 +45,10 @@ def write_outputs(
     onnx.save(model, str(paths["model"]))
     paths["card"].write_text(card.model_dump_json(indent=2) + "\n")
     paths["metrics"].write_text(json.dumps(report, indent=2) + "\n")
-    draw_curves(report["history"], paths["curves"])
+    if curves is not None and curves.rows:
+        paths.update(curves.write(model_path))
+    else:
+        draw_curves(report["history"], paths["curves"])
     confusion = report.get("validation", {}).get("confusion")
     if confusion:
         draw_confusion(confusion, report["validation"]["labels"], paths["confusion"])

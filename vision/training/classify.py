@@ -32,6 +32,7 @@ from vision.training.fit_photos import (
 )
 from vision.training.nets import build
 from vision.training.onnx_weights import export_onnx, init_from_onnx
+from vision.training.progress import Curves
 
 DEFAULT_DEFECT = LabelMapping(defect="coating_damage", grade=3, area_pct=1.0)
 NO_DEFECT = LabelMapping(defect=None, grade=0, area_pct=0.0)
@@ -83,6 +84,7 @@ def train_classifier(
     }
     net, fresh = _initial_net(spec, settings.init)
     evaluate = _validation(net, images[val_idx], labels[val_idx], settings)
+    curves = Curves()
     history = fit(
         net,
         images[train_idx],
@@ -91,6 +93,7 @@ def train_classifier(
         evaluate,
         settings,
         "train",
+        curves=curves,
     )
     report = _report(net, folders, images, labels, (train_idx, val_idx), settings, label_map)
     report.update(
@@ -100,7 +103,11 @@ def train_classifier(
     report["outputs"] = {
         k: str(v)
         for k, v in write_outputs(
-            out, export_onnx(net.cpu(), "softmax", settings.size, card, spec), card, report
+            out,
+            export_onnx(net.cpu(), "softmax", settings.size, card, spec),
+            card,
+            report,
+            curves,
         ).items()
     }
     return report

@@ -27,10 +27,12 @@ from vision.training.fit_photos import (
     to_input,
 )
 from vision.training.onnx_weights import export_onnx
+from vision.training.progress import Curves, Progress
 
 BACKBONES = ("efficientnet-lite0",)
 TAPS = (10, 15)
 HEAD_STEPS = 300
+HEAD_LR = 1e-2  # a constant rate: full-batch steps on a linear head
 
 
 class BackboneClassifier(nn.Module):
@@ -72,8 +74,9 @@ def train_backbone_classifier(
     probe = BackboneClassifier(encoder, torch.zeros(1), torch.ones(1), nn.Linear(1, 1))
     feats = _features(probe, images)
     mean, std = feats[train_idx].mean(0), feats[train_idx].std(0) + 1e-6
+    curves = Curves()
     head, history = _fit_head(
-        (feats[train_idx] - mean) / std, labels[train_idx], len(folders.classes)
+        (feats[train_idx] - mean) / std, labels[train_idx], len(folders.classes), curves
     )
     net = BackboneClassifier(encoder, mean, std, head).eval()
     report = _report(net, folders, images, labels, (train_idx, val_idx), settings, label_map)
@@ -83,8 +86,16 @@ def train_backbone_classifier(
     card = _card(out, folders, settings, label_map, report)
     spec = {"name": "efficientnet_lite0_linear", "params": {"num_classes": len(folders.classes)}}
     model = export_onnx(net.cpu(), "softmax", settings.size, card, spec)
-    report["outputs"] = {k: str(v) for k, v in write_outputs(out, model, card, report).items()}
+    _measure(curves, report["validation"])
+    written = write_outputs(out, model, card, report, curves)
+    report["outputs"] = {k: str(v) for k, v in written.items()}
     return report
+
+
+def _measure(curves: Curves, validation: dict) -> None:
+    """The held-out accuracy, measured once after the last step, on the curves' last row."""
+    if curves.rows and validation["split"] == "validation":
+        curves.measure(val_accuracy=validation["accuracy"])
 
 
 @torch.no_grad()
@@ -94,17 +105,22 @@ def _features(net: BackboneClassifier, images: np.ndarray, batch: int = 32) -> t
     )
 
 
-def _fit_head(x: torch.Tensor, y: np.ndarray, classes: int) -> tuple[nn.Linear, list[dict]]:
-    """The head after HEAD_STEPS full-batch steps, and its loss every 25 steps (the curves)."""
+def _fit_head(
+    x: torch.Tensor, y: np.ndarray, classes: int, curves: Curves | None = None
+) -> tuple[nn.Linear, list[dict]]:
+    """The head after HEAD_STEPS full-batch steps, and its loss every 25 steps (the history);
+    the progress bar on stderr, a row per step in `curves` when given."""
     head = nn.Linear(x.shape[1], classes)
-    optimiser = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=1e-2)
+    optimiser = torch.optim.AdamW(head.parameters(), lr=HEAD_LR, weight_decay=1e-2)
     targets = torch.from_numpy(y)
+    progress = Progress(HEAD_STEPS, "head", curves=curves)
     history = []
     for step in range(1, HEAD_STEPS + 1):
         optimiser.zero_grad()
         loss = nn.functional.cross_entropy(head(x), targets, label_smoothing=0.05)
         loss.backward()
         optimiser.step()
+        progress.step(loss.item(), HEAD_LR)
         if step % 25 == 0:
             history.append({"epoch": step // 25, "train_loss": loss.item()})
     return head.eval(), history

@@ -14,7 +14,7 @@ from torch import nn
 
 from vision.card import ModelCard
 from vision.training.augment_photos import augment_batch
-from vision.training.progress import Progress
+from vision.training.progress import Curves, Progress
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
@@ -45,6 +45,8 @@ class TrainSettings:
     # A pretrained backbone for --task classify (vision.training.classify_backbone); None: the
     # compact CNN trained from scratch.
     backbone: str | None = None
+    # The version in the model card: the node's registry keeps models by it.
+    version: str = "1"
 
 
 def seed_everything(seed: int) -> None:
@@ -137,8 +139,12 @@ def fit(
     label: str,
     spatial: bool = False,
     positives: np.ndarray | None = None,
+    curves: Curves | None = None,
 ) -> list[dict]:
     """Train `net` in place; returns one dict per epoch (train loss and `evaluate`'s figures).
+
+    The progress bar goes to stderr; `curves`, when given, gets a row per step and each epoch's
+    validation figures.
 
     `spatial` targets (masks) get the same flips and rotations as their images. With
     `positives` (one bool per image), each epoch takes every positive image and as many
@@ -156,7 +162,7 @@ def fit(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=settings.lr, total_steps=max(settings.epochs * batches, 1), pct_start=0.15
     )
-    progress = Progress(settings.epochs * batches, label)
+    progress = Progress(settings.epochs * batches, label, curves=curves)
     history: list[dict] = []
     for epoch in range(1, settings.epochs + 1):
         last = _last_figures(history)
@@ -171,11 +177,14 @@ def fit(
             settings,
             device,
             spatial,
-            lambda loss, e=epoch, last=last: progress.advance(
-                note=f"epoch {e}/{settings.epochs} loss {loss:.3f}{last}"
+            lambda loss, lr, e=epoch, last=last: progress.step(
+                loss, lr, note=f"epoch {e}/{settings.epochs}{last}"
             ),
         )
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate(net)})
+        figures = evaluate(net)
+        if curves is not None and curves.rows and figures:
+            curves.measure(**figures)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **figures})
     return history
 
 
@@ -218,12 +227,13 @@ def _epoch(
         x, masks = augment_batch(images[index], rng, targets[index] if spatial else None)
         y = torch.from_numpy(np.ascontiguousarray(masks if spatial else targets[index])).to(device)
         loss = loss_fn(net(to_input(x).to(device)), y)
+        lr = float(optimiser.param_groups[-1]["lr"])  # the rate this step uses
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
         losses.append(float(loss.detach()))
-        report(losses[-1] if math.isfinite(losses[-1]) else float("nan"))
+        report(losses[-1] if math.isfinite(losses[-1]) else float("nan"), lr)
     return losses
 
 
@@ -237,7 +247,7 @@ def photo_card(out, settings: TrainSettings, **fields) -> ModelCard:
     plus the task-specific `fields` (task, classes, activation, metrics, training data...)."""
     return ModelCard(
         name=Path(out).stem,
-        version="1",
+        version=settings.version,
         input_name="image",
         input_size=(settings.size, settings.size),
         layout="NCHW",

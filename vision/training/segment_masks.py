@@ -34,6 +34,7 @@ from vision.training.fit_photos import (
 )
 from vision.training.nets import build
 from vision.training.onnx_weights import export_onnx, init_from_onnx, read_architecture
+from vision.training.progress import Curves
 
 DEFAULT_DEFECT = "coating_damage"
 
@@ -98,6 +99,7 @@ def train_segmenter(
     seed_everything(settings.seed)
     spec, net, fresh = _initial_net(names, settings)
     evaluate = _validation(net, images[val_idx], masks[val_idx], names, settings)
+    curves = Curves()
     history = fit(
         net,
         images[train_idx],
@@ -108,6 +110,7 @@ def train_segmenter(
         "train",
         spatial=True,
         positives=masks[train_idx].reshape(len(train_idx), -1).max(axis=1) > 0,
+        curves=curves,
     )
     report = _report(net, pairs, images, masks, (train_idx, val_idx), settings, names)
     report.update(
@@ -115,7 +118,8 @@ def train_segmenter(
     )
     card = _card(out, pairs, settings, names, report)
     onnx_bytes = export_onnx(net.cpu(), "part_sigmoid", settings.size, card, spec)
-    report["outputs"] = {k: str(v) for k, v in write_outputs(out, onnx_bytes, card, report).items()}
+    written = write_outputs(out, onnx_bytes, card, report, curves)
+    report["outputs"] = {k: str(v) for k, v in written.items()}
     return report
 
 

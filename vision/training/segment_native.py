@@ -41,7 +41,7 @@ from vision.training.fit_photos import (
     split_for,
 )
 from vision.training.onnx_weights import export_onnx
-from vision.training.progress import Progress
+from vision.training.progress import Curves, Progress
 from vision.training.segment_masks import defect_names
 
 ARCHITECTURE = "lite0_fpn"
@@ -170,15 +170,21 @@ def native_loss(logits: torch.Tensor, masks: torch.Tensor, pos_weight: float) ->
 
 
 def fit_steps(
-    net: NativeSegNet, photos: Photos, settings: TrainSettings, native: NativeSettings
+    net: NativeSegNet,
+    photos: Photos,
+    settings: TrainSettings,
+    native: NativeSettings,
+    curves: Curves | None = None,
 ) -> list[dict]:
-    """Train `net` in place for `settings.steps` steps; the mean loss of each tenth of them."""
+    """Train `net` in place for `settings.steps` steps; the mean loss of each tenth of them.
+
+    The progress bar goes to stderr; `curves`, when given, gets a row per step."""
     steps = settings.steps or 1
     device = pick_device(settings.device)
     net.to(device).train()
     rng = np.random.default_rng(settings.seed)
     optimiser, schedule = optimisation(net, settings, native, steps)
-    progress = Progress(steps, "train")
+    progress = Progress(steps, "train", curves=curves)
     history: list[dict] = []
     losses: list[float] = []
     for step in range(1, steps + 1):
@@ -189,12 +195,13 @@ def fit_steps(
         assert y is not None
         logits = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device))
         loss = native_loss(logits, torch.from_numpy(y.copy()).to(device), native.pos_weight)
+        lr = float(optimiser.param_groups[-1]["lr"])  # the decoder's rate this step
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
         losses.append(float(loss.detach()))
-        progress.advance(note=f"step {step}/{steps} loss {losses[-1]:.3f}")
+        progress.step(losses[-1], lr)
         if step % max(steps // 10, 1) == 0 or step == steps:
             history.append({"step": step, "train_loss": float(np.mean(losses))})
             losses = []
@@ -277,7 +284,8 @@ def train_native_segmenter(
     train_idx, val_idx = split_for(keys, settings)
     seed_everything(settings.seed)
     net = NativeSegNet(len(names), native.decoder_width)
-    history = fit_steps(net, _subset(photos, train_idx), settings, native)
+    curves = Curves()
+    history = fit_steps(net, _subset(photos, train_idx), settings, native, curves)
     train_seconds = time.monotonic() - started
     held = _subset(photos, val_idx)
     device = pick_device(settings.device)
@@ -289,6 +297,7 @@ def train_native_segmenter(
         [probs[i] for i in defective], [held.masks[i] for i in defective], names
     )
     report.update(history=history, train_seconds=round(train_seconds, 1), init_fresh=[])
+    _measure(curves, report["validation"])
     card = _card(out, pairs, settings, native, names, report)
     spec = {
         "name": ARCHITECTURE,
@@ -297,8 +306,18 @@ def train_native_segmenter(
     onnx_bytes = export_onnx(
         net.cpu(), "part_sigmoid", native.tile_px, card, spec, dynamic_size=True
     )
-    report["outputs"] = {k: str(v) for k, v in write_outputs(out, onnx_bytes, card, report).items()}
+    written = write_outputs(out, onnx_bytes, card, report, curves)
+    report["outputs"] = {k: str(v) for k, v in written.items()}
     return report
+
+
+def _measure(curves: Curves, validation: dict) -> None:
+    """The held-out figures, measured once after the last step, on the curves' last row."""
+    if curves.rows and validation["images"]:
+        curves.measure(
+            val_mean_iou=validation["mean_iou"],
+            val_defect_accuracy=validation["detection"]["accuracy"],
+        )
 
 
 def _check(settings: TrainSettings) -> None:
@@ -341,7 +360,7 @@ def _card(out, pairs: MaskPairs, settings, native: NativeSettings, names, report
     data = report["data"]
     return ModelCard(
         name=Path(out).stem,
-        version="1",
+        version=settings.version,
         task="segmentation",
         input_name="image",
         input_size=(native.tile_px, native.tile_px),
