@@ -2,8 +2,10 @@
 
     await run_node(load_station("station.yaml"))     # until SIGTERM or SIGINT
 
-`Node.start()` is one flat list: families, journal, model, camera, broker, bench, then the
-station loop and its helpers (trigger sources, stats, housekeeping, the systemd watchdog). Each
+`Node.start()` is one flat list: families, journal, model registry, model, camera, broker, bench,
+then the station loop and its helpers (trigger sources, stats, housekeeping, the systemd
+watchdog). The retained `models` state goes out at start; `model/set` changes the active and
+shadow models while the node runs (edge.station.models), without a restart. Each
 start-up check prints one line; a check that fails raises StartupError naming the part and the
 problem. A broker or bench that is not reachable yet is a warning, not a failure: results are
 kept in the journal and published once the broker is back, and inspections meanwhile get REVIEW
@@ -24,6 +26,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edge.bench.client import BenchClient
@@ -50,6 +53,7 @@ from edge.registry import ModelRegistry, registry_folder
 from edge.station.camera import Camera, VideoCamera, open_camera
 from edge.station.health import Health
 from edge.station.loop import Station
+from edge.station.models import ModelSwitch
 from edge.station.shadow import Shadow
 
 log = logging.getLogger("reman.node")
@@ -73,8 +77,10 @@ class Node:
     executor: ThreadPoolExecutor | None = None
     families: FamilySet | None = None
     journal: Journal | None = None
-    grader: Any = None
-    shadow: Shadow | None = None
+    registry: ModelRegistry | None = None
+    grader: Any = None  # the model loaded at start; `station.grader` is the one grading now
+    shadow: Shadow | None = None  # the shadow at start; `station.shadow` is the one running now
+    models: ModelSwitch | None = None
     camera: Camera | None = None
     mqtt: MqttClient | None = None
     publisher: Publisher | None = None
@@ -107,11 +113,14 @@ class Node:
         self.families = self._check_families()
         self.journal = journal = self._check_journal()
         events.add_sink(self._journal_event)
+        self.registry = ModelRegistry(registry_folder(self.config.journal.path), events)
         self.grader = await self._check_model()
         _model_warnings(events, self.grader.card)
         self.shadow = await self._load_shadow(events, journal)
         self.camera = camera = await self._check_camera(events)
         self._wire(events, journal)  # every part exists before any command or trigger can arrive
+        assert self.models is not None  # built by _wire()
+        self.models.publish_state()
         await self._start_broker(events)
         await self._start_bench()
         self._start_tasks()
@@ -142,6 +151,15 @@ class Node:
         )
         self.bench = BenchClient(cfg.bench, events) if cfg.bench.enabled else None
         self.station = station = self._build_station(events, journal)
+        assert self.registry is not None  # _start_parts opened it before the model
+        self.models = models = ModelSwitch(
+            station,
+            self.registry,
+            events,
+            load_active=self._load_grader,
+            load_shadow=_load_shadow_grader,
+            make_shadow=lambda grader: _shadow_of(grader, journal, events),
+        )
         self.commands = commands = CommandRouter(
             events,
             mqtt.topics,
@@ -149,6 +167,8 @@ class Node:
             on_ack=handshake.ack,
             on_override=station.on_override_command,
             on_label=station.on_label_command,
+            on_frame_request=station.on_frame_request,
+            on_model=models.on_model_command,
             override_users=cfg.commands.override_users,
         )
         mqtt.on_command = commands.handle
@@ -192,36 +212,40 @@ class Node:
 
     async def _check_model(self) -> Any:
         from vision.errors import VisionError
-        from vision.grader import Grader
 
-        model = self.config.model
-        path = self._registry_model() or model.path
+        path = self._registry_model() or self.config.model.path
         try:
             grader = await asyncio.get_running_loop().run_in_executor(
-                self.executor,
-                lambda: Grader.load(
-                    path,
-                    model.providers,
-                    model.threads,
-                    model.corrosion_table,
-                    model.min_confidence,
-                    tensorrt_cache_dir=model.tensorrt_cache_dir,
-                    tensorrt_fp16=model.tensorrt_fp16,
-                ),
+                self.executor, self._load_grader, path
             )
         except VisionError as exc:
             raise StartupError(f"model: {exc}") from exc
         _ok(f"model: {grader.card.name} {grader.card.version} on {', '.join(grader.providers)}")
         return grader
 
+    def _load_grader(self, path: str | Path) -> Any:
+        """The model at `path` loaded as the config says the active model runs (blocking)."""
+        from vision.grader import Grader
+
+        model = self.config.model
+        return Grader.load(
+            path,
+            model.providers,
+            model.threads,
+            model.corrosion_table,
+            model.min_confidence,
+            tensorrt_cache_dir=model.tensorrt_cache_dir,
+            tensorrt_fp16=model.tensorrt_fp16,
+        )
+
     async def _load_shadow(self, events: Events, journal: Journal) -> Shadow | None:
         """The registry's shadow candidate on one thread of its own, or None. A candidate that
         does not load is a warning: the node runs without a shadow rather than not at all."""
         from vision.errors import VisionError
-        from vision.grader import Grader
 
+        assert self.registry is not None  # _start_parts opened it before the model
         try:
-            path = ModelRegistry(registry_folder(self.config.journal.path), events).shadow_path()
+            path = self.registry.shadow_path()
         except RegistryError as exc:
             events.warning("shadow_not_loaded", f"no shadow model: {exc}")
             return None
@@ -229,19 +253,19 @@ class Node:
             return None
         try:
             grader = await asyncio.get_running_loop().run_in_executor(
-                self.executor, lambda: Grader.load(path, ["CPUExecutionProvider"], 1)
+                self.executor, _load_shadow_grader, path
             )
         except VisionError as exc:
             events.warning("shadow_not_loaded", f"shadow model {path.name} not loaded: {exc}")
             return None
         _ok(f"shadow: {grader.card.name} {grader.card.version} beside the active model")
-        return Shadow(grader, journal, events, sha256=getattr(grader, "sha256", ""))
+        return _shadow_of(grader, journal, events)
 
     def _registry_model(self) -> str | None:
         """The registry's active model (`reman model promote`), which wins over model.path."""
+        assert self.registry is not None  # _start_parts opened it before the model
         try:
-            events = self.events or Events(self.config.station_id)
-            active = ModelRegistry(registry_folder(self.config.journal.path), events).active_path()
+            active = self.registry.active_path()
         except RegistryError as exc:
             raise StartupError(f"model: {exc}") from exc
         if active is None:
@@ -467,6 +491,8 @@ class Node:
             await self.camera.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.models is not None:
+            self.models.close()
 
     async def _stop_outputs(self) -> None:
         if self.publisher is not None:
@@ -504,6 +530,17 @@ async def run_node(config: StationConfig, stop: asyncio.Event | None = None) -> 
 
 def _ok(text: str) -> None:
     log.info("check ok: %s", text)
+
+
+def _load_shadow_grader(path: str | Path) -> Any:
+    """A shadow model on one CPU thread: it must never compete with the active one (blocking)."""
+    from vision.grader import Grader
+
+    return Grader.load(path, ["CPUExecutionProvider"], 1)
+
+
+def _shadow_of(grader: Any, journal: Journal, events: Events) -> Shadow:
+    return Shadow(grader, journal, events, sha256=getattr(grader, "sha256", ""))
 
 
 def _model_warnings(events: Events, card: Any) -> None:

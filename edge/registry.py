@@ -8,14 +8,17 @@ is active, which is the shadow and which were active before (for rollback).
     registry = ModelRegistry(folder, events)
     registry.add(path)                     card checked against the graph (vision.grader)
     registry.entries()                     every model with its role: active, shadow or none
-    registry.shadow(version) / registry.end_shadow()
+    registry.shadow(version, user) / registry.end_shadow(user)
     registry.promote(version, user, reason)
     registry.rollback(user, reason)        the model active before, again
     registry.active_path()                 what the node loads at start (None: the config's model)
+    registry.file_of(version)              a kept model's file (to load it before a change)
+    registry.rollback_target()             the version a rollback would make active
 
-Every change is an `event` (model_added, model_shadowed, model_promoted, model_rolled_back)
-through the Events given, which the caller journals; a refused change is a RegistryError saying
-why, and changes nothing.
+Every change is an `event` (model_added, model_shadowed, model_shadow_ended, model_promoted,
+model_rolled_back) through the Events given, which the caller journals; a change made for a
+`model/set` command carries its `command_id` in the event's detail. A refused change is a
+RegistryError saying why, and changes nothing.
 """
 
 from __future__ import annotations
@@ -73,6 +76,23 @@ class ModelRegistry:
         """The shadow model's file, or None."""
         return self._path_of("shadow")
 
+    def file_of(self, version: str) -> Path:
+        """The file of a kept model; RegistryError when the registry has no such version."""
+        state = self._state()
+        self._known(state, version)
+        return self.folder / state["models"][version]["file"]
+
+    def rollback_target(self) -> str:
+        """The version a rollback would make active; RegistryError when there is none."""
+        history = self._state()["history"]
+        if not history:
+            raise RegistryError("nothing to roll back to: no model was active before this one")
+        return history[-1]
+
+    def can_roll_back(self) -> bool:
+        """Whether a model was active before the current one."""
+        return bool(self._state()["history"])
+
     # ------------------------------------------------------------ changes
 
     def add(self, model_file: Path) -> ModelEntry:
@@ -106,7 +126,9 @@ class ModelRegistry:
         )
         return entry
 
-    def shadow(self, version: str, user: str) -> None:
+    def shadow(
+        self, version: str, user: str, reason: str | None = None, command_id: str | None = None
+    ) -> None:
         """Run `version` beside the active model (one shadow at a time)."""
         state = self._state()
         self._known(state, version)
@@ -116,12 +138,34 @@ class ModelRegistry:
         self._save(state)
         self.events.info(
             "model_shadowed",
-            f"{user} runs model {version} in shadow",
+            f"{user} runs model {version} in shadow" + (f": {reason}" if reason else ""),
             version=version,
             user=user,
+            reason=reason,
+            command_id=command_id,
         )
 
-    def promote(self, version: str, user: str, reason: str) -> None:
+    def end_shadow(
+        self, user: str, reason: str | None = None, command_id: str | None = None
+    ) -> str:
+        """Stop running the shadow model; returns its version (it stays in the registry)."""
+        state = self._state()
+        version = state["shadow"]
+        if version is None:
+            raise RegistryError("no model runs in shadow")
+        state["shadow"] = None
+        self._save(state)
+        self.events.info(
+            "model_shadow_ended",
+            f"{user} ended the shadow of model {version}" + (f": {reason}" if reason else ""),
+            version=version,
+            user=user,
+            reason=reason,
+            command_id=command_id,
+        )
+        return version
+
+    def promote(self, version: str, user: str, reason: str, command_id: str | None = None) -> None:
         """Make `version` the active model; the one it replaces can be rolled back to."""
         state = self._state()
         self._known(state, version)
@@ -142,9 +186,10 @@ class ModelRegistry:
             previous=previous,
             user=user,
             reason=reason,
+            command_id=command_id,
         )
 
-    def rollback(self, user: str, reason: str) -> str:
+    def rollback(self, user: str, reason: str, command_id: str | None = None) -> str:
         """Make the model active before the current one active again; returns its version."""
         state = self._state()
         if not state["history"]:
@@ -159,6 +204,7 @@ class ModelRegistry:
             previous=current,
             user=user,
             reason=reason,
+            command_id=command_id,
         )
         return version
 

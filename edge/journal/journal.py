@@ -640,6 +640,17 @@ class Journal:
                 return
             after = (rows[-1][0], rows[-1][1])
 
+    def event_codes_for_command(self, command_id: str) -> list[str]:
+        """The codes of the events that carry `command_id` in their detail (a command that was
+        carried out or refused before), oldest first."""
+        with _wrapped(f"reading the events of command {command_id}"):
+            rows = self.db.conn.execute(
+                "SELECT code FROM events WHERE json_extract(record, '$.detail.command_id') = ?"
+                " ORDER BY ts",
+                (command_id,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def count(self) -> int:
         """How many inspections the journal holds."""
         with _wrapped("count"):

@@ -8,9 +8,11 @@ journal can show what went out; `prune_delivered` removes old ones.
 Bounds (`enforce_bounds`, run by the publisher while it drains): the outbox holds at most
 `max_rows` undelivered messages and none older than `max_age_s`. When the rows bound is exceeded,
 the oldest undelivered messages are dropped in this order of kind until it is met: `stats`, then
-`snapshot`, then `event`, then `available`, then `inspection` (the journal keeps every record, so
-an inspection dropped here can be republished from it). `result` messages are never dropped by the
-rows bound, only by age: a PLC result is small and the handshake depends on it. Anything older
+`frame` (a label editor that waited that long has given up), then `shadow`, then `snapshot`, then
+`event`, then `available`, then `inspection` (the journal keeps every record, so an inspection
+dropped here can be republished from it). `result` messages are never dropped by the rows bound,
+only by age: a PLC result is small and the handshake depends on it; nor is `models`, the retained
+registry state, which is small and published only on a change. Anything older
 than `max_age_s` is dropped whatever its kind. The publisher reports every drop as an event.
 """
 
@@ -67,7 +69,7 @@ CREATE INDEX IF NOT EXISTS outbox_inspection ON outbox(inspection_id);
 
 
 # Kinds dropped first when the rows bound is exceeded; `result` is never dropped by rows.
-DROP_ORDER = ("stats", "snapshot", "event", "available", "inspection")
+DROP_ORDER = ("stats", "frame", "shadow", "snapshot", "event", "available", "inspection")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class Dropped:
 class OutboxMessage:
     """A message to publish."""
 
-    kind: str  # contract topic kind: inspection, result, snapshot, event, stats, available
+    kind: str  # contract topic kind: inspection, result, snapshot, event, stats, available, ...
     topic: str
     payload: bytes
     qos: int = 1

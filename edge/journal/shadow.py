@@ -6,6 +6,7 @@ is a row here beside the inspection.
 
     record_shadow(journal, inspection_id, version, sha256, defects, decision)
     shadow_rows(journal, version)      -> [ShadowRow]
+    shadow_count(journal, version)     -> how many inspections it graded
     agreement(journal, version)        -> {"cores", "decisions": {active: {shadow: n}},
                                            "decision_agreement", "grades": {type: share equal}}
 """
@@ -68,6 +69,17 @@ def shadow_rows(journal: Journal, version: str) -> list[ShadowRow]:
     except sqlite3.Error as exc:
         raise JournalError(f"journal: cannot read shadow results: {exc}") from exc
     return [ShadowRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def shadow_count(journal: Journal, version: str) -> int:
+    """How many inspections the shadow model `version` graded (over every run of the node)."""
+    try:
+        row = journal.db.conn.execute(
+            "SELECT count(*) FROM shadow WHERE version = ?", (version,)
+        ).fetchone()
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal: cannot count shadow results: {exc}") from exc
+    return int(row[0])
 
 
 def agreement(journal: Journal, version: str) -> dict:

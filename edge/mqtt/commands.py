@@ -1,8 +1,8 @@
 """Commands to the node over MQTT: validate, authorise, dispatch; reject anything else with an event.
 
 `CommandRouter.handle(kind, payload)` is the MqttClient's `on_command`. Each payload is checked
-against the contract (`contract.parse_command`); an override's user must be in
-`CommandsConfig.override_users` when that list is set. A refused command becomes a
+against the contract (`contract.parse_command`); the user of an override, a label or a model
+change must be in `CommandsConfig.override_users` when that list is set. A refused command becomes a
 `command_rejected` event saying which topic, why, and the first bytes of the payload; the node
 carries on. A handler that raises becomes a `command_failed` event; the node carries on.
 
@@ -14,6 +14,10 @@ Repeats (QoS 1 may deliver a command twice, and people press buttons twice):
 - `ack/set` is idempotent: acknowledging a seq again is only noted (see `edge.mqtt.handshake`).
 - `label/set` is idempotent with a `command_id`; without one a repeat keeps a second, equal label
   (the latest label of a view is the one in force).
+- `model/set` is idempotent with a `command_id`: the journal keeps the change (or refusal) made
+  for it, and the same id again changes nothing. Without one, a repeated promote of the active
+  model is refused, but a repeated rollback rolls back once more: send a `command_id`.
+- `frame/get` changes nothing and is answered each time it is delivered.
 - `trigger/set` is a request to inspect now and is not deduplicated: each one delivered starts an
   inspection (the trigger queue's bound and overflow policy apply). A PLC sends one per core.
 """
@@ -29,7 +33,9 @@ from typing import Any
 from edge.contract import (
     AckCommand,
     ContractViolation,
+    FrameRequest,
     LabelCommand,
+    ModelCommand,
     OverrideCommand,
     Topics,
     TriggerCommand,
@@ -56,6 +62,8 @@ class CommandRouter:
         on_ack: Callable[[AckCommand], Any] | None = None,
         on_override: Callable[[OverrideCommand], Any] | None = None,
         on_label: Callable[[LabelCommand], Any] | None = None,
+        on_frame_request: Callable[[FrameRequest], Any] | None = None,
+        on_model: Callable[[ModelCommand], Any] | None = None,
         override_users: list[str] | None = None,
     ):
         self.events = events
@@ -65,6 +73,8 @@ class CommandRouter:
             "ack/set": on_ack,
             "override/set": on_override,
             "label/set": on_label,
+            "frame/get": on_frame_request,
+            "model/set": on_model,
         }
         self.override_users = None if override_users is None else set(override_users)
         self.accepted = 0
@@ -87,11 +97,11 @@ class CommandRouter:
         return self._dispatch(kind, handler, command)
 
     def _authorise(self, command: object) -> None:
-        if not isinstance(command, OverrideCommand | LabelCommand) or self.override_users is None:
+        guarded = OverrideCommand | LabelCommand | ModelCommand
+        if not isinstance(command, guarded) or self.override_users is None:
             return
         if command.user not in self.override_users:
-            what = "override" if isinstance(command, OverrideCommand) else "label"
-            raise ContractViolation(f"user {command.user!r} may not {what}")
+            raise ContractViolation(f"user {command.user!r} may not {_what(command)}")
 
     def _reject(self, kind: str, payload: bytes, reason: str) -> None:
         self.rejected += 1
@@ -136,3 +146,9 @@ class CommandRouter:
             return self.topics.topic(kind)
         except ContractViolation:
             return kind
+
+
+def _what(command: OverrideCommand | LabelCommand | ModelCommand) -> str:
+    if isinstance(command, OverrideCommand):
+        return "override"
+    return "label" if isinstance(command, LabelCommand) else "change models"

@@ -16,6 +16,11 @@ unreadable image, model, bench) becomes a REVIEW reason; only an unexpected fail
 result with code 0 and err INSPECTION_FAILED, which is journaled and published like any other.
 OpenCV, zxing and onnxruntime work runs on the executor (they release the GIL); the journal is
 written on the event loop's thread, which owns it.
+
+Each inspection grades with the model that was active when it started: `use_grader` swaps the
+model between inspections (a promote or rollback over `model/set`), and the record names the
+model that decided. `frame/get` is answered on `frame` with the raw frame and the active model's
+masks (edge.station.frames), drawn on the executor, never holding up an inspection for long.
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ import numpy as np
 
 from edge.config.station import StationConfig
 from edge.contract import (
+    MAX_FRAME_BYTES,
     Credit,
     DecisionInfo,
     DefectResult,
     Disposition,
+    FrameReply,
+    FrameRequest,
     InspectionRecord,
     LabelCommand,
     Measurement,
@@ -49,6 +57,7 @@ from edge.contract import (
     Result,
     ResultError,
     RulesInfo,
+    ShadowReport,
     Topics,
     TriggerCommand,
 )
@@ -70,6 +79,7 @@ from edge.journal.outbox import OutboxMessage
 from edge.station import quality
 from edge.station.camera import Camera, Frame
 from edge.station.coreid import CoreIdOutcome, resolve_core_id
+from edge.station.frames import draw_frame, frame_reply, raw_frame_path, refused_reply
 from edge.station.grades import defects_of
 from edge.station.health import Health
 from edge.station.shadow import Shadow, ShadowInput
@@ -176,6 +186,8 @@ class _Work:
     trigger: Trigger
     started: float
     ts: str
+    grader: Any  # the model active when the inspection started grades all of it
+    model: ModelInfo | None
     timings: dict[str, float] = field(default_factory=dict)
     frames: list[Frame] = field(default_factory=list)
     image_problems: list[str] = field(default_factory=list)
@@ -259,7 +271,8 @@ class Station:
         self.events = events
         self.executor = executor
         self.publisher = publisher
-        self.shadow = shadow
+        self.shadow: Shadow | None = None
+        self.use_shadow(shadow)
         self.health = health or Health(config.station_id)
         self.clock = clock
         self.topics = Topics(config.station_id, config.mqtt.topic_prefix)
@@ -268,6 +281,42 @@ class Station:
         self.busy_since: float | None = None
         self.listeners: list[Callable[[Inspected], None]] = []
         self.model = _model_info(grader)
+
+    # ------------------------------------------------------------ models
+
+    def use_grader(self, grader: Any) -> None:
+        """Grade with `grader` from the next inspection; the one in hand keeps its model."""
+        self.grader, self.model = grader, _model_info(grader)
+        log.info(
+            "model %s grades from the next inspection", self.model.version if self.model else "?"
+        )
+
+    def use_shadow(self, shadow: Shadow | None) -> Shadow | None:
+        """Run `shadow` (or none) beside the active model from the next inspection; returns the
+        one it replaces, for the caller to drain. The station publishes the shadow's reports on
+        `shadow` unless it reports elsewhere already."""
+        previous, self.shadow = self.shadow, shadow
+        if shadow is not None and shadow.report is None:
+            shadow.report = self.publish_shadow
+        return previous
+
+    def publish_shadow(self, report: ShadowReport) -> None:
+        """Queue a shadow report for the `shadow` topic."""
+        payload = report.model_dump_json(by_alias=True).encode()
+        self.send(OutboxMessage(kind="shadow", topic=self.topics.shadow, payload=payload,
+                                msg_id=report.id))  # fmt: skip
+
+    def send(self, *messages: OutboxMessage) -> bool:
+        """Queue messages that belong to no record (a transaction of their own) and wake the
+        publisher; False when the journal could not take them (logged)."""
+        try:
+            self.journal.outbox.add_committed(list(messages))
+        except JournalError as exc:  # the journal reports its own failures; nothing to resend
+            log.warning("%s not queued: %s", ", ".join(m.kind for m in messages), exc)
+            return False
+        if self.publisher is not None:
+            self.publisher.notify()
+        return True
 
     # ------------------------------------------------------------ triggers in
 
@@ -377,7 +426,13 @@ class Station:
             self.busy, self.busy_since = False, None
 
     async def _inspect(self, trigger: Trigger) -> _Outcome:
-        work = _Work(trigger=trigger, started=time.perf_counter(), ts=utc_now())
+        work = _Work(
+            trigger=trigger,
+            started=time.perf_counter(),
+            ts=utc_now(),
+            grader=self.grader,
+            model=self.model,
+        )
         await self._capture(work)
         await self._bench_identity(work)
         await self._analyse(work)
@@ -438,7 +493,7 @@ class Station:
         if not images:
             return
         try:
-            work.graded = self.grader.grade_views(images)
+            work.graded = work.grader.grade_views(images)
         except VisionError as exc:
             self.events.error(
                 "grading_failed", f"the model could not grade the image: {exc}", error=exc
@@ -520,6 +575,9 @@ class Station:
             family,
             {k: v.model_dump() for k, v in work.measurements.items()},
             list(work.image_problems),
+            active_version=work.model.version if work.model is not None else None,
+            active_defects=defects,
+            active_code=decision.code,
         )
         return _Outcome(
             draft,
@@ -557,7 +615,7 @@ class Station:
             measurements=work.measurements,
             decision=decision,
             impact=impact(family, decision.code),
-            model=self.model if work.graded is not None else None,
+            model=work.model if work.graded is not None else None,
             rules=rules,
             timings_ms=work.timings,
         )
@@ -709,6 +767,44 @@ class Station:
         if self.publisher is not None:
             self.publisher.notify()
         return updated
+
+    # ------------------------------------------------------------ frames for labelling
+
+    async def on_frame_request(self, command: FrameRequest) -> FrameReply:
+        """`frame/get`: answer once on `frame` with the raw frame and the active model's masks,
+        or with `error` and a `frame_refused` event when there is no frame to give."""
+        grader, model = self.grader, self.model
+        loop = asyncio.get_running_loop()
+        try:
+            path = raw_frame_path(self.journal, command.id, command.view)
+            drawn = await loop.run_in_executor(self.executor, draw_frame, grader, path)
+            reply = frame_reply(
+                command, self.config.station_id, drawn, model.version if model else None
+            )
+        except (JournalError, VisionError) as exc:
+            reply = self._frame_refused(command, str(exc))
+        payload = reply.model_dump_json(by_alias=True).encode()
+        if len(payload) > MAX_FRAME_BYTES:
+            reply = self._frame_refused(
+                command,
+                f"the frame and its masks are {len(payload)} bytes, "
+                f"more than the {MAX_FRAME_BYTES} a frame message may be",
+            )
+            payload = reply.model_dump_json(by_alias=True).encode()
+        self.send(OutboxMessage(kind="frame", topic=self.topics.frame, payload=payload,
+                                msg_id=command.command_id or new_id()))  # fmt: skip
+        return reply
+
+    def _frame_refused(self, command: FrameRequest, why: str) -> FrameReply:
+        self.events.warning(
+            "frame_refused",
+            f"frame of inspection {command.id} view {command.view} not sent: {why}",
+            inspection_id=command.id,
+            view=command.view,
+            user=command.user,
+            command_id=command.command_id,
+        )
+        return refused_reply(command, self.config.station_id, why)
 
     # ------------------------------------------------------------ labels
 

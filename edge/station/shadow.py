@@ -3,22 +3,26 @@
 The station offers every finished inspection (after its result went out, so the PLC never waits
 for the candidate). The shadow grades it on a thread of its own and decides with the same family
 rules, measurements and image problems; the outcome goes into the journal beside the inspection
-(edge.journal.shadow), where `agreement` compares the two models. One inspection at a time: an
-inspection offered while the shadow is still busy is skipped and counted, never queued.
+(edge.journal.shadow), where `agreement` compares the two models, and, when a `report` callback
+is given, a ShadowReport (the `shadow` topic) puts the candidate's grades and would-be decision
+beside the active model's. One inspection at a time: an inspection offered while the shadow is
+still busy is skipped and counted, never queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from edge.contract.timefmt import UTC
+from edge.contract import DecisionInfo, DefectResult, Disposition, ShadowReport
+from edge.contract.timefmt import UTC, utc_now
 from edge.decision.rules import decide
 from edge.errors import JournalError
 from edge.events import Events
@@ -39,16 +43,27 @@ class ShadowInput:
     family: Any  # a FamilyConfig or None
     measurements: dict[str, Any]
     image_problems: list[str]
+    active_version: str | None = None
+    active_defects: dict[str, DefectResult] = field(default_factory=dict)
+    active_code: Disposition = Disposition.NONE
 
 
 class Shadow:
     """Runs one candidate grader; see the module docstring."""
 
-    def __init__(self, grader: Any, journal: Journal, events: Events, sha256: str = ""):
+    def __init__(
+        self,
+        grader: Any,
+        journal: Journal,
+        events: Events,
+        sha256: str = "",
+        report: Callable[[ShadowReport], None] | None = None,
+    ):
         self.grader = grader
         self.journal = journal
         self.events = events
         self.sha256 = sha256
+        self.report = report
         self.version = grader.card.version
         self.done = 0
         self.skipped = 0
@@ -90,6 +105,8 @@ class Shadow:
             record_shadow(self.journal, item.inspection_id, self.version, self.sha256, defects,
                           decision)  # fmt: skip
             self.done += 1
+            if self.report is not None:
+                self.report(self._report(item, defects, decision))
         except (VisionError, JournalError) as exc:
             self.events.warning(
                 "shadow_failed",
@@ -97,3 +114,18 @@ class Shadow:
                 inspection_id=item.inspection_id,
                 version=self.version,
             )
+
+    def _report(
+        self, item: ShadowInput, defects: dict[str, DefectResult], decision: DecisionInfo
+    ) -> ShadowReport:
+        return ShadowReport(
+            id=item.inspection_id,
+            station=self.events.station,
+            ts=utc_now(),
+            candidate=self.version,
+            active=item.active_version,
+            defects=defects,
+            active_defects=item.active_defects,
+            code=decision.code,
+            active_code=item.active_code,
+        )

@@ -1,0 +1,226 @@
+"""Model changes while the node runs (`model/set`) and the registry's state (`models`).
+
+    switch = ModelSwitch(station, registry, events, load_active=..., load_shadow=...)
+    await switch.on_model_command(command)   shadow VERSION, end_shadow, promote VERSION, rollback
+    switch.publish_state()                   the retained `models` message (at start, each change)
+
+A model is loaded and checked (its card against its graph, its sha256 against the registry's) on
+a thread of its own before the registry changes: only a model that loads becomes active or
+shadow, and the station grades with a promoted one from the next inspection (the inspection in
+hand finishes with the model it started with). A model that does not load, or a change the
+registry refuses (unknown version, nothing to roll back to), is a `model_refused` warning and
+changes nothing. Commands are carried out one at a time; a command whose `command_id` the journal
+has seen already (carried out or refused) changes nothing. Each change is the registry's event,
+journaled like every event, with the command's id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+from edge.contract import ModelCommand, ModelsState, RegistryModel
+from edge.contract.timefmt import utc_now
+from edge.errors import JournalError, RegistryError
+from edge.events import Events
+from edge.journal.outbox import OutboxMessage
+from edge.journal.shadow import shadow_count
+from edge.station.loop import Station
+from edge.station.shadow import Shadow
+from vision.errors import VisionError
+
+log = logging.getLogger("reman.models")
+
+Loader = Callable[[Path], Any]
+"""A model file to a loaded, checked grader (blocking; ModelSwitch runs it on its thread)."""
+
+ShadowMaker = Callable[[Any], Shadow]
+"""A loaded grader to the Shadow that runs it."""
+
+CHANGE_CODES = frozenset(
+    {"model_shadowed", "model_shadow_ended", "model_promoted", "model_rolled_back", "model_refused"}
+)
+"""The events a `model/set` leaves in the journal, carrying its command_id."""
+
+
+class Registry(Protocol):
+    """What ModelSwitch needs of edge.registry.ModelRegistry."""
+
+    def entries(self) -> list[Any]: ...
+    def file_of(self, version: str) -> Path: ...
+    def rollback_target(self) -> str: ...
+    def can_roll_back(self) -> bool: ...
+    def shadow(
+        self, version: str, user: str, reason: str | None = ..., command_id: str | None = ...
+    ) -> None: ...
+    def end_shadow(
+        self, user: str, reason: str | None = ..., command_id: str | None = ...
+    ) -> str: ...
+    def promote(
+        self, version: str, user: str, reason: str, command_id: str | None = ...
+    ) -> None: ...
+    def rollback(self, user: str, reason: str, command_id: str | None = ...) -> str: ...
+
+
+class ModelSwitch:
+    """Applies `model/set` commands to the registry and the running station; see the module
+    docstring."""
+
+    def __init__(
+        self,
+        station: Station,
+        registry: Registry,
+        events: Events,
+        *,
+        load_active: Loader,
+        make_shadow: ShadowMaker,
+        load_shadow: Loader,
+    ):
+        self.station = station
+        self.registry = registry
+        self.events = events
+        self.load_active = load_active
+        self.load_shadow = load_shadow
+        self.make_shadow = make_shadow
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
+        self._lock = asyncio.Lock()
+
+    async def on_model_command(self, command: ModelCommand) -> bool:
+        """Carry out one `model/set`; True when the registry changed."""
+        async with self._lock:
+            try:
+                if command.command_id is not None and self._seen(command.command_id):
+                    log.info("model/set %s repeated; nothing changed", command.command_id)
+                    return False
+                await self._apply(command)
+            except (RegistryError, VisionError, JournalError) as exc:
+                self._refused(command, str(exc))
+                return False
+            self.publish_state()
+            return True
+
+    def state(self) -> ModelsState:
+        """The registry as the `models` topic carries it: `shadow_seen` counts every inspection
+        the shadow version graded (the journal keeps them), `shadow_skipped` those it skipped
+        since it started running in this node."""
+        entries = self.registry.entries()
+        shadow = self.station.shadow
+        shadow_version = _with_role(entries, "shadow")
+        seen = shadow_count(self.station.journal, shadow_version) if shadow_version else 0
+        return ModelsState(
+            station=self.events.station,
+            ts=utc_now(),
+            active=_with_role(entries, "active"),
+            shadow=shadow_version,
+            can_roll_back=self.registry.can_roll_back(),
+            models=[_registry_model(entry) for entry in entries],
+            shadow_seen=seen,
+            shadow_skipped=shadow.skipped if shadow is not None else 0,
+        )
+
+    def publish_state(self) -> bool:
+        """Queue the retained `models` message; False (with a warning) when the registry cannot
+        be read."""
+        try:
+            state = self.state()
+        except (RegistryError, JournalError) as exc:
+            self.events.warning("models_unreadable", f"models state not published: {exc}")
+            return False
+        payload = state.model_dump_json(by_alias=True).encode()
+        message = OutboxMessage(
+            kind="models", topic=self.station.topics.models, payload=payload, retain=True
+        )
+        return self.station.send(message)
+
+    def close(self) -> None:
+        """Free the loading thread (a load in hand finishes on its own)."""
+        self._executor.shutdown(wait=False)
+
+    # ------------------------------------------------------------ the changes
+
+    async def _apply(self, command: ModelCommand) -> None:
+        if command.action == "promote":
+            assert command.version is not None  # the contract requires it
+            await self._promote(command, command.version)
+        elif command.action == "rollback":
+            await self._rollback(command)
+        elif command.action == "shadow":
+            assert command.version is not None  # the contract requires it
+            await self._shadow(command, command.version)
+        else:
+            self.registry.end_shadow(command.user, command.reason, command.command_id)
+            await self._replace_shadow(None)
+
+    async def _promote(self, command: ModelCommand, version: str) -> None:
+        grader = await self._load(self.load_active, version)
+        self.registry.promote(version, command.user, command.reason, command.command_id)
+        self.station.use_grader(grader)
+        if self.station.shadow is not None and self.station.shadow.version == version:
+            await self._replace_shadow(None)  # the registry ended its shadow
+
+    async def _rollback(self, command: ModelCommand) -> None:
+        grader = await self._load(self.load_active, self.registry.rollback_target())
+        self.registry.rollback(command.user, command.reason, command.command_id)
+        self.station.use_grader(grader)
+
+    async def _shadow(self, command: ModelCommand, version: str) -> None:
+        grader = await self._load(self.load_shadow, version)
+        self.registry.shadow(version, command.user, command.reason, command.command_id)
+        await self._replace_shadow(self.make_shadow(grader))
+
+    async def _replace_shadow(self, shadow: Shadow | None) -> None:
+        previous = self.station.use_shadow(shadow)
+        if previous is not None:
+            await previous.drain()  # its inspection in hand is still journaled
+
+    async def _load(self, loader: Loader, version: str) -> Any:
+        """The grader of a kept model, loaded on the switch's thread and checked against the
+        registry; RegistryError or VisionError when it is not the model the registry kept."""
+        path = self.registry.file_of(version)
+        kept = {entry.version: entry for entry in self.registry.entries()}[version]
+        grader = await asyncio.get_running_loop().run_in_executor(self._executor, loader, path)
+        if grader.card.version != version:
+            raise RegistryError(f"{path.name} holds version {grader.card.version}, not {version}")
+        if getattr(grader, "sha256", kept.sha256) != kept.sha256:
+            raise RegistryError(
+                f"model {version}'s file {path.name} changed since it was added "
+                f"(sha256 {grader.sha256[:12]}, kept {kept.sha256[:12]})"
+            )
+        return grader
+
+    def _refused(self, command: ModelCommand, why: str) -> None:
+        what = command.action + (f" {command.version}" if command.version else "")
+        self.events.warning(
+            "model_refused",
+            f"{command.user}'s {what} refused, nothing changed: {why}",
+            action=command.action,
+            version=command.version,
+            user=command.user,
+            reason=command.reason,
+            command_id=command.command_id,
+        )
+
+    def _seen(self, command_id: str) -> bool:
+        """Whether the journal holds a change or refusal made for `command_id`; JournalError
+        when it cannot tell (the command is then refused: a rollback twice is two rollbacks)."""
+        codes = self.station.journal.event_codes_for_command(command_id)
+        return any(code in CHANGE_CODES for code in codes)
+
+
+def _with_role(entries: list[Any], role: str) -> str | None:
+    return next((entry.version for entry in entries if entry.role == role), None)
+
+
+def _registry_model(entry: Any) -> RegistryModel:
+    return RegistryModel(
+        version=entry.version,
+        name=entry.name,
+        task=entry.task,
+        sha256=entry.sha256,
+        added=entry.added,
+        role=entry.role,
+    )
