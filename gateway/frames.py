@@ -2,6 +2,7 @@
 
     parse_frame(payload)         -> Frame, or ContractViolation saying why it was refused
     png_size(data)               -> (width, height) of a PNG, or ContractViolation
+    png_painted(data)            -> whether a PNG mask has any non-zero pixel
     FrameCache(max_frames, max_bytes, retention_s)
                                  the latest frame per (station, inspection id, view), in memory
 
@@ -21,6 +22,7 @@ import logging
 import struct
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +82,59 @@ def png_size(data: bytes) -> tuple[int, int]:
     if binascii.crc32(data[12:29]) != struct.unpack(">I", data[29:33])[0]:
         raise ContractViolation("PNG header is corrupt (CRC)")
     return width, height
+
+
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by PNG colour type
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+
+
+def png_painted(data: bytes) -> bool:
+    """Whether a PNG has any non-zero pixel (any channel); ContractViolation when its image data
+    cannot be read. Every PNG row filter maps an all-zero image to all-zero bytes and nothing
+    else to them, so the filtered rows need no unfiltering."""
+    width, height = png_size(data)
+    depth, colour, interlace = data[24], data[25], data[28]
+    if colour not in _CHANNELS or interlace not in (0, 1):
+        raise ContractViolation("PNG of an unknown colour type")
+    bits = _CHANNELS[colour] * depth
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    rows = [
+        (-(-(width - x0) // dx) * bits + 7) // 8 + 1
+        for x0, y0, dx, dy in passes
+        if width > x0 and height > y0
+        for _ in range(-(-(height - y0) // dy))
+    ]
+    pixels = _png_image_data(data, limit=sum(rows))
+    if len(pixels) < sum(rows):
+        raise ContractViolation("PNG image data is shorter than its size")
+    at = 0
+    for length in rows:
+        if any(pixels[at + 1 : at + length]):
+            return True
+        at += length
+    return False
+
+
+def _png_image_data(data: bytes, limit: int) -> bytes:
+    chunks, at = [], 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        if kind == b"IDAT":
+            chunks.append(data[at + 8 : at + 8 + length])
+        at += 12 + length
+    try:
+        # bounded: a small PNG must not inflate to more than its stated size allows
+        return zlib.decompressobj().decompress(b"".join(chunks), limit)
+    except zlib.error as exc:
+        raise ContractViolation(f"PNG image data is corrupt: {exc}") from exc
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:

@@ -39,7 +39,7 @@ from edge.contract.timefmt import utc_now
 from gateway.auth import check_csrf, require
 from gateway.config import User
 from gateway.errors import GatewayError
-from gateway.frames import Frame, FrameCache, Held, decode_base64, png_size
+from gateway.frames import Frame, FrameCache, Held, decode_base64, png_painted, png_size
 from gateway.views import display_row
 
 log = logging.getLogger("reman.gateway.labels")
@@ -198,8 +198,11 @@ def submit_label(
     """Check the label against the frame the node sent, then publish `label/set`."""
     row = _row(request, station, inspection_id)
     frame = _held_frame(request, station, row["id"], body.view)
-    for name, text in body.masks.items():
-        _check_mask(name, text, frame)
+    painted = sorted(name for name, text in body.masks.items() if _check_mask(name, text, frame))
+    if body.masks and not painted and not body.good:
+        raise HTTPException(
+            status_code=400, detail="every mask is empty: mark the photograph as good instead"
+        )
     command = _label_command(row["id"], body, user)
     size = len(command.model_dump_json(exclude_none=True))
     if size > MAX_LABEL_BYTES:
@@ -207,27 +210,33 @@ def submit_label(
             status_code=413, detail=f"the label is {size} bytes; at most {MAX_LABEL_BYTES}"
         )
     _publish(request, station, "label/set", command)
-    what = "good" if body.good else "masks: " + ", ".join(sorted(body.masks))
+    empty = sorted(set(body.masks) - set(painted))
+    what = "good" if body.good else "defects: " + ", ".join(painted)
+    if empty:
+        what += "; none of " + ", ".join(empty)
     request.app.state.store.add_audit(
         station, row["id"], utc_now(), user.username, LABEL_SENT, reason=f"view {body.view}, {what}"
     )
     return {"sent": True, "command_id": command.command_id, "summary": what}
 
 
-def _check_mask(name: str, text: str, frame: Frame) -> None:
-    """400 unless `text` is a base64 PNG of the frame's size for a known defect type."""
+def _check_mask(name: str, text: str, frame: Frame) -> bool:
+    """Whether the mask marks any pixel; 400 unless `text` is a readable base64 PNG of the
+    frame's size for a known defect type."""
     if name not in DEFECT_TYPES:
         raise HTTPException(status_code=400, detail=f"{name!r} is not a defect type")
     try:
-        found = png_size(decode_base64(text, f"masks.{name}"))
+        data = decode_base64(text, f"masks.{name}")
+        found = png_size(data)
+        if found != (frame.width, frame.height):
+            raise HTTPException(
+                status_code=400,
+                detail=f"masks.{name} is {found[0]}x{found[1]}; the frame is "
+                f"{frame.width}x{frame.height}",
+            )
+        return png_painted(data)
     except ContractViolation as exc:
         raise HTTPException(status_code=400, detail=f"masks.{name}: {exc}") from exc
-    if found != (frame.width, frame.height):
-        raise HTTPException(
-            status_code=400,
-            detail=f"masks.{name} is {found[0]}x{found[1]}; the frame is "
-            f"{frame.width}x{frame.height}",
-        )
 
 
 def _label_command(inspection_id: str, body: LabelSubmission, user: User) -> LabelCommand:

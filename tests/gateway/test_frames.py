@@ -9,7 +9,7 @@ import pytest
 
 from edge.contract import MAX_FRAME_BYTES, ContractViolation
 from edge.contract.broker import BrokerConfig
-from gateway.frames import Frame, FrameCache, parse_frame, png_size
+from gateway.frames import Frame, FrameCache, parse_frame, png_painted, png_size
 from gateway.ingest import BatchWriter, MqttIngest, parse_message
 from gateway.store import Store
 from tests.gateway.frames import HEIGHT, WIDTH, b64, frame_reply, mask_png, photo_jpeg
@@ -99,3 +99,26 @@ def test_a_malformed_frame_is_counted_noted_for_the_editor_and_ingest_goes_on(tm
     assert ingest.counters.snapshot()["received"] == {"frame": 1}
     held = cache.get(("st-1", "I1", 1))
     assert held is not None and held.frame.command_id == "c1"
+
+
+@pytest.mark.parametrize("channels", [None, 3, 4])
+def test_png_painted_finds_one_non_zero_pixel_anywhere(channels):
+    import cv2
+    import numpy as np
+
+    shape = (HEIGHT, WIDTH) if channels is None else (HEIGHT, WIDTH, channels)
+
+    def png(img) -> bytes:
+        return cv2.imencode(".png", img)[1].tobytes()
+
+    blank = np.zeros(shape, np.uint8)
+    assert not png_painted(png(blank))
+    for y, x in ((0, 0), (HEIGHT // 2, WIDTH // 3), (HEIGHT - 1, WIDTH - 1)):
+        one = blank.copy()
+        one[y, x] = 1
+        assert png_painted(png(one)), (y, x)
+
+
+def test_png_painted_refuses_cut_image_data():
+    with pytest.raises(ContractViolation, match="shorter|corrupt"):
+        png_painted(mask_png(None)[:60])

@@ -259,6 +259,7 @@ def test_label_masks_are_checked_against_the_frame(web, node):
         ({"masks": {"wear": b64(mask_png(None, (10, 10)))}}, 400, "the frame is 480x360"),
         ({"masks": {"rust": b64(mask_png(None))}}, 400, "not a defect type"),
         ({"masks": {"wear": b64(b"GIF89a")}}, 400, "not a PNG"),
+        ({"masks": {"wear": b64(mask_png(None))}}, 400, "mark the photograph as good"),
         ({"good": True, "masks": {"wear": b64(mask_png(None))}}, 400, "not both"),
         ({"good": True}, 403, "CSRF"),
     ]
@@ -267,6 +268,10 @@ def test_label_masks_are_checked_against_the_frame(web, node):
         resp = erin.post(f"{base}/label", json=body, headers=sent_headers)
         assert resp.status_code == status and why in resp.json()["detail"], (body, resp.text)
     assert responder.labels.empty()
+    painted = {"wear": b64(mask_png((0, 0, 10, 10))), "anomaly": b64(mask_png(None))}
+    sent = erin.post(f"{base}/label", json={"masks": painted}, headers=headers).json()
+    assert sent["summary"] == "defects: wear; none of anomaly"
+    assert set(_label(responder)["masks"]) == {"wear", "anomaly"}
 
 
 def _wait_ready(gw: Gateway, client: httpx.Client, base: str, asked: dict) -> dict:
