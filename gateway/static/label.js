@@ -209,7 +209,9 @@
     if (e.pointerType === "mouse" && e.button !== 0) return;
     if (!state.active || state.stroke) return;
     e.preventDefault();
-    state.cursor.setPointerCapture(e.pointerId);
+    try {
+      state.cursor.setPointerCapture(e.pointerId);  // the stroke goes on past the canvas' edge
+    } catch (err) { /* a pointer the browser no longer tracks: paint without capture */ }
     remember(state.active);
     const p = point(e);
     const ctx = state.active.ctx;

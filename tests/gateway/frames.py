@@ -74,7 +74,7 @@ class FrameNode:
 
     def __init__(self, station) -> None:
         self.station = station
-        self.mode = "frame"  # frame | error | malformed
+        self.mode = "frame"  # frame | error | malformed | silent
         self.requests: queue.Queue[dict] = queue.Queue()
         self.labels: queue.Queue[dict] = queue.Queue()
         client, topics = station.client, station.topics
@@ -89,6 +89,8 @@ class FrameNode:
         request = json.loads(msg.payload)
         self.requests.put(request)
         name = self.station.topics.station
+        if self.mode == "silent":
+            return
         if self.mode == "error":
             payload = json.dumps(
                 {

@@ -186,6 +186,52 @@ def test_mark_as_good_sends_a_good_label(as_user, node):
     assert label["good"] is True and not label.get("masks") and label["user"] == "erin"
 
 
+def test_the_page_waits_for_the_station(as_user, node):
+    responder, rec = node("st-lab-wait", "C9008")
+    responder.mode = "silent"
+    pg = as_user("erin")
+    pg.goto(f"/inspections/{rec.station}/{rec.id}/label")
+    expect(pg.locator("#label-status")).to_have_text("Waiting for the station…")
+    assert responder.requests.get(timeout=10)["id"] == rec.id
+    expect(pg.locator("#label-work")).to_be_hidden()
+
+
+def test_touch_paints_on_a_tablet(browser, web, node):
+    gw, _ = web
+    responder, rec = node("st-lab-touch", "C9009")
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 768}, base_url=gw.url, has_touch=True
+    )
+    pg = context.new_page()
+    pg.goto("/login")
+    pg.fill("input[name=username]", "erin")
+    pg.fill("input[name=password]", PASSWORDS["erin"])
+    pg.click("button[type=submit]")
+    expect(pg.locator("header.bar .who")).to_contain_text("erin")
+    pg.goto(f"/inspections/{rec.station}/{rec.id}/label")
+    expect(pg.locator("#label-work")).to_be_visible(timeout=15000)
+    pg.locator('#label-layers .label-layer[data-type="anomaly"]').tap()
+    box = pg.locator("canvas.cursor").bounding_box()
+    assert box is not None
+    cdp = context.new_cdp_session(pg)
+
+    def touch(kind: str, x: int, y: int) -> None:
+        at = {"x": box["x"] + x * box["width"] / WIDTH, "y": box["y"] + y * box["height"] / HEIGHT}
+        points = [] if kind == "touchEnd" else [at]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", 100, 300)
+    for x in range(110, 260, 10):
+        touch("touchMove", x, 300)
+    touch("touchEnd", 260, 300)
+    shot(pg, "label-editor-tablet")
+    pg.locator("#label-submit").tap()
+    expect(pg.locator("#label-done")).to_contain_text("defects: anomaly, corrosion")
+    anomaly = decode_mask(_label(responder)["masks"]["anomaly"])[..., 3]
+    assert anomaly[300, 180] > 0 and anomaly[100, 180] == 0
+    context.close()
+
+
 def test_the_node_error_is_shown(as_user, node):
     responder, rec = node("st-lab-err", "C9004")
     responder.mode = "error"
@@ -223,6 +269,7 @@ def test_operator_can_only_flag_and_engineers_see_the_flag(as_user, node, web):
     expect(pg.get_by_role("status")).to_contain_text("Flagged for labelling")
     expect(pg.locator("#audit")).to_contain_text("flagged for labelling")
     expect(pg.locator("#audit")).to_contain_text("olly")
+    shot(pg, "detail-flagged-by-operator")
 
     olly = login(gw.url, "olly")
     token = csrf_of(olly.get(f"/inspections/{rec.station}/{rec.id}").text)
@@ -240,6 +287,7 @@ def test_operator_can_only_flag_and_engineers_see_the_flag(as_user, node, web):
     erin = as_user("erin")
     erin.goto(f"/history?station={rec.station}")
     expect(erin.locator(f'#history tr[data-id="{rec.id}"] .flagged')).to_be_visible()
+    shot(erin, "history-flagged")
     erin.click("#flagged-link")
     expect(erin.locator(f'#flagged tr[data-id="{rec.id}"]')).to_contain_text("olly")
 
