@@ -122,3 +122,16 @@ def test_png_painted_finds_one_non_zero_pixel_anywhere(channels):
 def test_png_painted_refuses_cut_image_data():
     with pytest.raises(ContractViolation, match="shorter|corrupt"):
         png_painted(mask_png(None)[:60])
+
+
+def test_the_node_answer_to_frame_get_is_accepted_as_it_publishes_it():
+    from edge.contract import FrameRequest
+    from edge.station.frames import DrawnFrame, frame_reply, refused_reply
+
+    request = FrameRequest(id="I1", view=1, user="erin", command_id="c7")
+    drawn = DrawnFrame(photo_jpeg(), WIDTH, HEIGHT, {"corrosion": mask_png((1, 1, 5, 5))})
+    reply = frame_reply(request, "st-1", drawn, "seg-7").model_dump_json(by_alias=True)
+    frame = parse_frame(reply.encode())
+    assert frame.command_id == "c7" and png_painted(frame.masks["corrosion"])
+    refused = refused_reply(request, "st-1", "the raw frame of view 1 is gone with retention")
+    assert "gone" in parse_frame(refused.model_dump_json(by_alias=True).encode()).error
