@@ -11,6 +11,8 @@ A malformed message is counted and logged, never fatal. Snapshots (raw JPEG byte
 as files and tied to the station's latest inspection seen before them (the node publishes the
 inspection, then its snapshot); the oldest files beyond the retention limit are deleted.
 A `frame` (the answer to `frame/get`) goes to the FrameCache, not the store (see gateway.frames).
+`models` (the node's registry) and `shadow` (the shadow model's reports) are kept by
+gateway.models_store, in the same transaction as the rest of their batch.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from edge.contract import (
     ContractViolation,
     Event,
     InspectionRecord,
+    ModelsState,
     OverrideCommand,
     Result,
+    ShadowReport,
     Stats,
     Topics,
     parse_json,
@@ -134,6 +138,8 @@ _PARSERS: dict[str, Callable[[bytes], Any]] = {
     "available": _available,
     "snapshot": _snapshot,
     "frame": parse_frame,
+    "models": _json_model(ModelsState),
+    "shadow": _json_model(ShadowReport),
 }
 
 
@@ -314,6 +320,10 @@ class BatchWriter:
             batch.available.append((item.station, item.value, item.received_ts))
         elif item.kind == "snapshot":
             batch.snapshots.append(self._save_snapshot(item))
+        elif item.kind == "models":
+            batch.models.append((item.value, item.received_ts))
+        elif item.kind == "shadow":
+            batch.shadows.append(item.value)
 
     def _note_latest(self, record: InspectionRecord) -> None:
         known = self._latest_inspection.get(record.station)

@@ -29,8 +29,18 @@ from typing import Any
 
 import sqlite_utils
 
-from edge.contract import Credit, Event, InspectionRecord, OverrideInfo, Result, Stats
+from edge.contract import (
+    Credit,
+    Event,
+    InspectionRecord,
+    ModelsState,
+    OverrideInfo,
+    Result,
+    ShadowReport,
+    Stats,
+)
 from edge.contract.timefmt import normalize_ts
+from gateway import models_store
 from gateway.errors import AmbiguousInspection, StoreError
 
 COUNT_CAP = 10_000
@@ -211,6 +221,8 @@ class Batch:
     events: list[Event] = field(default_factory=list)
     available: list[tuple[str, str, str]] = field(default_factory=list)
     snapshots: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    models: list[tuple[ModelsState, str]] = field(default_factory=list)  # (state, received_ts)
+    shadows: list[ShadowReport] = field(default_factory=list)
 
     def __len__(self) -> int:
         return sum(
@@ -222,6 +234,8 @@ class Batch:
                 self.events,
                 self.available,
                 self.snapshots,
+                self.models,
+                self.shadows,
             )
         )
 
@@ -294,6 +308,7 @@ class Store:
         db.conn.execute("PRAGMA synchronous = NORMAL")
         self._migrate(db.conn)
         db.conn.executescript(_SCHEMA)
+        models_store.create_tables(db.conn)
         if "inspections_fts" not in db.table_names():
             db.table("inspections").enable_fts(
                 ["core_id", "reasons"], fts_version="FTS5", create_triggers=True
@@ -355,6 +370,7 @@ class Store:
                 conn.executemany(
                     "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)", batch.snapshots
                 )
+                models_store.write(conn, batch.models, batch.shadows)
 
     def _write_inspections(self, conn: sqlite3.Connection, records: list[InspectionRecord]) -> None:
         conn.executemany(_UPSERT, [inspection_row(r) for r in records])
