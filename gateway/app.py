@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
 from edge.contract import OverrideCommand
-from gateway import api, labels, pages
+from gateway import api, labels, models_page, pages
 from gateway.auth import (
     LoginRequired,
     LoginThrottle,
@@ -105,6 +105,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(labels.router)
+    app.include_router(models_page.router)
     _add_handlers(app)
     return app
 

@@ -11,7 +11,8 @@ slowed per user name and address: after `http.login_max_failures` failures withi
 `http.login_lockout_s`, further tries get 429 without their password being checked.
 
     operator   view, confirm, flag (a core for labelling)
-    engineer   view, confirm, flag, override, export, events, label (a photograph)
+    engineer   view, confirm, flag, override, export, events, label (a photograph), models
+               (see a station's models and its shadow's figures; changing them is admin's)
     admin      everything
 """
 
@@ -44,9 +45,11 @@ CSRF_HEADER = "x-csrf-token"
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "operator": frozenset({"view", "confirm", "flag"}),
-    "engineer": frozenset({"view", "confirm", "flag", "override", "export", "events", "label"}),
+    "engineer": frozenset(
+        {"view", "confirm", "flag", "override", "export", "events", "label", "models"}
+    ),
     "admin": frozenset(
-        {"view", "confirm", "flag", "override", "export", "events", "label", "admin"}
+        {"view", "confirm", "flag", "override", "export", "events", "label", "models", "admin"}
     ),
 }
 
