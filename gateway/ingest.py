@@ -80,7 +80,7 @@ def parse_message(topic: str, payload: bytes, prefix: str = "reman") -> Parsed |
     if where is None or where[1] in Topics.COMMANDS:
         return None
     station, kind = where
-    if not payload and kind in ("available", "result"):
+    if not payload and kind in ("available", "result", "models"):
         return None  # an empty retained message clears the topic; nothing to keep
     parser = _PARSERS.get(kind)
     if parser is None:
