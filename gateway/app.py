@@ -120,6 +120,7 @@ def _templates() -> Jinja2Templates:
     templates.env.filters["hm"] = lambda ts: (ts or "")[11:19]
     templates.env.filters["day_hm"] = lambda ts: (ts or "").replace("T", " ")[:19]
     templates.env.filters["num"] = _num
+    templates.env.filters["raw_views"] = labels.raw_views
     templates.env.filters["pct"] = lambda v: "unknown" if _missing(v) else f"{v * 100:.1f} %"
     return templates
 

@@ -50,6 +50,7 @@ Flagger = Annotated[User, Depends(require("flag"))]
 FLAGGED = "label_flagged"
 LABEL_SENT = "label_sent"
 MAX_VIEWS = 16
+OVERLAY_SUFFIX = "-overlay"  # the node's name for an annotated copy, not a raw frame
 
 
 class CommandPublisher(Protocol):
@@ -277,6 +278,13 @@ def flagged(store, station: str | None = None) -> list[dict[str, Any]]:
         "ORDER BY f.ts DESC LIMIT 500",
         [FLAGGED, station, station, FLAGGED, LABEL_SENT],
     )
+
+
+def raw_views(images: list[str]) -> list[int]:
+    """The views (1, 2, ...) of an inspection's raw frames, from its record's image names (the
+    node names an annotated overlay `...-overlay.jpg`); [1] when the record lists none."""
+    raw = [name for name in images if not name.rsplit(".", 1)[0].endswith(OVERLAY_SUFFIX)]
+    return list(range(1, min(len(raw), MAX_VIEWS) + 1)) or [1]
 
 
 def flagged_keys(store) -> set[tuple[str, str]]:

@@ -61,10 +61,6 @@ def test_a_frame_on_another_station_topic_is_refused():
     )
 
 
-def test_topics_this_gateway_does_not_keep_are_ignored():
-    assert parse_message("reman/st-1/models", b"{}") is None
-
-
 def _frame(rid: str, view: int = 1, size: int = 10) -> Frame:
     return Frame("st-1", rid, view, "2026-12-01T10:00:00Z", image=b"\xff" * size)
 
@@ -135,3 +131,12 @@ def test_the_node_answer_to_frame_get_is_accepted_as_it_publishes_it():
     assert frame.command_id == "c7" and png_painted(frame.masks["corrosion"])
     refused = refused_reply(request, "st-1", "the raw frame of view 1 is gone with retention")
     assert "gone" in parse_frame(refused.model_dump_json(by_alias=True).encode()).error
+
+
+def test_raw_views_count_the_raw_frames_not_their_overlays():
+    from gateway.labels import raw_views
+
+    names = ["2026-12-01/00000007-v1.jpg", "2026-12-01/00000007-v1-overlay.jpg"]
+    assert raw_views(names) == [1]
+    assert raw_views([*names, "2026-12-01/00000007-v2.jpg"]) == [1, 2]
+    assert raw_views([]) == [1]
