@@ -235,6 +235,13 @@ def _wrapped(action: str) -> Iterator[None]:
         raise JournalError(f"journal: {action} failed: {exc}") from exc
 
 
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, a folder the user may not write
+        raise JournalError(f"journal: cannot make its folder {folder}: {exc.strerror}") from exc
+
+
 class Journal:
     """The station journal. Use `Journal.open(path)`; one thread only (the node's event loop)."""
 
@@ -270,7 +277,7 @@ class Journal:
         """
         path = Path(path)
         with _wrapped(f"opening {path}"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(path.parent)
             conn = sqlite3.connect(str(path), timeout=10.0)
             journal = cls(sqlite_utils.Database(conn), path, events, families)
             journal._configure(synchronous)

@@ -75,6 +75,21 @@ def test_a_config_that_is_not_there_stops_before_training(tmp_path, data):
     assert "Traceback" not in done.output and not (tmp_path / "site.onnx").exists()
 
 
+def test_a_journal_that_cannot_be_opened_stops_before_training(tmp_path, data):
+    (tmp_path / "var").write_text("")  # a file where the journal's folder should be
+    config = station_config(tmp_path, NO_BROKER, camera=tmp_path)
+    config["journal"]["path"] = str(tmp_path / "var" / "journal.db")
+    done = train(
+        data, tmp_path / "site.onnx", "--candidate", "--config",
+        str(write_config(tmp_path / "station.yaml", config)),
+    )  # fmt: skip
+    assert done.exit_code == 1 and "Traceback" not in done.output
+    assert done.stderr.strip().splitlines() == [
+        f"error: journal: cannot make its folder {tmp_path / 'var'}: File exists"
+    ]
+    assert not (tmp_path / "site.onnx").exists()
+
+
 def test_a_version_the_registry_holds_stops_before_training(tmp_path, data, station):
     config, _ = station
     assert train(data, tmp_path / "a.onnx", "--candidate", "--config", str(config)).exit_code == 0
