@@ -19,6 +19,9 @@ Small modules, so `reman train` can reuse them:
                  frozen, pooled features, exported with the encoder in one graph
     segment_native.py  `reman train --task segment --steps N`: pretrained encoder, light
                  decoder, crops at native resolution, tiled inference (vision.tiling)
+    progress.py  what a run shows and leaves: the progress bar on stderr (steps, loss, ETA)
+                 and the per-step curves, MODEL.curves.csv and .png (plots.py draws them);
+                 every trainer hooks in with Progress(total, curves=...).step(loss=..., lr=...)
 
 Nothing outside this package imports torch; the node runs without it.
 """
