@@ -414,3 +414,34 @@ def test_a_redelivered_shadow_report_counts_once(web, node):
         html = erin.get(f"/stations/{st.name}/models").text
     assert re.search(r'data-figure="reports">2<', html)
     assert re.search(r'data-figure="same-decision">50.0 %<', html)
+
+
+def test_an_older_models_message_does_not_undo_a_newer_one(web, node):
+    gw, _ = web
+    st = node("st-models-i")
+    st.models(5, active="2", can_roll_back=True)
+    st.models(0, active="1")  # a late redelivery of the state before the promotion
+    st.shadow("n1", (1, 1), wear=(0, 0))  # after both, on the same connection
+    _wait_reports(web, st.name, 1)
+    state = models_store.latest_state(gw.store, st.name)
+    assert state is not None and state[0].active == "2" and state[0].ts == ts_at(5)
+
+
+def test_the_nodes_change_event_confirms_a_command(web, node, mosquitto, listener_factory):
+    gw, _ = web
+    st = node("st-models-j")
+    _wait_state(web, st.name, st.models(0, active="1", shadow="3", can_roll_back=True))
+    listener = listener_factory(mosquitto, f"reman/{st.name}/model/set")
+    with closing(login(gw.url, "ada")) as ada:
+        assert _post(ada, st.name, action="rollback", reason="bad week").status_code == 200
+        command = _model_set(listener, st.name)
+        assert command["action"] == "rollback" and "version" not in command
+        event = st.event(
+            "model_rolled_back", "ada rolled back from model 1 to 0: bad week", level="warning",
+            version="0", previous="1", user="ada", reason="bad week",
+            command_id=command["command_id"],
+        )  # fmt: skip
+        _wait_event(web, st.name, event)
+        html = ada.get(f"/stations/{st.name}/models").text
+    row = re.search(rf'data-command-id="{command["command_id"]}">(.*?)</tr>', html, re.S)
+    assert row and "confirmed" in row.group(1) and "rolled back from model 1" in row.group(1)
