@@ -200,14 +200,17 @@ def _publish(request: Request, station: str, command: ModelCommand) -> None:
 
 
 def command_statuses(
-    store: Any, station: str, latest: tuple[ModelsState, str] | None
+    store: models_store.Reader, station: str, latest: tuple[ModelsState, str] | None
 ) -> list[CommandStatus]:
     """The latest model commands sent to `station`, newest first, each with where it stands."""
     return [_status(store, station, row, latest) for row in models_store.commands(store, station)]
 
 
 def _status(
-    store: Any, station: str, row: dict[str, Any], latest: tuple[ModelsState, str] | None
+    store: models_store.Reader,
+    station: str,
+    row: dict[str, Any],
+    latest: tuple[ModelsState, str] | None,
 ) -> CommandStatus:
     outcome = models_store.command_outcome(store, station, row["command_id"])
     if outcome is not None:
