@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from edge.contract import Event, ModelsState, RegistryModel, ShadowReport
-from gateway import models_store
+from gateway import agreement, models_store
 from gateway.server import Gateway
 from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, csrf_of, login, make_config
 from tests.gateway.records import ts_at
@@ -445,3 +445,13 @@ def test_the_nodes_change_event_confirms_a_command(web, node, mosquitto, listene
         html = ada.get(f"/stations/{st.name}/models").text
     row = re.search(rf'data-command-id="{command["command_id"]}">(.*?)</tr>', html, re.S)
     assert row and "confirmed" in row.group(1) and "rolled back from model 1" in row.group(1)
+
+
+def test_a_core_is_good_only_when_every_labelled_view_is():
+    def label(view: int, good: bool, *masks: str) -> dict:
+        return {"detail": {"inspection_id": "p1", "view": view, "good": good, "masks": list(masks)}}
+
+    labels = agreement.labels_by_inspection([label(1, True), label(2, False, "wear")])
+    assert labels["p1"] == agreement.CoreLabel(good=False, defect_types=frozenset({"wear"}))
+    labels = agreement.labels_by_inspection([label(2, False, "wear"), label(2, True)])
+    assert labels["p1"] == agreement.CoreLabel(good=True, defect_types=frozenset())
