@@ -3,6 +3,7 @@ features, exported whole, graded by the node's grader as it is."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -40,6 +41,16 @@ def test_the_model_and_its_card_come_out_like_any_classifier(trained):
     assert model.with_suffix(".curves.png").is_file()
     view = Grader.load(model).grade(surface(np.random.default_rng(5), 64))
     assert view.label in card.classes
+
+
+def test_the_curves_have_a_row_per_head_step_and_the_accuracy_on_the_last(trained):
+    from vision.training.classify_backbone import HEAD_STEPS
+
+    _, model = trained
+    with open(model.with_suffix(".curves.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == list(range(1, HEAD_STEPS + 1))
+    assert [bool(r["val_accuracy"]) for r in rows[-2:]] == [False, True]
 
 
 def test_onnx_gives_what_the_torch_network_gives(trained, tmp_path):
