@@ -99,6 +99,7 @@ class ViewGrade:
     timings_ms: dict[str, float] = field(default_factory=dict)
     label: str | None = None
     ood: OodVerdict | None = None  # the image against the card's input summary, if it has one
+    heat: np.ndarray | None = field(default=None, repr=False)  # anomaly map / threshold (1 = at it)
 
     def to_dict(self) -> dict:
         """JSON-ready defects (the label for classification models, the guard's verdict `ood`)."""
@@ -397,7 +398,8 @@ class _Anomaly:
         grade = self.table.grade(area)
         confidence = band_confidence(self.table, grade, low, high)
         defect = DefectGrade(area, grade, confidence, self.table.name, confidence < min_confidence)
-        return ViewGrade({ANOMALY: defect}, 100.0, {ANOMALY: mask}, anomaly_map)
+        heat = anomaly_map / np.float32(self.threshold)
+        return ViewGrade({ANOMALY: defect}, 100.0, {ANOMALY: mask}, anomaly_map, heat=heat)
 
 
 def _postprocessor(

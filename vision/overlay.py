@@ -1,5 +1,9 @@
 """Overlays: the graded image with each defect type tinted and outlined in its colour, and a legend.
 
+An anomaly model's map is drawn as a heat map too (blue to red as it rises from 0.8 times
+the threshold to 1.6 times), so an engineer sees where the part is nearly anomalous, not only where
+it crossed the threshold.
+
 `render_overlay(image, view)` gives the JPEG the node publishes as its snapshot and the CLI
 writes with --overlay-dir; `draw_overlay` gives the BGR array. Masks come from the grader at the
 model's resolution and are scaled to the image with nearest-neighbour, so edges stay exact.
@@ -22,6 +26,8 @@ OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 PART_COLOUR = (200, 200, 200)
 TINT_ALPHA = 0.45
+HEAT_FROM, HEAT_TO = 0.8, 1.6  # heat map span, in multiples of the anomaly threshold
+HEAT_ALPHA = 0.5
 MAX_SIDE = 1024
 JPEG_QUALITY = 85
 
@@ -39,6 +45,8 @@ def render_overlay(image: np.ndarray, view: ViewGrade, max_side: int = MAX_SIDE)
 def draw_overlay(image: np.ndarray, view: ViewGrade, max_side: int = MAX_SIDE) -> np.ndarray:
     """A BGR copy of the image with defects tinted and outlined and the legend drawn."""
     canvas = _fit(image, max_side)
+    if view.heat is not None:
+        _heat(canvas, view.heat)
     masks = _scaled_masks(view, canvas.shape[:2])
     colours = {name: OVERLAY_COLOURS.get(name, PART_COLOUR) for name in masks}
     # Outlines are each mask's morphological edge: as exact as drawn contours, and its cost does
@@ -56,6 +64,16 @@ def draw_overlay(image: np.ndarray, view: ViewGrade, max_side: int = MAX_SIDE) -
         cv2.copyTo(solids[colours[name]], edge, canvas)
     _legend(canvas, view)
     return canvas
+
+
+def _heat(canvas: np.ndarray, heat: np.ndarray) -> None:
+    """Blend the heat map into `canvas` where it is above HEAT_FROM, more as it rises."""
+    height, width = canvas.shape[:2]
+    level = np.clip((heat.astype(np.float32) - HEAT_FROM) / (HEAT_TO - HEAT_FROM), 0.0, 1.0)
+    level = cv2.resize(level, (width, height), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    alpha = (HEAT_ALPHA * np.minimum(1.0, level * 4))[..., None]  # faint where barely above
+    canvas[:] = (canvas * (1 - alpha) + colour * alpha).astype(np.uint8)
 
 
 def grade_text(defect: str, grade: DefectGrade) -> str:

@@ -160,6 +160,27 @@ def test_the_overlay_marks_the_anomalous_area(grader):
     assert "anomaly" in OVERLAY_COLOURS
 
 
+def test_the_overlay_draws_the_anomaly_map_as_heat(grader):
+    from dataclasses import replace
+
+    from vision.overlay import HEAT_FROM, HEAT_TO
+
+    seen = {"hot": False, "cold": False}
+    for image in (parts(1, seed=13, defect="spot")[0], parts(1, seed=14)[0]):
+        view = grader.grade(image)
+        assert view.heat is not None
+        heat = cv2.resize(view.heat, (SIZE, SIZE))
+        with_heat = draw_overlay(image, view).astype(int)
+        without = draw_overlay(image, replace(view, heat=None)).astype(int)
+        cold, hot = heat < HEAT_FROM, heat > (HEAT_FROM + HEAT_TO) / 2
+        seen = {"hot": seen["hot"] or hot.any(), "cold": seen["cold"] or cold.any()}
+        assert (with_heat[cold] == without[cold]).all()  # untouched below the heat's span
+        if hot.any():  # red over blue where the map is well above the threshold
+            red_blue = with_heat[..., 2] - with_heat[..., 0]
+            assert red_blue[hot].mean() > (without[..., 2] - without[..., 0])[hot].mean() + 20
+    assert seen == {"hot": True, "cold": True}
+
+
 def test_greedy_coreset_picks_spread_out_points():
     points = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 10.0], [10.1, 0.0]])
     chosen = set(greedy_coreset(points, 3, dims=8, seed=0).tolist())
