@@ -388,12 +388,12 @@ def train_command(
 
 
 def _add_candidate(model_path: Path, config: Path | None, user: str | None) -> None:
-    from edge.errors import RegistryError
+    from edge.errors import RegistryError, RemanError
     from reman.commands.model import add_candidate
 
     try:
         entry = add_candidate(model_path, config, user)
-    except RegistryError as exc:
+    except RemanError as exc:  # the registry's refusal, or its journal gone since the check
         raise RegistryError(f"{exc}; the trained model stays at {model_path}") from exc
     click.echo(
         f"candidate {entry.name} {entry.version} added to the registry and runs in shadow from "
