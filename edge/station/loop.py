@@ -303,8 +303,10 @@ class Station:
     def publish_shadow(self, report: ShadowReport) -> None:
         """Queue a shadow report for the `shadow` topic."""
         payload = report.model_dump_json(by_alias=True).encode()
-        self.send(OutboxMessage(kind="shadow", topic=self.topics.shadow, payload=payload,
-                                msg_id=report.id))  # fmt: skip
+        message = OutboxMessage(
+            kind="shadow", topic=self.topics.shadow, payload=payload, msg_id=report.id
+        )
+        self.send(message)
 
     def send(self, *messages: OutboxMessage) -> bool:
         """Queue messages that belong to no record (a transaction of their own) and wake the
@@ -791,8 +793,10 @@ class Station:
                 f"more than the {MAX_FRAME_BYTES} a frame message may be",
             )
             payload = reply.model_dump_json(by_alias=True).encode()
-        self.send(OutboxMessage(kind="frame", topic=self.topics.frame, payload=payload,
-                                msg_id=command.command_id or new_id()))  # fmt: skip
+        msg_id = command.command_id or new_id()
+        self.send(
+            OutboxMessage(kind="frame", topic=self.topics.frame, payload=payload, msg_id=msg_id)
+        )
         return reply
 
     def _frame_refused(self, command: FrameRequest, why: str) -> FrameReply:

@@ -122,23 +122,27 @@ async def test_promote_decides_from_the_next_inspection_and_rollback_restores(
 
 async def test_a_refused_change_is_an_event_and_changes_nothing(running):
     await running.state(0)
-    kept = running.node.registry.file_of("3")
-    kept.write_bytes(b"not an onnx model")  # the file rots on the disk after `reman model add`
+    registry = running.node.registry
+    registry.file_of("3").write_bytes(b"not an onnx model")  # the file rots after `model add`
+    colour_segmenter(registry.file_of("2"), segmentation_card(version="2", name="swapped"))
     running.send("promote", "9")
     running.send("rollback")
     running.send("end_shadow")
     running.send("promote", "3")
-    refused = [await running.watch.wait_for("model_refused", index=i) for i in range(4)]
+    running.send("shadow", "2")
+    refused = [await running.watch.wait_for("model_refused", index=i) for i in range(5)]
     record = await running.inspect()
     assert record.model.version == "1"  # the configured model still grades
-    assert [e.level for e in refused] == ["warning"] * 4
+    assert [e.level for e in refused] == ["warning"] * 5
     assert "no model 9 in the registry (known: 2, 3)" in refused[0].message
     assert "nothing to roll back to" in refused[1].message
     assert "no model runs in shadow" in refused[2].message
-    assert "promote 3 refused" in refused[3].message
+    assert "promote 3 refused" in refused[3].message and "cannot load" in refused[3].message
+    assert "changed since it was added" in refused[4].message
     changed = {"model_promoted", "model_rolled_back", "model_shadowed", "model_shadow_ended"}
     assert not changed & set(running.watch.codes())
-    assert [e.role for e in running.node.registry.entries()] == [None, None]
+    assert [e.role for e in registry.entries()] == [None, None]
+    assert running.node.station.shadow is None
 
 
 async def test_a_repeated_command_id_changes_nothing_and_unlisted_users_are_refused(
