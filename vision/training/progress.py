@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -117,7 +118,9 @@ class Progress:
             self._last_tenth = self.done * 10 // self.total
             finished = self.done >= self.total
             if self._tty:
-                self.stream.write("\r" + self.line(note, now) + "\x1b[K" + "\n" * finished)
+                # cut to the terminal's width: a wrapped line could not be redrawn in place
+                line = self.line(note, now)[: shutil.get_terminal_size().columns - 1]
+                self.stream.write("\r" + line + "\x1b[K" + "\n" * finished)
             else:
                 self.stream.write(self.line(note, now) + "\n")
             self.stream.flush()
