@@ -9,7 +9,14 @@ import random
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.contract import AckCommand, OverrideCommand, Topics, TriggerCommand
+from edge.contract import (
+    AckCommand,
+    FrameRequest,
+    ModelCommand,
+    OverrideCommand,
+    Topics,
+    TriggerCommand,
+)
 from edge.events import Events
 from edge.mqtt.commands import CommandRouter
 from tests.support.nodes import EventLog
@@ -181,3 +188,27 @@ def test_a_command_without_a_handler_is_refused(kind):
     }[kind]
     assert not r.handle(kind, payload)
     assert log.codes() == ["command_rejected"]
+
+
+def test_frame_and_model_commands_are_schema_checked_and_model_changes_need_a_listed_user():
+    log = EventLog()
+    frames: list[FrameRequest] = []
+    changes: list[ModelCommand] = []
+    r = router(log, on_frame_request=frames.append, on_model=changes.append, override_users=["ada"])
+    refused = [
+        ("model/set", b'{"action":"promote","reason":"r","user":"ada"}'),  # no version
+        ("model/set", b'{"action":"rollback","version":"3","reason":"r","user":"ada"}'),
+        ("model/set", b'{"action":"delete","version":"3","reason":"r","user":"ada"}'),
+        ("model/set", b'{"action":"promote","version":"3","reason":"","user":"ada"}'),
+        ("model/set", b'{"action":"promote","version":"3","reason":"r","user":"mallory"}'),
+        ("frame/get", b'{"id":"i1","user":"erin","view":0}'),
+        ("frame/get", b'{"id":"i1"}'),
+    ]
+    for kind, payload in refused:
+        assert not r.handle(kind, payload), payload
+    assert r.handle("model/set", b'{"action":"promote","version":"3","reason":"r","user":"ada"}')
+    assert r.handle("frame/get", b'{"id":"i1","user":"mallory"}')  # reading needs no listing
+    assert [(c.action, c.version) for c in changes] == [("promote", "3")]
+    assert [(f.id, f.view) for f in frames] == [("i1", 1)]
+    reasons = [e.detail["reason"] for e in log.of("command_rejected")]
+    assert len(reasons) == len(refused) and "user 'mallory' may not change models" in reasons
