@@ -343,6 +343,8 @@ class Node:
                 "interval-triggers", station.interval_triggers(self.stop, cfg.trigger.interval_s)
             )
         self._spawn("stats", self._every(cfg.stats.interval_s, self.publish_stats))
+        if self.models is not None:
+            self._spawn("models", self.models.follow_registry(self.stop))
         self._spawn(
             "housekeeping", self._every(HOUSEKEEPING_INTERVAL_S, self.housekeeping, first=True)
         )

@@ -59,6 +59,11 @@ class ModelRegistry:
 
     # ------------------------------------------------------------ reading
 
+    @property
+    def state_file(self) -> Path:
+        """The file saying which model has which role (a running node watches it)."""
+        return self.folder / STATE
+
     def entries(self) -> list[ModelEntry]:
         """Every model, oldest first, each with its role."""
         state = self._state()

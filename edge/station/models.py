@@ -3,6 +3,7 @@
     switch = ModelSwitch(station, registry, events, load_active=..., load_shadow=...)
     await switch.on_model_command(command)   shadow VERSION, end_shadow, promote VERSION, rollback
     switch.publish_state()                   the retained `models` message (at start, each change)
+    await switch.follow_registry(stop)       picks up `reman model ...` run beside the node
 
 A model is loaded and checked (its card against its graph, its sha256 against the registry's) on
 a thread of its own before the registry changes: only a model that loads becomes active or
@@ -12,6 +13,11 @@ registry refuses (unknown version, nothing to roll back to), is a `model_refused
 changes nothing. Commands are carried out one at a time; a command whose `command_id` the journal
 has seen already (carried out or refused) changes nothing. Each change is the registry's event,
 journaled like every event, with the command's id.
+
+`reman model shadow/promote/rollback` (or `reman train --candidate`) run on the node's machine
+change the registry file while the node runs; `follow_registry` notices the file change and
+brings the running models in line (load, check, swap), then publishes `models`, so a candidate
+added from the command line runs in shadow without restarting the node.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from vision.errors import VisionError
 
 log = logging.getLogger("reman.models")
 
+REGISTRY_POLL_S = 2.0
+"""How often the registry file is checked for changes made beside the node."""
+
 Loader = Callable[[Path], Any]
 """A model file to a loaded, checked grader (blocking; ModelSwitch runs it on its thread)."""
 
@@ -49,6 +58,9 @@ CHANGE_CODES = frozenset(
 
 class Registry(Protocol):
     """What ModelSwitch needs of edge.registry.ModelRegistry."""
+
+    @property
+    def state_file(self) -> Path: ...
 
     def entries(self) -> list[Any]: ...
     def file_of(self, version: str) -> Path: ...
@@ -88,6 +100,7 @@ class ModelSwitch:
         self.make_shadow = make_shadow
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
         self._lock = asyncio.Lock()
+        self._running = self._roles()  # what the node loaded at start: (active, shadow)
 
     async def on_model_command(self, command: ModelCommand) -> bool:
         """Carry out one `model/set`; True when the registry changed."""
@@ -100,8 +113,67 @@ class ModelSwitch:
             except (RegistryError, VisionError, JournalError) as exc:
                 self._refused(command, str(exc))
                 return False
+            self._running = self._roles()
             self.publish_state()
             return True
+
+    async def follow_registry(
+        self, stop: asyncio.Event, interval_s: float = REGISTRY_POLL_S
+    ) -> None:
+        """Until `stop`: when the registry file changes, run what it says (see the module
+        docstring)."""
+        stamp = self._stamp()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except asyncio.TimeoutError:
+                pass
+            now = self._stamp()
+            if now == stamp or stop.is_set():
+                continue
+            stamp = now
+            async with self._lock:
+                await self._follow()
+
+    async def _follow(self) -> None:
+        try:
+            active, shadow = roles = self._roles()
+        except RegistryError as exc:
+            self.events.warning("models_unreadable", f"model registry not followed: {exc}")
+            return
+        if roles == self._running:
+            return  # the node's own change, or one that changed no role
+        was_active, was_shadow = self._running
+        try:
+            if active != was_active and active is not None:
+                self.station.use_grader(await self._load(self.load_active, active))
+            if shadow != was_shadow:
+                maker = self.make_shadow
+                new = None if shadow is None else maker(await self._load(self.load_shadow, shadow))
+                await self._replace_shadow(new)
+        except (RegistryError, VisionError) as exc:
+            self.events.warning(
+                "model_refused",
+                f"the registry names active {active}, shadow {shadow}, but the node keeps "
+                f"grading with what it has: {exc}",
+                active=active,
+                shadow=shadow,
+            )
+            return
+        log.info("model registry changed beside the node: active %s, shadow %s", active, shadow)
+        self._running = roles
+        self.publish_state()
+
+    def _roles(self) -> tuple[str | None, str | None]:
+        entries = self.registry.entries()
+        return _with_role(entries, "active"), _with_role(entries, "shadow")
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            info = self.registry.state_file.stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size
 
     def state(self) -> ModelsState:
         """The registry as the `models` topic carries it: `shadow_seen` counts every inspection

@@ -2,8 +2,9 @@
 
 Each command reads the station config (--config, else $REMAN_CONFIG, else the installed one) for
 the journal's folder, beside which the registry lives, and journals every change as an event
-that the node publishes like its own. A promoted or rolled-back model is loaded at the node's
-next start (`sudo systemctl restart reman-node`).
+that the node publishes like its own. A running node watches the registry and follows a change
+within seconds (it loads and checks the model, then grades with it from the next inspection); a
+stopped node uses it when it starts.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def shadow_command(version: str, user: str | None, config: Path | None) -> None:
     """Run VERSION beside the active model on every inspection it can, deciding nothing."""
     with _registry(config) as registry:
         registry.shadow(version, _user(user))
-    click.echo(f"model {version} runs in shadow from the node's next start")
+    click.echo(f"model {version} runs in shadow (a running node follows within seconds)")
 
 
 @model_group.command("promote")
@@ -130,7 +131,7 @@ def promote_command(version: str, reason: str, user: str | None, config: Path | 
     """Make VERSION the model that decides; the one it replaces can be rolled back to."""
     with _registry(config) as registry:
         registry.promote(version, _user(user), reason)
-    click.echo(f"model {version} is active from the node's next start")
+    click.echo(f"model {version} is active (a running node follows within seconds)")
 
 
 @model_group.command("rollback")
@@ -141,7 +142,7 @@ def rollback_command(reason: str, user: str | None, config: Path | None) -> None
     """Make the model that was active before the current one active again."""
     with _registry(config) as registry:
         version = registry.rollback(_user(user), reason)
-    click.echo(f"model {version} is active again from the node's next start")
+    click.echo(f"model {version} is active again (a running node follows within seconds)")
 
 
 @model_group.command("agreement")

@@ -396,8 +396,9 @@ def _add_candidate(model_path: Path, config: Path | None, user: str | None) -> N
     except RemanError as exc:  # the registry's refusal, or its journal gone since the check
         raise RegistryError(f"{exc}; the trained model stays at {model_path}") from exc
     click.echo(
-        f"candidate {entry.name} {entry.version} added to the registry and runs in shadow from "
-        f"the node's next start (reman model agreement {entry.version} compares it)"
+        f"candidate {entry.name} {entry.version} added to the registry and runs in shadow "
+        f"(a running node follows within seconds; reman model agreement {entry.version} "
+        "compares it)"
     )
 
 

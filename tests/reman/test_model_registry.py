@@ -1,4 +1,5 @@
-"""`reman model`: a checked model is added by version, promoted to decide at the node's next start,
+"""`reman model`: a checked model is added by version, promoted to decide (a running node
+follows the registry; see tests/station/test_model_commands.py),
 and rolled back; every change and every refusal is an event in the journal."""
 
 from __future__ import annotations

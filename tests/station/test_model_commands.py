@@ -201,3 +201,31 @@ async def test_a_shadow_started_live_reports_each_inspection_beside_the_active_m
     assert roles(during) == {"2": "active", "3": "shadow"}
     assert (ended.active, ended.shadow, ended.shadow_seen) == ("2", None, 0)
     assert roles(ended) == {"2": "active", "3": None}
+
+
+async def test_reman_model_beside_a_running_node_takes_effect_without_a_restart(
+    running, station, tmp_path
+):
+    """An engineer on the node's machine runs `reman model shadow 3`, then `promote 3`: the
+    node follows the registry file, so the shadow runs and the promoted model decides."""
+    await running.state(0)
+    config = str(tmp_path / "station.yaml")
+
+    def model(*args: str) -> None:
+        done = CliRunner().invoke(cli, ["model", *args, "--config", config])
+        assert done.exit_code == 0, done.output
+
+    model("shadow", "3")
+    shadowed = await running.state(1)
+    first = await running.inspect()
+    report = ShadowReport.model_validate_json(
+        (await wait_topic(running.listener, running.topics.shadow)).payload
+    )
+    model("promote", "3", "--reason", "agrees on the test cores")
+    promoted = await running.state(2)
+    second = await running.inspect()
+    assert (shadowed.active, shadowed.shadow) == (None, "3")
+    assert (report.id, report.candidate) == (first.id, "3")
+    assert (promoted.active, promoted.shadow) == ("3", None)
+    assert (first.model.version, second.model.version) == ("1", "3")
+    assert running.node.station.shadow is None
