@@ -159,6 +159,7 @@ class Node:
             load_active=self._load_grader,
             load_shadow=_load_shadow_grader,
             make_shadow=lambda grader: _shadow_of(grader, journal, events),
+            configured=Path(self.config.model.path),
         )
         self.commands = commands = CommandRouter(
             events,

@@ -87,15 +87,16 @@ class ModelRegistry:
         self._known(state, version)
         return self.folder / state["models"][version]["file"]
 
-    def rollback_target(self) -> str:
-        """The version a rollback would make active; RegistryError when there is none."""
+    def rollback_target(self) -> str | None:
+        """The version a rollback would make active (None: the model the station config names,
+        which graded before the first promotion); RegistryError when there is none."""
         history = self._state()["history"]
         if not history:
             raise RegistryError("nothing to roll back to: no model was active before this one")
         return history[-1]
 
     def can_roll_back(self) -> bool:
-        """Whether a model was active before the current one."""
+        """Whether a model (or the configured one) was active before the current one."""
         return bool(self._state()["history"])
 
     # ------------------------------------------------------------ changes
@@ -177,8 +178,7 @@ class ModelRegistry:
         previous = state["active"]
         if version == previous:
             raise RegistryError(f"model {version} is already the active one")
-        if previous is not None:
-            state["history"].append(previous)
+        state["history"].append(previous)  # None: the configured model, which a rollback restores
         state["active"] = version
         if state["shadow"] == version:
             state["shadow"] = None
@@ -194,8 +194,9 @@ class ModelRegistry:
             command_id=command_id,
         )
 
-    def rollback(self, user: str, reason: str, command_id: str | None = None) -> str:
-        """Make the model active before the current one active again; returns its version."""
+    def rollback(self, user: str, reason: str, command_id: str | None = None) -> str | None:
+        """Make the model active before the current one active again; returns its version (None:
+        the configured model)."""
         state = self._state()
         if not state["history"]:
             raise RegistryError("nothing to roll back to: no model was active before this one")
@@ -204,7 +205,8 @@ class ModelRegistry:
         self._save(state)
         self.events.warning(
             "model_rolled_back",
-            f"{user} rolled back from model {current} to {version}: {reason}",
+            f"{user} rolled back from model {current} to {version or 'the configured model'}: "
+            f"{reason}",
             version=version,
             previous=current,
             user=user,

@@ -64,7 +64,7 @@ class Registry(Protocol):
 
     def entries(self) -> list[Any]: ...
     def file_of(self, version: str) -> Path: ...
-    def rollback_target(self) -> str: ...
+    def rollback_target(self) -> str | None: ...
     def can_roll_back(self) -> bool: ...
     def shadow(
         self, version: str, user: str, reason: str | None = ..., command_id: str | None = ...
@@ -75,7 +75,7 @@ class Registry(Protocol):
     def promote(
         self, version: str, user: str, reason: str, command_id: str | None = ...
     ) -> None: ...
-    def rollback(self, user: str, reason: str, command_id: str | None = ...) -> str: ...
+    def rollback(self, user: str, reason: str, command_id: str | None = ...) -> str | None: ...
 
 
 class ModelSwitch:
@@ -91,8 +91,12 @@ class ModelSwitch:
         load_active: Loader,
         make_shadow: ShadowMaker,
         load_shadow: Loader,
+        configured: Path | None = None,
     ):
         self.station = station
+        self.configured = (
+            configured  # the station config's model: active when the registry names none
+        )
         self.registry = registry
         self.events = events
         self.load_active = load_active
@@ -145,8 +149,8 @@ class ModelSwitch:
             return  # the node's own change, or one that changed no role
         was_active, was_shadow = self._running
         try:
-            if active != was_active and active is not None:
-                self.station.use_grader(await self._load(self.load_active, active))
+            if active != was_active:
+                self.station.use_grader(await self._load_active(active))
             if shadow != was_shadow:
                 maker = self.make_shadow
                 new = None if shadow is None else maker(await self._load(self.load_shadow, shadow))
@@ -235,7 +239,7 @@ class ModelSwitch:
             await self._replace_shadow(None)  # the registry ended its shadow
 
     async def _rollback(self, command: ModelCommand) -> None:
-        grader = await self._load(self.load_active, self.registry.rollback_target())
+        grader = await self._load_active(self.registry.rollback_target())
         self.registry.rollback(command.user, command.reason, command.command_id)
         self.station.use_grader(grader)
 
@@ -248,6 +252,15 @@ class ModelSwitch:
         previous = self.station.use_shadow(shadow)
         if previous is not None:
             await previous.drain()  # its inspection in hand is still journaled
+
+    async def _load_active(self, version: str | None) -> Any:
+        """The grader for the active role: a kept version, or (None) the configured model."""
+        if version is not None:
+            return await self._load(self.load_active, version)
+        if self.configured is None:
+            raise RegistryError("no configured model to go back to")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.load_active, self.configured)
 
     async def _load(self, loader: Loader, version: str) -> Any:
         """The grader of a kept model, loaded on the switch's thread and checked against the

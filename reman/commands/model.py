@@ -142,7 +142,8 @@ def rollback_command(reason: str, user: str | None, config: Path | None) -> None
     """Make the model that was active before the current one active again."""
     with _registry(config) as registry:
         version = registry.rollback(_user(user), reason)
-    click.echo(f"model {version} is active again (a running node follows within seconds)")
+    what = f"model {version}" if version is not None else "the configured model"
+    click.echo(f"{what} is active again (a running node follows within seconds)")
 
 
 @model_group.command("agreement")

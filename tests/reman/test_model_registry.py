@@ -72,6 +72,10 @@ async def test_a_promoted_model_decides_and_rollback_restores_the_one_before(
     assert [r.model.version for r in (first, second, third)] == ["2", "3", "2"]
     listing = model(["list"], config)[1]
     assert "2  toy-seg  segmentation" in listing and "[active]" in listing.splitlines()[0]
+    code, out = model(["rollback", "--reason", "back to the shipped model"], config)
+    assert code == 0 and "the configured model is active again" in out
+    code, out = model(["rollback", "--reason", "again"], config)
+    assert code != 0 and "nothing to roll back to" in out
     changes = {"model_added", "model_promoted", "model_rolled_back", "model_refused"}
     codes = [c for _, c in events_in(data) if c in changes]
     assert codes == [
@@ -80,6 +84,8 @@ async def test_a_promoted_model_decides_and_rollback_restores_the_one_before(
         "model_promoted",
         "model_promoted",
         "model_rolled_back",
+        "model_rolled_back",
+        "model_refused",
     ]
 
 

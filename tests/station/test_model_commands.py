@@ -102,21 +102,27 @@ async def test_promote_decides_from_the_next_inspection_and_rollback_restores(
     running.send("rollback", command_id="r1")
     rolled_back = await running.state(3)
     fourth = await running.inspect()
-    assert [r.model.version for r in (first, second, third, fourth)] == ["1", "2", "3", "2"]
+    running.send("rollback", command_id="r2")  # to the configured model, which graded first
+    configured = await running.state(4)
+    fifth = await running.inspect()
+    versions = [r.model.version for r in (first, second, third, fourth, fifth)]
+    assert versions == ["1", "2", "3", "2", "1"]
     assert third.model.sha256 != "" and third.model.sha256 == third_state.models[1].sha256
-    assert promoted.active == "2" and not promoted.can_roll_back  # none before 2 to go back to
+    assert promoted.active == "2" and promoted.can_roll_back  # to the configured model
     assert roles(promoted) == {"2": "active", "3": None}
     assert third_state.active == "3" and third_state.can_roll_back
     assert roles(third_state) == {"2": None, "3": "active"}
-    assert rolled_back.active == "2" and not rolled_back.can_roll_back
+    assert rolled_back.active == "2" and rolled_back.can_roll_back
     assert roles(rolled_back) == {"2": "active", "3": None}
-    assert running.node.station.model.version == "2"  # what `stats` reports too
+    assert configured.active is None and not configured.can_roll_back
+    assert roles(configured) == {"2": None, "3": None}
+    assert running.node.station.model.version == "1"  # what `stats` reports too
     promote = await running.watch.wait_for("model_promoted")
     assert promote.detail["command_id"] == "p2" and promote.detail["user"] == "ada"
     late = await wait_topic(
         listener_factory(mosquitto, running.topics.models), running.topics.models
     )
-    assert late.retain and ModelsState.model_validate_json(late.payload).active == "2"
+    assert late.retain and ModelsState.model_validate_json(late.payload).active is None
     # a dashboard that connects later knows the registry
 
 
