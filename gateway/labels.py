@@ -28,8 +28,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.contract import (
-    DEFECT_TYPES,
     MAX_LABEL_BYTES,
+    NAMED_DEFECT_TYPES,
     STATION_ID_PATTERN,
     ContractViolation,
     FrameRequest,
@@ -64,7 +64,7 @@ class LabelSubmission(BaseModel):
 
     view: int = Field(default=1, ge=1, le=MAX_VIEWS)
     good: bool = False
-    masks: dict[str, str] = Field(default_factory=dict, max_length=len(DEFECT_TYPES))
+    masks: dict[str, str] = Field(default_factory=dict, max_length=len(NAMED_DEFECT_TYPES))
 
     model_config = ConfigDict(extra="forbid")
 
@@ -83,7 +83,7 @@ def label_page(request: Request, user: Labeller, station: str, inspection_id: st
         {
             "row": display_row(row),
             "view": view,
-            "defect_types": list(DEFECT_TYPES),
+            "defect_types": list(NAMED_DEFECT_TYPES),
             "can_send": request.app.state.publisher is not None,
         },
     )
@@ -152,8 +152,12 @@ def _ready(frame: Frame, seq: int) -> dict[str, Any]:
         "height": frame.height,
         "model": frame.model,
         "image_url": f"{base}/image.jpg?seq={seq}",
-        "masks": {name: f"{base}/masks/{name}.png?seq={seq}" for name in frame.masks},
-        "defect_types": list(DEFECT_TYPES),
+        "masks": {  # an anomaly map is no label: a person paints the defect types
+            name: f"{base}/masks/{name}.png?seq={seq}"
+            for name in frame.masks
+            if name in NAMED_DEFECT_TYPES
+        },
+        "defect_types": list(NAMED_DEFECT_TYPES),
     }
 
 
@@ -224,8 +228,8 @@ def submit_label(
 def _check_mask(name: str, text: str, frame: Frame) -> bool:
     """Whether the mask marks any pixel; 400 unless `text` is a readable base64 PNG of the
     frame's size for a known defect type."""
-    if name not in DEFECT_TYPES:
-        raise HTTPException(status_code=400, detail=f"{name!r} is not a defect type")
+    if name not in NAMED_DEFECT_TYPES:
+        raise HTTPException(status_code=400, detail=f"{name!r} is not a defect type to label")
     try:
         data = decode_base64(text, f"masks.{name}")
         found = png_size(data)

@@ -33,6 +33,7 @@ log = logging.getLogger("reman.demo")
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_USER = "engineer"
+DEMO_ADMIN = "admin"  # promotes and rolls back models, manages accounts
 STATION = "demo-1"
 MAX_RESTARTS = 5
 DEMO_CORES = 24
@@ -262,31 +263,42 @@ kiosk:
 """
 
     def ensure_user(self) -> str:
-        """Create the demo engineer account once; return its password."""
+        """Create the demo engineer and admin accounts once; return the engineer's password."""
         secret = self.data_dir / "session-secret"
         if not secret.exists():
             secret.write_text(secrets.token_urlsafe(32))
             secret.chmod(0o600)
-        password_file = self.data_dir / "demo-password"
-        if password_file.exists() and DEMO_USER in (self.data_dir / "gateway.yaml").read_text():
+        self.ensure_account(DEMO_ADMIN, "admin", "demo-admin-password")
+        return self.ensure_account(DEMO_USER, "engineer", "demo-password")
+
+    def ensure_account(self, username: str, role: str, file_name: str) -> str:
+        """The password of a demo account, made (with the password in `file_name`) if missing."""
+        password_file = self.data_dir / file_name
+        users = (self.data_dir / "gateway.yaml").read_text()
+        if password_file.exists() and f"username: {username}\n" in users:
             return password_file.read_text().strip()
         password = secrets.token_urlsafe(9)
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
+        config = str(self.data_dir / "gateway.yaml")
         run_reman(
             [
                 "gateway",
                 "adduser",
                 "--config",
-                str(self.data_dir / "gateway.yaml"),
-                DEMO_USER,
+                config,
+                username,
                 "--role",
-                "engineer",
+                role,
                 "--password-file",
                 str(password_file),
             ]
         )
         return password
+
+    def admin_password(self) -> str:
+        """The demo admin's password (prepare() made it)."""
+        return (self.data_dir / "demo-admin-password").read_text().strip()
 
     def build_parts(self) -> list:
         """Every part in start order."""
@@ -410,6 +422,7 @@ def run_demo(demo: Demo, stop: threading.Event, echo=print) -> None:
     try:
         echo(f"reman-edge demo is running. Dashboard: {demo.url}")
         echo(f"  log in as {DEMO_USER} / {password}   (kiosk view: {demo.url}kiosk/{STATION})")
+        echo(f"  or as {DEMO_ADMIN} / {demo.admin_password()}   (models page: promote, roll back)")
         echo(f"  MQTT: mqtt://127.0.0.1:{demo.mqtt_port}  (topics reman/{STATION}/#)")
         echo(f"  OPC UA bench: opc.tcp://127.0.0.1:{demo.opcua_port}/reman/bench")
         echo(f"  data and logs: {demo.data_dir}")

@@ -58,7 +58,10 @@ from edge.contract.messages import (
     parse_topic,
     station_wildcards,
 )
-from vision.severity import DEFECT_TYPES  # the one definition; records carry these types
+from vision.severity import (  # the one definition; records carry these types
+    DEFECT_TYPES,
+    NAMED_DEFECT_TYPES,  # those a person labels (an anomaly is what an anomaly model reports)
+)
 
 __all__ = [
     "AVAILABLE_OFFLINE",
@@ -67,6 +70,7 @@ __all__ = [
     "CORE_ID_PATTERN",
     "DEFAULT_PREFIX",
     "DEFECT_TYPES",
+    "NAMED_DEFECT_TYPES",
     "MAX_COMMAND_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_LABEL_BYTES",

@@ -23,13 +23,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.contract import DEFECT_TYPES, Disposition, InspectionRecord
+from edge.contract import DEFECT_TYPES, NAMED_DEFECT_TYPES, Disposition, InspectionRecord
 from edge.errors import JournalError
 from edge.journal.journal import Journal
 from edge.journal.labels import Label, labels_in_force
 
 UNLABELLED = "unlabelled"
 MANIFEST = "manifest.jsonl"
+LABEL_MAP = "label-map.json"
+"""Beside exported masks: which class value is which defect type (`reman train` reads it)."""
 
 
 @dataclass
@@ -78,8 +80,9 @@ def export_labelled(journal: Journal, out: Path) -> ExportSummary:
     `reman train --task segment` reads: `out/<inspection id>_v<view>.<ext>` and `...png`.
 
     The mask holds class values: 0 background, 1.. the defect types in DEFECT_TYPES order (a
-    view labelled good is all 0). Only the label in force counts; `out/manifest.jsonl` lists
-    each pair with who labelled it and when.
+    view labelled good is all 0), and `out/label-map.json` says so, so that `reman train --task
+    segment --data out` needs no --label-map. Only the label in force counts;
+    `out/manifest.jsonl` lists each pair with who labelled it and when.
     """
     out = Path(out)
     summary = ExportSummary()
@@ -107,7 +110,17 @@ def export_labelled(journal: Journal, out: Path) -> ExportSummary:
              "masks": sorted(label.masks), "user": label.user, "ts": label.ts}
         )  # fmt: skip
     _write_manifest(out, entries)
+    if entries:
+        _write_label_map(out)
     return summary
+
+
+def _write_label_map(out: Path) -> None:
+    mapping = {str(DEFECT_TYPES.index(name) + 1): name for name in NAMED_DEFECT_TYPES}
+    try:
+        (out / LABEL_MAP).write_text(json.dumps(mapping, indent=2) + "\n")
+    except OSError as exc:
+        raise JournalError(f"dataset export: cannot write {out / LABEL_MAP}: {exc}") from exc
 
 
 def _write_mask(label: Label, shape: tuple[int, ...], image: Path) -> None:

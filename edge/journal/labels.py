@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.contract import DEFECT_TYPES, LabelCommand
+from edge.contract import NAMED_DEFECT_TYPES, LabelCommand
 from edge.contract.timefmt import utc_now
 from edge.errors import JournalError
 from edge.ids import new_id
@@ -114,9 +114,15 @@ def _raw_frame(journal: Journal, inspection_id: str, view: int) -> np.ndarray:
 
 
 def _mask(name: str, text: str, size: tuple[int, int]) -> np.ndarray:
-    if name not in DEFECT_TYPES:
+    if name not in NAMED_DEFECT_TYPES:
+        hint = (
+            " (an anomaly model learns from good views: mark them good)"
+            if name == "anomaly"
+            else ""
+        )
         raise JournalError(
-            f"label: unknown defect type {name!r} (known: {', '.join(DEFECT_TYPES)})"
+            f"label: {name!r} is not a defect type a person labels "
+            f"(known: {', '.join(NAMED_DEFECT_TYPES)}){hint}"
         )
     try:
         data = base64.b64decode(text, validate=True)

@@ -128,7 +128,7 @@ def test_engineer_paints_a_stroke_and_the_station_receives_the_mask(as_user, nod
     layers = pg.locator("#label-layers .label-layer")
     expect(layers.first).to_contain_text("corrosion")  # the model's mask first
     expect(layers.first).to_contain_text("from the model")
-    expect(layers).to_have_count(4)  # and every other defect type
+    expect(layers).to_have_count(3)  # and the other defect types a person labels
     pg.locator('#label-layers .label-layer[data-type="wear"]').click()
     pg.fill("#brush-size", "20")
     _stroke(pg, [(60, 80), (200, 80), (200, 140)])
@@ -147,7 +147,8 @@ def test_engineer_paints_a_stroke_and_the_station_receives_the_mask(as_user, nod
     corrosion = decode_mask(label["masks"]["corrosion"])[..., 3]
     x0, y0, x1, y1 = CORROSION_BOX
     assert corrosion[(y0 + y1) // 2, (x0 + x1) // 2] > 0  # the model's mask, kept
-    assert decode_mask(label["masks"]["anomaly"])[..., 3].max() == 0
+    assert decode_mask(label["masks"]["coating_damage"])[..., 3].max() == 0
+    assert "anomaly" not in label["masks"]  # an anomaly map is no label
 
     pg.goto(f"/inspections/{rec.station}/{rec.id}")
     expect(pg.locator("#audit")).to_contain_text("label sent to station")
@@ -210,7 +211,7 @@ def test_touch_paints_on_a_tablet(browser, web, node):
     expect(pg.locator("header.bar .who")).to_contain_text("erin")
     pg.goto(f"/inspections/{rec.station}/{rec.id}/label")
     expect(pg.locator("#label-work")).to_be_visible(timeout=15000)
-    pg.locator('#label-layers .label-layer[data-type="anomaly"]').tap()
+    pg.locator('#label-layers .label-layer[data-type="coating_damage"]').tap()
     box = pg.locator("canvas.cursor").bounding_box()
     assert box is not None
     cdp = context.new_cdp_session(pg)
@@ -226,9 +227,9 @@ def test_touch_paints_on_a_tablet(browser, web, node):
     touch("touchEnd", 260, 300)
     shot(pg, "label-editor-tablet")
     pg.locator("#label-submit").tap()
-    expect(pg.locator("#label-done")).to_contain_text("defects: anomaly, corrosion")
-    anomaly = decode_mask(_label(responder)["masks"]["anomaly"])[..., 3]
-    assert anomaly[300, 180] > 0 and anomaly[100, 180] == 0
+    expect(pg.locator("#label-done")).to_contain_text("defects: coating_damage, corrosion")
+    coating = decode_mask(_label(responder)["masks"]["coating_damage"])[..., 3]
+    assert coating[300, 180] > 0 and coating[100, 180] == 0
     context.close()
 
 
@@ -316,10 +317,13 @@ def test_label_masks_are_checked_against_the_frame(web, node):
         resp = erin.post(f"{base}/label", json=body, headers=sent_headers)
         assert resp.status_code == status and why in resp.json()["detail"], (body, resp.text)
     assert responder.labels.empty()
-    painted = {"wear": b64(mask_png((0, 0, 10, 10))), "anomaly": b64(mask_png(None))}
+    anomaly = {"masks": {"anomaly": b64(mask_png((0, 0, 10, 10)))}}
+    refused = erin.post(f"{base}/label", json=anomaly, headers=headers)
+    assert refused.status_code == 400 and "not a defect type to label" in refused.text
+    painted = {"wear": b64(mask_png((0, 0, 10, 10))), "coating_damage": b64(mask_png(None))}
     sent = erin.post(f"{base}/label", json={"masks": painted}, headers=headers).json()
-    assert sent["summary"] == "defects: wear; none of anomaly"
-    assert set(_label(responder)["masks"]) == {"wear", "anomaly"}
+    assert sent["summary"] == "defects: wear; none of coating_damage"
+    assert set(_label(responder)["masks"]) == {"wear", "coating_damage"}
 
 
 def _wait_ready(gw: Gateway, client: httpx.Client, base: str, asked: dict) -> dict:

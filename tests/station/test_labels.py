@@ -66,7 +66,11 @@ async def test_bad_labels_are_refused_with_an_event_and_nothing_is_lost(
         ({"id": "no-such-inspection", "good": True, "user": "erin"}, "no inspection"),
         ({"id": record.id, "masks": {"corrosion": small}, "user": "erin"}, "10x10 pixels"),
         ({"id": record.id, "view": 3, "good": True, "user": "erin"}, "no raw frame for view 3"),
-        ({"id": record.id, "masks": {"rust": small}, "user": "erin"}, "unknown defect type"),
+        (
+            {"id": record.id, "masks": {"rust": small}, "user": "erin"},
+            "'rust' is not a defect type",
+        ),
+        ({"id": record.id, "masks": {"anomaly": small}, "user": "erin"}, "mark them good"),
     ]
     try:
         for payload, _ in bad:
@@ -119,3 +123,6 @@ async def test_labelled_views_export_as_raw_frames_with_class_masks(
     assert set(np.unique(classes)) == {0, DEFECT_TYPES.index("wear") + 1}
     assert np.array_equal(classes > 0, painted > 0)
     assert scan_mask_pairs(masks).images == [image]
+    # which class value is which type, so reman train needs no --label-map
+    label_map = json.loads((masks / "label-map.json").read_text())
+    assert label_map == {"1": "wear", "2": "corrosion", "3": "coating_damage"}

@@ -10,6 +10,7 @@ from vision.errors import DatasetError
 from vision.training.fit_photos import TrainSettings
 
 TASKS = ("classify", "segment", "anomaly")
+EXPORTED_LABEL_MAP = "label-map.json"  # beside masks from `reman dataset export --masks`
 
 
 def train(
@@ -20,6 +21,8 @@ def train(
     Raises DatasetError (naming the files) before any training when the folder cannot be used.
     """
     _check_settings(task, settings)
+    if label_map is None and task == "segment" and (Path(data) / EXPORTED_LABEL_MAP).is_file():
+        label_map = Path(data) / EXPORTED_LABEL_MAP  # written by `reman dataset export --masks`
     if settings.threads:
         torch.set_num_threads(settings.threads)
     if task == "classify" and settings.backbone:
