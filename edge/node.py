@@ -416,6 +416,8 @@ class Node:
             log.warning("stats not queued: %s", exc)
             return
         publisher.notify()
+        if self.models is not None:
+            self.models.publish_if_changed()  # the shadow's seen and skipped counts move on
 
     def housekeeping(self) -> None:
         """Prune old image files and delivered outbox rows (records are kept)."""

@@ -6,7 +6,8 @@
     ├── AuthError          a login or permission problem
     │   └── LoginRequired  not logged in
     ├── AccountError       an account cannot be written to the config file
-    └── PublishError       a command cannot be handed to the broker
+    ├── PublishError       a command cannot be handed to the broker
+    └── CommandRefused     a model command refused by the dashboard before it was published
 
 Config problems and contract violations are `edge.contract.errors`' (ConfigError,
 ContractViolation), shared with the node. sqlite3 errors are wrapped in StoreError where they
@@ -48,3 +49,11 @@ class AccountError(GatewayError):
 
 class PublishError(GatewayError):
     """A command could not be handed to the broker"""
+
+
+class CommandRefused(GatewayError):
+    """A command refused here, before anything was published; `status` is the HTTP status"""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status

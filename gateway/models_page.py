@@ -30,7 +30,7 @@ from edge.contract.timefmt import utc_now
 from gateway import agreement, models_store
 from gateway.auth import check_csrf, require
 from gateway.config import User
-from gateway.errors import GatewayError
+from gateway.errors import CommandRefused, GatewayError
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[User, Depends(require("models"))]
@@ -44,14 +44,6 @@ class CommandPublisher(Protocol):
     """What the page needs of the app's publisher (MqttIngest)."""
 
     def publish_command(self, station: str, kind: str, command: BaseModel) -> None: ...
-
-
-class Refused(Exception):
-    """The command was refused here, before anything was published"""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -108,7 +100,7 @@ def send_command(
     try:
         command = _command(latest[0] if latest else None, action, version, reason, user)
         _publish(request, station, command)
-    except Refused as exc:
+    except CommandRefused as exc:
         return _render(request, station, str(exc), exc.status)
     active_before = latest[0].active if latest else None
     models_store.add_command(store, station, command, utc_now(), active_before)
@@ -148,11 +140,11 @@ def _render(request: Request, station: str, error: str | None, status_code: int 
 def _command(
     state: ModelsState | None, action: str, version: str, reason: str, user: User
 ) -> ModelCommand:
-    """The `model/set` for the form, or Refused saying what is wrong with it."""
+    """The `model/set` for the form, or CommandRefused saying what is wrong with it."""
     if state is None:
-        raise Refused(409, "The station has not published its models yet; nothing was sent.")
+        raise CommandRefused(409, "The station has not published its models yet; nothing was sent.")
     if action not in ACTIONS:
-        raise Refused(400, f"Unknown model action {action!r}; nothing was sent.")
+        raise CommandRefused(400, f"Unknown model action {action!r}; nothing was sent.")
     version = version.strip()
     _check_against(state, action, version)
     try:
@@ -166,25 +158,27 @@ def _command(
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(map(str, err["loc"]))
-        raise Refused(400, f"{where or 'command'}: {err['msg']}; nothing was sent.") from exc
+        raise CommandRefused(400, f"{where or 'command'}: {err['msg']}; nothing was sent.") from exc
 
 
 def _check_against(state: ModelsState, action: str, version: str) -> None:
-    """Refused unless the station's registry, as last published, allows `action`."""
+    """CommandRefused unless the station's registry, as last published, allows `action`."""
     if action in ("shadow", "promote"):
         listed = [m.version for m in state.models]
         if version not in listed:
-            raise Refused(
+            raise CommandRefused(
                 400,
                 f"Model {version!r} is not in {state.station}'s registry "
                 f"(it lists {', '.join(listed) or 'no model'}); nothing was sent.",
             )
         if version == state.active:
-            raise Refused(400, f"Model {version} is already the active one; nothing was sent.")
+            raise CommandRefused(
+                400, f"Model {version} is already the active one; nothing was sent."
+            )
     elif action == "end_shadow" and state.shadow is None:
-        raise Refused(400, "No model runs in shadow; nothing was sent.")
+        raise CommandRefused(400, "No model runs in shadow; nothing was sent.")
     elif action == "rollback" and not state.can_roll_back:
-        raise Refused(
+        raise CommandRefused(
             400, "Nothing to roll back to: no model was active before this one; nothing was sent."
         )
 
@@ -192,11 +186,11 @@ def _check_against(state: ModelsState, action: str, version: str) -> None:
 def _publish(request: Request, station: str, command: ModelCommand) -> None:
     publisher: CommandPublisher | None = request.app.state.publisher
     if publisher is None:
-        raise Refused(503, "This gateway does not send commands; nothing was sent.")
+        raise CommandRefused(503, "This gateway does not send commands; nothing was sent.")
     try:
         publisher.publish_command(station, "model/set", command)
     except GatewayError as exc:
-        raise Refused(503, f"Not sent: {exc}") from exc
+        raise CommandRefused(503, f"Not sent: {exc}") from exc
 
 
 def command_statuses(

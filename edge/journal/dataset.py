@@ -99,10 +99,10 @@ def export_labelled(journal: Journal, out: Path) -> ExportSummary:
             continue
         target = out / f"{inspection_id}_v{view}{source.suffix.lower() or '.jpg'}"
         _copy(source, target)
-        _write_mask(label, frame.shape, target)
+        painted = _write_mask(label, frame.shape, target)
         summary.inspections += 1
         summary.images += 1
-        kind = "good" if label.good else "+".join(sorted(label.masks))
+        kind = "+".join(sorted(painted)) or "good"  # an erased layer says "none of that type"
         summary.per_label[kind] = summary.per_label.get(kind, 0) + 1
         entries.append(
             {"image": target.name, "mask": target.with_suffix(".png").name,
@@ -123,15 +123,19 @@ def _write_label_map(out: Path) -> None:
         raise JournalError(f"dataset export: cannot write {out / LABEL_MAP}: {exc}") from exc
 
 
-def _write_mask(label: Label, shape: tuple[int, ...], image: Path) -> None:
+def _write_mask(label: Label, shape: tuple[int, ...], image: Path) -> set[str]:
+    """Write the class mask beside `image`; return the defect types with painted pixels."""
     classes = np.zeros(shape[:2], np.uint8)
+    found = set()
     for name, path in label.masks.items():
         painted = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         if painted is None or painted.shape != classes.shape:
             raise JournalError(f"dataset export: the label mask {path} is missing or resized")
         classes[painted > 0] = DEFECT_TYPES.index(name) + 1
+        found |= {name} if painted.any() else set()
     if not cv2.imwrite(str(image.with_suffix(".png")), classes):
         raise JournalError(f"dataset export: cannot write {image.with_suffix('.png')}")
+    return found
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -3,6 +3,7 @@
     switch = ModelSwitch(station, registry, events, load_active=..., load_shadow=...)
     await switch.on_model_command(command)   shadow VERSION, end_shadow, promote VERSION, rollback
     switch.publish_state()                   the retained `models` message (at start, each change)
+    switch.publish_if_changed()              again when the shadow's counts moved (with `stats`)
     await switch.follow_registry(stop)       picks up `reman model ...` run beside the node
 
 A model is loaded and checked (its card against its graph, its sha256 against the registry's) on
@@ -105,6 +106,7 @@ class ModelSwitch:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
         self._lock = asyncio.Lock()
         self._running = self._roles()  # what the node loaded at start: (active, shadow)
+        self._published: dict | None = None  # the last `models` state queued, without its ts
 
     async def on_model_command(self, command: ModelCommand) -> bool:
         """Carry out one `model/set`; True when the registry changed."""
@@ -206,11 +208,23 @@ class ModelSwitch:
         except (RegistryError, JournalError) as exc:
             self.events.warning("models_unreadable", f"models state not published: {exc}")
             return False
+        self._published = state.model_dump(exclude={"ts"})
         payload = state.model_dump_json(by_alias=True).encode()
         message = OutboxMessage(
             kind="models", topic=self.station.topics.models, payload=payload, retain=True
         )
         return self.station.send(message)
+
+    def publish_if_changed(self) -> bool:
+        """Queue `models` when anything in it but its time differs from the last one queued
+        (the shadow's seen and skipped counts grow between changes); True when queued."""
+        try:
+            state = self.state()
+        except (RegistryError, JournalError):
+            return False  # publish_state, at the next change, says why
+        if state.model_dump(exclude={"ts"}) == self._published:
+            return False
+        return self.publish_state()
 
     def close(self) -> None:
         """Free the loading thread (a load in hand finishes on its own)."""

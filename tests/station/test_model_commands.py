@@ -227,10 +227,15 @@ async def test_reman_model_beside_a_running_node_takes_effect_without_a_restart(
     report = ShadowReport.model_validate_json(
         (await wait_topic(running.listener, running.topics.shadow)).payload
     )
+    # with `stats`, the node republishes the state when the shadow's counts moved, only then
+    assert running.node.models.publish_if_changed()
+    counted = await running.state(2)
+    assert not running.node.models.publish_if_changed()
     model("promote", "3", "--reason", "agrees on the test cores")
-    promoted = await running.state(2)
+    promoted = await running.state(3)
     second = await running.inspect()
-    assert (shadowed.active, shadowed.shadow) == (None, "3")
+    assert (shadowed.active, shadowed.shadow, shadowed.shadow_seen) == (None, "3", 0)
+    assert counted.shadow_seen == 1
     assert (report.id, report.candidate) == (first.id, "3")
     assert (promoted.active, promoted.shadow) == ("3", None)
     assert (first.model.version, second.model.version) == ("1", "3")
