@@ -290,3 +290,15 @@ def test_a_family_rule_sends_an_anomalous_core_to_review(grader):
     assert flagged.code == Disposition.REVIEW
     assert [r.code for r in flagged.reasons] == ["anomalous-core"], flagged.reasons
     assert disposition(parts(1, seed=7)[0]).code == Disposition.REUSE
+
+
+def test_anomaly_training_shows_its_progress_and_takes_the_version(tmp_path, capsys):
+    data = good_folder(tmp_path / "good", 8, seed=5)
+    settings = TrainSettings(size=SIZE, val_split=0.25, seed=0, threads=1, version="7")
+    train_anomaly(data, tmp_path / "m.onnx", settings, AnomalySettings(coreset_ratio=0.1))
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("features [") and " ETA " in line for line in lines)
+    assert lines[-1].startswith("coreset [########################]")  # finished
+    from vision.card import read_card
+
+    assert read_card(tmp_path / "m.onnx").version == "7"

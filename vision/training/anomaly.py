@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vision.training.progress import Progress
+
 MAP_OUTPUT, SCORE_OUTPUT = "anomaly_map", "score"
 SIGMA_PX = 4.0  # smoothing of the map at the input's resolution (PatchCore's value at 224 px)
 
@@ -97,18 +99,33 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def fit_patchcore(encoder: nn.Module, images: np.ndarray, settings: AnomalySettings) -> PatchCore:
-    """The memory bank of good images (N,H,W,3) uint8 RGB, as a PatchCore ready to export."""
+def fit_patchcore(
+    encoder: nn.Module, images: np.ndarray, settings: AnomalySettings, show: bool = False
+) -> PatchCore:
+    """The memory bank of good images (N,H,W,3) uint8 RGB, as a PatchCore ready to export.
+
+    With `show`, progress bars for the features and the coreset go to stderr."""
     features = PatchFeatures(encoder).eval()
+    batches = math.ceil(len(images) / settings.batch_size)
+    progress = Progress(batches, "features") if show else None
+    parts = []
     with torch.no_grad():
-        patches = torch.cat([_patches(features, batch) for batch in _batches(images, settings)])
+        for batch in _batches(images, settings):
+            parts.append(_patches(features, batch))
+            if progress is not None:
+                progress.advance()
+    patches = torch.cat(parts)
     count = min(settings.max_bank, max(1, math.ceil(settings.coreset_ratio * len(patches))))
-    chosen = greedy_coreset(patches, count, settings.projection_dims, settings.seed)
+    picks = Progress(count, "coreset") if show else None
+    chosen = greedy_coreset(patches, count, settings.projection_dims, settings.seed, picks)
     return PatchCore(features, patches[chosen], (images.shape[1], images.shape[2])).eval()
 
 
-def greedy_coreset(points: torch.Tensor, count: int, dims: int, seed: int) -> torch.Tensor:
-    """Indices of `count` points picked farthest-first (k-center greedy) in a random projection."""
+def greedy_coreset(
+    points: torch.Tensor, count: int, dims: int, seed: int, progress: Progress | None = None
+) -> torch.Tensor:
+    """Indices of `count` points picked farthest-first (k-center greedy) in a random projection
+    (`progress` advances as they are picked)."""
     generator = torch.Generator().manual_seed(seed)
     if points.shape[1] > dims:
         projection = torch.randn(points.shape[1], dims, generator=generator) / math.sqrt(dims)
@@ -126,6 +143,10 @@ def greedy_coreset(points: torch.Tensor, count: int, dims: int, seed: int) -> to
         distance.mul_(-2.0).add_(squared).add_(float(squared[last]))
         torch.minimum(nearest, distance, out=nearest)
         chosen[k] = torch.argmax(nearest)
+        if progress is not None and k % 64 == 0:
+            progress.advance(64)
+    if progress is not None:
+        progress.advance(progress.total)  # the last picks (the count stops at the total)
     return chosen
 
 

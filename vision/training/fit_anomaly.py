@@ -51,7 +51,7 @@ def train_anomaly(
     started = time.monotonic()
     images = load_images(paths, settings.size, data)
     encoder = Encoder(load_efficientnet_lite0(), anomaly.taps)
-    model = fit_patchcore(encoder, images[bank_idx], anomaly)
+    model = fit_patchcore(encoder, images[bank_idx], anomaly, show=True)
     good_scores = score_images(model, images[calibration_idx], anomaly.batch_size)
     threshold = calibrate_threshold(good_scores, anomaly.quantile, anomaly.margin)
     onnx_bytes = export_anomaly(model, images[calibration_idx[:4]])
@@ -189,7 +189,7 @@ def _card(
     data = report["data"]
     return ModelCard(
         name=Path(out).stem,
-        version="1",
+        version=settings.version,
         task="anomaly",
         input_name=INPUT_NAME,
         input_size=(settings.size, settings.size),

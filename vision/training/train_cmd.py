@@ -36,9 +36,7 @@ def train(
     if task == "anomaly":
         from vision.training.fit_anomaly import train_anomaly
 
-        report = train_anomaly(Path(data), Path(out), settings)
-        _stamp_version(Path(out), settings.version)
-        return report
+        return train_anomaly(Path(data), Path(out), settings)
     if settings.steps:
         from vision.training.segment_native import train_native_segmenter
 
@@ -46,18 +44,6 @@ def train(
     from vision.training.segment_masks import train_segmenter
 
     return train_segmenter(Path(data), Path(out), settings, label_map)
-
-
-def _stamp_version(model_path: Path, version: str) -> None:
-    """Give a written model's card (embedded and beside it) `version`.
-
-    For the anomaly trainer, whose card does not take its version from the settings yet.
-    """
-    from vision.card import read_card, write_card
-
-    card = read_card(model_path)
-    if card.version != version:
-        write_card(model_path, card.model_copy(update={"version": version}))
 
 
 def _check_settings(task: str, settings: TrainSettings) -> None:
