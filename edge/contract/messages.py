@@ -306,6 +306,59 @@ class Impact(_Strict):
     )
 
 
+class GradeLimits(_Strict):
+    """A defect type's grade limits under the family's rules: a grade at or above one gives its
+    outcome (on the 0..5 severity scale the rules read); below both, REUSE."""
+
+    remanufacture_at: Integer | None = Field(
+        default=None, ge=0, description="Grade at or above which the core is remanufactured."
+    )
+    recycle_at: Integer | None = Field(
+        default=None, ge=0, description="Grade at or above which the core is recycled."
+    )
+
+
+class MeasurementLimits(_Strict):
+    """A measurement's allowed range and unit under the family's rules."""
+
+    unit: str = Field(description="The unit the rules expect, e.g. ml/min.")
+    description: str = Field(default="", description="What is measured, for the operator.")
+    min: float | None = Field(default=None, description="Below this: the `out_of_spec` outcome.")
+    max: float | None = Field(default=None, description="Above this: the `out_of_spec` outcome.")
+    out_of_spec: str = Field(
+        default="REMANUFACTURE", description="The outcome's name outside [min, max]."
+    )
+    recycle_below: float | None = Field(default=None, description="Below this: RECYCLE.")
+    recycle_above: float | None = Field(default=None, description="Above this: RECYCLE.")
+
+
+class DecidingLimit(_Strict):
+    """A limit that gave the decision its outcome (one of the reasons' rules)."""
+
+    rule: str = Field(
+        description="The rule as the reasons name it: grades.wear.remanufacture_at, "
+        "measurements.flow_l_min.min or rules[0] (a family rule over several inputs)."
+    )
+    defects: list[str] = Field(default_factory=list, description="The defect types it reads.")
+    measurements: list[str] = Field(default_factory=list, description="The measurements it reads.")
+
+
+class Limits(_Strict):
+    """The family's limits that the rules held the core's grades and measurements against."""
+
+    grades: dict[str, GradeLimits] = Field(
+        default_factory=dict, description="Per defect type the family grades."
+    )
+    measurements: dict[str, MeasurementLimits] = Field(
+        default_factory=dict, description="Per measurement of the family (only these are its own)."
+    )
+    deciding: list[DecidingLimit] = Field(
+        default_factory=list,
+        description="The limits whose outcome the decision took; empty when none did (REUSE "
+        "within every limit, or REVIEW for missing or untrusted inputs).",
+    )
+
+
 class InspectionRecord(_Strict):
     """The full record of one inspection (topic `inspection`)."""
 
@@ -349,6 +402,11 @@ class InspectionRecord(_Strict):
     )
     rules: RulesInfo | None = Field(
         default=None, description="Rules version, null for an unknown family."
+    )
+    limits: Limits | None = Field(
+        default=None,
+        description="The family's limits that decided, null for an unknown family and in records "
+        "from nodes before limits were recorded.",
     )
     timings_ms: dict[str, float] = Field(
         default_factory=dict, description="Milliseconds per stage."

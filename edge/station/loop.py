@@ -63,6 +63,7 @@ from edge.contract import (
 )
 from edge.contract.timefmt import UTC, utc_now
 from edge.decision.families import FamilySet
+from edge.decision.limits import limits_of
 from edge.decision.rules import OUT_OF_DISTRIBUTION, UNREADABLE, decide, impact, rules_version
 from edge.errors import CameraError, ImageUnreadable, JournalError
 from edge.events import Events
@@ -600,10 +601,11 @@ class Station:
         decision: DecisionInfo,
     ) -> InspectionRecord:
         """The full record but its seq and image names, which come as it is journaled."""
-        rules = None
+        rules, limits = None, None
         if family is not None:
             version, sha256 = rules_version(family)
             rules = RulesInfo(version=version, sha256=sha256)
+            limits = limits_of(family, decision)
         return InspectionRecord(
             id=new_id(),
             seq=0,
@@ -619,6 +621,7 @@ class Station:
             impact=impact(family, decision.code),
             model=work.model if work.graded is not None else None,
             rules=rules,
+            limits=limits,
             timings_ms=work.timings,
         )
 

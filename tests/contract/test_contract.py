@@ -69,6 +69,30 @@ EXAMPLES = {
                 "ts": "2026-11-28T16:00:00.000Z",
             },
         },
+        {
+            **RECORD,
+            "limits": {
+                "grades": {"corrosion": {"remanufacture_at": 2, "recycle_at": 4}},
+                "measurements": {
+                    "leak_rate_ml_min": {
+                        "unit": "ml/min",
+                        "description": "Internal leakage at 200 bar",
+                        "min": None,
+                        "max": 5.0,
+                        "out_of_spec": "REMANUFACTURE",
+                        "recycle_below": None,
+                        "recycle_above": 40.0,
+                    }
+                },
+                "deciding": [
+                    {
+                        "rule": "grades.corrosion.remanufacture_at",
+                        "defects": ["corrosion"],
+                        "measurements": [],
+                    }
+                ],
+            },
+        },
     ],
     "result": [json.loads(Result(seq=123, core="C1234", code=2, credit=1).to_payload())],
     "stats": [
@@ -252,6 +276,15 @@ def test_record_round_trips_through_its_payload():
     record = InspectionRecord.model_validate(RECORD)
     again = InspectionRecord.model_validate_json(record.to_json())
     assert again == record and json.loads(record.to_json())["schema"] == 1
+
+
+def test_a_record_with_limits_round_trips_and_one_without_has_none():
+    with_limits = InspectionRecord.model_validate(EXAMPLES["inspection"][-1])
+    again = InspectionRecord.model_validate_json(with_limits.to_json())
+    assert again == with_limits and again.limits is not None
+    assert again.limits.measurements["leak_rate_ml_min"].max == 5.0
+    assert again.limits.deciding[0].rule == "grades.corrosion.remanufacture_at"
+    assert InspectionRecord.model_validate(RECORD).limits is None
 
 
 @pytest.mark.parametrize("revision", ["2", True, 2.0, 0])

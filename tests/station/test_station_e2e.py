@@ -50,14 +50,14 @@ def publish(listener, topic: str, payload: bytes | str) -> None:
 
 
 @pytest.mark.parametrize(
-    "image,code,reason",
+    "image,code,reason,deciding",
     [
-        (clean_core(), Disposition.REUSE, "in_spec"),
-        (corroded_core(), Disposition.RECYCLE, "corrosion_grade"),
+        (clean_core(), Disposition.REUSE, "in_spec", []),
+        (corroded_core(), Disposition.RECYCLE, "corrosion_grade", ["grades.corrosion.recycle_at"]),
     ],
 )
 async def test_mqtt_trigger_gives_result_and_full_record(
-    tmp_path, mosquitto, listener_factory, bench_sim, image, code, reason
+    tmp_path, mosquitto, listener_factory, bench_sim, image, code, reason, deciding
 ):
     camera = write_folder(tmp_path / "cores", [image])
     node, _ = await start_node(station_config(tmp_path, mosquitto, camera=camera, bench=bench_sim))
@@ -91,6 +91,13 @@ async def test_mqtt_trigger_gives_result_and_full_record(
     assert record.decision.code == code and reason in [r.code for r in record.decision.reasons]
     assert record.model.name == "toy-seg" and len(record.model.sha256) == 64
     assert record.rules.version and record.impact.known
+    limits = record.limits
+    assert limits is not None, "the record carries the family's limits that decided it"
+    assert set(limits.measurements) == {"leak_rate_ml_min", "flow_l_min"}
+    assert limits.measurements["leak_rate_ml_min"].max == 5.0
+    assert limits.measurements["leak_rate_ml_min"].unit == "ml/min"
+    assert limits.grades["corrosion"].recycle_at == 4
+    assert [d.rule for d in limits.deciding] == deciding
     assert {"capture", "core_id", "quality", "grade", "bench", "decide", "total"} <= set(
         record.timings_ms
     )
