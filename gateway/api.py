@@ -99,6 +99,8 @@ def get_circularity(
 ) -> dict[str, Any]:
     """Cores by disposition, reuse and remanufacture rates, material kept and CO2e avoided.
 
+    The rates are shares of `decided_cores` (REUSE, REMANUFACTURE and RECYCLE): REVIEW cores
+    (`review_cores`, `review_share` of all cores) and errors are not in their denominator.
     Material and CO2e are null (unknown) when no core in the period has impact figures;
     `impact_unknown_cores` says how many cores lack them."""
     flt = make_filter(station, since, until)

@@ -115,12 +115,20 @@ def _safe_next(target: str) -> str:
 
 @router.get("/")
 def stations_page(request: Request, user: Viewer):
-    """Every station as a tile: availability and latest decision."""
+    """Every station as a tile: availability, latest decision and the last 24 hours' REVIEW
+    share and rates."""
     store = _store(request)
+    rates = reports.rates_by_station(store, ago_ts(**PERIODS["24h"]), None)
     tiles = []
     for st in _stations(request):
         latest = store.latest(st["station"], 1)
-        tiles.append({**st, "latest": display_row(latest[0]) if latest else None})
+        tiles.append(
+            {
+                **st,
+                "latest": display_row(latest[0]) if latest else None,
+                "rates": rates.get(st["station"]),
+            }
+        )
     return _render(request, "stations.html", tiles=tiles)
 
 

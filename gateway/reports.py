@@ -7,6 +7,10 @@ counts as unknown; its material and CO2e are never taken as zero.
 Series over time hold every bucket (hour or day, UTC) of the period, oldest first: a bucket
 without inspections reads zero, so a chart's time axis is the period and not the data's extent.
 A period open at the start begins at its first inspection; one open at the end runs to now.
+
+Reuse and remanufacture rates are shares of the decided cores (REUSE, REMANUFACTURE, RECYCLE):
+a REVIEW core still waits for a person and a NONE core (an error) was never decided, so neither
+is in the denominator; both are counted apart, and `review_share` is REVIEW's share of all cores.
 """
 
 from __future__ import annotations
@@ -66,6 +70,59 @@ def _floor(moment: datetime, bucket: str) -> datetime:
     return hour.replace(hour=0) if bucket == "day" else hour
 
 
+@dataclass(frozen=True)
+class Rates:
+    """Cores by disposition over a period and the rates computed from them (see the module's
+    docstring for what each rate counts)."""
+
+    by_disposition: dict[str, int]
+
+    @property
+    def cores(self) -> int:
+        """Every core, whatever its disposition."""
+        return sum(self.by_disposition.values())
+
+    @property
+    def review_cores(self) -> int:
+        """Cores waiting for a person (REVIEW)."""
+        return self.by_disposition.get("REVIEW", 0)
+
+    @property
+    def decided_cores(self) -> int:
+        """The rates' denominator: REUSE, REMANUFACTURE and RECYCLE cores."""
+        return self.cores - self.review_cores - self.by_disposition.get("NONE", 0)
+
+    @property
+    def reuse_rate(self) -> float | None:
+        """REUSE cores as a share of the decided cores; None when none was decided."""
+        return _rate(self.by_disposition.get("REUSE", 0), self.decided_cores)
+
+    @property
+    def remanufacture_rate(self) -> float | None:
+        """REMANUFACTURE cores as a share of the decided cores; None when none was decided."""
+        return _rate(self.by_disposition.get("REMANUFACTURE", 0), self.decided_cores)
+
+    @property
+    def review_share(self) -> float | None:
+        """REVIEW cores as a share of all cores; None when there is no core."""
+        return _rate(self.review_cores, self.cores)
+
+
+def rates_by_station(store: Store, since: str | None, until: str | None) -> dict[str, Rates]:
+    """Each station's cores by disposition in [since, until) and its rates."""
+    where, params = InspectionFilter(since=since, until=until).where()
+    rows = store.select(
+        f"SELECT station, code, count(*) AS n FROM inspections WHERE {where} "
+        "GROUP BY station, code",
+        params,
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for r in rows:
+        per_code = counts.setdefault(r["station"], {name: 0 for name in LABELS.values()})
+        per_code[LABELS.get(r["code"], str(r["code"]))] = r["n"]
+    return {station: Rates(per_code) for station, per_code in counts.items()}
+
+
 @dataclass
 class Circularity:
     """Circularity figures for one station (or all) over one period."""
@@ -75,8 +132,11 @@ class Circularity:
     until: str | None
     cores: int
     by_disposition: dict[str, int]
-    reuse_rate: float | None
-    remanufacture_rate: float | None
+    reuse_rate: float | None  # of decided_cores
+    remanufacture_rate: float | None  # of decided_cores
+    decided_cores: int  # REUSE, REMANUFACTURE and RECYCLE: REVIEW and NONE left out
+    review_cores: int
+    review_share: float | None  # of all cores
     impact_known_cores: int
     impact_unknown_cores: int
     material_kept_kg: float | None
@@ -105,17 +165,20 @@ def circularity(
         params,
     )
     by_code = {LABELS.get(r["code"], str(r["code"])): r["n"] for r in totals}
-    cores = sum(r["n"] for r in totals)
+    rates = Rates({name: by_code.get(name, 0) for name in LABELS.values()})
+    cores = rates.cores
     known = sum(r["known"] or 0 for r in totals)
-    decided = cores - by_code.get("REVIEW", 0) - by_code.get("NONE", 0)
     return Circularity(
         station=station,
         since=since,
         until=until,
         cores=cores,
-        by_disposition={name: by_code.get(name, 0) for name in LABELS.values()},
-        reuse_rate=_rate(by_code.get("REUSE", 0), decided),
-        remanufacture_rate=_rate(by_code.get("REMANUFACTURE", 0), decided),
+        by_disposition=rates.by_disposition,
+        reuse_rate=rates.reuse_rate,
+        remanufacture_rate=rates.remanufacture_rate,
+        decided_cores=rates.decided_cores,
+        review_cores=rates.review_cores,
+        review_share=rates.review_share,
         impact_known_cores=known,
         impact_unknown_cores=cores - known,
         material_kept_kg=_known_sum(totals, "kept", known),

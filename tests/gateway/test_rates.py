@@ -1,0 +1,131 @@
+"""Reuse and remanufacture rates say what they count: shares of the decided cores, REVIEW shown
+apart, on the stations page (last 24 hours), the circularity page and its API, over a known store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from gateway import reports
+from gateway.server import Gateway
+from gateway.store import Batch, Store
+from tests.gateway.conftest import PASSWORDS, login, make_config
+from tests.gateway.records import BASE, record
+from tests.gateway.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+# minutes after records.BASE that lie one hour before now: inside the stations page's 24 hours
+RECENT = (datetime.now(timezone.utc) - BASE).total_seconds() / 60 - 60
+OLD = RECENT - 2 * 24 * 60  # two days earlier: outside them
+# st-rates in the last 24 hours: 3 REUSE, 2 REMANUFACTURE, 1 RECYCLE, 2 REVIEW; two days
+# earlier one more REUSE. st-waiting: one REVIEW. st-quiet: one REUSE two days ago.
+RECORDS = [
+    *[
+        record(station="st-rates", core_id=f"R{i}", code=code, minutes=RECENT + i)
+        for i, code in enumerate([1, 1, 1, 2, 2, 3, 4, 4])
+    ],
+    record(station="st-rates", core_id="R-old", code=1, minutes=OLD),
+    record(station="st-waiting", core_id="W1", code=4, minutes=RECENT),
+    record(station="st-quiet", core_id="Q1", code=1, minutes=OLD),
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    store = Store(tmp_path_factory.mktemp("rates") / "gateway.db")
+    store.write(Batch(inspections=RECORDS))
+    return store
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory, store):
+    """A gateway without MQTT over the known store."""
+    gateway = Gateway(make_config(tmp_path_factory.mktemp("gw")), store=store, mqtt=False).start()
+    yield gateway
+    gateway.stop()
+
+
+def test_rates_leave_review_out_of_the_denominator(store):
+    c = reports.circularity(store, "st-rates")
+    assert (c.cores, c.decided_cores, c.review_cores) == (9, 7, 2)
+    assert c.reuse_rate == pytest.approx(4 / 7, abs=1e-4)
+    assert c.remanufacture_rate == pytest.approx(2 / 7, abs=1e-4)
+    assert c.review_share == pytest.approx(2 / 9, abs=1e-4)
+
+
+def test_rates_by_station_over_a_period(store):
+    rates = reports.rates_by_station(store, since=RECORDS[0].ts, until=None)
+    assert sorted(rates) == ["st-rates", "st-waiting"]
+    r = rates["st-rates"]
+    assert (r.cores, r.decided_cores, r.review_cores) == (8, 6, 2)
+    assert (r.reuse_rate, r.remanufacture_rate, r.review_share) == (0.5, 0.3333, 0.25)
+    waiting = rates["st-waiting"]
+    assert (waiting.cores, waiting.decided_cores, waiting.review_share) == (1, 0, 1.0)
+    assert waiting.reuse_rate is None and waiting.remanufacture_rate is None
+
+
+def test_api_says_what_the_rates_count(gw):
+    erin = login(gw.url, "erin")
+    try:
+        body = erin.get("/api/circularity", params={"station": "st-rates"}).json()
+    finally:
+        erin.close()
+    assert (body["cores"], body["decided_cores"], body["review_cores"]) == (9, 7, 2)
+    assert body["review_share"] == pytest.approx(0.2222)
+    assert body["reuse_rate"] == pytest.approx(0.5714)
+
+
+@pytest.fixture(scope="module")
+def page(gw):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        pg = browser.new_context(base_url=gw.url).new_page()
+        pg.goto("/login")
+        pg.fill("input[name=username]", "erin")
+        pg.fill("input[name=password]", PASSWORDS["erin"])
+        pg.click("button[type=submit]")
+        expect(pg.locator("header.bar .who")).to_contain_text("erin")
+        yield pg
+        browser.close()
+
+
+@pytest.mark.browser
+def test_stations_page_shows_each_stations_review_share(page: Page):
+    page.goto("/")
+    tile = page.locator("[data-rates=st-rates]")
+    expect(tile).to_contain_text("last 24 h: 8 cores · REVIEW 2 (25.0 % of all)")
+    expect(tile.locator("[data-figure=rates]")).to_have_text(
+        "reuse 50.0 % · remanufacture 33.3 % of 6 decided, REVIEW left out"
+    )
+    waiting = page.locator("[data-rates=st-waiting]")
+    expect(waiting).to_contain_text("1 core · REVIEW 1 (100.0 % of all)")
+    expect(waiting.locator("[data-figure=rates]")).to_have_text(
+        "no core decided: every one waits for REVIEW"
+    )
+    expect(page.locator("[data-rates=st-quiet]")).to_have_text("no core in the last 24 h")
+
+
+@pytest.mark.browser
+def test_circularity_page_says_what_each_rate_counts(page: Page):
+    page.goto("/circularity?station=st-rates&period=all")
+    expect(page.locator("#fig-cores")).to_have_text("9")
+    expect(page.locator("#fig-reuse-rate")).to_have_text("57.1 %")
+    expect(page.locator("#fig-reman-rate")).to_have_text("28.6 %")
+    for basis in ("#fig-reuse-basis", "#fig-reman-basis"):
+        expect(page.locator(basis)).to_have_text("of 7 decided cores, REVIEW left out")
+    expect(page.locator("#fig-review")).to_have_text("2")
+    expect(page.locator("#fig-review-share")).to_have_text("22.2 % of all cores")
+    rows = page.locator("#by-disposition tr")
+    expect(rows.nth(0)).to_contain_text("share of all cores")
+    expect(rows.filter(has_text="REUSE").first).to_contain_text("4")
+    expect(rows.filter(has_text="REUSE").first).to_contain_text("44.4 %")
+    expect(rows.filter(has_text="REVIEW")).to_contain_text("22.2 %")
+    expect(page.locator("#share-basis")).to_have_text(
+        "Shares are of all 9 cores, REVIEW included; the reuse and remanufacture rates above "
+        "are of the 7 decided cores."
+    )
