@@ -8,14 +8,20 @@ decision and the core id are on screen without scrolling. Screenshots land in te
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from edge.contract import InspectionRecord
+from edge.decision.families import load_families
+from edge.decision.limits import limits_of
+from edge.decision.rules import decide
 from gateway.server import Gateway
+from tests.conftest import REPO
 from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, make_config
-from tests.gateway.records import overridden, record, snapshot_jpeg
+from tests.gateway.records import BASE, overridden, record, snapshot_jpeg, ts_at
 from tests.gateway.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
@@ -26,20 +32,27 @@ STATION = "st-size"
 # largest
 CORE_ID = "HGP200-2026-0047113"
 LONG_REASON = "bearing seat scored beyond regrind depth, housing bore within limits after honing"
+# a pump core decided by its family's rules, shown against the family's limits
+LIMITS_STATION = "st-size-limits"
+LIMITS_CORE_ID = "HGP200-2026-0047999"
+LATEST = {STATION: CORE_ID, LIMITS_STATION: LIMITS_CORE_ID}
+# two hours ago: the stations page counts these cores in its last 24 hours
+START = (datetime.now(timezone.utc) - BASE).total_seconds() / 60 - 120
 
 
 @pytest.fixture(scope="module")
 def sized(tmp_path_factory, mosquitto):
-    """A gateway holding a station's inspections, stats and an event, and its latest record."""
+    """A gateway holding two stations' inspections, stats and an event; and the latest record."""
     gw = Gateway(make_config(tmp_path_factory.mktemp("sizes"), mosquitto)).start()
     assert gw.ingest is not None and gw.ingest.wait_connected(10)
     watcher = WriteWatcher(gw)
-    st = Station(mosquitto, STATION)
+    st, pump = Station(mosquitto, STATION), Station(mosquitto, LIMITS_STATION)
     try:
         latest = _feed(gw, watcher, st)
-        yield gw, latest
+        yield gw, latest, _publish_pump(gw, watcher, pump)
     finally:
         st.close()
+        pump.close()
         gw.stop()
 
 
@@ -48,11 +61,16 @@ def _feed(gw: Gateway, watcher: WriteWatcher, st: Station):
     st.publish("stats", json.dumps(_stats()))
     st.publish("event", json.dumps(_event()))
     recs = [
-        record(station=STATION, core_id=f"HGP200-2026-00470{i:02d}", code=1 + i % 4, minutes=i)
+        record(
+            station=STATION,
+            core_id=f"HGP200-2026-00470{i:02d}",
+            code=1 + i % 4,
+            minutes=START + i,
+        )
         for i in range(8)
     ]
     latest = overridden(
-        record(station=STATION, core_id=CORE_ID, code=1, minutes=30), 2, reason=LONG_REASON
+        record(station=STATION, core_id=CORE_ID, code=1, minutes=START + 30), 2, reason=LONG_REASON
     )
     for rec in [*recs, latest]:
         st.inspection(rec)
@@ -63,6 +81,40 @@ def _feed(gw: Gateway, watcher: WriteWatcher, st: Station):
     watcher.until(lambda: any(s["station"] == STATION and s["stats"] for s in gw.store.stations()))
     watcher.until(lambda: gw.store.events(STATION, None, 10, None)[0])
     return latest
+
+
+def _publish_pump(gw: Gateway, watcher: WriteWatcher, st: Station) -> InspectionRecord:
+    rec = _pump_record()
+    st.inspection(rec)
+    watcher.until(lambda: gw.store.get(rec.id, LIMITS_STATION))
+    st.publish("snapshot", snapshot_jpeg(LIMITS_CORE_ID))
+    watcher.until(lambda: gw.store.latest_snapshot(LIMITS_STATION))
+    return rec
+
+
+def _pump_record() -> InspectionRecord:
+    """A pump core whose wear grade reaches the REMANUFACTURE limit, with the family's limits."""
+    pump = load_families(REPO / "config/families").get("hydraulic-gear-pump")
+    defects = {
+        "wear": {"area_pct": 0.6, "grade": 2, "confidence": 0.93, "scale": "iso4628-5"},
+        "corrosion": {"area_pct": 0.1, "grade": 1, "confidence": 0.9, "scale": "iso4628-3"},
+        "coating_damage": {"area_pct": 0.0, "grade": 0, "confidence": 0.95, "scale": "iso4628-5"},
+    }
+    bench = {
+        "leak_rate_ml_min": {"value": 2.5, "unit": "ml/min", "status": "Good"},
+        "flow_l_min": {"value": 24.0, "unit": "l/min", "status": "Good"},
+    }
+    decision = decide(pump, defects, bench)
+    return record(
+        station=LIMITS_STATION,
+        core_id=LIMITS_CORE_ID,
+        code=2,
+        minutes=START + 40,
+        defects=defects,
+        measurements={k: {**v, "source_ts": ts_at(START + 40)} for k, v in bench.items()},
+        decision=decision.model_dump(mode="json"),
+        limits=limits_of(pump, decision).model_dump(mode="json"),
+    )
 
 
 def _stats() -> dict:
@@ -144,41 +196,44 @@ def _on_screen(pg: Page, selector: str) -> None:
     assert box["y"] + box["height"] <= view["h"], (selector, box, view)
 
 
+@pytest.mark.parametrize("station", list(LATEST))
 @pytest.mark.parametrize("size", list(SIZES))
-def test_kiosk_shows_decision_and_core_without_scrolling(browser, sized, size):
-    gw, latest = sized
+def test_kiosk_shows_decision_and_core_without_scrolling(browser, sized, size, station):
+    gw, latest, pump = sized
     pg = _page(browser, gw, size, user=None)
-    pg.goto(f"/kiosk/{STATION}")
+    pg.goto(f"/kiosk/{station}")
     expect(pg.locator("#latest-label")).to_have_text("REMANUFACTURE")
-    expect(pg.locator("#latest-core")).to_have_text(CORE_ID)
+    expect(pg.locator("#latest-core")).to_have_text(LATEST[station])
     expect(pg.locator(".photo img")).to_be_visible()
-    _shot(pg, f"kiosk-{size}")
+    _shot(pg, f"kiosk-{size}{station.removeprefix(STATION)}")
     _on_screen(pg, "#latest-label")
     _on_screen(pg, "#latest-core")
-    _no_sideways_scroll(pg, f"kiosk-{size}")
+    _no_sideways_scroll(pg, f"kiosk-{size} {station}")
     pg.context.close()
 
 
+@pytest.mark.parametrize("station", list(LATEST))
 @pytest.mark.parametrize("size", list(SIZES))
-def test_live_view_fits_the_width(browser, sized, size):
-    gw, latest = sized
+def test_live_view_fits_the_width(browser, sized, size, station):
+    gw, latest, pump = sized
     pg = _page(browser, gw, size)
-    pg.goto(f"/live/{STATION}")
-    expect(pg.locator("#latest-core")).to_have_text(CORE_ID)
+    pg.goto(f"/live/{station}")
+    expect(pg.locator("#latest-core")).to_have_text(LATEST[station])
     expect(pg.locator(".photo img")).to_be_visible()
-    _shot(pg, f"live-{size}")
+    _shot(pg, f"live-{size}{station.removeprefix(STATION)}")
     _on_screen(pg, "#latest-label")
-    _no_sideways_scroll(pg, f"live-{size}")
+    _no_sideways_scroll(pg, f"live-{size} {station}")
     pg.context.close()
 
 
 def test_main_pages_fit_a_phone(browser, sized):
-    gw, latest = sized
+    gw, latest, pump = sized
     pg = _page(browser, gw, "phone")
     pages = {
         "stations": ("/", f"[data-station={STATION}]"),
         "history": (f"/history?station={STATION}", "#history tr[data-id]"),
         "detail": (f"/inspections/{STATION}/{latest.id}", "#decision"),
+        "detail-limits": (f"/inspections/{LIMITS_STATION}/{pump.id}", "#decision"),
         "health": ("/health", f"#health tr[data-station={STATION}]"),
         "events": ("/events", "#events"),
         "trends": ("/trends?period=all", "#decisions canvas"),
@@ -198,7 +253,7 @@ def test_main_pages_fit_a_phone(browser, sized):
 
 def test_wide_tables_scroll_inside_their_panel_on_a_phone(browser, sized):
     """The history table is wider than a phone: its panel scrolls, the page does not."""
-    gw, _ = sized
+    gw = sized[0]
     pg = _page(browser, gw, "phone")
     pg.goto(f"/history?station={STATION}")
     table = pg.locator("#history")
