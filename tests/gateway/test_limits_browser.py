@@ -17,7 +17,7 @@ from edge.decision.limits import limits_of
 from edge.decision.rules import decide
 from tests.conftest import REPO
 from tests.gateway.records import record, ts_at
-from tests.gateway.test_browser import _publish, browser, page, shot, station, web  # noqa: F401
+from tests.gateway.test_browser import _login, _publish, browser, page, shot, station, web  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -58,34 +58,34 @@ def test_a_pump_core_shows_its_own_measurements_against_their_limits(page, web, 
 
     page.goto("/live/st-limits")
     expect(page.locator("#latest-core")).to_have_text("HGP-000321")
-    rows = page.locator("#measurements tr[data-measurement]")
+    rows = page.locator("#measurements tbody[data-measurement]")
     expect(rows).to_have_count(2)
     expect(page.locator("#measurements")).not_to_contain_text("starter_current_a")
-    leak = page.locator("#measurements tr[data-measurement=leak_rate_ml_min]")
+    leak = page.locator("#measurements tbody[data-measurement=leak_rate_ml_min]")
     expect(leak).to_contain_text("2.5")
     expect(leak).to_contain_text("max 5 ml/min")
     expect(leak).to_contain_text("RECYCLE above 40 ml/min")
-    flow = page.locator("#measurements tr[data-measurement=flow_l_min]")
+    flow = page.locator("#measurements tbody[data-measurement=flow_l_min]")
     expect(flow).to_contain_text("min 20 l/min")
     expect(flow).to_contain_text("RECYCLE below 8 l/min")
     expect(page.locator("#measurements .deciding-mark")).to_have_count(0)
     wear = page.locator(".limit-line[data-defect=wear]")
     expect(wear).to_have_class("limit-line deciding")
-    expect(wear).to_contain_text("◀ decided REMANUFACTURE")
+    expect(wear).to_contain_text("◀\u00a0decided REMANUFACTURE")
     expect(wear.locator(".deciding-limit")).to_have_text("REMANUFACTURE from 2")
     expect(page.locator(".limit-line[data-defect=corrosion]")).not_to_contain_text("decided")
     expect(page.locator(".limit-line[data-defect=corrosion]")).to_contain_text("RECYCLE from 4")
     shot(page, "limits-live")
 
     page.goto(f"/inspections/st-limits/{rec.id}")
-    expect(page.locator("#measurements tr[data-measurement]")).to_have_count(2)
+    expect(page.locator("#measurements tbody[data-measurement]")).to_have_count(2)
     expect(page.locator("#measurements")).not_to_contain_text("starter_current_a")
-    expect(page.locator("#measurements tr[data-measurement=flow_l_min]")).to_contain_text(
+    expect(page.locator("#measurements tbody[data-measurement=flow_l_min]")).to_contain_text(
         "min 20 l/min"
     )
-    wear_row = page.locator("#grades tr[data-defect=wear]")
+    wear_row = page.locator("#grades tbody[data-defect=wear]")
     expect(wear_row).to_have_class("deciding")
-    expect(wear_row).to_contain_text("◀ decided REMANUFACTURE")
+    expect(wear_row).to_contain_text("◀\u00a0decided REMANUFACTURE")
     expect(wear_row.locator(".deciding-limit")).to_have_text("REMANUFACTURE from 2")
     expect(page.locator("#grades .deciding-mark")).to_have_count(1)
     shot(page, "limits-detail")
@@ -108,9 +108,9 @@ def test_a_measurement_limit_that_decided_is_marked(page, web, station):  # noqa
     )
     _publish(web, st, rec)
     page.goto(f"/inspections/st-limits-m/{rec.id}")
-    flow = page.locator("#measurements tr[data-measurement=flow_l_min]")
+    flow = page.locator("#measurements tbody[data-measurement=flow_l_min]")
     expect(flow).to_have_class("deciding")
-    expect(flow).to_contain_text("◀ decided RECYCLE")
+    expect(flow).to_contain_text("◀\u00a0decided RECYCLE")
     expect(flow.locator(".deciding-limit")).to_have_text("RECYCLE below 8 l/min")
     expect(page.locator("#grades .deciding-mark")).to_have_count(0)
 
@@ -130,3 +130,28 @@ def test_an_old_record_without_limits_renders_as_before(page, web, station):  # 
     page.goto(f"/inspections/st-limits-old/{rec.id}")
     expect(page.locator(".panel", has_text="Measurements").last).to_contain_text("leak_rate_ml_min")
     expect(page.locator("#grades")).to_have_count(0)
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (800, 480)])
+def test_limits_fit_a_phone_and_the_station_display(browser, web, station, width, height):  # noqa: F811
+    gw, _ = web
+    st = station("st-limits-size")
+    rec = _pump_record("st-limits-size", "HGP-000323", minutes=530 + width / 1000)
+    _publish(web, st, rec)
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=gw.url)
+    pg = context.new_page()
+    _login(pg, "erin")
+    for url in (
+        "/live/st-limits-size",
+        "/kiosk/st-limits-size",
+        f"/inspections/st-limits-size/{rec.id}",
+    ):
+        pg.goto(url)
+        expect(pg.locator("#measurements tbody[data-measurement]")).to_have_count(2)
+        expect(pg.locator(".deciding-mark").first).to_contain_text("decided REMANUFACTURE")
+        widths = pg.evaluate(
+            "() => ({page: document.documentElement.scrollWidth, view: window.innerWidth})"
+        )
+        assert widths["page"] <= widths["view"], (url, widths)
+        shot(pg, f"limits-{url.split('/')[1]}-{width}x{height}")
+    context.close()
