@@ -100,7 +100,7 @@ def test_stations_page_shows_each_stations_review_share(page: Page):
     tile = page.locator("[data-rates=st-rates]")
     expect(tile).to_contain_text("last 24 h: 8 cores · REVIEW 2 (25.0 % of all)")
     expect(tile.locator("[data-figure=rates]")).to_have_text(
-        "reuse 50.0 % · remanufacture 33.3 % of 6 decided, REVIEW left out"
+        "reuse 50.0 % · remanufacture 33.3 % of 6 decided cores, REVIEW left out"
     )
     waiting = page.locator("[data-rates=st-waiting]")
     expect(waiting).to_contain_text("1 core · REVIEW 1 (100.0 % of all)")
