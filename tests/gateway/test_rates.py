@@ -21,7 +21,14 @@ from tests.gateway.test_browser import CHROMIUM, CHROMIUM_ARGS
 RECENT = (datetime.now(timezone.utc) - BASE).total_seconds() / 60 - 60
 OLD = RECENT - 2 * 24 * 60  # two days earlier: outside them
 # st-rates in the last 24 hours: 3 REUSE, 2 REMANUFACTURE, 1 RECYCLE, 2 REVIEW; two days
-# earlier one more REUSE. st-waiting: one REVIEW. st-quiet: one REUSE two days ago.
+# earlier one more REUSE. st-waiting: one REVIEW. st-quiet: one REUSE two days ago. st-errors:
+# one REUSE, one REVIEW and one error (NONE: the camera gave no frame).
+FAILED = {
+    "code": 0,
+    "label": "NONE",
+    "credit": 0,
+    "reasons": [{"code": "camera_failed", "text": "no frame from the camera"}],
+}
 RECORDS = [
     *[
         record(station="st-rates", core_id=f"R{i}", code=code, minutes=RECENT + i)
@@ -30,6 +37,9 @@ RECORDS = [
     record(station="st-rates", core_id="R-old", code=1, minutes=OLD),
     record(station="st-waiting", core_id="W1", code=4, minutes=RECENT),
     record(station="st-quiet", core_id="Q1", code=1, minutes=OLD),
+    record(station="st-errors", core_id="E1", code=1, minutes=RECENT),
+    record(station="st-errors", core_id="E2", code=4, minutes=RECENT + 1),
+    record(station="st-errors", core_id="E3", code=4, minutes=RECENT + 2, decision=FAILED),
 ]
 
 
@@ -58,13 +68,16 @@ def test_rates_leave_review_out_of_the_denominator(store):
 
 def test_rates_by_station_over_a_period(store):
     rates = reports.rates_by_station(store, since=RECORDS[0].ts, until=None)
-    assert sorted(rates) == ["st-rates", "st-waiting"]
+    assert sorted(rates) == ["st-errors", "st-rates", "st-waiting"]
     r = rates["st-rates"]
     assert (r.cores, r.decided_cores, r.review_cores) == (8, 6, 2)
     assert (r.reuse_rate, r.remanufacture_rate, r.review_share) == (0.5, 0.3333, 0.25)
     waiting = rates["st-waiting"]
     assert (waiting.cores, waiting.decided_cores, waiting.review_share) == (1, 0, 1.0)
     assert waiting.reuse_rate is None and waiting.remanufacture_rate is None
+    errors = rates["st-errors"]  # an error is neither decided nor waiting for review
+    assert (errors.cores, errors.decided_cores, errors.review_cores) == (3, 1, 1)
+    assert (errors.reuse_rate, errors.review_share) == (1.0, 0.3333)
 
 
 def test_api_says_what_the_rates_count(gw):
@@ -108,6 +121,11 @@ def test_stations_page_shows_each_stations_review_share(page: Page):
         "no core decided: every one waits for REVIEW"
     )
     expect(page.locator("[data-rates=st-quiet]")).to_have_text("no core in the last 24 h")
+    errors = page.locator("[data-rates=st-errors]")
+    expect(errors).to_contain_text("3 cores · REVIEW 1 (33.3 % of all)")
+    expect(errors.locator("[data-figure=rates]")).to_have_text(
+        "reuse 100.0 % · remanufacture 0.0 % of 1 decided core, REVIEW and errors left out"
+    )
 
 
 @pytest.mark.browser
