@@ -115,6 +115,19 @@ def test_a_measurement_limit_that_decided_is_marked(page, web, station):  # noqa
     expect(page.locator("#grades .deciding-mark")).to_have_count(0)
 
 
+def test_grade_limits_beside_a_descending_table_say_which_scale_they_are_on(page, web, station):  # noqa: F811
+    st = station("st-limits-astm")
+    rec = _pump_record("st-limits-astm", "HGP-000324", minutes=515)
+    data = rec.model_dump(by_alias=True, mode="json")
+    data["defects"]["corrosion"].update(grade=8, scale="astm-d610")
+    rec = InspectionRecord.model_validate(data)
+    _publish(web, st, rec)
+    page.goto(f"/inspections/st-limits-astm/{rec.id}")
+    corrosion = page.locator("#grades tbody[data-defect=corrosion]")
+    expect(corrosion).to_contain_text("on the 0..5 severity scale the rules read, not astm-d610")
+    expect(page.locator("#grades tbody[data-defect=wear]")).not_to_contain_text("severity scale")
+
+
 def test_an_old_record_without_limits_renders_as_before(page, web, station):  # noqa: F811
     st = station("st-limits-old")
     rec = record(station="st-limits-old", core_id="HGP-000100", code=2, minutes=520)
