@@ -16,6 +16,7 @@ from edge.contract import InspectionRecord, Topics
 from gateway.auth import hash_password
 from gateway.config import GatewayConfig
 from gateway.server import Gateway
+from tests.support.browser import chromium, log_in
 
 PASSWORDS = {"erin": "erin-engineer-pw", "olly": "olly-operator-pw", "ada": "ada-admin-pw"}
 ROLES = {"erin": "engineer", "olly": "operator", "ada": "admin"}
@@ -133,3 +134,38 @@ def login(base_url: str, user: str) -> httpx.Client:
     )
     assert resp.status_code == 303, resp.text
     return client
+
+
+# ---------------------------------------------------------------- the dashboard in Chromium
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory, mosquitto):
+    """A gateway on the session broker and a watcher of its writer (one per test module)."""
+    gw = Gateway(make_config(tmp_path_factory.mktemp("web"), mosquitto)).start()
+    assert gw.ingest is not None and gw.ingest.wait_connected(10)
+    yield gw, WriteWatcher(gw)
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless (the module is skipped without it)."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def as_user(browser, web):
+    """Pages logged in as a given user (erin, olly or ada), 1440x900."""
+    gw, _ = web
+    contexts = []
+
+    def make(user: str):
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=gw.url)
+        contexts.append(context)
+        return log_in(context.new_page(), user, PASSWORDS[user])
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -8,50 +8,20 @@ from __future__ import annotations
 import csv
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from gateway.server import Gateway
-from tests.conftest import REPO
-from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, make_config
+from tests.gateway.conftest import PASSWORDS, Station
 from tests.gateway.records import BASE, record, snapshot_jpeg
 from tests.gateway.test_auth import Responder
+from tests.support.browser import log_in
+from tests.support.browser import shot as support_shot
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SSE_OPEN = "window.__sseOpen = false; document.addEventListener('htmx:sseOpen', () => { window.__sseOpen = true; });"
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory, mosquitto):
-    """A gateway on the session broker and a watcher of its writer."""
-    gw = Gateway(make_config(tmp_path_factory.mktemp("web"), mosquitto)).start()
-    assert gw.ingest is not None and gw.ingest.wait_connected(10)
-    yield gw, WriteWatcher(gw)
-    gw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -82,16 +52,11 @@ def station(mosquitto):
 
 
 def _login(pg: Page, user: str) -> None:
-    pg.goto("/login")
-    pg.fill("input[name=username]", user)
-    pg.fill("input[name=password]", PASSWORDS[user])
-    pg.click("button[type=submit]")
-    expect(pg.locator("header.bar .who")).to_contain_text(user)
+    log_in(pg, user, PASSWORDS[user])
 
 
 def shot(pg: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / f"gateway-{name}.png"), full_page=True)
+    support_shot(pg, f"gateway-{name}")
 
 
 def _publish(web, st: Station, *records) -> None:

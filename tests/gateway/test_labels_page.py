@@ -10,60 +10,18 @@ from __future__ import annotations
 import queue
 import re
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from gateway.server import Gateway
-from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, csrf_of, login, make_config
+from tests.gateway.conftest import PASSWORDS, Station, csrf_of, login
 from tests.gateway.frames import CORROSION_BOX, HEIGHT, WIDTH, FrameNode, b64, decode_mask, mask_png
 from tests.gateway.records import record
-from tests.gateway.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import shot as support_shot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory, mosquitto):
-    """A gateway on the session broker and a watcher of its writer."""
-    gw = Gateway(make_config(tmp_path_factory.mktemp("labels"), mosquitto)).start()
-    assert gw.ingest is not None and gw.ingest.wait_connected(10)
-    yield gw, WriteWatcher(gw)
-    gw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def as_user(browser, web):
-    """Pages logged in as a given user, 1440x900."""
-    gw, _ = web
-    contexts = []
-
-    def make(user: str) -> Page:
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=gw.url)
-        contexts.append(context)
-        pg = context.new_page()
-        pg.goto("/login")
-        pg.fill("input[name=username]", user)
-        pg.fill("input[name=password]", PASSWORDS[user])
-        pg.click("button[type=submit]")
-        expect(pg.locator("header.bar .who")).to_contain_text(user)
-        return pg
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture
@@ -87,8 +45,7 @@ def node(web, mosquitto):
 
 
 def shot(pg: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / f"gateway-{name}.png"), full_page=True)
+    support_shot(pg, f"gateway-{name}")
 
 
 def _open_editor(pg: Page, rec) -> None:

@@ -17,7 +17,7 @@ from edge.decision.limits import limits_of
 from edge.decision.rules import decide
 from tests.conftest import REPO
 from tests.gateway.records import record, ts_at
-from tests.gateway.test_browser import _login, _publish, browser, page, shot, station, web  # noqa: F401
+from tests.gateway.test_browser import _login, _publish, page, shot, station  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

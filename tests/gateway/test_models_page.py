@@ -12,61 +12,18 @@ import json
 import re
 import uuid
 from contextlib import closing
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from edge.contract import Event, ModelsState, RegistryModel, ShadowReport
 from gateway import agreement, models_store
-from gateway.server import Gateway
-from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, csrf_of, login, make_config
+from tests.gateway.conftest import Station, csrf_of, login
 from tests.gateway.records import ts_at
-from tests.gateway.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import shot as support_shot
 
 VERSIONS = ("1", "2", "3")
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory, mosquitto):
-    """A gateway on the session broker and a watcher of its writer."""
-    gw = Gateway(make_config(tmp_path_factory.mktemp("models"), mosquitto)).start()
-    assert gw.ingest is not None and gw.ingest.wait_connected(10)
-    yield gw, WriteWatcher(gw)
-    gw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def as_user(browser, web):
-    """Pages logged in as a given user, 1440x900."""
-    gw, _ = web
-    contexts = []
-
-    def make(user: str) -> Page:
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=gw.url)
-        contexts.append(context)
-        pg = context.new_page()
-        pg.goto("/login")
-        pg.fill("input[name=username]", user)
-        pg.fill("input[name=password]", PASSWORDS[user])
-        pg.click("button[type=submit]")
-        expect(pg.locator("header.bar .who")).to_contain_text(user)
-        return pg
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 class ModelsNode:
@@ -188,8 +145,7 @@ def _four_cores(node: ModelsNode) -> None:
 
 
 def shot(pg: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / f"gateway-{name}.png"), full_page=True)
+    support_shot(pg, f"gateway-{name}")
 
 
 def _post(client: httpx.Client, name: str, **form: str) -> httpx.Response:

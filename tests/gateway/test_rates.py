@@ -5,17 +5,16 @@ apart, on the stations page (last 24 hours), the circularity page and its API, o
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from gateway import reports
 from gateway.server import Gateway
 from gateway.store import Batch, Store
 from tests.gateway.conftest import PASSWORDS, login, make_config
 from tests.gateway.records import BASE, record
-from tests.gateway.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import chromium, log_in
 
 # minutes after records.BASE that lie one hour before now: inside the stations page's 24 hours
 RECENT = (datetime.now(timezone.utc) - BASE).total_seconds() / 60 - 60
@@ -93,18 +92,8 @@ def test_api_says_what_the_rates_count(gw):
 
 @pytest.fixture(scope="module")
 def page(gw):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        pg = browser.new_context(base_url=gw.url).new_page()
-        pg.goto("/login")
-        pg.fill("input[name=username]", "erin")
-        pg.fill("input[name=password]", PASSWORDS["erin"])
-        pg.click("button[type=submit]")
-        expect(pg.locator("header.bar .who")).to_contain_text("erin")
-        yield pg
-        browser.close()
+    with chromium() as browser:
+        yield log_in(browser.new_context(base_url=gw.url).new_page(), "erin", PASSWORDS["erin"])
 
 
 @pytest.mark.browser

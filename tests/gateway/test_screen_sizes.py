@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from edge.contract import InspectionRecord
 from edge.decision.families import load_families
@@ -22,7 +21,7 @@ from gateway.server import Gateway
 from tests.conftest import REPO
 from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, make_config
 from tests.gateway.records import BASE, overridden, record, snapshot_jpeg, ts_at
-from tests.gateway.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import log_in, shot
 
 pytestmark = pytest.mark.browser
 
@@ -145,32 +144,15 @@ def _event() -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
 def _page(browser, gw: Gateway, size: str, user: str | None = "erin") -> Page:
     width, height = SIZES[size]
     context = browser.new_context(viewport={"width": width, "height": height}, base_url=gw.url)
     pg = context.new_page()
-    if user:
-        pg.goto("/login")
-        pg.fill("input[name=username]", user)
-        pg.fill("input[name=password]", PASSWORDS[user])
-        pg.click("button[type=submit]")
-        expect(pg.locator("header.bar .who")).to_contain_text(user)
-    return pg
+    return log_in(pg, user, PASSWORDS[user]) if user else pg
 
 
 def _shot(pg: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / f"gateway-size-{name}.png"), full_page=True)
+    shot(pg, f"gateway-size-{name}")
 
 
 def _widths(pg: Page) -> dict[str, int]:

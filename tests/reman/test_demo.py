@@ -18,23 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import REPO
 from tests.support.broker import free_port
+from tests.support.browser import CHROMIUM, chromium, log_in, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = REPO / "tests" / "artifacts"
 
 
 class DemoProcess:
@@ -115,14 +105,9 @@ def test_demo_runs_the_station_end_to_end_and_stops_on_sigterm(demo):
     password = demo.wait_line(r"log in as engineer / (\S+)").group(1)
     assert httpx.get(url + "healthz", timeout=10).status_code == 200
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium() as browser:
         page = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=url).new_page()
-        page.goto("/login")
-        page.fill("input[name=username]", "engineer")
-        page.fill("input[name=password]", password)
-        page.click("button[type=submit]")
-        expect(page.locator("header.bar .who")).to_contain_text("engineer")
+        log_in(page, "engineer", password)
 
         # Inspections graded by the real node arrive on the live view without a reload.
         page.goto("/live/demo-1")
@@ -132,8 +117,7 @@ def test_demo_runs_the_station_end_to_end_and_stops_on_sigterm(demo):
         expect(page.locator("#live-panel")).to_contain_text(
             re.compile("REUSE|REMANUFACTURE|RECYCLE|REVIEW")
         )
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "demo-live.png"), full_page=True)
+        shot(page, "demo-live")
 
         # Override round trip through the real node: journaled there, republished, shown here.
         page.goto("/history?station=demo-1")
@@ -146,7 +130,7 @@ def test_demo_runs_the_station_end_to_end_and_stops_on_sigterm(demo):
         )
         expect(page.locator("#override-note")).to_contain_text("seal face needs a second look")
         expect(page.locator("#audit")).to_contain_text("override applied by station")
-        page.screenshot(path=str(ARTIFACTS / "demo-override.png"), full_page=True)
+        shot(page, "demo-override")
 
         # The node killed outright: its Last Will shows the station offline; the demo restarts it.
         page.goto("/health")
@@ -154,7 +138,7 @@ def test_demo_runs_the_station_end_to_end_and_stops_on_sigterm(demo):
         expect(row).to_contain_text("online", timeout=20_000)
         os.kill(demo.child_pid("node --config"), signal.SIGKILL)
         expect(row.locator("td").nth(1)).to_have_text("offline", timeout=30_000)
-        page.screenshot(path=str(ARTIFACTS / "demo-health-offline.png"), full_page=True)
+        shot(page, "demo-health-offline")
         demo.wait_line(r"edge node stopped unexpectedly; restarting it")
         expect(row.locator("td").nth(1)).to_have_text("online", timeout=60_000)
         browser.close()

@@ -20,11 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from edge.journal.journal import OVERLAY_SUFFIX
-from tests.conftest import REPO
-from tests.reman.test_demo import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, demo  # noqa: F401
+from tests.reman.test_demo import demo  # noqa: F401
+from tests.support.browser import chromium, log_in, shot
 
 pytest.importorskip("torch")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -32,14 +32,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 STATION = "demo-1"
 
 
-def log_in(browser: Browser, url: str, user: str, password: str) -> Page:
+def logged_in(browser: Browser, url: str, user: str, password: str) -> Page:
     page = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=url).new_page()
-    page.goto("/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    expect(page.locator("header.bar .who")).to_contain_text(user)
-    return page
+    return log_in(page, user, password)
 
 
 def newest(page: Page, after: str = "") -> dict:
@@ -83,7 +78,7 @@ def paint(page: Page, record: dict, layer: str) -> tuple[int, int]:
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=12)
     page.mouse.up()
-    page.screenshot(path=str(ARTIFACTS / "loop-label-editor.png"), full_page=True)
+    shot(page, "loop-label-editor")
     page.click("#label-submit")
     expect(page.locator("#label-done")).to_contain_text(f"Label sent to {STATION}")
     size = canvas.evaluate("c => [c.width, c.height]")
@@ -129,10 +124,8 @@ def test_label_export_train_shadow_promote_and_roll_back_on_the_demo(demo, tmp_p
     engineer_password = demo.wait_line(r"log in as engineer / (\S+)").group(1)
     admin_password = demo.wait_line(r"or as admin / (\S+)").group(1)
     data = demo.data_dir
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        engineer = log_in(browser, url, "engineer", engineer_password)
+    with chromium() as browser:
+        engineer = logged_in(browser, url, "engineer", engineer_password)
 
         # 1. The engineer labels two cores the real node graded: one painted, one good.
         painted_core = newest(engineer)
@@ -164,7 +157,7 @@ def test_label_export_train_shadow_promote_and_roll_back_on_the_demo(demo, tmp_p
             data,
         )  # fmt: skip
         version = re.search(r"candidate \S+ (\S+) added to the registry", trained).group(1)
-        admin = log_in(browser, url, "admin", admin_password)
+        admin = logged_in(browser, url, "admin", admin_password)
         admin.goto(f"/stations/{STATION}/models")
         expect(admin.locator("#shadow-version")).to_have_text(version, timeout=30_000)
         shadowed = inspection_after(admin, newest(admin)["ts"], None)
@@ -181,7 +174,7 @@ def test_label_export_train_shadow_promote_and_roll_back_on_the_demo(demo, tmp_p
             admin.reload()
         expect(candidate.locator("[data-figure=same-decision]")).to_contain_text("%")
         expect(candidate.locator("[data-table=decisions]")).to_be_visible()
-        admin.screenshot(path=str(ARTIFACTS / "loop-models.png"), full_page=True)
+        shot(admin, "loop-models")
 
         # 4. The admin promotes it: the next inspection names it.
         form = admin.locator("form[data-action=promote]")
@@ -206,15 +199,13 @@ def test_label_export_train_shadow_promote_and_roll_back_on_the_demo(demo, tmp_p
         expect(admin.locator("#active-version")).to_have_text("the configured model file")
         restored = inspection_after(admin, promoted["ts"], painted_core["model"]["version"])
         assert restored["model"]["version"] != version
-        admin.screenshot(path=str(ARTIFACTS / "loop-rolled-back.png"), full_page=True)
+        shot(admin, "loop-rolled-back")
 
         # Nothing on the Events page is an error.
         admin.goto("/events")
         expect(admin.locator("#events")).to_be_visible()
         assert admin.locator("#events td.level-error").count() == 0
-        browser.close()
     assert demo.stop() == 0
     assert " ERROR " not in "\n".join(demo.output)
     for log in (data / "logs").glob("*.log"):
         assert " ERROR " not in log.read_text() and "Traceback" not in log.read_text(), log.name
-    assert REPO.is_dir()
