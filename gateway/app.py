@@ -10,16 +10,19 @@ broadcaster that feeds server-sent events, and the cache of raw frames for the l
 from __future__ import annotations
 
 import asyncio
+import gettext
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -35,8 +38,18 @@ from gateway.auth import (
 )
 from gateway.config import GatewayConfig
 from gateway.errors import AmbiguousInspection, StoreError
+from gateway.formats import count, decimal, local_time, number, percent
 from gateway.frames import FrameCache
 from gateway.headers import SecurityHeaders
+from gateway.i18n import (
+    DEFECT_NAMES,
+    EVENT_TEXT,
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    Catalogues,
+    choose_language,
+    translate,
+)
 from gateway.ingest import IngestCounters
 from gateway.live import Broadcaster
 from gateway.store import Store
@@ -90,7 +103,9 @@ def create_app(
     app.state.login_throttle = LoginThrottle(
         config.http.login_max_failures, config.http.login_lockout_s
     )
-    app.state.templates = _templates()
+    app.state.catalogues = Catalogues.load()
+    app.state.zone = ZoneInfo(config.display.zone_name())
+    app.state.templates = _templates(app.state.catalogues)
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(config.http),
@@ -110,32 +125,126 @@ def create_app(
     return app
 
 
-def _templates() -> Jinja2Templates:
+def _templates(catalogues: Catalogues) -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_context])
-    templates.env.globals.update(
+    env = templates.env
+    env.add_extension("jinja2.ext.i18n")
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the i18n extension
+        gettext=_gettext, ngettext=_ngettext, newstyle=True
+    )
+    env.globals.update(
         LABELS=LABELS,
         CLASSES=DECISION_CLASSES,
         CLASS_OF={LABELS[c]: css for c, css in DECISION_CLASSES.items()},
+        LANGUAGES=LANGUAGES,
+        LANGUAGE_NAMES=LANGUAGE_NAMES,
     )
-    templates.env.filters["hm"] = lambda ts: (ts or "")[11:19]
-    templates.env.filters["day_hm"] = lambda ts: (ts or "").replace("T", " ")[:19]
-    templates.env.filters["num"] = _num
-    templates.env.filters["raw_views"] = labels.raw_views
-    templates.env.filters["pct"] = lambda v: "unknown" if _missing(v) else f"{v * 100:.1f} %"
+    env.filters["hm"] = _hm
+    env.filters["day_hm"] = _day_hm
+    env.filters["num"] = _num
+    env.filters["count"] = _count
+    env.filters["dec"] = _dec
+    env.filters["raw_views"] = labels.raw_views
+    env.filters["pct"] = _pct
+    env.filters["tr"] = _tr
+    env.filters["defect"] = _defect
+    env.filters["event_text"] = _event_text
     return templates
+
+
+@jinja2.pass_context
+def _gettext(ctx: jinja2.runtime.Context, message: str) -> str:
+    return _translations(ctx).gettext(message)
+
+
+@jinja2.pass_context
+def _ngettext(ctx: jinja2.runtime.Context, singular: str, plural: str, n: int) -> str:
+    return _translations(ctx).ngettext(singular, plural, n)
+
+
+def _translations(ctx: jinja2.runtime.Context):
+    request = ctx.get("request")
+    if request is None:
+        return gettext.NullTranslations()
+    return request.app.state.catalogues.get(ctx.get("language"))
+
+
+def _language(ctx: jinja2.runtime.Context) -> str:
+    return ctx.get("language") or "en"
+
+
+@jinja2.pass_context
+def _hm(ctx: jinja2.runtime.Context, ts: str | None):
+    return local_time(ts, ctx["request"].app.state.zone, _language(ctx), with_date=False)
+
+
+@jinja2.pass_context
+def _day_hm(ctx: jinja2.runtime.Context, ts: str | None):
+    return local_time(ts, ctx["request"].app.state.zone, _language(ctx))
+
+
+@jinja2.pass_context
+def _tr(ctx: jinja2.runtime.Context, detail: object) -> object:
+    """A Message (an error text from the Python side) in the page's language."""
+    return translate(detail, _translations(ctx))
+
+
+@jinja2.pass_context
+def _defect(ctx: jinja2.runtime.Context, name: str) -> str:
+    """A defect type's name in the page's language (coating_damage: coating damage)."""
+    return _gettext(ctx, DEFECT_NAMES.get(name, name.replace("_", " ")))
+
+
+@jinja2.pass_context
+def _event_text(ctx: jinja2.runtime.Context, code: str, message: str):
+    """An event's meaning in the page's language (known codes), then the station's own text."""
+    if code not in EVENT_TEXT:
+        return message
+    title = escape(_gettext(ctx, EVENT_TEXT[code]))
+    return Markup(
+        f'<strong class="event-text">{title}</strong> <span class="muted">{escape(message)}</span>'
+    )
 
 
 def _missing(value) -> bool:
     return value is None or isinstance(value, jinja2.Undefined)
 
 
-def _num(value, digits: int = 1) -> str:
-    return "unknown" if _missing(value) else f"{value:,.{digits}f}"
+@jinja2.pass_context
+def _num(ctx: jinja2.runtime.Context, value, digits: int = 1) -> str:
+    return _gettext(ctx, "unknown") if _missing(value) else number(value, _language(ctx), digits)
+
+
+@jinja2.pass_context
+def _count(ctx: jinja2.runtime.Context, value) -> str:
+    return count(value or 0, _language(ctx))
+
+
+@jinja2.pass_context
+def _dec(ctx: jinja2.runtime.Context, value) -> str:
+    return decimal(value, _language(ctx))
+
+
+@jinja2.pass_context
+def _pct(ctx: jinja2.runtime.Context, value) -> str:
+    return _gettext(ctx, "unknown") if _missing(value) else percent(value, _language(ctx))
 
 
 def _context(request: Request) -> dict:
     user = current_user(request)
-    return {"user": user, "csrf": csrf_token(request), "can": lambda p: can(user, p)}
+    language = choose_language(
+        request.session.get("language"),
+        user.language if user else None,
+        request.headers.get("accept-language"),
+    )
+    return {
+        "user": user,
+        "csrf": csrf_token(request),
+        "can": lambda p: can(user, p),
+        "language": language,
+        "zone": request.app.state.zone.key,
+    }
 
 
 _JSON_PATHS = ("/stream", "/openapi.json")

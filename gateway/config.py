@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, field_validator
 
 from edge.contract import StationId
 from edge.contract.broker import BrokerConfig
 from edge.contract.configfile import load_model
+from gateway.formats import host_timezone, is_zone
 
 
 class _Section(BaseModel):
@@ -65,6 +66,11 @@ class User(_Section):
     role: Literal["operator", "engineer", "admin"] = Field(
         description="operator: view, confirm; engineer: override, export, events; admin: all."
     )
+    language: Literal["en", "nl", "de"] | None = Field(
+        default=None,
+        description="Language of the pages for this user (en, nl, de); unset: the browser's. "
+        "A choice made on the page lasts for the session.",
+    )
 
 
 class KioskConfig(_Section):
@@ -105,6 +111,27 @@ class SiteConfig(_Section):
     )
 
 
+class DisplayConfig(_Section):
+    """How the pages show times."""
+
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone of the times on the pages, e.g. Europe/Amsterdam; unset: the "
+        "host's. Exports (CSV, API) stay in UTC; each time on a page shows UTC as a tooltip.",
+    )
+
+    def zone_name(self) -> str:
+        """The configured zone, else the host's (read when the gateway starts)."""
+        return self.timezone or host_timezone()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and not is_zone(value):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)")
+        return value
+
+
 class GatewayConfig(_Section):
     """The station dashboard."""
 
@@ -120,6 +147,9 @@ class GatewayConfig(_Section):
     kiosk: KioskConfig = Field(default_factory=KioskConfig, description="Kiosk mode.")
     site: SiteConfig = Field(
         default_factory=SiteConfig, description="Operator and facility for passports."
+    )
+    display: DisplayConfig = Field(
+        default_factory=DisplayConfig, description="Time zone of the pages."
     )
 
 

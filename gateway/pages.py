@@ -31,6 +31,7 @@ from gateway.auth import (
 )
 from gateway.config import User
 from gateway.errors import GatewayError
+from gateway.i18n import LANGUAGES, Message
 from gateway.store import InspectionFilter
 from gateway.views import CSV_COLUMNS, csv_row, display_row, make_filter, query_string
 
@@ -79,7 +80,7 @@ def login(
             "login.html",
             status_code=429,
             next=_safe_next(next),
-            error=f"Too many failed logins. Try again in {wait_s} s.",
+            error=Message("Too many failed logins. Try again in {wait_s} s.", wait_s=wait_s),
         )
         response.headers["Retry-After"] = str(wait_s)
         return response
@@ -92,10 +93,13 @@ def login(
             "login.html",
             status_code=401,
             next=_safe_next(next),
-            error="Wrong user name or password.",
+            error=Message("Wrong user name or password."),
         )
     throttle.succeeded(address, username)
+    language = request.session.get("language")
     start_session(request, user)
+    if language in LANGUAGES:  # a language chosen on the login page outlasts the new session
+        request.session["language"] = language
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
@@ -104,6 +108,17 @@ def logout(request: Request):
     """End the session, here and in the store (a saved copy of the cookie stops working)."""
     end_session(request)
     return RedirectResponse("/login", status_code=303)
+
+
+@router.post("/language", dependencies=[Depends(check_csrf)])
+def choose_language(request: Request, language: str = Form(...), next: str = Form("/")):
+    """Show the pages in `language` for the rest of the session (logged in or not)."""
+    if language not in LANGUAGES:
+        raise HTTPException(
+            status_code=400, detail=Message("unknown language {language!r}", language=language)
+        )
+    request.session["language"] = language
+    return RedirectResponse(_safe_next(next), status_code=303)
 
 
 def _safe_next(target: str) -> str:
@@ -162,7 +177,9 @@ def _check_station(station: str) -> None:
     import re
 
     if not re.fullmatch(STATION_ID_PATTERN, station):
-        raise HTTPException(status_code=404, detail=f"no station {station!r}")
+        raise HTTPException(
+            status_code=404, detail=Message("no station {station!r}", station=station)
+        )
 
 
 @router.get("/live/{station}")
@@ -188,7 +205,9 @@ def live_panel(request: Request, user: Viewer, station: str):
 def _kiosk_allowed(request: Request, station: str) -> None:
     kiosk = request.app.state.config.kiosk
     if not kiosk.enabled or (kiosk.stations and station not in kiosk.stations):
-        raise HTTPException(status_code=404, detail="kiosk mode is not enabled for this station")
+        raise HTTPException(
+            status_code=404, detail=Message("kiosk mode is not enabled for this station")
+        )
     _check_station(station)
 
 
@@ -263,12 +282,12 @@ async def _announce(broadcaster, queue: asyncio.Queue, station: str | None) -> A
 def snapshot_file(request: Request, name: str):
     """A snapshot JPEG (logged-in users, or the kiosk of its station)."""
     if "/" in name or not name.endswith(".jpg"):
-        raise HTTPException(status_code=404, detail="no such snapshot")
+        raise HTTPException(status_code=404, detail=Message("no such snapshot"))
     if current_user(request) is None:
         _kiosk_allowed(request, name.rsplit("-", 2)[0])
     path = Path(request.app.state.snapshots_dir) / name
     if not path.is_file():
-        raise HTTPException(status_code=404, detail="no such snapshot")
+        raise HTTPException(status_code=404, detail=Message("no such snapshot"))
     return FileResponse(path, media_type="image/jpeg")
 
 
@@ -360,7 +379,7 @@ def _inspection(request: Request, inspection_id: str, station: str | None) -> di
         _check_station(station)
     row = _store(request).get(inspection_id, station)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+        raise HTTPException(status_code=404, detail=Message("no inspection {id}", id=inspection_id))
     return row
 
 
@@ -424,7 +443,7 @@ def override(
 
 def _override(request: Request, user: User, row: dict[str, Any], code: int | None, reason: str):
     if code is None:  # the form preselects no decision: one sent by default is nobody's choice
-        raise HTTPException(status_code=400, detail="Choose the new decision.")
+        raise HTTPException(status_code=400, detail=Message("Choose the new decision."))
     inspection_id = row["id"]
     try:
         command = OverrideCommand.model_validate(
@@ -442,7 +461,7 @@ def _override(request: Request, user: User, row: dict[str, Any], code: int | Non
         ) from exc
     publisher = request.app.state.publisher
     if publisher is None:
-        raise HTTPException(status_code=503, detail="this gateway does not send commands")
+        raise HTTPException(status_code=503, detail=Message("this gateway does not send commands"))
     try:
         publisher.publish_override(row["station"], command)
     except GatewayError as exc:

@@ -9,6 +9,7 @@ from fastapi import HTTPException
 
 from edge.contract import Disposition, InspectionRecord, table
 from edge.contract.timefmt import normalize_ts
+from gateway.i18n import Message
 from gateway.store import InspectionFilter
 
 DECISION_CLASSES = {0: "none", 1: "reuse", 2: "reman", 3: "recycle", 4: "review"}
@@ -25,7 +26,9 @@ def parse_code(value: str | None) -> int | None:
     try:
         return int(Disposition[value.upper()])
     except KeyError:
-        raise HTTPException(status_code=400, detail=f"unknown decision {value!r}") from None
+        raise HTTPException(
+            status_code=400, detail=Message("unknown decision {value!r}", value=value)
+        ) from None
 
 
 def parse_time(value: str | None, name: str) -> str | None:
@@ -35,7 +38,9 @@ def parse_time(value: str | None, name: str) -> str | None:
     try:
         return normalize_ts(value)
     except ValueError:
-        raise HTTPException(status_code=400, detail=f"{name}: not a time: {value!r}") from None
+        raise HTTPException(
+            status_code=400, detail=Message("{name}: not a time: {value!r}", name=name, value=value)
+        ) from None
 
 
 def make_filter(
