@@ -3,6 +3,9 @@
     model = fit_patchcore(encoder, good_images, AnomalySettings())   # torch, the `train` extra
     maps, scores = model(images)                                     # (N,1,H,W), (N,)
 
+Each image is first standardised on its own (its pixels to mean 0.5, standard deviation 50/255,
+clipped to 0..1): tiles of the same part lit a little brighter or darker are then alike, which
+on the magnetic tiles lifted the image AUROC from 0.87 to 0.94 (models/README.md).
 Patch features are the backbone's tapped maps (vision.training.backbone), each averaged over its
 3x3 neighbourhood (PatchCore's "locally aware" features), the coarser one upsampled to the finer
 one's grid and concatenated. The memory bank is a greedy coreset of the good images' patches (each
@@ -40,19 +43,36 @@ class AnomalySettings:
     projection_dims: int = 128  # random projection used only to pick the coreset
     quantile: float = 1.0  # of held-out good image scores; 1.0 is their maximum
     margin: float = 1.1  # threshold = margin * that quantile (headroom over the good ones seen)
+    standardize: bool = True  # each image to a common brightness and contrast first
     batch_size: int = 8
     seed: int = 0
 
 
-class PatchFeatures(nn.Module):
-    """The encoder's tapped maps, 3x3-averaged, on the finest tap's grid, concatenated."""
+STANDARD_MEAN, STANDARD_STD = 128 / 255, 50 / 255  # what `standardize` brings each image to
 
-    def __init__(self, encoder: nn.Module) -> None:
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """Each image of (N,3,H,W) in [0,1] to mean STANDARD_MEAN and deviation STANDARD_STD over
+    its pixels and channels, clipped to [0,1] (in the graph: Mean, Sub, Mul, Sqrt, Div, Clip)."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    centred = x - mean
+    std = torch.sqrt((centred * centred).mean(dim=(1, 2, 3), keepdim=True) + 1e-12)
+    return torch.clamp(centred / (std + 1e-6) * STANDARD_STD + STANDARD_MEAN, 0.0, 1.0)
+
+
+class PatchFeatures(nn.Module):
+    """The encoder's tapped maps, 3x3-averaged, on the finest tap's grid, concatenated (of the
+    standardised image when `standardized`)."""
+
+    def __init__(self, encoder: nn.Module, standardized: bool = True) -> None:
         super().__init__()
         self.encoder = encoder
+        self.standardized = standardized
         self.pool = nn.AvgPool2d(3, stride=1, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.standardized:
+            x = standardize(x)
         maps = [self.pool(m) for m in self.encoder(x)]
         grid = maps[0].shape[-2:]  # taps are sorted, so the first is the finest
         return torch.cat([maps[0], *(_resize(m, grid) for m in maps[1:])], dim=1)
@@ -105,7 +125,7 @@ def fit_patchcore(
     """The memory bank of good images (N,H,W,3) uint8 RGB, as a PatchCore ready to export.
 
     With `show`, progress bars for the features and the coreset go to stderr."""
-    features = PatchFeatures(encoder).eval()
+    features = PatchFeatures(encoder, settings.standardize).eval()
     batches = math.ceil(len(images) / settings.batch_size)
     progress = Progress(batches, "features") if show else None
     parts = []

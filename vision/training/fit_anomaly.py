@@ -166,6 +166,7 @@ def _report(data, paths, bank_idx, good_scores, threshold, model, anomaly, secon
         "bank": {"entries": int(model.bank.shape[0]), "dims": int(model.bank.shape[1])},
         "settings": {
             "taps": list(anomaly.taps),
+            "standardize": anomaly.standardize,
             "coreset_ratio": anomaly.coreset_ratio,
             "max_bank": anomaly.max_bank,
             "quantile": anomaly.quantile,
