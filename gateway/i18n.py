@@ -134,6 +134,10 @@ SHOWN_NAMES = (
     N_("Good"),
     N_("Missing"),
     N_("Stale"),
+    # model command states
+    N_("pending"),
+    N_("confirmed"),
+    N_("refused"),
 )
 """Names that pages show from data through `_()`, listed here so that extraction finds them."""
 
