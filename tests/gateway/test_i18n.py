@@ -15,9 +15,9 @@ from playwright.sync_api import Page, expect
 
 from gateway import i18n
 from gateway.server import Gateway
-from tests.gateway.browsing import chromium, log_in, shot
 from tests.gateway.conftest import PASSWORDS, WriteWatcher, make_config
 from tests.gateway.records import record
+from tests.support.browser import chromium, log_in, shot
 
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)s|\{[a-z_]+(?:![rs])?\}")
 

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from gateway.config import DisplayConfig, GatewayConfig
 from gateway.formats import host_timezone, local_time, number, percent
 from gateway.server import Gateway
-from tests.gateway.browsing import chromium, log_in, shot
 from tests.gateway.conftest import PASSWORDS, WriteWatcher, login, make_config
 from tests.gateway.records import record
+from tests.support.browser import chromium, log_in, shot
 
 DECEMBER = "2026-12-01T10:00:00Z"
 """A record time in winter: Amsterdam is UTC+1, so the pages show 11:00."""
