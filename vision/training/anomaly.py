@@ -53,11 +53,16 @@ STANDARD_MEAN, STANDARD_STD = 128 / 255, 50 / 255  # what `standardize` brings e
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
     """Each image of (N,3,H,W) in [0,1] to mean STANDARD_MEAN and deviation STANDARD_STD over
-    its pixels and channels, clipped to [0,1] (in the graph: Mean, Sub, Mul, Sqrt, Div, Clip)."""
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    centred = x - mean
+    its pixels and channels, clipped to [0,1]. The mean and deviation are summed in float64, so
+    torch and onnxruntime (which add in different orders) agree on them to the last bit that
+    matters: in float32 their difference, divided by a low-contrast image's deviation, moved the
+    image score by 4e-4."""
+    wide = x.double()
+    mean = wide.mean(dim=(1, 2, 3), keepdim=True)
+    centred = wide - mean
     std = torch.sqrt((centred * centred).mean(dim=(1, 2, 3), keepdim=True) + 1e-12)
-    return torch.clamp(centred / (std + 1e-6) * STANDARD_STD + STANDARD_MEAN, 0.0, 1.0)
+    scaled = (centred / (std + 1e-6) * STANDARD_STD + STANDARD_MEAN).float()
+    return torch.clamp(scaled, 0.0, 1.0)
 
 
 class PatchFeatures(nn.Module):
