@@ -36,6 +36,7 @@ from fastapi import HTTPException, Request
 from edge.contract.timefmt import UTC, rfc3339, utc_now
 from gateway.config import HttpConfig, User
 from gateway.errors import AuthError, LoginRequired
+from gateway.i18n import Message
 
 log = logging.getLogger("reman.gateway.auth")
 
@@ -224,7 +225,7 @@ async def check_csrf(request: Request) -> None:
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not secrets.compare_digest(expected, sent):
-        raise HTTPException(status_code=403, detail="missing or invalid CSRF token")
+        raise HTTPException(status_code=403, detail=Message("missing or invalid CSRF token"))
 
 
 def require(permission: str):
@@ -236,7 +237,10 @@ def require(permission: str):
             raise LoginRequired("log in first")
         if not can(user, permission):
             raise HTTPException(
-                status_code=403, detail=f"your role ({user.role}) may not {permission}"
+                status_code=403,
+                detail=Message(
+                    "your role ({role}) may not {permission}", role=user.role, permission=permission
+                ),
             )
         return user
 

@@ -40,6 +40,7 @@ from gateway.auth import check_csrf, require
 from gateway.config import User
 from gateway.errors import GatewayError
 from gateway.frames import Frame, FrameCache, Held, decode_base64, png_painted, png_size
+from gateway.i18n import Message
 from gateway.views import display_row
 
 log = logging.getLogger("reman.gateway.labels")
@@ -305,7 +306,9 @@ def _frames(request: Request) -> FrameCache:
 
 def _check_station(station: str) -> None:
     if not re.fullmatch(STATION_ID_PATTERN, station):
-        raise HTTPException(status_code=404, detail=f"no station {station!r}")
+        raise HTTPException(
+            status_code=404, detail=Message("no station {station!r}", station=station)
+        )
 
 
 def _check_view(view: int) -> None:
@@ -317,14 +320,14 @@ def _row(request: Request, station: str, inspection_id: str) -> dict[str, Any]:
     _check_station(station)
     row = request.app.state.store.get(inspection_id, station)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
+        raise HTTPException(status_code=404, detail=Message("no inspection {id}", id=inspection_id))
     return row
 
 
 def _publish(request: Request, station: str, kind: str, command: BaseModel) -> None:
     publisher: CommandPublisher | None = request.app.state.publisher
     if publisher is None:
-        raise HTTPException(status_code=503, detail="this gateway does not send commands")
+        raise HTTPException(status_code=503, detail=Message("this gateway does not send commands"))
     try:
         publisher.publish_command(station, kind, command)
     except GatewayError as exc:

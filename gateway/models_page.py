@@ -31,6 +31,7 @@ from gateway import agreement, models_store
 from gateway.auth import check_csrf, require
 from gateway.config import User
 from gateway.errors import CommandRefused, GatewayError
+from gateway.i18n import Message
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[User, Depends(require("models"))]
@@ -229,4 +230,6 @@ def _shows(state: ModelsState, row: dict[str, Any]) -> bool:
 
 def _check_station(station: str) -> None:
     if not re.fullmatch(STATION_ID_PATTERN, station):
-        raise HTTPException(status_code=404, detail=f"no station {station!r}")
+        raise HTTPException(
+            status_code=404, detail=Message("no station {station!r}", station=station)
+        )

@@ -138,6 +138,9 @@ def test_a_users_configured_language_and_a_translated_error(web):
     assert "<h1>Stationen</h1>" in page.text  # the config's German beats the browser's Dutch
     missing = client.get("/inspections/st-none/NOPE", headers={"Accept": "text/html"})
     assert missing.status_code == 404 and "keine Prüfung NOPE" in missing.text
+    forbidden = client.get("/events", headers={"Accept": "text/html"})
+    assert forbidden.status_code == 403
+    assert "Ihre Rolle (operator) darf das nicht: events" in forbidden.text
     api = client.get("/api/inspections/st-none/NOPE")
     assert api.json() == {"detail": "no inspection NOPE"}  # the API stays English
 
