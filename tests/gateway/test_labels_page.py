@@ -169,8 +169,15 @@ def test_touch_paints_on_a_tablet(browser, web, node):
     pg.goto(f"/inspections/{rec.station}/{rec.id}/label")
     expect(pg.locator("#label-work")).to_be_visible(timeout=15000)
     pg.locator('#label-layers .label-layer[data-type="coating_damage"]').tap()
-    box = pg.locator("canvas.cursor").bounding_box()
-    assert box is not None
+    canvas = pg.locator("canvas.cursor")
+    # touch points are viewport coordinates: the stroke's row must be on screen, and the layout
+    # settled (the photograph loaded, the header drawn) before the box is read
+    canvas.evaluate("c => c.scrollIntoView({block: 'end'})")
+    box, previous = canvas.bounding_box(), None
+    while box != previous:
+        pg.wait_for_timeout(200)
+        box, previous = canvas.bounding_box(), box
+    assert box is not None and box["y"] + box["height"] <= 768
     cdp = context.new_cdp_session(pg)
 
     def touch(kind: str, x: int, y: int) -> None:
