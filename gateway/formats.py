@@ -17,6 +17,8 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 from markupsafe import Markup, escape
 
+from edge.contract.timefmt import rfc3339
+
 DATE_TIME = {"en": "yyyy-MM-dd HH:mm:ss", "nl": "dd-MM-yyyy HH:mm:ss", "de": "dd.MM.yyyy HH:mm:ss"}
 TIME = "HH:mm:ss"
 
@@ -65,7 +67,7 @@ def local_time(ts: str | None, zone: ZoneInfo, language: str, with_date: bool = 
     pattern = DATE_TIME.get(language, DATE_TIME["en"]) if with_date else TIME
     shown = format_datetime(moment, pattern, tzinfo=zone, locale=language)
     utc = moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M:%S UTC")
-    iso = moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+    iso = rfc3339(moment)
     return Markup(f'<time datetime="{iso}" title="{utc}">{escape(shown)}</time>')
 
 

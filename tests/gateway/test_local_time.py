@@ -25,7 +25,7 @@ DECEMBER = "2026-12-01T10:00:00Z"
 def test_a_zone_shown_with_its_utc_time_in_the_title():
     html = local_time(DECEMBER, ZoneInfo("Europe/Amsterdam"), "en")
     assert html == (
-        '<time datetime="2026-12-01T10:00:00Z" title="2026-12-01 10:00:00 UTC">'
+        '<time datetime="2026-12-01T10:00:00.000Z" title="2026-12-01 10:00:00 UTC">'
         "2026-12-01 11:00:00</time>"
     )
     assert ">01.12.2026 11:00:00<" in local_time(DECEMBER, ZoneInfo("Europe/Berlin"), "de")
