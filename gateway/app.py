@@ -36,7 +36,7 @@ from gateway.auth import (
     current_user,
     session_secret,
 )
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, User
 from gateway.errors import AmbiguousInspection, StoreError
 from gateway.formats import count, decimal, local_time, number, percent
 from gateway.frames import FrameCache
@@ -47,6 +47,7 @@ from gateway.i18n import (
     LANGUAGE_NAMES,
     LANGUAGES,
     Catalogues,
+    Message,
     choose_language,
     translate,
 )
@@ -231,13 +232,27 @@ def _pct(ctx: jinja2.runtime.Context, value) -> str:
     return _gettext(ctx, "unknown") if _missing(value) else percent(value, _language(ctx))
 
 
-def _context(request: Request) -> dict:
-    user = current_user(request)
-    language = choose_language(
+def _request_language(request: Request, user: User | None) -> str:
+    return choose_language(
         request.session.get("language"),
         user.language if user else None,
         request.headers.get("accept-language"),
     )
+
+
+def _error_language(request: Request) -> str:
+    """The reader's language for an error text; a store that cannot be read leaves the
+    user's own setting out."""
+    try:
+        user = current_user(request)
+    except StoreError:
+        user = None
+    return _request_language(request, user)
+
+
+def _context(request: Request) -> dict:
+    user = current_user(request)
+    language = _request_language(request, user)
     return {
         "user": user,
         "csrf": csrf_token(request),
@@ -277,7 +292,11 @@ def _error_response(
     request: Request, status: int, detail: object, headers: Mapping[str, str] | None = None
 ) -> Response:
     """JSON for the API and for clients that do not ask for HTML, else the error page."""
-    if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+    if request.url.path.startswith("/api/"):  # machine clients read the English text
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    if "text/html" not in request.headers.get("accept", ""):  # the dashboard's own scripts
+        if isinstance(detail, Message):
+            detail = translate(detail, request.app.state.catalogues.get(_error_language(request)))
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
     return request.app.state.templates.TemplateResponse(
         request, "error.html", {"status": status, "detail": detail}, status_code=status

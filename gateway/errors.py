@@ -57,3 +57,4 @@ class CommandRefused(GatewayError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+        self.message = message  # shown on the page in the reader's language

@@ -71,6 +71,12 @@ def local_time(ts: str | None, zone: ZoneInfo, language: str, with_date: bool = 
     return Markup(f'<time datetime="{iso}" title="{utc}">{escape(shown)}</time>')
 
 
+def local_input(ts: str | None, zone: ZoneInfo) -> str:
+    """A stored UTC time as a datetime-local form field shows it in `zone` (2026-11-28T10:00)."""
+    moment = parse_utc(ts) if ts else None
+    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+
 def number(value: float | int, language: str, digits: int = 1) -> str:
     """`value` with `digits` decimals and grouped thousands, as `language` writes numbers."""
     if language == "en":

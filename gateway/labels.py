@@ -176,7 +176,9 @@ def frame_mask(
     """The model's mask of one defect type in a held frame."""
     frame = _held_frame(request, station, inspection_id, view)
     if name not in frame.masks:
-        raise HTTPException(status_code=404, detail=f"the frame has no {name} mask")
+        raise HTTPException(
+            status_code=404, detail=Message("the frame has no {name} mask", name=name)
+        )
     return Response(
         frame.masks[name], media_type="image/png", headers={"Cache-Control": "no-store"}
     )
@@ -189,7 +191,7 @@ def _held_frame(request: Request, station: str, inspection_id: str, view: int) -
     if held is None or held.frame.image is None:
         raise HTTPException(
             status_code=409,
-            detail="the gateway no longer holds this frame; ask the station for it again",
+            detail=Message("the gateway no longer holds this frame; ask the station for it again"),
         )
     return held.frame
 
@@ -207,13 +209,17 @@ def submit_label(
     painted = sorted(name for name, text in body.masks.items() if _check_mask(name, text, frame))
     if body.masks and not painted and not body.good:
         raise HTTPException(
-            status_code=400, detail="every mask is empty: mark the photograph as good instead"
+            status_code=400,
+            detail=Message("every mask is empty: mark the photograph as good instead"),
         )
     command = _label_command(row["id"], body, user)
     size = len(command.model_dump_json(exclude_none=True))
     if size > MAX_LABEL_BYTES:
         raise HTTPException(
-            status_code=413, detail=f"the label is {size} bytes; at most {MAX_LABEL_BYTES}"
+            status_code=413,
+            detail=Message(
+                "the label is {size} bytes; at most {limit}", size=size, limit=MAX_LABEL_BYTES
+            ),
         )
     _publish(request, station, "label/set", command)
     empty = sorted(set(body.masks) - set(painted))
@@ -230,19 +236,29 @@ def _check_mask(name: str, text: str, frame: Frame) -> bool:
     """Whether the mask marks any pixel; 400 unless `text` is a readable base64 PNG of the
     frame's size for a known defect type."""
     if name not in NAMED_DEFECT_TYPES:
-        raise HTTPException(status_code=400, detail=f"{name!r} is not a defect type to label")
+        raise HTTPException(
+            status_code=400, detail=Message("{name!r} is not a defect type to label", name=name)
+        )
     try:
         data = decode_base64(text, f"masks.{name}")
         found = png_size(data)
         if found != (frame.width, frame.height):
             raise HTTPException(
                 status_code=400,
-                detail=f"masks.{name} is {found[0]}x{found[1]}; the frame is "
-                f"{frame.width}x{frame.height}",
+                detail=Message(
+                    "masks.{name} is {width}x{height}; the frame is {frame_width}x{frame_height}",
+                    name=name,
+                    width=found[0],
+                    height=found[1],
+                    frame_width=frame.width,
+                    frame_height=frame.height,
+                ),
             )
         return png_painted(data)
     except ContractViolation as exc:
-        raise HTTPException(status_code=400, detail=f"masks.{name}: {exc}") from exc
+        raise HTTPException(
+            status_code=400, detail=Message("masks.{name}: {problem}", name=name, problem=str(exc))
+        ) from exc
 
 
 def _label_command(inspection_id: str, body: LabelSubmission, user: User) -> LabelCommand:
@@ -313,7 +329,9 @@ def _check_station(station: str) -> None:
 
 def _check_view(view: int) -> None:
     if not 1 <= view <= MAX_VIEWS:
-        raise HTTPException(status_code=400, detail=f"view must be 1..{MAX_VIEWS}")
+        raise HTTPException(
+            status_code=400, detail=Message("view must be 1..{most}", most=MAX_VIEWS)
+        )
 
 
 def _row(request: Request, station: str, inspection_id: str) -> dict[str, Any]:
@@ -331,4 +349,6 @@ def _publish(request: Request, station: str, kind: str, command: BaseModel) -> N
     try:
         publisher.publish_command(station, kind, command)
     except GatewayError as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from exc
+        raise HTTPException(
+            status_code=503, detail=Message("not sent: {problem}", problem=str(exc))
+        ) from exc

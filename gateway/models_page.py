@@ -102,7 +102,7 @@ def send_command(
         command = _command(latest[0] if latest else None, action, version, reason, user)
         _publish(request, station, command)
     except CommandRefused as exc:
-        return _render(request, station, str(exc), exc.status)
+        return _render(request, station, exc.message, exc.status)
     active_before = latest[0].active if latest else None
     models_store.add_command(store, station, command, utc_now(), active_before)
     return RedirectResponse(f"/stations/{station}/models#commands", status_code=303)
@@ -143,9 +143,13 @@ def _command(
 ) -> ModelCommand:
     """The `model/set` for the form, or CommandRefused saying what is wrong with it."""
     if state is None:
-        raise CommandRefused(409, "The station has not published its models yet; nothing was sent.")
+        raise CommandRefused(
+            409, Message("The station has not published its models yet; nothing was sent.")
+        )
     if action not in ACTIONS:
-        raise CommandRefused(400, f"Unknown model action {action!r}; nothing was sent.")
+        raise CommandRefused(
+            400, Message("Unknown model action {action!r}; nothing was sent.", action=action)
+        )
     version = version.strip()
     _check_against(state, action, version)
     try:
@@ -159,7 +163,14 @@ def _command(
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(map(str, err["loc"]))
-        raise CommandRefused(400, f"{where or 'command'}: {err['msg']}; nothing was sent.") from exc
+        raise CommandRefused(
+            400,
+            Message(
+                "{where}: {problem}; nothing was sent.",
+                where=where or "command",
+                problem=err["msg"],
+            ),
+        ) from exc
 
 
 def _check_against(state: ModelsState, action: str, version: str) -> None:
@@ -169,29 +180,40 @@ def _check_against(state: ModelsState, action: str, version: str) -> None:
         if version not in listed:
             raise CommandRefused(
                 400,
-                f"Model {version!r} is not in {state.station}'s registry "
-                f"(it lists {', '.join(listed) or 'no model'}); nothing was sent.",
+                Message(
+                    "Model {version!r} is not in {station}'s registry (it lists {listed}); "
+                    "nothing was sent.",
+                    version=version,
+                    station=state.station,
+                    listed=", ".join(listed) or "-",
+                ),
             )
         if version == state.active:
             raise CommandRefused(
-                400, f"Model {version} is already the active one; nothing was sent."
+                400,
+                Message(
+                    "Model {version} is already the active one; nothing was sent.", version=version
+                ),
             )
     elif action == "end_shadow" and state.shadow is None:
-        raise CommandRefused(400, "No model runs in shadow; nothing was sent.")
+        raise CommandRefused(400, Message("No model runs in shadow; nothing was sent."))
     elif action == "rollback" and not state.can_roll_back:
         raise CommandRefused(
-            400, "Nothing to roll back to: no model was active before this one; nothing was sent."
+            400,
+            Message(
+                "Nothing to roll back to: no model was active before this one; nothing was sent."
+            ),
         )
 
 
 def _publish(request: Request, station: str, command: ModelCommand) -> None:
     publisher: CommandPublisher | None = request.app.state.publisher
     if publisher is None:
-        raise CommandRefused(503, "This gateway does not send commands; nothing was sent.")
+        raise CommandRefused(503, Message("This gateway does not send commands; nothing was sent."))
     try:
         publisher.publish_command(station, "model/set", command)
     except GatewayError as exc:
-        raise CommandRefused(503, f"Not sent: {exc}") from exc
+        raise CommandRefused(503, Message("Not sent: {problem}", problem=str(exc))) from exc
 
 
 def command_statuses(

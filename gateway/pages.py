@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
@@ -31,6 +32,7 @@ from gateway.auth import (
 )
 from gateway.config import User
 from gateway.errors import GatewayError
+from gateway.formats import local_input
 from gateway.i18n import LANGUAGES, Message
 from gateway.store import InspectionFilter
 from gateway.views import CSV_COLUMNS, csv_row, display_row, make_filter, query_string
@@ -308,7 +310,7 @@ def history_page(
     limit: int = Query(50, ge=10, le=500),
 ):
     """Filtered inspections, newest first, a page at a time."""
-    flt = make_filter(station, since, until, code, family, q)
+    flt = make_filter(station, since, until, code, family, q, zone=request.app.state.zone)
     page = _store(request).page(flt, limit=limit, cursor=cursor)
     return _render(
         request,
@@ -316,7 +318,7 @@ def history_page(
         flt=flt,
         rows=[display_row(r) for r in page.rows],
         page=page,
-        form=_form_values(station, since, until, code, family, q),
+        form=_form_values(flt, request.app.state.zone, code),
         next_url=f"/history?{query_string(flt, cursor=page.next_cursor)}"
         if page.next_cursor
         else None,
@@ -327,14 +329,15 @@ def history_page(
     )
 
 
-def _form_values(station, since, until, code, family, q) -> dict[str, str]:
+def _form_values(flt: InspectionFilter, zone: ZoneInfo, code: str | None) -> dict[str, str]:
+    """The filter as the history form shows it again, its times in the display zone."""
     return {
-        "station": station or "",
-        "since": since or "",
-        "until": until or "",
+        "station": flt.station or "",
+        "since": local_input(flt.since, zone),
+        "until": local_input(flt.until, zone),
         "code": code or "",
-        "family": family or "",
-        "q": q or "",
+        "family": flt.family or "",
+        "q": flt.q or "",
     }
 
 
@@ -350,7 +353,7 @@ def history_csv(
     q: str | None = None,
 ):
     """The filtered set as CSV, impact columns included (unknown impact left empty)."""
-    flt = make_filter(station, since, until, code, family, q)
+    flt = make_filter(station, since, until, code, family, q, zone=request.app.state.zone)
     name = f"inspections-{utc_now()[:19].replace(':', '')}.csv"
     return StreamingResponse(
         _csv_lines(request, flt),
@@ -551,7 +554,7 @@ def trends_page(
 ):
     """Decisions per hour by code and grade distributions per defect type, as charts."""
     since, until = _period(period, since, until)
-    flt = make_filter(station, since, until)
+    flt = make_filter(station, since, until, zone=request.app.state.zone)
     store = _store(request)
     data = {
         "decisions_per_hour": reports.decisions_per_hour(store, flt.station, flt.since, flt.until),
@@ -579,7 +582,7 @@ def circularity_page(
 ):
     """Circularity panel: cores by disposition, rates, material kept, CO2e avoided, over time."""
     since, until = _period(period, since, until)
-    flt = make_filter(station, since, until)
+    flt = make_filter(station, since, until, zone=request.app.state.zone)
     figures = reports.circularity(
         _store(request),
         flt.station,

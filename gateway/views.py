@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from typing import Any
 
 from fastapi import HTTPException
 
 from edge.contract import Disposition, InspectionRecord, table
-from edge.contract.timefmt import normalize_ts
+from edge.contract.timefmt import UTC, normalize_ts
 from gateway.i18n import Message
 from gateway.store import InspectionFilter
 
@@ -31,12 +32,13 @@ def parse_code(value: str | None) -> int | None:
         ) from None
 
 
-def parse_time(value: str | None, name: str) -> str | None:
-    """A time filter in the store's form (naive times are UTC); 400 when it is not a time."""
+def parse_time(value: str | None, name: str, zone: tzinfo = UTC) -> str | None:
+    """A time filter in the store's form (a naive time is in `zone`: UTC for the API, the
+    display zone for a page's form); 400 when it is not a time."""
     if not value:
         return None
     try:
-        return normalize_ts(value)
+        return normalize_ts(value, zone)
     except ValueError:
         raise HTTPException(
             status_code=400, detail=Message("{name}: not a time: {value!r}", name=name, value=value)
@@ -50,12 +52,14 @@ def make_filter(
     code: str | None = None,
     family: str | None = None,
     q: str | None = None,
+    zone: tzinfo = UTC,
 ) -> InspectionFilter:
-    """History filters from query parameters (empty strings mean no filter)."""
+    """History filters from query parameters (empty strings mean no filter; a naive time is
+    in `zone`)."""
     return InspectionFilter(
         station=station or None,
-        since=parse_time(since, "since"),
-        until=parse_time(until, "until"),
+        since=parse_time(since, "since", zone),
+        until=parse_time(until, "until", zone),
         code=parse_code(code),
         family=family or None,
         q=(q or "").strip() or None,

@@ -6,7 +6,7 @@ read from outside goes through `parse_ts` or `normalize_ts` first.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+; JetPack 6 runs 3.10
 
@@ -23,20 +23,20 @@ def utc_now() -> str:
     return rfc3339(datetime.now(UTC))
 
 
-def parse_ts(text: str) -> datetime:
-    """An RFC 3339 / ISO 8601 time as an aware UTC datetime (naive input is taken as UTC)."""
+def parse_ts(text: str, naive: tzinfo = UTC) -> datetime:
+    """An RFC 3339 / ISO 8601 time as an aware UTC datetime (naive input is in zone `naive`)."""
     text = text.strip()
     if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not read the Z
         text = text[:-1] + "+00:00"
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=naive)
     return moment.astimezone(UTC)
 
 
-def normalize_ts(text: str) -> str:
-    """Any RFC 3339 time in this form; raise ValueError when it is not a time."""
-    return rfc3339(parse_ts(text))
+def normalize_ts(text: str, naive: tzinfo = UTC) -> str:
+    """Any RFC 3339 time in this form (naive input in zone `naive`); ValueError if not a time."""
+    return rfc3339(parse_ts(text, naive))
 
 
 def ago_ts(**delta: float) -> str:

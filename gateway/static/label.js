@@ -15,6 +15,10 @@
   const csrf = root.dataset.csrf;
   const base = "/inspections/" + encodeURIComponent(station) + "/" + encodeURIComponent(inspection);
   const $ = (id) => document.getElementById(id);
+  const TEXT = JSON.parse($("label-text").textContent);  // in the page's language
+  // TEXT[key] with each {field} replaced
+  const t = (key, fields) => TEXT[key].replace(/\{(\w+)\}/g, (m, f) => (fields && f in fields ? fields[f] : m));
+  const typeName = (name) => TEXT.names[name] || name.replace(/_/g, " ");
   const state = {width: 0, height: 0, layers: [], active: null, tool: "paint", brush: 24, zoom: 1,
                  undo: [], stroke: null, cursor: null};
   root.labelState = state;  // for whoever needs to read it, tests included
@@ -47,12 +51,12 @@
 
   async function requestFrame() {
     error(""); done(""); show($("label-retry"), false); show($("label-work"), false);
-    status("Waiting for the station…");
+    status(t("waiting"));
     let req;
     try {
       req = await post(base + "/frame-request?view=" + view);
     } catch (e) {
-      return fail("Could not ask the station for the photograph: " + e.message);
+      return fail(t("askFailed", {problem: e.message}));
     }
     const url = base + "/frame?view=" + view + "&command_id=" + encodeURIComponent(req.command_id) +
       "&after=" + req.after;
@@ -63,20 +67,20 @@
       try {
         answer = await call(url, {headers: {"Accept": "application/json"}});
       } catch (e) {
-        status("Waiting for the station… (" + e.message + ")");
+        status(t("waitingBecause", {problem: e.message}));
         continue;
       }
       if (answer.state === "ready") return load(answer);
-      if (answer.state === "error") return fail("The station could not send the photograph: " + answer.error);
-      if (answer.refused) status("Waiting for the station… (an answer it sent was refused: " + answer.refused + ")");
+      if (answer.state === "error") return fail(t("stationFailed", {problem: answer.error}));
+      if (answer.refused) status(t("waitingRefused", {problem: answer.refused}));
     }
-    fail("The station did not answer within " + WAIT_S + " s. Is it online?");
+    fail(t("noAnswer", {seconds: WAIT_S}));
   }
 
   function loadImage(img, src) {
     return new Promise((resolve, reject) => {
       img.onload = () => resolve(img);
-      img.onerror = () => reject(new Error("cannot load " + src));
+      img.onerror = () => reject(new Error(t("cannotLoad", {what: src})));
       img.src = src;
     });
   }
@@ -105,14 +109,14 @@
       buildLayerList();
       select(state.layers[0]);
       $("label-model").textContent = answer.model
-        ? "Starting from the masks of model " + answer.model + "; " + answer.width + "×" + answer.height + " px."
-        : answer.width + "×" + answer.height + " px.";
+        ? t("fromModelMasks", {model: answer.model, width: answer.width, height: answer.height})
+        : t("size", {width: answer.width, height: answer.height});
       status("");
       show($("label-work"), true);
       fit();
       updateUndo();
     } catch (e) {
-      fail("Could not show the photograph: " + e.message);
+      fail(t("cannotShow", {problem: e.message}));
     }
   }
 
@@ -160,15 +164,15 @@
       const swatch = document.createElement("span");
       swatch.className = "swatch"; swatch.style.background = layer.colour;
       const name = document.createElement("span");
-      name.textContent = layer.name.replace(/_/g, " ");
+      name.textContent = typeName(layer.name);
       if (layer.fromModel) {
         const from = document.createElement("div");
-        from.className = "from"; from.textContent = "from the model";
+        from.className = "from"; from.textContent = t("fromModel");
         name.appendChild(from);
       }
       const eye = document.createElement("input");
-      eye.type = "checkbox"; eye.checked = true; eye.title = "show this layer";
-      eye.setAttribute("aria-label", "show " + layer.name);
+      eye.type = "checkbox"; eye.checked = true; eye.title = t("showLayer");
+      eye.setAttribute("aria-label", t("showNamed", {name: typeName(layer.name)}));
       eye.addEventListener("click", (e) => e.stopPropagation());
       eye.addEventListener("change", () => { layer.canvas.style.display = eye.checked ? "" : "none"; });
       row.append(radio, swatch, name, eye);
@@ -322,6 +326,7 @@
   async function submit(good) {
     error(""); done("");
     let body;
+    const shown = [];  // the painted types, as the reader names them
     if (good) {
       body = {view, good: true};
     } else {
@@ -331,16 +336,17 @@
         const m = maskPng(layer);
         masks[layer.name] = m.png;  // every type, so an erased one says "none of this"
         painted += m.painted;
+        if (m.painted) shown.push(typeName(layer.name));
       }
-      if (!painted) return error("Nothing is painted. Paint the defects you see, or use Mark as good.");
+      if (!painted) return error(t("nothingPainted"));
       body = {view, masks};
     }
     setBusy(true);
     try {
       const sent = await post(base + "/label", body);
-      done("Label sent to " + station + " (" + sent.summary + "). The station keeps it in its journal.");
+      done(good ? t("sentGood", {station}) : t("sentDefects", {station, defects: shown.join(", ")}));
     } catch (e) {
-      error("The label was not sent: " + e.message);
+      error(t("notSent", {problem: e.message}));
     } finally {
       setBusy(false);
     }

@@ -111,6 +111,29 @@ def test_engineer_paints_a_stroke_and_the_station_receives_the_mask(as_user, nod
     expect(pg.locator("#audit")).to_contain_text("label sent to station")
 
 
+def test_a_german_engineer_labels_in_german(as_user, node):
+    responder, rec = node("st-lab-de", "C9010")
+    pg = as_user("erin")
+    with pg.expect_navigation():
+        pg.select_option("#language", "de")
+    pg.goto(f"/inspections/{rec.station}/{rec.id}")
+    pg.get_by_role("link", name="Dieses Foto labeln").click()
+    expect(pg.locator("#label-work")).to_be_visible(timeout=15000)
+    expect(pg.locator("h1")).to_contain_text("Foto von C9010 labeln")
+    expect(pg.locator(".label-tools h2").first).to_have_text("Ebenen")
+    expect(pg.locator("#tool-paint")).to_have_text("Malen")
+    expect(pg.locator("#label-model")).to_contain_text("Beginnt mit den Masken von Modell")
+    layers = pg.locator("#label-layers .label-layer")
+    expect(layers.first).to_contain_text("Korrosion")
+    expect(layers.first).to_contain_text("vom Modell")
+    pg.click("#label-submit")  # the model's corrosion mask is painted
+    expect(pg.locator("#label-done")).to_have_text(
+        "Label an st-lab-de gesendet: Korrosion. Die Station bewahrt es in ihrem Journal auf."
+    )
+    assert set(_label(responder)["masks"]) == {"wear", "corrosion", "coating_damage"}
+    shot(pg, "label-editor-de")
+
+
 def test_undo_and_erase_change_what_is_sent(as_user, node):
     responder, rec = node("st-lab-undo", "C9002")
     pg = as_user("ada")
@@ -194,7 +217,7 @@ def test_touch_paints_on_a_tablet(browser, web, node):
     expect(pg.locator("#label-error")).to_be_hidden()
     # the gateway checks every mask before it publishes: slow on a loaded machine
     expect(pg.locator("#label-done")).to_contain_text(
-        "defects: coating_damage, corrosion", timeout=20_000
+        ": corrosion, coating damage.", timeout=20_000
     )
     coating = decode_mask(_label(responder)["masks"]["coating_damage"])[..., 3]
     assert coating[300, 180] > 0 and coating[100, 180] == 0
@@ -285,6 +308,9 @@ def test_label_masks_are_checked_against_the_frame(web, node):
         resp = erin.post(f"{base}/label", json=body, headers=sent_headers)
         assert resp.status_code == status and why in resp.json()["detail"], (body, resp.text)
     assert responder.labels.empty()
+    small = {"masks": {"wear": b64(mask_png(None, (10, 10)))}}
+    german = erin.post(f"{base}/label", json=small, headers={**headers, "Accept-Language": "de"})
+    assert german.json()["detail"] == "masks.wear ist 10x10; das Bild ist 480x360"
     anomaly = {"masks": {"anomaly": b64(mask_png((0, 0, 10, 10)))}}
     refused = erin.post(f"{base}/label", json=anomaly, headers=headers)
     assert refused.status_code == 400 and "not a defect type to label" in refused.text

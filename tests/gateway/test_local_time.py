@@ -118,6 +118,30 @@ def test_pages_show_amsterdam_time_with_utc_in_the_tooltip(page, december):
     shot(page, "history-de-amsterdam")
 
 
+@pytest.mark.browser
+def test_the_history_filter_reads_its_times_in_the_gateways_zone(page, december):
+    """10:00 UTC is 11:00 in Amsterdam: a filter from 10:30 local keeps the core, 11:30 not."""
+    row = page.locator(f"#history tr[data-id='{december.id}']")
+    for since, shown in (("2026-12-01T10:30", 1), ("2026-12-01T11:30", 0)):
+        page.goto(f"/history?station=st-tz&since={since}")
+        expect(row).to_have_count(shown)
+        expect(page.locator("input[name=since]")).to_have_value(since)
+        expect(page.locator("label", has=page.locator("input[name=since]"))).to_contain_text(
+            "Europe/Amsterdam"
+        )
+    page.goto("/history?station=st-tz&until=2026-12-01T10:59")
+    expect(row).to_have_count(0)
+    csv_link = page.locator("#csv").get_attribute("href") or ""
+    assert "until=2026-12-01T09%3A59%3A00.000Z" in csv_link  # the link carries UTC
+
+
+def test_the_api_reads_a_time_without_a_zone_as_utc(web, december):
+    gw, _ = web
+    client = login(gw.url, "erin")
+    found = client.get("/api/inspections?station=st-tz&since=2026-12-01T10:30").json()
+    assert found["items"] == []  # 10:30 UTC is after the core's 10:00 UTC
+
+
 def test_exports_keep_utc(web, december):
     gw, _ = web
     client = login(gw.url, "erin")
