@@ -92,6 +92,7 @@ EVENT_TEXT = {
     "model_shadowed": N_("Model runs in shadow"),
     "model_synthetic_only": N_("Model trained on synthetic data only"),
     "model_without_input_summary": N_("Model has no input summary"),
+    "message_refused": N_("Message from the station refused"),
     "models_unreadable": N_("Model registry unreadable"),
     "node_started": N_("Node started"),
     "outbox_expired": N_("Outbox messages expired"),
