@@ -14,7 +14,7 @@ import gettext
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -49,6 +49,7 @@ from gateway.i18n import (
     Catalogues,
     Message,
     choose_language,
+    reason_title,
     translate,
 )
 from gateway.ingest import IngestCounters
@@ -151,6 +152,7 @@ def _templates(catalogues: Catalogues) -> Jinja2Templates:
     env.filters["tr"] = _tr
     env.filters["defect"] = _defect
     env.filters["event_text"] = _event_text
+    env.filters["reason"] = _reason
     return templates
 
 
@@ -206,6 +208,20 @@ def _event_text(ctx: jinja2.runtime.Context, code: str, message: str):
     return Markup(
         f'<strong class="event-text">{title}</strong> <span class="muted">{escape(message)}</span>'
     )
+
+
+@jinja2.pass_context
+def _reason(ctx: jinja2.runtime.Context, reason: Mapping[str, Any], plain: bool = False):
+    """A decision reason as the reader reads it: the node's text in English; in another
+    language the known reason's meaning first, then the node's text (which has the figures)."""
+    text = str(reason.get("text") or "")
+    title = reason_title(str(reason.get("code") or ""), reason.get("rule"))
+    if _language(ctx) == "en" or title is None:
+        return text
+    shown = _gettext(ctx, title)
+    if plain:
+        return f"{shown} ({text})"
+    return Markup(f'{escape(shown)} <span class="muted">({escape(text)})</span>')
 
 
 def _missing(value) -> bool:

@@ -112,6 +112,48 @@ EVENT_TEXT = {
 }
 """What a station event means, per stable event code; the code itself stays as it is."""
 
+REASON_TEXT = {
+    "in_spec": N_("All grades and measurements within limits"),
+    "unknown_family": N_("No product family matches this core"),
+    "defect_missing": N_("A grade is missing"),
+    "not_a_number": N_("A value is not a number"),
+    "unknown_scale": N_("Unknown grade table"),
+    "low_confidence": N_("The model is not confident enough"),
+    "image_quality": N_("Image quality problem"),
+    "image_corrupt": N_("Image unreadable"),
+    "out_of_distribution": N_("Image unlike the training images"),
+    "measurement_missing": N_("A measurement is missing"),
+    "measurement_stale": N_("A measurement is stale"),
+    "measurement_bad_quality": N_("A measurement is of bad quality"),
+    "unit_mismatch": N_("A measurement has the wrong unit"),
+    "bench_unavailable": N_("No current bench measurements"),
+    "core_id_invalid": N_("A core id read is not valid"),
+    "core_id_ambiguous": N_("Labels name several cores"),
+    "core_id_missing": N_("No core id read"),
+    "inspection_failed": N_("Inspection failed"),
+    "inspection_interrupted": N_("Inspection interrupted"),
+}
+"""What a decision reason means, per stable reason code (the node's own text follows it)."""
+
+RULE_TEXT = {
+    "remanufacture_at": N_("Grade at or above the remanufacture limit"),
+    "recycle_at": N_("Grade at or above the recycle limit"),
+    "min": N_("Measurement below its range"),
+    "max": N_("Measurement above its range"),
+    "recycle_below": N_("Measurement below the recycle limit"),
+    "recycle_above": N_("Measurement above the recycle limit"),
+}
+"""What a grade or measurement limit that fired means, by the last part of its rule
+(grades.wear.recycle_at, measurements.pressure.min); a family's own rules keep their text."""
+
+
+def reason_title(code: str, rule: str | None) -> str | None:
+    """The English title of a reason (to translate), or None for a family's own rule."""
+    if rule and rule.startswith(("grades.", "measurements.")):
+        return RULE_TEXT.get(rule.rsplit(".", 1)[-1])
+    return REASON_TEXT.get(code)
+
+
 SHOWN_NAMES = (
     # dispositions: the codes stay REUSE..REVIEW in data, CSV and API; pages translate them
     N_("NONE"),

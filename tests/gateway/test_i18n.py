@@ -204,6 +204,10 @@ def test_a_user_switches_to_dutch_and_to_german(page, web, station_factory):
     expect(page.locator("h1")).to_have_text("Historie")
     expect(page.locator("#count")).to_have_text("2 inspecties")
     expect(page.locator(f"#history tr[data-id='{rec.id}']")).to_contain_text("Hergebruik")
+    # a known reason's meaning in the reader's language, then the node's words with the figures
+    expect(page.locator(f"#history tr[data-id='{review.id}']")).to_contain_text(
+        "Een meting ontbreekt (leak_rate_ml_min missing from the bench)"
+    )
     expect(page.locator("#filters")).to_contain_text("Beslissing")
     page.goto(f"/inspections/st-i18n/{rec.id}")
     expect(page.locator("#decision .label")).to_have_text("Hergebruik")
@@ -231,9 +235,13 @@ def test_a_user_switches_to_dutch_and_to_german(page, web, station_factory):
     page.goto("/live/st-i18n")
     expect(page.locator("#latest-label")).to_have_text("Prüfen")
     expect(page.locator("#live-panel h2").first).to_have_text("Foto")
+    expect(page.locator("#reasons")).to_have_text(
+        "Ein Messwert fehlt (leak_rate_ml_min missing from the bench)"
+    )
 
     _choose(page, "en")
     expect(page.locator("#latest-label")).to_have_text("REVIEW")
+    expect(page.locator("#reasons")).to_have_text("leak_rate_ml_min missing from the bench")
 
 
 @pytest.mark.browser
