@@ -2,14 +2,20 @@
 
     parse_message(topic, payload)  -> Parsed, or ContractViolation saying why it was refused
     BatchWriter(store, ...)        a thread that writes what it is given in batches
+    RefusalThrottle(window_s)      the `message_refused` events for malformed messages, at most
+                                   one per station and kind per window
     MqttIngest(broker, writer, frames=None)
                                    a paho-mqtt 2.x client subscribed to every station's output;
                                    also the publisher of commands (`override/set`, `label/set`,
                                    `frame/get`)
 
-A malformed message is counted and logged, never fatal. Snapshots (raw JPEG bytes) are written
-as files and tied to the station's latest inspection seen before them (the node publishes the
-inspection, then its snapshot); the oldest files beyond the retention limit are deleted.
+A malformed message is counted and logged, never fatal, and becomes a `message_refused` event of
+the station whose topic it came on (throttled, so a station sending garbage cannot flood the
+events table; the next stored event says how many were refused in between).
+
+Snapshots (raw JPEG bytes) are written as files and tied to the station's latest inspection seen
+before them (the node publishes the inspection, then its snapshot); the oldest files beyond the
+retention limit are deleted.
 A `frame` (the answer to `frame/get`) goes to the FrameCache, not the store (see gateway.frames).
 `models` (the node's registry) and `shadow` (the shadow model's reports) are kept by
 gateway.models_store, in the same transaction as the rest of their batch.
@@ -19,9 +25,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import secrets
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +67,7 @@ log = logging.getLogger("reman.gateway.ingest")
 JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_JSON_BYTES = 1_000_000
 AVAILABILITY = (AVAILABLE_ONLINE, AVAILABLE_OFFLINE)
+REFUSED_MESSAGE_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -345,6 +354,57 @@ class BatchWriter:
             self.store.forget_snapshots(old)
 
 
+class RefusalThrottle:
+    """Turns refused messages into `message_refused` events: the first of a (station, kind) is
+    an event, later ones within `window_s` of that event are only counted, and the first after
+    the window is an event again, its detail `refused_since_last` saying how many were counted
+    in between."""
+
+    # Past this many (station, kind) entries, those whose window is over and that counted
+    # nothing are dropped: they hold nothing the next refusal would need.
+    MAX_ENTRIES = 256
+
+    def __init__(self, window_s: float = 60.0):
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}  # -> (stored at, counted)
+
+    def refuse(self, station: str, kind: str, topic: str, reason: str) -> Event | None:
+        """The event to store for this refusal, or None while its (station, kind) is throttled."""
+        now = time.monotonic()
+        with self._lock:
+            stored_at, counted = self._last.get((station, kind), (None, 0))
+            if stored_at is not None and now - stored_at < self.window_s:
+                self._last[station, kind] = (stored_at, counted + 1)
+                return None
+            self._last[station, kind] = (now, 0)
+            self._prune(now)
+        return refused_event(station, kind, topic, reason, counted)
+
+    def _prune(self, now: float) -> None:
+        if len(self._last) <= self.MAX_ENTRIES:
+            return
+        for key, (stored_at, counted) in list(self._last.items()):
+            if counted == 0 and now - stored_at >= self.window_s:
+                del self._last[key]
+
+
+def refused_event(station: str, kind: str, topic: str, reason: str, since_last: int) -> Event:
+    """The `message_refused` event of `station` for one refused `kind` message."""
+    message = re.sub(r"\s+", " ", f"{kind} refused: {reason}").strip()
+    if len(message) > REFUSED_MESSAGE_CHARS:
+        message = message[: REFUSED_MESSAGE_CHARS - 1] + "…"
+    return Event(
+        id=uuid.uuid4().hex,
+        ts=utc_now(),
+        station=station,
+        level="warning",
+        code="message_refused",
+        message=message,
+        detail={"kind": kind, "topic": topic, "refused_since_last": since_last},
+    )
+
+
 class FrameSink(Protocol):
     """Where the ingest hands the nodes' `frame` answers (gateway.frames.FrameCache)."""
 
@@ -355,7 +415,8 @@ class FrameSink(Protocol):
 
 class MqttIngest:
     """The gateway's MQTT client: subscribes to every station's output, publishes commands.
-    `frame` answers go to `frames` (dropped without one)."""
+    `frame` answers go to `frames` (dropped without one); refused messages become events as
+    `refusals` allows."""
 
     def __init__(
         self,
@@ -363,11 +424,13 @@ class MqttIngest:
         writer: BatchWriter,
         counters: IngestCounters | None = None,
         frames: FrameSink | None = None,
+        refusals: RefusalThrottle | None = None,
     ):
         self.broker = broker
         self.writer = writer
         self.counters = counters or writer.counters
         self.frames = frames
+        self.refusals = refusals or RefusalThrottle()
         self.prefix = broker.topic_prefix
         self.connected = threading.Event()
         self._subscribe_mid: int | None = None
@@ -433,25 +496,35 @@ class MqttIngest:
         self.handle(msg.topic, bytes(msg.payload))
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """Validate one message and queue it for writing; count and log it when malformed."""
-        where = parse_topic(topic, self.prefix)
-        kind = where[1] if where else "unknown"
+        """Validate one message and queue it for writing; count, log and (throttled) queue a
+        `message_refused` event when malformed."""
         try:
             parsed = parse_message(topic, payload, self.prefix)
         except ContractViolation as exc:
-            self.counters.count("malformed", kind)
-            log.warning("malformed message on %s: %s", topic, exc)
-            if kind == "frame" and where and self.frames is not None:
-                self.frames.refused(where[0], str(exc))
+            self._refused(topic, exc)
             return
         if parsed is None:
             return
-        self.counters.count("received", kind)
+        self.counters.count("received", parsed.kind)
         if parsed.kind == "frame":
             if self.frames is not None:
                 self.frames.put(parsed.value)
             return
         self.writer.submit(parsed)
+
+    def _refused(self, topic: str, exc: ContractViolation) -> None:
+        where = parse_topic(topic, self.prefix)
+        self.counters.count("malformed", where[1] if where else "unknown")
+        log.warning("malformed message on %s: %s", topic, exc)
+        if where is None:
+            return  # no station of the contract to tell it to
+        station, kind = where
+        if kind == "frame" and self.frames is not None:
+            self.frames.refused(station, str(exc))
+        event = self.refusals.refuse(station, kind, topic, str(exc))
+        if event is not None:
+            # Through the writer like every other store write, not from paho's thread.
+            self.writer.submit(Parsed("event", station, event, event.ts))
 
     def publish_override(
         self, station: str, command: OverrideCommand, timeout_s: float = 5.0
