@@ -205,6 +205,12 @@ def test_live_view_fits_the_width(browser, sized, size, station):
     _shot(pg, f"live-{size}{station.removeprefix(STATION)}")
     _on_screen(pg, "#latest-label")
     _no_sideways_scroll(pg, f"live-{size} {station}")
+    if station == LIMITS_STATION:  # the family's measurements and their status, no scrolling
+        panel = pg.evaluate(
+            "() => { const p = document.getElementById('measurements').closest('.panel');"
+            " return {scroll: p.scrollWidth, client: p.clientWidth}; }"
+        )
+        assert panel["scroll"] <= panel["client"], (size, panel)
     pg.context.close()
 
 
