@@ -72,6 +72,9 @@ class BenchSecurity(_Section):
         return self
 
 
+WritebackKey = Literal["code", "credit", "seq", "err", "revision", "core_id", "result_ready"]
+
+
 class BenchConfig(_Section):
     """The test bench, read over OPC UA."""
 
@@ -123,8 +126,30 @@ class BenchConfig(_Section):
     result_ready_timeout_s: float = Field(
         default=5.0, gt=0, description="How long to wait for result_ready_node."
     )
-    writeback: dict[Literal["code", "credit", "seq"], str] = Field(
-        default_factory=dict, description="Nodes to write the disposition code, credit and seq to."
+    writeback: dict[WritebackKey, str] = Field(
+        default_factory=dict,
+        description="Nodes the result is written to: code, credit, seq, err, revision (Int32), "
+        "core_id (String), result_ready (Boolean, written true last, after the others); "
+        "see docs/plc.md for the order.",
+    )
+    ack_node: str | None = Field(
+        default=None,
+        description="Int32 node the PLC writes the seq it took to (handshake.ack: opcua).",
+    )
+    writeback_attempts: int = Field(
+        default=5, ge=1, le=100, description="Tries per result before write-back gives up."
+    )
+    writeback_retry_max_s: float = Field(
+        default=10.0, gt=0, description="Cap of the delay between write-back tries (doubling)."
+    )
+    max_clock_skew_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="The bench's clock (its CurrentTime) further than this from the node's is "
+        "one clock_skew event; staleness uses the node's receive time either way.",
+    )
+    clock_check_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the bench's clock is compared with ours."
     )
 
 
@@ -244,7 +269,12 @@ class HandshakeConfig(_Section):
     """The PLC's result handshake."""
 
     ack_timeout_s: float = Field(
-        default=10.0, gt=0, description="No ack/set within this is an event."
+        default=10.0, gt=0, description="No ack within this is an ack_timeout event."
+    )
+    ack: Literal["mqtt", "opcua", "none"] = Field(
+        default="mqtt",
+        description="Where the PLC's ack comes from: MQTT ack/set, the bench's ack_node "
+        "(OPC UA), or none (no ack expected, no ack_timeout events).",
     )
 
 
@@ -330,6 +360,16 @@ class StationConfig(_Section):
     commands: CommandsConfig = Field(
         default_factory=CommandsConfig, description="Command authorisation."
     )
+
+    @model_validator(mode="after")
+    def _opcua_ack_needs_nodes(self) -> StationConfig:
+        if self.handshake.ack == "opcua" and not (
+            self.bench.enabled and self.bench.ack_node and "seq" in self.bench.writeback
+        ):
+            raise ValueError(
+                "handshake.ack opcua needs an enabled bench with ack_node and writeback.seq"
+            )
+        return self
 
     def resolve_paths(self, base: Path) -> StationConfig:
         """Relative paths in the config are relative to the config file's folder."""
