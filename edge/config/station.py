@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from edge.contract import STATION_ID_PATTERN
 from edge.contract.broker import BrokerConfig
+from edge.contract.sparkplug import ID_PATTERN as SPARKPLUG_ID_PATTERN
 
 
 class _Section(BaseModel):
@@ -323,6 +324,39 @@ class CommandsConfig(_Section):
     )
 
 
+class SparkplugConfig(_Section):
+    """Sparkplug B 3.0 beside the JSON contract (docs/sparkplug.md): the node as an edge node,
+    the station as its device, on a second MQTT connection to the same broker."""
+
+    enabled: bool = Field(default=False, description="Publish Sparkplug B as well as JSON.")
+    group_id: str = Field(
+        default="reman",
+        pattern=SPARKPLUG_ID_PATTERN,
+        description="Sparkplug group id (the second topic level).",
+    )
+    edge_node_id: str | None = Field(
+        default=None,
+        pattern=SPARKPLUG_ID_PATTERN,
+        description="Sparkplug edge node id; default the station id.",
+    )
+    device_id: str | None = Field(
+        default=None,
+        pattern=SPARKPLUG_ID_PATTERN,
+        description="Sparkplug device id of the station; default the station id.",
+    )
+    primary_host_id: str | None = Field(
+        default=None,
+        pattern=SPARKPLUG_ID_PATTERN,
+        description="Primary host application id: births wait for its STATE to say online, "
+        "and publishing holds while it says offline; null publishes without waiting.",
+    )
+    state_file: str | None = Field(
+        default=None,
+        description="Where the bdSeq counter is kept across restarts; default "
+        "<journal path without suffix>.sparkplug.json beside the journal.",
+    )
+
+
 # ---------------------------------------------------------------- the station
 
 
@@ -359,6 +393,9 @@ class StationConfig(_Section):
     stats: StatsConfig = Field(default_factory=StatsConfig, description="Health figures.")
     commands: CommandsConfig = Field(
         default_factory=CommandsConfig, description="Command authorisation."
+    )
+    sparkplug: SparkplugConfig = Field(
+        default_factory=SparkplugConfig, description="Sparkplug B 3.0 (off by default)."
     )
 
     @model_validator(mode="after")
