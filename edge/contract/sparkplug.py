@@ -81,7 +81,7 @@ def _field(
     type_name: str | None = None,
     oneof: int | None = None,
 ) -> None:
-    field = message.field.add(name=name, number=number, type=kind, label=label)  # type: ignore[arg-type]
+    field = message.field.add(name=name, number=number, type=kind, label=label)
     if type_name:
         field.type_name = f".{_PACKAGE}.Payload.{type_name}"
     if oneof is not None:

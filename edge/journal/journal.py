@@ -463,7 +463,9 @@ class Journal:
         now: float,
     ) -> None:
         rows = [_image_row(record.id, path, data) for path, data in images]
-        messages = [dataclasses.replace(m, inspection_id=record.id) for m in messages]
+        messages = [
+            dataclasses.replace(m, inspection_id=record.id) for m in self.outbox.expand(messages)
+        ]
         conn.execute(_INSERT_INSPECTION, _inspection_row(record, len(messages), now))
         conn.executemany(
             "INSERT INTO images (inspection_id, path, sha256, size, created, kind)"
@@ -519,7 +521,7 @@ class Journal:
         assert override is not None  # _overridden always sets it
         messages = [
             dataclasses.replace(m, inspection_id=record.id)
-            for m in (make_messages(updated) if make_messages else [])
+            for m in self.outbox.expand(make_messages(updated) if make_messages else [])
         ]
         with _wrapped(f"override of {inspection_id}"), self.db.conn as conn:
             conn.execute(

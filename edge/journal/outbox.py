@@ -5,11 +5,16 @@ A message is added in the same transaction as the record it belongs to (the jour
 after the broker acknowledged it (QoS 1 PUBACK). Rows are kept after delivery for a while, so the
 journal can show what went out; `prune_delivered` removes old ones.
 
+Companions: a function registered in `companions` adds messages that go with another one (the
+node registers the Sparkplug DDATA of each `inspection` message); the journal calls `expand`
+before it writes a record's messages, so they share its transaction, its order and its outbox
+accounting. Publishers may drain disjoint kinds (`pending(kinds=...)`, `pending(exclude=...)`).
+
 Bounds (`enforce_bounds`, run by the publisher while it drains): the outbox holds at most
 `max_rows` undelivered messages and none older than `max_age_s`. When the rows bound is exceeded,
 the oldest undelivered messages are dropped in this order of kind until it is met: `stats`, then
 `frame` (a label editor that waited that long has given up), then `shadow`, then `snapshot`, then
-`event`, then `available`, then `inspection` (the journal keeps every record, so an inspection
+`event`, then `available`, then `sparkplug` (DDATA), then `inspection` (the journal keeps every record, so an inspection
 dropped here can be republished from it). `result` messages are never dropped by the rows bound,
 only by age: a PLC result is small and the handshake depends on it; nor is `models`, the retained
 registry state, which is small and published only on a change. Anything older
@@ -69,7 +74,19 @@ CREATE INDEX IF NOT EXISTS outbox_inspection ON outbox(inspection_id);
 
 
 # Kinds dropped first when the rows bound is exceeded; `result` is never dropped by rows.
-DROP_ORDER = ("stats", "frame", "shadow", "snapshot", "event", "available", "inspection")
+DROP_ORDER = (
+    "stats",
+    "frame",
+    "shadow",
+    "snapshot",
+    "event",
+    "available",
+    "sparkplug",
+    "inspection",
+)
+
+Companion = Callable[["OutboxMessage"], "list[OutboxMessage]"]
+"""Messages that go with a message, in the same transaction (e.g. Sparkplug DDATA with a record)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,18 @@ class Outbox:
 
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
+        self.companions: list[Companion] = []
+
+    def expand(self, messages: list[OutboxMessage]) -> list[OutboxMessage]:
+        """`messages` with each one's companions right after it (unchanged without companions)."""
+        if not self.companions:
+            return messages
+        out: list[OutboxMessage] = []
+        for message in messages:
+            out.append(message)
+            for companion in self.companions:
+                out.extend(companion(message))
+        return out
 
     @staticmethod
     @_sql("create the outbox table")
@@ -148,12 +177,26 @@ class Outbox:
             self.add(messages, now)
 
     @_sql("read pending messages")
-    def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxRow]:
-        """Undelivered messages in order, starting after `after_id`."""
+    def pending(
+        self,
+        limit: int = 100,
+        after_id: int = 0,
+        kinds: tuple[str, ...] | None = None,
+        exclude: tuple[str, ...] = (),
+    ) -> list[OutboxRow]:
+        """Undelivered messages in order, starting after `after_id`; only `kinds` when given,
+        none of `exclude`."""
+        where, args = "", list[object]([after_id])
+        if kinds is not None:
+            where += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            args.extend(kinds)
+        if exclude:
+            where += f" AND kind NOT IN ({', '.join('?' * len(exclude))})"
+            args.extend(exclude)
         rows = self.db.conn.execute(
             "SELECT id, msg_id, kind, topic, payload, qos, retain, inspection_id, created_at"
-            " FROM outbox WHERE delivered_at IS NULL AND id > ? ORDER BY id LIMIT ?",
-            (after_id, limit),
+            f" FROM outbox WHERE delivered_at IS NULL AND id > ?{where} ORDER BY id LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [
             OutboxRow(

@@ -16,6 +16,12 @@ of the WAL), so whatever reaches the PLC or the gateway survives a power cut on 
 
 Wake-up: the node calls `notify()` after each journal commit; the task otherwise sleeps (and
 checks the outbox bounds once a second).
+
+Two publishers may drain one outbox, each its own kinds through its own link: the JSON contract
+through the MqttClient (`exclude=("sparkplug",)`), Sparkplug DDATA through the Sparkplug client
+(`kinds=("sparkplug",)`, `render=` encoding each row when it leaves, `bounds=False` since the
+other one enforces them, `rewind_on_ready=True` since QoS 0 messages a link lost are not resent
+by paho: whatever was handed over and not confirmed written goes again, in order).
 """
 
 from __future__ import annotations
@@ -24,12 +30,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from edge.config.station import RetentionConfig
 from edge.errors import BrokerError, RemanError
 from edge.events import Events
 from edge.journal.outbox import Dropped, Outbox, OutboxRow
-from edge.mqtt.client import MqttClient
 
 log = logging.getLogger("reman.publisher")
 
@@ -38,6 +44,19 @@ DEFAULT_MAX_ROWS = 100_000
 DEFAULT_MAX_AGE_S = 72 * 3600.0
 
 DeliveredHandler = Callable[[OutboxRow], None]
+Render = Callable[[OutboxRow], OutboxRow]
+
+
+class Link(Protocol):
+    """What a publisher needs of an MQTT connection (MqttClient, SparkplugClient)."""
+
+    ready: bool
+    receive_maximum: int | None
+    max_inflight: int
+    on_ready: list[Callable[[], None]]
+    on_published: Callable[[int, bool, str], None] | None
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int: ...
 
 
 class Publisher:
@@ -46,7 +65,7 @@ class Publisher:
     def __init__(
         self,
         outbox: Outbox,
-        client: MqttClient,
+        client: Link,
         events: Events,
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
@@ -54,8 +73,16 @@ class Publisher:
         window: int | None = None,
         on_delivered: DeliveredHandler | None = None,
         sync: Callable[[], None] | None = None,
+        kinds: tuple[str, ...] | None = None,
+        exclude: tuple[str, ...] = (),
+        render: Render | None = None,
+        bounds: bool = True,
+        rewind_on_ready: bool = False,
     ):
         self.outbox = outbox
+        self.kinds, self.exclude = kinds, exclude  # which rows this publisher drains
+        self.render = render  # the row as it leaves (e.g. Sparkplug's seq), None: as stored
+        self.bounds = bounds
         self.client = client
         self.events = events
         self.max_rows = max_rows
@@ -74,11 +101,13 @@ class Publisher:
         self._task: asyncio.Task | None = None
         self._bounds_at = float("-inf")
         client.on_published = self._on_published
+        if rewind_on_ready:
+            client.on_ready.append(self.rewind)
         client.on_ready.append(self._wake.set)  # a backlog goes out as soon as the link is back
 
     @classmethod
     def from_config(
-        cls, outbox: Outbox, client: MqttClient, events: Events, retention: RetentionConfig, **kw
+        cls, outbox: Outbox, client: Link, events: Events, retention: RetentionConfig, **kw
     ) -> Publisher:
         """A publisher bounded by a RetentionConfig (outbox_max_rows, outbox_max_age_h)."""
         return cls(
@@ -109,6 +138,12 @@ class Publisher:
             pass
         self._flush_acked()
         self._task = None
+
+    def rewind(self) -> None:
+        """Forget what is in flight: rows not yet confirmed are handed over again, in order."""
+        if self._inflight:
+            self._cursor = min(row.id for row in self._inflight.values()) - 1
+            self._inflight.clear()
 
     def notify(self) -> None:
         """New rows were committed to the outbox: drain them now."""
@@ -162,7 +197,7 @@ class Publisher:
         self._check_bounds()
         sent = self._send_some() if self.client.ready else 0
         if sent == 0:
-            if not self._inflight and not self._acked and not self.outbox.pending(limit=1):
+            if not self._inflight and not self._acked and not self._pending(1):
                 self._idle.set()
             await self._sleep()
 
@@ -179,18 +214,22 @@ class Publisher:
         room = self._window() - len(self._inflight)
         if room <= 0:
             return 0
-        rows = self.outbox.pending(limit=room, after_id=self._cursor)
+        rows = self._pending(room, self._cursor)
         if not rows or not self._synced(rows[-1].id):
             return 0
         for row in rows:
             try:
-                mid = self.client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+                out = self.render(row) if self.render is not None else row
+                mid = self.client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
             except BrokerError as exc:
                 self._unsendable(row, exc)
                 continue
             self._inflight[mid] = row
             self._cursor = row.id
         return len(rows)
+
+    def _pending(self, limit: int, after_id: int = 0) -> list[OutboxRow]:
+        return self.outbox.pending(limit, after_id, kinds=self.kinds, exclude=self.exclude)
 
     def _window(self) -> int:
         """Our window, within the broker's Receive Maximum (less one for `online`/`offline`)."""
@@ -259,6 +298,8 @@ class Publisher:
     # ------------------------------------------------------------ bounds
 
     def _check_bounds(self) -> None:
+        if not self.bounds:
+            return
         now = time.monotonic()
         if now - self._bounds_at < BOUNDS_INTERVAL_S:
             return
