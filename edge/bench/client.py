@@ -4,7 +4,7 @@
     await client.start()              # returns at once; connects and reconnects in a task
     snap = await client.snapshot()    # every mapped value, each marked usable or not, and why
     trigger = await client.triggers.get()
-    await client.write_back(code, credit, seq)
+    await client.write_back(code, credit, seq, err=0, core_id="C1", revision=0)
     await client.stop()
 
 One task owns the link: connect, resolve node ids (namespace URIs against the server's
@@ -12,6 +12,16 @@ namespace array, at every connect), read once, then subscribe (or poll), and wai
 to go. Then it reconnects with capped backoff. Notification handlers only store values and queue
 triggers, so they never block the event loop. Each change of link state is an event; the bench
 never crashes the node: every failure becomes a BenchError, an event and a not-usable reading.
+
+Write-back (edge.bench.writeback) sends a result as one consistent set: result_ready false, then
+code, credit, err, revision, core id and seq in one Write request, then result_ready true. A
+failed set is retried with doubling delays in the background (the caller waits for the first
+try only); a newer result supersedes one still being retried. The PLC's ack arrives as a new
+value of `ack_node` and goes to the handshake (`handshake.ack: opcua`).
+
+While connected, the bench's clock (Server_ServerStatus_CurrentTime) is compared with the node's
+every `clock_check_interval_s` (edge.bench.clock); the skew corrects source timestamps for the
+staleness check, and a skew beyond `max_clock_skew_s` is one `clock_skew` event.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from typing import Any
 from asyncua import Client, ua
 
 from edge.bench import connection, nodeids
+from edge.bench.clock import ClockWatch
 from edge.bench.data import (
     BenchReading,
     BenchSnapshot,
@@ -34,8 +45,9 @@ from edge.bench.data import (
     unknown_reading,
 )
 from edge.bench.link import Link, PollFeed, SubscriptionFeed, SubscriptionRefused
+from edge.bench.writeback import AckSink, ResultWrite, Writer
 from edge.config.station import BenchConfig
-from edge.contract import LinkState
+from edge.contract import AckCommand, LinkState
 from edge.contract.timefmt import utc_now
 from edge.errors import BenchError, BenchUnavailable, UnknownNode
 from edge.events import Events, Level
@@ -49,10 +61,16 @@ class BenchClient:
     """Keeps the bench's mapped values current and turns its trigger edges into BenchTriggers."""
 
     def __init__(
-        self, config: BenchConfig, events: Events, *, trigger_queue_size: int = TRIGGER_QUEUE_SIZE
+        self,
+        config: BenchConfig,
+        events: Events,
+        *,
+        trigger_queue_size: int = TRIGGER_QUEUE_SIZE,
+        handshake: AckSink | None = None,
     ):
         self.config = config
         self.events = events
+        self.handshake = handshake  # takes acks from ack_node and hears of written results
         # Bounded; a trigger that finds it full is dropped with an event (drop_new).
         self.triggers: asyncio.Queue[BenchTrigger] = asyncio.Queue(maxsize=trigger_queue_size)
         self.mode: str | None = None  # subscribe or poll, once connected
@@ -65,8 +83,11 @@ class BenchClient:
         self._generation = 0
         self._link: Link | None = None
         self._trigger_prev: Any = None
+        self._ack_prev: tuple[Any, Any] | None = None
+        self.clock = ClockWatch(config.max_clock_skew_s, events)
         self._last_failure: str | None = None
         self._stop = asyncio.Event()
+        self.writer = Writer(config, events, self._write, handshake, self._stop)
         self._ready = asyncio.Event()
         self._connected = asyncio.Event()
         self._changed = asyncio.Event()  # set and replaced on every stored value
@@ -99,6 +120,7 @@ class BenchClient:
             await _finish(task)
         for extra in list(self._tasks):
             await _finish(extra)
+        await self.writer.stop()
         if self.config.enabled and self._state.state != "disconnected":
             self._set_state("disconnected", "info", "bench_stopped", "bench client stopped")
 
@@ -147,25 +169,21 @@ class BenchClient:
                 return reading
             await changed.wait()
 
-    async def write_back(self, code: int, credit: int, seq: int) -> bool:
-        """Write the disposition code, credit and seq to the writeback nodes (Int32).
-
-        Returns False, with an event, when the bench is not connected or refuses a write; never
-        raises for a bench problem.
-        """
-        wanted: dict[str, int] = {
-            k: v
-            for k, v in {"code": code, "credit": credit, "seq": seq}.items()
-            if k in self.config.writeback
-        }
-        if not wanted:
-            return True
-        try:
-            await self._write(wanted)
-        except BenchError as exc:
-            self.events.error("bench_writeback_failed", str(exc), seq=seq, disposition=code)
-            return False
-        return True
+    async def write_back(
+        self,
+        code: int,
+        credit: int,
+        seq: int,
+        *,
+        err: int = 0,
+        core_id: str | None = None,
+        revision: int = 0,
+    ) -> bool:
+        """Write a result to the writeback nodes (result_ready last); True when the first try
+        succeeded. A failed try is an event and is retried in the background; never raises for
+        a bench problem."""
+        job = ResultWrite(code, credit, seq, err, core_id, revision)
+        return await self.writer.submit(job)
 
     async def identity(self) -> tuple[str | None, str | None]:
         """The core id and part number on the bench now, read fresh; None for what is not known
@@ -270,11 +288,13 @@ class BenchClient:
         )
         stop = asyncio.ensure_future(self._stop.wait())
         lost = asyncio.ensure_future(link.lost.wait())
+        clock = asyncio.ensure_future(self.clock.watch(link, self.config.clock_check_interval_s))
         try:
             await asyncio.wait({stop, lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for fut in (stop, lost):
+            for fut in (stop, lost, clock):
                 fut.cancel()
+            await asyncio.gather(clock, return_exceptions=True)
 
     async def _pause(self, delay_s: float) -> None:
         try:
@@ -297,7 +317,13 @@ class BenchClient:
 
     def _watched(self) -> set[str]:
         cfg = self.config
-        roles = (cfg.trigger_node, cfg.core_id_node, cfg.part_number_node, cfg.result_ready_node)
+        roles = (
+            cfg.trigger_node,
+            cfg.core_id_node,
+            cfg.part_number_node,
+            cfg.result_ready_node,
+            cfg.ack_node,
+        )
         return {m.node_id for m in cfg.nodes.values()} | {t for t in roles if t}
 
     def _check_node_ids(self) -> None:
@@ -365,7 +391,7 @@ class BenchClient:
         """Store one value (a notification or a read); never blocks."""
         if generation != self._generation:
             return  # late notification from a closed connection
-        sample = Sample.from_datavalue(dv, generation)
+        sample = Sample.from_datavalue(dv, generation).first_seen(self._samples.get(text))
         self._samples[text] = sample
         self._changed.set()
         self._changed = asyncio.Event()
@@ -373,6 +399,21 @@ class BenchClient:
             (self._ready.set if sample.good and sample.value is True else self._ready.clear)()
         if text == self.config.trigger_node:
             self._on_trigger_value(sample)
+        if text == self.config.ack_node:
+            self._on_ack_value(sample)
+
+    def _on_ack_value(self, sample: Sample) -> None:
+        # A new (value, timestamp) is an ack; the first value ever seen is what the PLC acked
+        # before this node started, not an ack of ours. Kept across reconnects, so an ack the
+        # PLC wrote while the link was down is taken when it is back.
+        value = sample.value
+        if not sample.good or isinstance(value, bool) or not isinstance(value, int):
+            return
+        key = (value, sample.source_ts)
+        prev, self._ack_prev = self._ack_prev, key
+        if prev is None or key == prev or value <= 0 or self.handshake is None:
+            return
+        self.handshake.ack(AckCommand(seq=value), source="opcua")
 
     def _on_trigger_value(self, sample: Sample) -> None:
         # The last value is kept across reconnects: False before a gap and True after it is an
@@ -419,7 +460,14 @@ class BenchClient:
                 out[name] = unknown_reading(mapping, self.unknown[mapping.node_id])
                 continue
             max_age_s = mapping.max_age_s or self.config.max_age_s
-            reading = judge(self._samples.get(mapping.node_id), mapping, max_age_s, live, note)
+            reading = judge(
+                self._samples.get(mapping.node_id),
+                mapping,
+                max_age_s,
+                live,
+                note,
+                skew_s=self.clock.skew_s,
+            )
             if mapping.node_id in self.unit_mismatch:
                 reading = replace(
                     reading,
@@ -440,7 +488,8 @@ class BenchClient:
 
     # ------------------------------------------------------------ write-back
 
-    async def _write(self, wanted: dict[str, int]) -> None:
+    async def _write(self, wanted: dict[str, ua.Variant]) -> None:
+        """Write the variants to the writeback nodes named by key, in order, in one request."""
         link = self._link
         if link is None:
             raise BenchUnavailable(
@@ -449,9 +498,7 @@ class BenchClient:
         texts = [self.config.writeback[k] for k in wanted]  # type: ignore[index]
         try:
             ids = [nodeids.resolve(t, link.namespaces) for t in texts]
-            results = await link.write(
-                ids, [ua.Variant(int(v), ua.VariantType.Int32) for v in wanted.values()]
-            )
+            results = await link.write(ids, list(wanted.values()))
         except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
             raise connection.describe_error(self.config.endpoint, exc) from exc
         failed = {t: r.name for t, r in zip(texts, results, strict=True) if not r.is_good()}

@@ -7,7 +7,7 @@ REVIEW reason and never guess a value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,14 +36,19 @@ class BenchReading:
     value: float | int | bool | str | None
     unit: str | None
     status: str  # Good, Bad..., Uncertain..., Stale or Missing
-    source_ts: str | None  # UTC RFC 3339
+    source_ts: str | None  # UTC RFC 3339, the bench's clock
     usable: bool
     reason: str | None = None  # why it is not usable, in words
+    received_ts: str | None = None  # UTC RFC 3339, the node's clock: when this value first came
 
     def to_measurement(self) -> Measurement:
         """The reading as the inspection record's measurement."""
         return Measurement(
-            value=self.value, unit=self.unit, status=self.status, source_ts=self.source_ts
+            value=self.value,
+            unit=self.unit,
+            status=self.status,
+            source_ts=self.source_ts,
+            received_ts=self.received_ts,
         )
 
 
@@ -107,6 +112,18 @@ class Sample:
         """Good status."""
         return self.status.is_good()
 
+    def first_seen(self, previous: Sample | None) -> Sample:
+        """This sample, received when `previous` was if it is the same value with the same
+        source timestamp (a poll, or a reconnect's read, of a value that did not change)."""
+        if (
+            previous is None
+            or self.source_ts is None
+            or (previous.value, previous.status, previous.source_ts)
+            != (self.value, self.status, self.source_ts)
+        ):
+            return self
+        return replace(self, received=previous.received)
+
 
 def _aware(moment: datetime | None) -> datetime | None:
     if moment is None:
@@ -121,12 +138,40 @@ def judge(
     live_generation: int | None,
     link_note: str,
     now: datetime | None = None,
+    skew_s: float | None = None,
 ) -> BenchReading:
     """The reading for one mapped value: usable only when received on the live connection,
-    Good, younger than max_age_s and of the expected type."""
+    Good, younger than max_age_s and of the expected type.
+
+    Age is judged on the node's clock: since the value was first received, and, where the
+    bench's clock skew is known, since its source timestamp moved onto the node's clock (so a
+    value the bench stamped long ago is stale when first read, whatever the bench's clock says).
+    """
     unit = mapping.unit
     if sample is None:
         return BenchReading(None, unit, MISSING, None, False, "never received from the bench")
+    reading = _judge(sample, mapping, max_age_s, live_generation, link_note, now, skew_s)
+    return replace(reading, received_ts=rfc3339(sample.received))
+
+
+def age_of(sample: Sample, now: datetime, skew_s: float | None) -> float:
+    """Seconds since the value was current, on the node's clock."""
+    age_s = (now - sample.received).total_seconds()
+    if sample.source_ts is not None and skew_s is not None:
+        age_s = max(age_s, (now - sample.source_ts).total_seconds() - skew_s)
+    return age_s
+
+
+def _judge(
+    sample: Sample,
+    mapping: NodeMapping,
+    max_age_s: float,
+    live_generation: int | None,
+    link_note: str,
+    now: datetime | None,
+    skew_s: float | None,
+) -> BenchReading:
+    unit = mapping.unit
     ts = rfc3339(sample.source_ts) if sample.source_ts else None
     if sample.generation != live_generation:
         return BenchReading(None, unit, STALE, ts, False, f"no current value: {link_note}")
@@ -135,7 +180,7 @@ def judge(
         return BenchReading(
             value, unit, sample.status.name, ts, False, f"bench status {sample.status.name}"
         )
-    age_s = ((now or datetime.now(UTC)) - (sample.source_ts or sample.received)).total_seconds()
+    age_s = age_of(sample, now or datetime.now(UTC), skew_s)
     if age_s > max_age_s:
         return BenchReading(
             sample.value,

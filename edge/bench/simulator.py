@@ -7,8 +7,14 @@
 
 Address space (namespace `urn:reman-edge:bench-sim`, string node ids under Objects/Bench):
 Bench.State, Bench.PartPresent, Bench.CoreId, Bench.PartNumber, Bench.ResultReady, one variable per
-measurement with an EngineeringUnits property, the writable Bench.Disposition/Credit/Seq (Int32)
-and the method Bench.StartTest(core_id). A cycle: ResultReady and PartPresent false, then the core
+measurement with an EngineeringUnits property, the method Bench.StartTest(core_id), and the nodes
+a PLC would offer for the result: Bench.Disposition, Credit, Seq, Err, Revision (Int32),
+Bench.ResultCoreId (String), Bench.DispositionReady (Boolean) and Bench.Ack (Int32; the PLC's
+acknowledgement: with `auto_ack_s` set, the simulator writes Seq there that long after
+DispositionReady turns true, as a PLC that took the result would).
+
+`clock_offset_s` shifts the simulator's clock (source and server timestamps, and the server's
+CurrentTime), for a bench whose clock is wrong: -60 is a clock a minute behind. A cycle: ResultReady and PartPresent false, then the core
 id, part number and PartPresent true, State testing, the family's measurements, ResultReady true,
 State done. Scenarios: normal (in spec), out_of_spec (beyond the families' limits), flaky (drops
 client connections now and then, bad or uncertain status codes on some values).
@@ -21,7 +27,7 @@ import logging
 import random
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -82,8 +88,14 @@ _SIGNALS: dict[str, tuple[Any, ua.VariantType]] = {
     "Disposition": (0, ua.VariantType.Int32),
     "Credit": (0, ua.VariantType.Int32),
     "Seq": (0, ua.VariantType.Int32),
+    "Err": (0, ua.VariantType.Int32),
+    "Revision": (0, ua.VariantType.Int32),
+    "ResultCoreId": ("", ua.VariantType.String),
+    "DispositionReady": (False, ua.VariantType.Boolean),
+    "Ack": (0, ua.VariantType.Int32),
 }
-WRITABLE = ("Disposition", "Credit", "Seq")
+WRITABLE = ("Disposition", "Credit", "Seq", "Err", "Revision", "ResultCoreId", "DispositionReady")
+CLOCK_TICK_S = 0.1
 _FLAKY_STATUSES = ("BadSensorFailure", "UncertainLastUsableValue", "BadCommunicationError")
 
 
@@ -121,6 +133,8 @@ class BenchSimulator:
         step_s: float = 0.1,
         seed: int | None = None,
         extra_namespaces: tuple[str, ...] = (),
+        clock_offset_s: float = 0.0,
+        auto_ack_s: float | None = None,
     ):
         if scenario not in SCENARIOS:
             raise BenchError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
@@ -139,6 +153,9 @@ class BenchSimulator:
         self.endpoint = f"opc.tcp://{host}:{self.port}{PATH}"
         self.namespace_uri = NAMESPACE_URI
         self.cycles = 0
+        self.clock_offset_s = clock_offset_s
+        self.auto_ack_s = auto_ack_s
+        self.acks: list[int] = []  # seqs the simulated PLC acknowledged
         self._random = random.Random(seed)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._cert_dir = Path(cert_dir) if cert_dir else None
@@ -174,6 +191,10 @@ class BenchSimulator:
                 f"bench simulator cannot listen on {self.host}:{self.port}: {exc}"
             ) from exc
         self._server = server
+        await _stop_clock(server)  # ours keeps CurrentTime, on the (possibly shifted) clock
+        self._later(self._clock_loop(server))
+        if self.auto_ack_s is not None:
+            await self._watch_ready(server)
         if self.cycle_s and self._auto is None:
             self._auto = asyncio.create_task(self._auto_cycle(), name="bench-sim-cycle")
 
@@ -209,9 +230,30 @@ class BenchSimulator:
         key = name.removeprefix("Bench.")
         node = self._node(key)
         code = getattr(ua.StatusCodes, status) if isinstance(status, str) else status
-        now = datetime.now(UTC)
+        now = self.now()
         variant = ua.Variant(value, self._types[key]) if value is not None else ua.Variant()
         await node.write_value(_data_value(variant, code, source_ts or now, now))
+
+    def now(self) -> datetime:
+        """The simulated bench's clock: the machine's, shifted by clock_offset_s."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
+
+    async def _clock_loop(self, server: Server) -> None:
+        node = server.get_node(node_id(ua.ObjectIds.Server_ServerStatus_CurrentTime))
+        while True:
+            await node.write_value(ua.Variant(self.now(), ua.VariantType.DateTime))
+            await asyncio.sleep(CLOCK_TICK_S)
+
+    async def _watch_ready(self, server: Server) -> None:
+        sub = await server.create_subscription(20, _ReadyHandler(self))
+        await sub.subscribe_data_change(self._nodes["DispositionReady"])
+
+    async def acknowledge_later(self) -> None:
+        """As a PLC that took the result: after auto_ack_s, write Seq to Ack."""
+        await asyncio.sleep(self.auto_ack_s or 0.0)
+        seq = await self.get_value("Seq")
+        self.acks.append(seq)
+        await self.set_value("Ack", seq)
 
     async def reset(self) -> None:
         """Every variable back to its start value (the scenario's, Good, stamped now)."""
@@ -399,6 +441,17 @@ class BenchSimulator:
         # A method call returns at once; the cycle runs on (as a real bench's would).
         self._later(self.start_test(core_id or "HGP-000000"))
         return True
+
+
+class _ReadyHandler:
+    """The simulator's own subscription to DispositionReady (asyncua's handler interface)."""
+
+    def __init__(self, sim: BenchSimulator):
+        self.sim = sim
+
+    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+        if val is True:
+            self.sim._later(self.sim.acknowledge_later())
 
 
 async def _stop_clock(server: Server) -> None:

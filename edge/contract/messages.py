@@ -250,7 +250,14 @@ class Measurement(_Strict):
     )
     unit: str | None = Field(default=None, description="Engineering unit, e.g. ml/min.")
     status: str = Field(description="Good, Bad..., Uncertain..., Stale or Missing.")
-    source_ts: str | None = Field(default=None, description="Source timestamp, UTC RFC 3339.")
+    source_ts: str | None = Field(
+        default=None, description="Source timestamp, UTC RFC 3339 (the bench's clock)."
+    )
+    received_ts: str | None = Field(
+        default=None,
+        description="When the node first received this value, UTC RFC 3339 (the node's clock); "
+        "staleness is judged by it. Absent in records of older nodes.",
+    )
 
 
 class DecisionInfo(_Strict):

@@ -57,6 +57,7 @@ class MeasurementInput(BaseModel):
     unit: str | None = None
     status: str = "Good"
     source_ts: str | None = None
+    received_ts: str | None = None  # the node's clock; judged instead of source_ts when present
 
 
 # ---------------------------------------------------------------- the decision
@@ -231,7 +232,7 @@ def _value_problem(
         return ("measurement_missing", "missing")
     status = m.status.lower()
     if status.startswith("stale") or _too_old(
-        m.source_ts, family.review.max_measurement_age_s, now
+        m.received_ts or m.source_ts, family.review.max_measurement_age_s, now
     ):
         return ("measurement_stale", f"stale (status {m.status}, source time {m.source_ts})")
     if not status.startswith("good"):

@@ -11,6 +11,12 @@
 
 A newer result does not cancel the timer of an older one: each seq must be acknowledged.
 
+`source` (the config's `handshake.ack`) says where acks come from. `mqtt`: the timer starts when
+the broker confirmed the result, acks come from `ack/set`. `opcua`: the timer starts when the
+bench client wrote the result with result_ready true (`result_written`), acks come from the
+bench's ack node; an `ack/set` is then ignored (an `ack_ignored` event). `none`: no timer and no
+ack events at all. Either way the same rules (on time, late, unknown, repeated) apply.
+
 A quick PLC can acknowledge a result before the broker's PUBACK for it has reached the node (the
 broker forwards to subscribers and acknowledges the publisher at about the same time). Such an
 early ack is held for `ack_timeout_s`: it clears the seq when its delivery is confirmed, and is
@@ -22,10 +28,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
+from typing import Literal
 
 from edge.contract import AckCommand
 from edge.events import Events
 from edge.journal.outbox import OutboxRow
+
+AckSource = Literal["mqtt", "opcua", "none"]
 
 REMEMBERED = 1000  # acknowledged and timed-out seqs remembered, to tell late from unknown acks
 
@@ -33,9 +42,10 @@ REMEMBERED = 1000  # acknowledged and timed-out seqs remembered, to tell late fr
 class Handshake:
     """Tracks results awaiting the PLC's acknowledgement."""
 
-    def __init__(self, events: Events, ack_timeout_s: float):
+    def __init__(self, events: Events, ack_timeout_s: float, source: AckSource = "mqtt"):
         self.events = events
         self.ack_timeout_s = ack_timeout_s
+        self.source = source
         self._waiting: OrderedDict[int, asyncio.TimerHandle] = OrderedDict()
         self._acked: OrderedDict[int, None] = OrderedDict()
         self._timed_out: OrderedDict[int, None] = OrderedDict()
@@ -53,7 +63,7 @@ class Handshake:
 
     def on_delivered(self, row: OutboxRow) -> None:
         """Publisher hook: start waiting when a `result` row was acknowledged by the broker."""
-        if row.kind != "result":
+        if row.kind != "result" or self.source != "mqtt":
             return
         try:
             seq = int(json.loads(row.payload)["seq"])
@@ -63,6 +73,11 @@ class Handshake:
             )
             return
         self.result_published(seq)
+
+    def result_written(self, seq: int) -> None:
+        """Bench hook: the result with `seq` was written to the PLC over OPC UA (ack opcua)."""
+        if self.source == "opcua":
+            self.result_published(seq)
 
     def result_published(self, seq: int) -> None:
         """Expect `ack/set` with `seq` within `ack_timeout_s`."""
@@ -76,8 +91,17 @@ class Handshake:
         loop = asyncio.get_running_loop()
         self._waiting[seq] = loop.call_later(self.ack_timeout_s, self._timeout, seq)
 
-    def ack(self, command: AckCommand) -> bool:
-        """Take the PLC's acknowledgement; True when it cleared a waiting seq."""
+    def ack(self, command: AckCommand, source: AckSource = "mqtt") -> bool:
+        """Take the PLC's acknowledgement from `source`; True when it cleared a waiting seq.
+        An ack from a source other than the configured one changes nothing (an event)."""
+        if source != self.source:
+            self.events.info(
+                "ack_ignored",
+                f"ack for seq {command.seq} over {source} ignored: handshake.ack is {self.source}",
+                seq=command.seq,
+                source=source,
+            )
+            return False
         seq = command.seq
         timer = self._waiting.pop(seq, None)
         if timer is not None:
