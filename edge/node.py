@@ -140,7 +140,9 @@ class Node:
             self.mqtt = mqtt = MqttClient(cfg.station_id, cfg.mqtt, events)
         except (BrokerError, OSError) as exc:
             raise StartupError(f"broker: {exc}") from exc
-        self.handshake = handshake = Handshake(events, cfg.handshake.ack_timeout_s)
+        self.handshake = handshake = Handshake(
+            events, cfg.handshake.ack_timeout_s, cfg.handshake.ack
+        )
         self.publisher = Publisher.from_config(
             journal.outbox,
             mqtt,
@@ -149,7 +151,9 @@ class Node:
             on_delivered=handshake.on_delivered,
             sync=journal.sync,  # what reaches the PLC survives a power cut
         )
-        self.bench = BenchClient(cfg.bench, events) if cfg.bench.enabled else None
+        self.bench = (
+            BenchClient(cfg.bench, events, handshake=handshake) if cfg.bench.enabled else None
+        )
         self.station = station = self._build_station(events, journal)
         assert self.registry is not None  # _start_parts opened it before the model
         self.models = models = ModelSwitch(
