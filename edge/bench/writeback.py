@@ -86,6 +86,7 @@ class Writer:
         self.handshake = handshake
         self.stop_event = stop
         self._latest: ResultWrite | None = None
+        self._lock = asyncio.Lock()  # one set at a time, so two sets never interleave
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, job: ResultWrite) -> bool:
@@ -129,11 +130,12 @@ class Writer:
     async def _write_set(self, job: ResultWrite) -> None:
         keys = {str(k) for k in self.config.writeback}
         ready = "result_ready" in keys
-        if ready:
-            await self.write({"result_ready": ua.Variant(False, ua.VariantType.Boolean)})
-        await self.write(job.variants(keys))
-        if ready:
-            await self.write({"result_ready": ua.Variant(True, ua.VariantType.Boolean)})
+        async with self._lock:
+            if ready:
+                await self.write({"result_ready": ua.Variant(False, ua.VariantType.Boolean)})
+            await self.write(job.variants(keys))
+            if ready:
+                await self.write({"result_ready": ua.Variant(True, ua.VariantType.Boolean)})
 
     async def _retry_after(
         self, job: ResultWrite, attempt: int, delay_s: float, exc: BenchError

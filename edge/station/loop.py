@@ -678,7 +678,7 @@ class Station:
         for listener in self.listeners:
             listener(done)
         if write_back:
-            await self._write_back(result)
+            await self._write_back(result, record.revision)
         if self.shadow is not None and outcome.shadow is not None:
             self.shadow.offer(outcome.shadow)  # after the result: the PLC never waits for it
         return done
@@ -717,12 +717,21 @@ class Station:
             )
         return out
 
-    async def _write_back(self, result: Result) -> None:
+    async def _write_back(self, result: Result, revision: int = 0) -> None:
+        """Write the result to the PLC over OPC UA, waiting at most BENCH_WRITEBACK_TIMEOUT_S
+        for the first try (the bench client retries a failed one in the background)."""
         if self.bench is None or not self.config.bench.writeback:
             return
         try:
             await asyncio.wait_for(
-                self.bench.write_back(int(result.code), int(result.credit), result.seq),
+                self.bench.write_back(
+                    int(result.code),
+                    int(result.credit),
+                    result.seq,
+                    err=int(result.err),
+                    core_id=result.core,
+                    revision=revision,
+                ),
                 BENCH_WRITEBACK_TIMEOUT_S,
             )
         except asyncio.TimeoutError:
@@ -771,6 +780,8 @@ class Station:
         )
         if self.publisher is not None:
             self.publisher.notify()
+        # The PLC sees the override too: same seq, the record's new revision, result_ready.
+        await self._write_back(_result(updated, ResultError.OK), updated.revision)
         return updated
 
     # ------------------------------------------------------------ frames for labelling
