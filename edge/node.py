@@ -49,6 +49,7 @@ from edge.mqtt.client import MqttClient
 from edge.mqtt.commands import CommandRouter
 from edge.mqtt.handshake import Handshake
 from edge.mqtt.publisher import Publisher
+from edge.mqtt.sparkplug.node import SparkplugPart, build_sparkplug
 from edge.registry import ModelRegistry, registry_folder
 from edge.station.camera import Camera, VideoCamera, open_camera
 from edge.station.health import Health
@@ -84,6 +85,7 @@ class Node:
     camera: Camera | None = None
     mqtt: MqttClient | None = None
     publisher: Publisher | None = None
+    sparkplug: SparkplugPart | None = None  # Sparkplug B beside the JSON contract, when enabled
     handshake: Handshake | None = None
     commands: CommandRouter | None = None
     bench: BenchClient | None = None
@@ -122,6 +124,8 @@ class Node:
         assert self.models is not None  # built by _wire()
         self.models.publish_state()
         await self._start_broker(events)
+        if self.sparkplug is not None:
+            await self.sparkplug.start()
         await self._start_bench()
         self._start_tasks()
         systemd.ready(f"station {self.config.station_id} ready")
@@ -150,7 +154,9 @@ class Node:
             cfg.retention,
             on_delivered=handshake.on_delivered,
             sync=journal.sync,  # what reaches the PLC survives a power cut
+            exclude=("sparkplug",),  # Sparkplug DDATA rows leave through their own connection
         )
+        self.sparkplug = build_sparkplug(cfg, events, journal)
         self.bench = (
             BenchClient(cfg.bench, events, handshake=handshake) if cfg.bench.enabled else None
         )
@@ -486,6 +492,8 @@ class Node:
             pass
 
     async def _drain(self) -> None:
+        if self.sparkplug is not None:
+            await self.sparkplug.drain(DRAIN_TIMEOUT_S)
         if self.publisher is None or self.mqtt is None or not self.mqtt.connected:
             return
         try:
@@ -508,6 +516,8 @@ class Node:
             await self.publisher.stop()
         if self.handshake is not None:
             self.handshake.close()
+        if self.sparkplug is not None:
+            await self.sparkplug.stop()
         if self.mqtt is not None:
             await self.mqtt.stop()
         journal, self.journal = self.journal, None  # later events are only logged

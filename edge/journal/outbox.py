@@ -224,6 +224,17 @@ class Outbox:
                 "UPDATE outbox SET delivered_at = ? WHERE id = ?", [(now, i) for i in ids]
             )
 
+    @_sql("discard messages")
+    def discard(self, kind: str, now: float | None = None) -> int:
+        """Mark every undelivered message of `kind` delivered (nobody will send it); commit."""
+        now = time.time() if now is None else now
+        with self.db.conn:
+            cur = self.db.conn.execute(
+                "UPDATE outbox SET delivered_at = ? WHERE delivered_at IS NULL AND kind = ?",
+                (now, kind),
+            )
+        return cur.rowcount
+
     @_sql("read the newest message id")
     def newest_id(self) -> int:
         """The highest row id ever committed (0 for an empty outbox)."""
