@@ -4,7 +4,7 @@
     await client.start()              # returns at once; connects and reconnects in a task
     snap = await client.snapshot()    # every mapped value, each marked usable or not, and why
     trigger = await client.triggers.get()
-    await client.write_back(code, credit, seq, err=0, core_id="C1", revision=0)
+    await client.write_back(code, credit, seq, err=0, core_id="C1", revision=1)
     await client.stop()
 
 One task owns the link: connect, resolve node ids (namespace URIs against the server's
@@ -177,7 +177,7 @@ class BenchClient:
         *,
         err: int = 0,
         core_id: str | None = None,
-        revision: int = 0,
+        revision: int = 1,
     ) -> bool:
         """Write a result to the writeback nodes (result_ready last); True when the first try
         succeeded. A failed try is an event and is retried in the background; never raises for

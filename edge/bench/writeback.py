@@ -51,7 +51,7 @@ class ResultWrite:
     seq: int
     err: int = 0
     core_id: str | None = None
-    revision: int = 0  # 0 for the inspection, 1, 2, ... for each override
+    revision: int = 1  # the record's: 1 for the inspection, 2, 3, ... after each override
 
     def variants(self, keys: set[str]) -> dict[str, ua.Variant]:
         """The set's values for the configured keys, typed as the PLC's tags are, in order."""
@@ -183,5 +183,5 @@ class Writer:
             )
         else:
             first.set_result(True)
-        if self.handshake is not None and job.revision == 0:
+        if self.handshake is not None and job.revision <= 1:
             self.handshake.result_written(job.seq)

@@ -56,6 +56,10 @@ class Handshake:
         """The newest published seq not yet acknowledged (None when all are)."""
         return next(reversed(self._waiting), None)
 
+    def acknowledged(self, seq: int) -> bool:
+        """True when the PLC acknowledged `seq` (on time or late), among the last REMEMBERED."""
+        return seq in self._acked
+
     @property
     def waiting(self) -> list[int]:
         """Every published seq awaiting its ack, oldest first."""

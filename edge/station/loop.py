@@ -717,7 +717,7 @@ class Station:
             )
         return out
 
-    async def _write_back(self, result: Result, revision: int = 0) -> None:
+    async def _write_back(self, result: Result, revision: int = 1) -> None:
         """Write the result to the PLC over OPC UA, waiting at most BENCH_WRITEBACK_TIMEOUT_S
         for the first try (the bench client retries a failed one in the background)."""
         if self.bench is None or not self.config.bench.writeback:
