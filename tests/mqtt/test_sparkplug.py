@@ -129,7 +129,7 @@ async def test_ddata_per_inspection_with_the_records_values(
     await wait(listener, count_of(listener, "DDATA", 3))
     data = tahu_decode([m.payload for m in listener.seen if "/DDATA/" in m.topic])
     assert [p["seq"] for p in data] == [2, 3, 4]
-    for record, payload in zip(records, data):
+    for record, payload in zip(records, data, strict=True):
         metrics = metrics_by_name(payload)
         assert metrics["Core/Id"]["value"] == record.core_id
         assert metrics["Inspection/Seq"]["value"] == record.seq
