@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from edge.contract import InspectionRecord, OverrideInfo, passport
-from gateway import reports
-from gateway.auth import require
-from gateway.config import SiteConfig
+from gateway import decisions, reports
+from gateway.api_models import (
+    Circularity,
+    Confirmed,
+    EventPage,
+    InspectionDetail,
+    InspectionPage,
+    OverrideRequest,
+    OverrideSent,
+    StationState,
+    Trends,
+)
+from gateway.auth import check_csrf, require
+from gateway.config import SiteConfig, User
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
+from gateway.tokens import TokenUser
 from gateway.views import make_filter, record_of
 
 router = APIRouter()
 view = Depends(require("view"))
+csrf = Depends(check_csrf)  # a session's POST needs its CSRF token; a token's needs none
+Overrider = Annotated[User | TokenUser, Depends(require("override"))]
+Confirmer = Annotated[User | TokenUser, Depends(require("confirm"))]
 
 
 def _store(request: Request):
     return request.app.state.store
 
 
-@router.get("/api/inspections", dependencies=[view], tags=["inspections"])
+@router.get(
+    "/api/inspections", dependencies=[view], tags=["inspections"], response_model=InspectionPage
+)
 def list_inspections(
     request: Request,
     station: str | None = None,
@@ -35,68 +52,133 @@ def list_inspections(
     q: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Inspections newest first with the History filters; follow `next_cursor` for the next page.
 
-    `count` stops at 10,000 (`count_capped` is then true)."""
+    `count` stops at 10,000 (`count_capped` is then true). A time without an offset is UTC."""
     flt = make_filter(station, since, until, code, family, q)
     page = _store(request).page(flt, limit=limit, cursor=cursor)
-    return {
-        "items": [record_of(r) for r in page.rows],
-        "next_cursor": page.next_cursor,
-        "count": page.count,
-        "count_capped": page.count_capped,
-    }
+    return JSONResponse(
+        {
+            "items": [record_of(r) for r in page.rows],
+            "next_cursor": page.next_cursor,
+            "count": page.count,
+            "count_capped": page.count_capped,
+        }
+    )
 
 
-@router.get("/api/inspections/{station}/{inspection_id}", dependencies=[view], tags=["inspections"])
-def get_station_inspection(request: Request, station: str, inspection_id: str) -> dict[str, Any]:
+@router.get(
+    "/api/inspections/{station}/{inspection_id}",
+    dependencies=[view],
+    tags=["inspections"],
+    response_model=InspectionDetail,
+)
+def get_station_inspection(request: Request, station: str, inspection_id: str) -> JSONResponse:
     """One station's inspection: its record, audit trail and snapshot file names."""
     return _inspection(request, inspection_id, station)
 
 
-@router.get("/api/inspections/{inspection_id}", dependencies=[view], tags=["inspections"])
-def get_inspection(request: Request, inspection_id: str) -> dict[str, Any]:
+@router.get(
+    "/api/inspections/{inspection_id}",
+    dependencies=[view],
+    tags=["inspections"],
+    response_model=InspectionDetail,
+)
+def get_inspection(request: Request, inspection_id: str) -> JSONResponse:
     """One inspection by id alone: 409 when inspections of several stations share the id (then
     ask `/api/inspections/{station}/{inspection_id}`)."""
     return _inspection(request, inspection_id, None)
 
 
-def _inspection(request: Request, inspection_id: str, station: str | None) -> dict[str, Any]:
+def _inspection(request: Request, inspection_id: str, station: str | None) -> JSONResponse:
     store = _store(request)
-    row = store.get(inspection_id, station)
+    row = _row(request, inspection_id, station)
+    return JSONResponse(
+        {
+            "record": record_of(row),
+            "audit": store.audit(inspection_id, row["station"]),
+            "snapshots": store.snapshots_for(inspection_id, row["station"]),
+        }
+    )
+
+
+def _row(request: Request, inspection_id: str, station: str | None) -> dict[str, Any]:
+    row = _store(request).get(inspection_id, station)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no inspection {inspection_id}")
-    return {
-        "record": record_of(row),
-        "audit": store.audit(inspection_id, row["station"]),
-        "snapshots": store.snapshots_for(inspection_id, row["station"]),
-    }
+    return row
 
 
-@router.get("/api/stations", dependencies=[view], tags=["stations"])
-def list_stations(request: Request) -> list[dict[str, Any]]:
+@router.post(
+    "/api/inspections/{station}/{inspection_id}/override",
+    dependencies=[csrf],
+    tags=["inspections"],
+    response_model=OverrideSent,
+    status_code=202,
+)
+def override_inspection(
+    request: Request,
+    station: str,
+    inspection_id: str,
+    body: OverrideRequest,
+    user: Overrider,
+) -> OverrideSent:
+    """Override the station's decision: `override/set` goes to the node, which journals it and
+    republishes the record (with a higher revision). Scope `override` or the engineer role."""
+    row = _row(request, inspection_id, station)
+    command = decisions.send_override(request, user, row, body.code, body.reason)
+    return OverrideSent(
+        sent=True, station=station, id=inspection_id, command_id=command.command_id or ""
+    )
+
+
+@router.post(
+    "/api/inspections/{station}/{inspection_id}/confirm",
+    dependencies=[csrf],
+    tags=["inspections"],
+    response_model=Confirmed,
+)
+def confirm_inspection(
+    request: Request, station: str, inspection_id: str, user: Confirmer
+) -> Confirmed:
+    """Record that the station's decision was checked and stands (in the audit trail)."""
+    decisions.confirm(request, user, _row(request, inspection_id, station))
+    return Confirmed(confirmed=True, station=station, id=inspection_id)
+
+
+@router.get(
+    "/api/stations", dependencies=[view], tags=["stations"], response_model=list[StationState]
+)
+def list_stations(request: Request) -> JSONResponse:
     """Every station seen: availability, last seen, latest stats and result."""
-    return _store(request).stations()
+    return JSONResponse(_store(request).stations())
 
 
-@router.get("/api/events", dependencies=[Depends(require("events"))], tags=["events"])
+@router.get(
+    "/api/events",
+    dependencies=[Depends(require("events"))],
+    tags=["events"],
+    response_model=EventPage,
+)
 def list_events(
     request: Request,
     station: str | None = None,
     level: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The stations' events newest first, by station and level."""
     rows, nxt = _store(request).events(station or None, level or None, limit, cursor)
-    return {"items": rows, "next_cursor": nxt}
+    return JSONResponse({"items": rows, "next_cursor": nxt})
 
 
-@router.get("/api/circularity", dependencies=[view], tags=["circularity"])
+@router.get(
+    "/api/circularity", dependencies=[view], tags=["circularity"], response_model=Circularity
+)
 def get_circularity(
     request: Request, station: str | None = None, since: str | None = None, until: str | None = None
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Cores by disposition, reuse and remanufacture rates, material kept and CO2e avoided.
 
     The rates are shares of `decided_cores` (REUSE, REMANUFACTURE and RECYCLE): REVIEW cores
@@ -104,20 +186,26 @@ def get_circularity(
     Material and CO2e are null (unknown) when no core in the period has impact figures;
     `impact_unknown_cores` says how many cores lack them."""
     flt = make_filter(station, since, until)
-    return reports.circularity(_store(request), flt.station, flt.since, flt.until).as_dict()
+    return JSONResponse(
+        reports.circularity(_store(request), flt.station, flt.since, flt.until).as_dict()
+    )
 
 
-@router.get("/api/trends", dependencies=[view], tags=["trends"])
+@router.get("/api/trends", dependencies=[view], tags=["trends"], response_model=Trends)
 def get_trends(
     request: Request, station: str | None = None, since: str | None = None, until: str | None = None
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Decisions per hour by code and grade distributions per defect type per hour."""
     flt = make_filter(station, since, until)
     store = _store(request)
-    return {
-        "decisions_per_hour": reports.decisions_per_hour(store, flt.station, flt.since, flt.until),
-        "grades": reports.grade_distribution(store, flt.station, flt.since, flt.until),
-    }
+    return JSONResponse(
+        {
+            "decisions_per_hour": reports.decisions_per_hour(
+                store, flt.station, flt.since, flt.until
+            ),
+            "grades": reports.grade_distribution(store, flt.station, flt.since, flt.until),
+        }
+    )
 
 
 @router.get("/api/cores/{core_id:path}/passport", dependencies=[view], tags=["circularity"])
@@ -152,7 +240,34 @@ def _passport(
 @router.get("/openapi.json", dependencies=[view], include_in_schema=False)
 def openapi_document(request: Request) -> JSONResponse:
     """The OpenAPI document of the API (for any logged-in user, as the API itself is)."""
-    return JSONResponse(request.app.openapi())
+    return JSONResponse(with_security(request.app.openapi()))
+
+
+SECURITY_SCHEMES = {
+    "apiToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token from `reman gateway token create NAME --scope read|override"
+        "|admin`: `Authorization: Bearer rmn_...`. Scope read: the reads; override: also "
+        "confirm and override; admin: everything.",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "reman_session",
+        "description": "A dashboard login (POSTs also need the X-CSRF-Token header).",
+    },
+}
+
+
+def with_security(document: dict[str, Any]) -> dict[str, Any]:
+    """The document declaring how /api/ routes authenticate: an API token or a login."""
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in document.get("paths", {}).items():
+        if path.startswith("/api/"):
+            for operation in operations.values():
+                operation["security"] = [{"apiToken": []}, {"session": []}]
+    return document
 
 
 @router.get("/docs", dependencies=[view], include_in_schema=False)

@@ -34,9 +34,11 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import HTTPException, Request
 
 from edge.contract.timefmt import UTC, rfc3339, utc_now
+from gateway import tokens
 from gateway.config import HttpConfig, User
 from gateway.errors import AuthError, LoginRequired
 from gateway.i18n import Message
+from gateway.tokens import TokenUser
 
 log = logging.getLogger("reman.gateway.auth")
 
@@ -53,6 +55,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         {"view", "confirm", "flag", "override", "export", "events", "label", "models", "admin"}
     ),
 }
+
+_READ = frozenset({"view", "events", "export"})
+TOKEN_PERMISSIONS: dict[str, frozenset[str]] = {
+    "token-read": _READ,
+    "token-override": _READ | {"confirm", "override"},
+    "token-admin": PERMISSIONS["admin"],
+}
+"""An API token's scope (gateway.tokens) as the permissions of its user's role `token-<scope>`."""
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -132,9 +142,11 @@ class LoginThrottle:
         return times
 
 
-def can(user: User | None, permission: str) -> bool:
+def can(user: User | TokenUser | None, permission: str) -> bool:
     """Whether `user` holds `permission`."""
-    return user is not None and permission in PERMISSIONS[user.role]
+    if user is None:
+        return False
+    return permission in (PERMISSIONS.get(user.role) or TOKEN_PERMISSIONS[user.role])
 
 
 def session_secret(http: HttpConfig) -> str:
@@ -217,7 +229,11 @@ def csrf_token(request: Request) -> str:
 
 
 async def check_csrf(request: Request) -> None:
-    """Dependency for every POST: 403 unless the form or header carries the session's token."""
+    """Dependency for every POST: 403 unless the form or header carries the session's token.
+    A request with an API token carries no cookie a browser could send for someone else, so
+    it needs none (the token itself is checked by `require`)."""
+    if bearer_user(request) is not None:
+        return
     expected = request.session.get("csrf")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
@@ -228,11 +244,34 @@ async def check_csrf(request: Request) -> None:
         raise HTTPException(status_code=403, detail=Message("missing or invalid CSRF token"))
 
 
-def require(permission: str):
-    """Dependency factory: the logged-in user holding `permission` (LoginRequired, else 403)."""
+def bearer_user(request: Request) -> TokenUser | None:
+    """The API token's user when an /api/ request carries `Authorization: Bearer`; None when
+    it carries no Authorization; 401 when the token is malformed, unknown, revoked or expired."""
+    header = request.headers.get("authorization")
+    if header is None or not request.url.path.startswith("/api/"):
+        return None
+    scheme, _, text = header.partition(" ")
+    user = tokens.verify(request.app.state.store, text) if scheme.lower() == "bearer" else None
+    if user is None:
+        raise HTTPException(
+            status_code=401,
+            detail="invalid, expired or revoked API token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return user
 
-    def dependency(request: Request) -> User:
-        user = current_user(request)
+
+def request_user(request: Request) -> User | TokenUser | None:
+    """Who makes the request: an API token's user, else the session's, else None."""
+    return bearer_user(request) or current_user(request)
+
+
+def require(permission: str):
+    """Dependency factory: the token's or logged-in user holding `permission` (401 for a bad
+    token, LoginRequired without a login, else 403)."""
+
+    def dependency(request: Request) -> User | TokenUser:
+        user = request_user(request)
         if user is None:
             raise LoginRequired("log in first")
         if not can(user, permission):

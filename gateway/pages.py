@@ -8,7 +8,6 @@ import csv
 import io
 import logging
 import math
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,11 +15,10 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
-from pydantic import ValidationError
 
-from edge.contract import STATION_ID_PATTERN, Disposition, OverrideCommand
+from edge.contract import STATION_ID_PATTERN, Disposition
 from edge.contract.timefmt import ago_ts, utc_now
-from gateway import labels, reports
+from gateway import decisions, labels, reports
 from gateway.auth import (
     authenticate,
     can,
@@ -31,7 +29,6 @@ from gateway.auth import (
     start_session,
 )
 from gateway.config import User
-from gateway.errors import GatewayError
 from gateway.formats import local_input
 from gateway.i18n import LANGUAGES, Message
 from gateway.store import InspectionFilter
@@ -445,40 +442,7 @@ def override(
 
 
 def _override(request: Request, user: User, row: dict[str, Any], code: int | None, reason: str):
-    if code is None:  # the form preselects no decision: one sent by default is nobody's choice
-        raise HTTPException(status_code=400, detail=Message("Choose the new decision."))
-    inspection_id = row["id"]
-    try:
-        command = OverrideCommand.model_validate(
-            {
-                "id": inspection_id,
-                "code": code,  # an int from the form, checked against the contract's codes here
-                "reason": reason.strip(),
-                "user": user.username,
-                "command_id": uuid.uuid4().hex,  # a redelivered command then changes nothing more
-            }
-        )
-    except ValidationError as exc:
-        raise HTTPException(
-            status_code=400, detail=exc.errors(include_url=False)[0]["msg"]
-        ) from exc
-    publisher = request.app.state.publisher
-    if publisher is None:
-        raise HTTPException(status_code=503, detail=Message("this gateway does not send commands"))
-    try:
-        publisher.publish_override(row["station"], command)
-    except GatewayError as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from exc
-    _store(request).add_audit(
-        row["station"],
-        inspection_id,
-        utc_now(),
-        user.username,
-        "override_requested",
-        code,
-        Disposition(code).name,
-        command.reason,
-    )
+    decisions.send_override(request, user, row, code, reason)
     return RedirectResponse(f"{inspection_url(row)}?sent=1", status_code=303)
 
 
@@ -495,9 +459,7 @@ def confirm(request: Request, user: Confirmer, inspection_id: str):
 
 
 def _confirm(request: Request, user: User, row: dict[str, Any]):
-    _store(request).add_audit(
-        row["station"], row["id"], utc_now(), user.username, "confirmed", row["code"]
-    )
+    decisions.confirm(request, user, row)
     return RedirectResponse(inspection_url(row), status_code=303)
 
 

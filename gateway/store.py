@@ -40,7 +40,7 @@ from edge.contract import (
     Stats,
 )
 from edge.contract.timefmt import normalize_ts
-from gateway import models_store
+from gateway import models_store, tokens
 from gateway.errors import AmbiguousInspection, StoreError
 
 COUNT_CAP = 10_000
@@ -309,6 +309,7 @@ class Store:
         self._migrate(db.conn)
         db.conn.executescript(_SCHEMA)
         models_store.create_tables(db.conn)
+        tokens.create_tables(db.conn)
         if "inspections_fts" not in db.table_names():
             db.table("inspections").enable_fts(
                 ["core_id", "reasons"], fts_version="FTS5", create_triggers=True

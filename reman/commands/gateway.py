@@ -1,4 +1,4 @@
-"""`reman gateway`: run the station dashboard; `reman gateway adduser`: add an account."""
+"""`reman gateway`: run the station dashboard; `adduser`: add an account; `token`: API tokens."""
 
 from __future__ import annotations
 
@@ -72,3 +72,71 @@ def adduser(config_path: Path, username: str, role: str, password_file: Path | N
 
 
 COMMANDS: list[click.Command] = [gateway]
+
+
+@gateway.group("token")
+def token() -> None:
+    """API tokens for machine clients (MES, ERP): `Authorization: Bearer` on /api/."""
+
+
+def _token_store(config_path: Path):
+    from gateway.store import Store
+
+    return Store(load_gateway(config_path).store.path)
+
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Gateway config file (its store holds the tokens).",
+)
+
+
+@token.command("create")
+@_config_option
+@click.argument("name")
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "override", "admin"]),
+    required=True,
+    help="read: the API's reads; override: also confirm and override; admin: everything.",
+)
+@click.option("--expires", default=None, help="90d, 12h or a time such as 2027-06-30 (UTC).")
+def token_create(config_path: Path, name: str, scope: str, expires: str | None) -> None:
+    """Make an API token NAME and print it once (only its hash is kept)."""
+    from gateway import tokens
+
+    store = _token_store(config_path)
+    expires_ts = tokens.parse_expiry(expires)
+    text = tokens.create(store, name, scope, expires_ts)
+    click.echo(text)
+    until = f", until {expires_ts}" if expires_ts else ""
+    click.echo(f"token {name} ({scope}{until}): keep it now, it is not shown again", err=True)
+
+
+@token.command("list")
+@_config_option
+def token_list(config_path: Path) -> None:
+    """Every token: name, scope, made, expires, revoked (never a secret)."""
+    from gateway import tokens
+
+    for row in tokens.listed(_token_store(config_path)):
+        state = f"revoked {row['revoked_ts']}" if row["revoked_ts"] else "active"
+        expires = row["expires_ts"] or "never"
+        click.echo(
+            f"{row['name']}\t{row['scope']}\tmade {row['created_ts']}\texpires {expires}\t{state}"
+        )
+
+
+@token.command("revoke")
+@_config_option
+@click.argument("name")
+def token_revoke(config_path: Path, name: str) -> None:
+    """Revoke the token NAME: its next request gets 401."""
+    from gateway import tokens
+
+    if not tokens.revoke(_token_store(config_path), name):
+        raise click.ClickException(f"no active token named {name!r}")
+    click.echo(f"revoked token {name}")
