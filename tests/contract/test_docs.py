@@ -15,6 +15,7 @@ SOURCES = [
     "edge/mqtt/publisher.py",
     "edge/mqtt/commands.py",
     "edge/mqtt/handshake.py",
+    "edge/mqtt/sparkplug/client.py",
 ]
 
 
