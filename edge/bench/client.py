@@ -250,6 +250,7 @@ class BenchClient:
         try:
             link = Link(client, self._generation, await client.get_namespace_array())
             link.nodes = self._resolve(link.namespaces)
+            await self.clock.measure(client)
             self._store_all(link.generation, link.nodes, await link.read(list(link.nodes.values())))
             await self._check_units(link)
             await self._start_feed(link, self._known(link.nodes))

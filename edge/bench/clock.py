@@ -57,17 +57,22 @@ class ClockWatch:
         self._skewed = False
         self._warned_at = 0.0  # monotonic
 
+    async def measure(self, client: Any) -> None:
+        """Read the bench's clock once and take the skew (a failed read keeps the last one)."""
+        try:
+            skew = await read_skew(client)
+        except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
+            log.info("cannot read the bench's clock: %s", exc)
+            return
+        if skew is not None:
+            self.update(skew)
+
     async def watch(self, link: Any, interval_s: float) -> None:
-        """Measure every interval_s while the link is up (a task of the link's holder)."""
+        """Measure every interval_s while the link is up (a task of the link's holder; the
+        first measurement is taken at connect, before any value is judged)."""
         while not link.lost.is_set():
-            try:
-                skew = await read_skew(link.client)
-            except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
-                log.info("cannot read the bench's clock: %s", exc)
-            else:
-                if skew is not None:
-                    self.update(skew)
             await asyncio.sleep(interval_s)
+            await self.measure(link.client)
 
     def update(self, skew_s: float) -> None:
         """Take a new measurement; raise or clear the skew event."""

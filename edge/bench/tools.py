@@ -12,11 +12,20 @@ from asyncua import Client, ua
 from asyncua.common.node import Node
 
 from edge.bench import connection, nodeids
+from edge.bench.clock import read_skew
 from edge.config.station import BenchConfig
 from edge.contract.timefmt import rfc3339
 from edge.errors import UnknownNode
 
 _MISSING_NODE = ("BadNodeIdUnknown", "BadNodeIdInvalid")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What probe_bench read: the mapped nodes and the bench's clock against ours."""
+
+    readings: dict[str, dict[str, Any]]
+    clock_skew_s: float | None  # the node's clock minus the bench's; None: no CurrentTime
 
 
 async def probe(config: BenchConfig) -> dict[str, dict[str, Any]]:
@@ -25,9 +34,15 @@ async def probe(config: BenchConfig) -> dict[str, dict[str, Any]]:
     Raises UnknownNode naming every node the server does not have, BenchUnavailable when the
     server cannot be reached, BenchError for other refusals.
     """
+    return (await probe_bench(config)).readings
+
+
+async def probe_bench(config: BenchConfig) -> Probe:
+    """As probe, and the clock skew (edge.bench.clock) measured in the same session."""
     client = await connection.connect(config)
     try:
-        return await _probe(client, config)
+        readings = await _probe(client, config)
+        return Probe(readings, await read_skew(client))
     except (*connection.TRANSPORT_ERRORS, *connection.UA_ERRORS) as exc:
         raise connection.describe_error(config.endpoint, exc) from exc
     finally:

@@ -176,13 +176,22 @@ def _short(value: Any, limit: int = 80) -> str:
     help='Print {"NAME": {"value", "status", "source_ts"}} as JSON.',
 )
 def probe_cmd(nodes: tuple[str, ...], as_json: bool, **opts: Any) -> None:
-    """Read mapped nodes once and print them; an unknown node is an error naming it (exit 1)."""
-    result = asyncio.run(tools.probe(bench_config(_node_pairs(nodes), **opts)))
+    """Read mapped nodes once and print them, and the bench's clock skew against this machine's;
+    an unknown node is an error naming it (exit 1)."""
+    result = asyncio.run(tools.probe_bench(bench_config(_node_pairs(nodes), **opts)))
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json.dumps(result.readings))
         return
-    for name, reading in result.items():
+    for name, reading in result.readings.items():
         click.echo(f"{name}: {reading['value']!r} {reading['status']} {reading['source_ts']}")
+    click.echo(f"clock skew: {_skew_text(result.clock_skew_s)}")
+
+
+def _skew_text(skew_s: float | None) -> str:
+    if skew_s is None:
+        return "unknown (the bench has no Server_ServerStatus_CurrentTime)"
+    side = "behind" if skew_s > 0 else "ahead of"
+    return f"{skew_s:+.3f} s (the bench's clock is {abs(skew_s):.3f} s {side} this machine's)"
 
 
 @bench.command("certs")
@@ -257,6 +266,18 @@ def certs_cmd(out: Path, uri: str, host: str | None, force: bool, owner: str | N
     type=click.Path(file_okay=False),
     help="Keep the server certificate here (default: a temporary folder).",
 )
+@click.option(
+    "--clock-offset-s",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Shift the bench's clock (timestamps, CurrentTime): -60 is a minute behind.",
+)
+@click.option(
+    "--auto-ack-s",
+    type=click.FloatRange(min=0),
+    help="Act as a PLC: S seconds after DispositionReady turns true, write Seq to Ack.",
+)
 def bench_sim_cmd(
     host: str,
     port: int,
@@ -265,6 +286,8 @@ def bench_sim_cmd(
     security: tuple[str, ...],
     users: tuple[str, ...],
     cert_dir: str | None,
+    clock_offset_s: float,
+    auto_ack_s: float | None,
 ) -> None:
     """Run an OPC UA server that behaves like a test bench for the example families."""
     quiet_asyncua(click.get_current_context())
@@ -276,6 +299,8 @@ def bench_sim_cmd(
         security=security or ("None",),
         users=_node_pairs(users),
         cert_dir=cert_dir,
+        clock_offset_s=clock_offset_s,
+        auto_ack_s=auto_ack_s,
     )
     asyncio.run(_serve(sim))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -72,6 +73,24 @@ def test_probe_json(bench_sim_process):
     assert isinstance(data["leak_rate_ml_min"]["value"], float)
     assert data["part_present"]["value"] is False
     assert data["leak_rate_ml_min"]["source_ts"].endswith("Z")
+
+
+def test_probe_prints_values_and_the_clock_skew(bench_sim_process):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "probe",
+            "--endpoint",
+            bench_sim_process["endpoint"],
+            "--node",
+            f"leak={NSU}Flow",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("leak: ") and " Good " in result.output
+    skew = re.search(r"^clock skew: ([+-]\d+\.\d{3}) s \(the bench's clock is", result.output, re.M)
+    assert skew and abs(float(skew.group(1))) < 2, result.output
 
 
 def test_probe_unknown_node_names_it_and_exits_non_zero(bench_sim_process):

@@ -10,6 +10,7 @@ import pytest
 
 from edge.bench import tools as benchtools
 from edge.bench.client import BenchClient
+from edge.bench.clock import ClockWatch
 from edge.contract.timefmt import UTC
 from edge.errors import BenchUnavailable, UnknownNode
 from edge.events import Events
@@ -236,3 +237,43 @@ async def test_simulator_cycles_on_its_own_with_cycle_s(sim_factory, client_fact
     second = await asyncio.wait_for(client.triggers.get(), 10)
     assert first.core_id != second.core_id
     assert {first.core_id[:4], second.core_id[:4]} <= {"HGP-", "HPC-", "BAT-"}
+
+
+async def test_probe_measures_a_bench_clock_a_minute_behind(sim_factory):
+    sim = await sim_factory(clock_offset_s=-60)
+    result = await benchtools.probe_bench(
+        sim_config(sim, nodes={"flow": {"node_id": NSU + "Flow"}})
+    )
+    assert result.readings["flow"]["status"] == "Good"
+    assert 59 < result.clock_skew_s < 61
+
+
+async def test_a_value_stamped_by_a_slow_bench_clock_is_fresh_and_one_event(
+    sim_factory, client_factory, event_log
+):
+    sim = await sim_factory(clock_offset_s=-60)
+    client = await client_factory(sim_config(sim, max_age_s=5))
+    skew = await event_log.wait_for("clock_skew")
+    await sim.set_value("Flow", 23.5)  # stamped a minute ago by the bench's clock
+    reading = await client.wait_reading("flow_l_min", lambda r: r.value == 23.5, timeout_s=10)
+    assert reading.usable, reading.reason
+    assert reading.source_ts < reading.received_ts
+    assert skew.level == "warning" and event_log.codes().count("clock_skew") == 1
+
+
+async def test_an_old_value_is_stale_on_the_nodes_clock_whatever_the_bench_says(
+    sim_factory, client_factory
+):
+    sim = await sim_factory(clock_offset_s=-60)
+    await sim.set_value("Flow", 23.5, source_ts=sim.now() - timedelta(seconds=30))
+    client = await client_factory(sim_config(sim, max_age_s=5))
+    reading = (await client.snapshot()).readings["flow_l_min"]
+    assert reading.status == "Stale" and "limit 5 s" in reading.reason
+
+
+async def test_clock_skew_is_raised_once_and_again_after_it_recovered():
+    seen: list = []
+    watch = ClockWatch(5.0, Events("test-station", [seen.append]))
+    for skew_s in (60, 61, 59, 4, 1, 0.5, 30, 31):
+        watch.update(skew_s)
+    assert [e.code for e in seen] == ["clock_skew", "clock_skew_recovered", "clock_skew"]
