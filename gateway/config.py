@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, fie
 from edge.contract import StationId
 from edge.contract.broker import BrokerConfig
 from edge.contract.configfile import load_model
+from gateway.errors import StoreError
 from gateway.formats import host_timezone, is_zone
 
 
@@ -85,7 +86,24 @@ class KioskConfig(_Section):
 class StoreConfig(_Section):
     """The gateway's own store (a copy of the stations' journals, for viewing)."""
 
-    path: str = Field(default="/var/lib/reman/gateway.db", description="SQLite file.")
+    path: str = Field(
+        default="/var/lib/reman/gateway.db", description="SQLite file (when no `url` is set)."
+    )
+    url: str | None = Field(
+        default=None,
+        pattern=r"^postgres(ql)?://",
+        description="PostgreSQL database instead of the SQLite file, for a plant: "
+        "postgresql://user@host:5432/db; the password in `password` or `password_file`.",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="PostgreSQL password; write ${ENV_VAR}."
+    )
+    password_file: str | None = Field(
+        default=None, description="File holding the PostgreSQL password (alternative)."
+    )
+    pool_size: int = Field(
+        default=10, ge=1, le=200, description="PostgreSQL connections kept open at most."
+    )
     snapshots_dir: str = Field(
         default="/var/lib/reman/snapshots", description="Where snapshot JPEGs are kept."
     )
@@ -98,6 +116,17 @@ class StoreConfig(_Section):
     batch_interval_s: float = Field(
         default=0.2, gt=0, description="Longest wait before a partial batch is written."
     )
+
+    def secret_password(self) -> str | None:
+        """The PostgreSQL password from `password` or `password_file`; None for neither."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file:
+            try:
+                return Path(self.password_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise StoreError(f"cannot read store.password_file: {exc}") from exc
+        return None
 
 
 class SiteConfig(_Section):

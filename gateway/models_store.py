@@ -1,8 +1,9 @@
 """The stations' model registries, their shadow models' reports and the model commands sent
-from the dashboard, kept in the gateway store (same SQLite file, same connections).
+from the dashboard, kept in the gateway store (same database, same connections).
 
-    create_tables(conn)                      at store start (idempotent)
-    write(conn, states, reports)             inside the store's batch transaction
+    create_tables(conn)                      at a SQLite store's start (idempotent; PostgreSQL's
+                                             tables are in gateway.backends.postgres' migrations)
+    write(tx, states, reports)               inside the store's batch transaction
     latest_state(store, station)             the newest ModelsState, or None
     shadow_reports(store, station)           every ShadowReport kept, oldest first
     add_command(store, station, command, ts, active_before)
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from edge.contract import ModelCommand, ModelsState, ShadowReport
 from edge.contract.timefmt import normalize_ts
-from gateway.errors import StoreError
+from gateway.backends import Dialect, Transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_states (
@@ -61,8 +63,10 @@ class Reader(Protocol):
 
     def select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]: ...
 
+    def execute(self, sql: str, params: Sequence[Any], what: str) -> int: ...
+
     @property
-    def db(self) -> Any: ...
+    def dialect(self) -> Dialect: ...
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
@@ -71,13 +75,13 @@ def create_tables(conn: sqlite3.Connection) -> None:
 
 
 def write(
-    conn: sqlite3.Connection,
+    tx: Transaction,
     states: list[tuple[ModelsState, str]],
     reports: list[ShadowReport],
 ) -> None:
     """Keep `states` ((state, received_ts): the newest per station by `ts`) and `reports`
     (once each), in the caller's transaction."""
-    conn.executemany(
+    tx.executemany(
         "INSERT INTO model_states (station, ts, received_ts, state) VALUES (?, ?, ?, ?) "
         "ON CONFLICT(station) DO UPDATE SET ts = excluded.ts, received_ts = excluded.received_ts,"
         " state = excluded.state WHERE excluded.ts >= model_states.ts",
@@ -86,8 +90,8 @@ def write(
             for s, received in states
         ],
     )
-    conn.executemany(
-        "INSERT OR IGNORE INTO shadow_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    tx.executemany(
+        "INSERT INTO shadow_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [
             (
                 r.station,
@@ -116,7 +120,7 @@ def shadow_reports(store: Reader, station: str) -> list[ShadowReport]:
     """The station's shadow reports (the newest MAX_REPORTS), oldest first."""
     rows = store.select(
         "SELECT report FROM (SELECT report, ts, inspection_id FROM shadow_reports "
-        "WHERE station = ? ORDER BY ts DESC, inspection_id DESC LIMIT ?) "
+        "WHERE station = ? ORDER BY ts DESC, inspection_id DESC LIMIT ?) AS newest "
         "ORDER BY ts, inspection_id",
         [station, MAX_REPORTS],
     )
@@ -127,23 +131,20 @@ def add_command(
     store: Reader, station: str, command: ModelCommand, ts: str, active_before: str | None
 ) -> None:
     """Remember a `model/set` sent to `station` at `ts`, and which model was active then."""
-    try:
-        with store.db.conn as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO model_commands VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    command.command_id,
-                    station,
-                    ts,
-                    command.user,
-                    command.action,
-                    command.version,
-                    command.reason,
-                    active_before,
-                ),
-            )
-    except sqlite3.Error as exc:
-        raise StoreError(f"gateway store: cannot record a model command: {exc}") from exc
+    store.execute(
+        "INSERT INTO model_commands VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (
+            command.command_id,
+            station,
+            ts,
+            command.user,
+            command.action,
+            command.version,
+            command.reason,
+            active_before,
+        ),
+        "record a model command",
+    )
 
 
 def commands(store: Reader, station: str, limit: int = 10) -> list[dict[str, Any]]:
@@ -158,7 +159,7 @@ def command_outcome(store: Reader, station: str, command_id: str) -> dict[str, A
     """The node's event carrying `command_id` (a change or `model_refused`), or None yet."""
     rows = store.select(
         "SELECT code, message, ts FROM events WHERE station = ? AND code IN (?, ?, ?, ?, ?) "
-        "AND json_extract(detail, '$.command_id') = ? ORDER BY ts DESC LIMIT 1",
+        f"AND {store.dialect.json_field('detail', 'command_id')} = ? ORDER BY ts DESC LIMIT 1",
         [station, *CHANGE_EVENTS.values(), REFUSED_EVENT, command_id],
     )
     return rows[0] if rows else None

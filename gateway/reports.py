@@ -51,7 +51,7 @@ def period_span(
     bucket: str = "hour",
 ) -> Span | None:
     """The buckets of [since, until) at `station`; None when the period holds no inspection."""
-    where, params = InspectionFilter(station=station, since=since, until=until).where()
+    where, params = InspectionFilter(station=station, since=since, until=until).where(store.dialect)
     row = store.select(
         f"SELECT min(ts) AS first, max(ts) AS last FROM inspections WHERE {where}", params
     )[0]
@@ -110,7 +110,7 @@ class Rates:
 
 def rates_by_station(store: Store, since: str | None, until: str | None) -> dict[str, Rates]:
     """Each station's cores by disposition in [since, until) and its rates."""
-    where, params = InspectionFilter(since=since, until=until).where()
+    where, params = InspectionFilter(since=since, until=until).where(store.dialect)
     rows = store.select(
         f"SELECT station, code, count(*) AS n FROM inspections WHERE {where} "
         "GROUP BY station, code",
@@ -157,9 +157,9 @@ def circularity(
 ) -> Circularity:
     """Circularity figures for the inspections in [since, until) at `station` (None: all)."""
     span = period_span(store, station, since, until, bucket)
-    where, params = InspectionFilter(station=station, since=since, until=until).where()
+    where, params = InspectionFilter(station=station, since=since, until=until).where(store.dialect)
     totals = store.select(
-        "SELECT code, count(*) AS n, sum(impact_known = 1) AS known, "
+        "SELECT code, count(*) AS n, sum(CASE WHEN impact_known = 1 THEN 1 ELSE 0 END) AS known, "
         "sum(material_kept_kg) AS kept, sum(co2e_avoided_kg) AS co2e "
         f"FROM inspections WHERE {where} GROUP BY code",
         params,
@@ -204,7 +204,7 @@ def _impact_series(
         return []
     rows = store.select(
         f"SELECT substr(ts, 1, {BUCKETS[span.bucket][0]}) AS t, count(*) AS cores, "
-        "sum(impact_known = 1) AS known, sum(material_kept_kg) AS kept, "
+        "sum(CASE WHEN impact_known = 1 THEN 1 ELSE 0 END) AS known, sum(material_kept_kg) AS kept, "
         f"sum(co2e_avoided_kg) AS co2e FROM inspections WHERE {where} GROUP BY t",
         params,
     )
@@ -237,7 +237,7 @@ def decisions_per_hour(
     span = period_span(store, station, since, until)
     if span is None:
         return []
-    where, params = InspectionFilter(station=station, since=since, until=until).where()
+    where, params = InspectionFilter(station=station, since=since, until=until).where(store.dialect)
     rows = store.select(
         f"SELECT substr(ts, 1, 13) AS t, code, count(*) AS n FROM inspections "
         f"WHERE {where} GROUP BY t, code",
@@ -256,10 +256,11 @@ def grade_distribution(
     span = period_span(store, station, since, until)
     if span is None:
         return {}
-    where, params = InspectionFilter(station=station, since=since, until=until).where()
+    where, params = InspectionFilter(station=station, since=since, until=until).where(store.dialect)
     rows = store.select(
-        "SELECT substr(ts, 1, 13) AS t, d.key AS defect, json_extract(d.value, '$.grade') AS grade, "
-        f"count(*) AS n FROM inspections, json_each(record, '$.defects') AS d WHERE {where} "
+        f"SELECT substr(ts, 1, 13) AS t, d.key AS defect, "
+        f"{store.dialect.json_field('d.value', 'grade')} AS grade, count(*) AS n "
+        f"FROM inspections, {store.dialect.json_each('record', 'defects')} AS d WHERE {where} "
         "GROUP BY t, defect, grade",
         params,
     )

@@ -46,7 +46,7 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, *, store: Store | None = None, mqtt: bool = True):
         self.config = config
-        self.store = store or Store(config.store.path)
+        self.store = store or Store.from_config(config.store)
         self.counters = IngestCounters()
         self.broadcaster = Broadcaster()
         self.writer = BatchWriter(

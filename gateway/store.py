@@ -1,4 +1,5 @@
-"""The gateway's store: a SQLite copy of the stations' output, for viewing.
+"""The gateway's store: a copy of the stations' output, for viewing, in SQLite (the default) or
+PostgreSQL (`store.url`, for a plant), through the backends in gateway.backends.
 
 The stations' journals are the system of record. Writing is idempotent: an inspection is keyed
 by its station and `id` (one station cannot touch another's records), so replaying a station's
@@ -7,21 +8,19 @@ republished inspection replaces the stored one when its `revision` (which the no
 time it changes the record) is higher; at an equal revision (nodes from before revisions send 1
 always) it does unless it would drop an override. Dates inside a payload never decide.
 
-The schema's version is in `PRAGMA user_version`; a store from before version 1 (inspections
-keyed by `id` alone) is migrated in place when opened, keeping every row. Logins (`sessions`) are
-kept here too, so a logout or a changed account ends a session for good.
+Each backend versions its schema (SQLite in `PRAGMA user_version`, PostgreSQL in a
+`schema_migrations` table) and brings an older store up to date when it opens it. Logins
+(`sessions`) are kept here too, so a logout or a changed account ends a session for good.
 
-One writer (the ingest's batch thread) and many readers (the web handlers, each thread with its
-own connection); WAL mode lets them run together. Full-text search (FTS5) covers core ids and
-the decision's reasons.
+One writer (the ingest's batch thread) and many readers (the web handlers). The same statements
+run on both backends; the few differences are in their dialects. Search covers core ids and the
+decision's reasons (FTS5 in SQLite, full-text search with a GIN index in PostgreSQL).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,12 @@ from edge.contract import (
 )
 from edge.contract.timefmt import normalize_ts
 from gateway import models_store, tokens
+from gateway.backends import Database, Dialect, Transaction
+from gateway.backends.sqlite import SCHEMA_VERSION, SqliteDatabase, SqliteDialect, fts_query
+from gateway.config import StoreConfig
 from gateway.errors import AmbiguousInspection, StoreError
+
+__all__ = ["SCHEMA_VERSION", "Batch", "InspectionFilter", "Page", "Store", "fts_query"]
 
 COUNT_CAP = 10_000
 """Counts of filtered inspections stop here (an exact COUNT over a million rows is too slow)."""
@@ -66,87 +70,6 @@ _INSPECTION_COLUMNS = (
     "revision",
 )
 
-SCHEMA_VERSION = 1
-"""`PRAGMA user_version` of the current schema; 0 is a store keyed by inspection id alone."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS inspections (
-    id TEXT NOT NULL, station TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER,
-    core_id TEXT NOT NULL, family TEXT, code INTEGER NOT NULL, rules_code INTEGER NOT NULL,
-    credit INTEGER, overridden INTEGER NOT NULL DEFAULT 0, override_ts TEXT,
-    impact_known INTEGER, material_kept_kg REAL, co2e_avoided_kg REAL,
-    reasons TEXT NOT NULL DEFAULT '', record TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (station, id)
-);
-CREATE INDEX IF NOT EXISTS ix_insp_id ON inspections (id);
-CREATE INDEX IF NOT EXISTS ix_insp_ts ON inspections (ts, id, station);
-CREATE INDEX IF NOT EXISTS ix_insp_station_ts ON inspections (station, ts, id);
-CREATE INDEX IF NOT EXISTS ix_insp_code_ts ON inspections (code, ts, id, station);
-CREATE INDEX IF NOT EXISTS ix_insp_station_code_ts ON inspections (station, code, ts, id);
-CREATE INDEX IF NOT EXISTS ix_insp_family_ts ON inspections (family, ts, id, station);
-CREATE INDEX IF NOT EXISTS ix_insp_core ON inspections (core_id, ts);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, station TEXT NOT NULL, inspection_id TEXT NOT NULL, ts TEXT NOT NULL,
-    user TEXT NOT NULL, action TEXT NOT NULL, code INTEGER, label TEXT, reason TEXT,
-    credit INTEGER, UNIQUE (station, inspection_id, action, ts, user)
-);
-CREATE TABLE IF NOT EXISTS stations (
-    station TEXT PRIMARY KEY, available TEXT, available_ts TEXT, last_seen TEXT,
-    stats TEXT, stats_ts TEXT, result TEXT, result_ts TEXT
-);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY, station TEXT NOT NULL, ts TEXT NOT NULL, level TEXT NOT NULL,
-    code TEXT NOT NULL, message TEXT NOT NULL, detail TEXT
-);
-CREATE INDEX IF NOT EXISTS ix_events_ts ON events (ts, id);
-CREATE INDEX IF NOT EXISTS ix_events_station_ts ON events (station, ts, id);
-CREATE TABLE IF NOT EXISTS snapshots (
-    name TEXT PRIMARY KEY, station TEXT NOT NULL, ts TEXT NOT NULL, inspection_id TEXT
-);
-CREATE INDEX IF NOT EXISTS ix_snap_station_ts ON snapshots (station, ts);
-CREATE INDEX IF NOT EXISTS ix_snap_inspection ON snapshots (inspection_id);
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY, username TEXT NOT NULL, credential TEXT NOT NULL,
-    created_ts TEXT NOT NULL, expires_ts TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ix_sessions_user ON sessions (username);
-"""
-
-# Version 0 to 1: inspections and their audit keyed by (station, id), with the record's revision.
-# New tables are filled from the old ones, which are then dropped (SQLite cannot change a primary
-# key in place); rowids are kept. The full-text index is rebuilt afterwards (see Store._create).
-_MIGRATE_TO_1 = """
-DROP TABLE IF EXISTS inspections_fts;
-CREATE TABLE inspections_v1 (
-    id TEXT NOT NULL, station TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER,
-    core_id TEXT NOT NULL, family TEXT, code INTEGER NOT NULL, rules_code INTEGER NOT NULL,
-    credit INTEGER, overridden INTEGER NOT NULL DEFAULT 0, override_ts TEXT,
-    impact_known INTEGER, material_kept_kg REAL, co2e_avoided_kg REAL,
-    reasons TEXT NOT NULL DEFAULT '', record TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (station, id)
-);
-INSERT INTO inspections_v1 (rowid, id, station, ts, seq, core_id, family, code, rules_code,
-    credit, overridden, override_ts, impact_known, material_kept_kg, co2e_avoided_kg, reasons,
-    record, revision)
-SELECT rowid, id, station, ts, seq, core_id, family, code, rules_code, credit, overridden,
-    override_ts, impact_known, material_kept_kg, co2e_avoided_kg, reasons, record,
-    coalesce(json_extract(record, '$.revision'), 1)
-FROM inspections;
-DROP TABLE inspections;
-ALTER TABLE inspections_v1 RENAME TO inspections;
-CREATE TABLE audit_v1 (
-    seq INTEGER PRIMARY KEY, station TEXT NOT NULL, inspection_id TEXT NOT NULL, ts TEXT NOT NULL,
-    user TEXT NOT NULL, action TEXT NOT NULL, code INTEGER, label TEXT, reason TEXT,
-    credit INTEGER, UNIQUE (station, inspection_id, action, ts, user)
-);
-INSERT INTO audit_v1 (seq, station, inspection_id, ts, user, action, code, label, reason, credit)
-SELECT a.seq, coalesce(i.station, ''), a.inspection_id, a.ts, a.user, a.action, a.code, a.label,
-    a.reason, a.credit
-FROM audit a LEFT JOIN inspections i ON i.id = a.inspection_id;
-DROP TABLE audit;
-ALTER TABLE audit_v1 RENAME TO audit;
-"""
-
 _UPSERT = (
     f"INSERT INTO inspections ({', '.join(_INSPECTION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _INSPECTION_COLUMNS)}) "
@@ -156,6 +79,9 @@ _UPSERT = (
     " OR (excluded.revision = inspections.revision"
     " AND excluded.overridden >= inspections.overridden)"
 )
+
+
+_SQLITE = SqliteDialect()
 
 
 @dataclass(frozen=True)
@@ -169,8 +95,8 @@ class InspectionFilter:
     family: str | None = None
     q: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
-        """SQL condition and parameters for these filters."""
+    def where(self, dialect: Dialect = _SQLITE) -> tuple[str, list[Any]]:
+        """SQL condition and parameters for these filters, in `dialect` (the search differs)."""
         parts: list[str] = []
         params: list[Any] = []
         for column, value in (
@@ -188,17 +114,10 @@ class InspectionFilter:
             parts.append("ts < ?")
             params.append(normalize_ts(self.until))
         if self.q and self.q.strip():
-            parts.append(
-                "rowid IN (SELECT rowid FROM inspections_fts WHERE inspections_fts MATCH ?)"
-            )
-            params.append(fts_query(self.q))
-        return (" AND ".join(parts) or "1"), params
-
-
-def fts_query(text: str) -> str:
-    """A user's search words as an FTS5 query: every word, as a quoted prefix."""
-    words = [w for w in text.replace('"', " ").split() if w]
-    return " ".join(f'"{w}" *' for w in words) or '""'
+            condition, words = dialect.search(self.q)
+            parts.append(condition)
+            params += words
+        return (" AND ".join(parts) or "1 = 1"), params
 
 
 @dataclass
@@ -240,15 +159,6 @@ class Batch:
         )
 
 
-@contextmanager
-def _sql_errors(what: str) -> Iterator[None]:
-    """Raise a sqlite3.Error leaving the block as StoreError, saying `what` could not be done."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"gateway store: cannot {what}: {exc}") from exc
-
-
 def inspection_row(record: InspectionRecord) -> tuple[Any, ...]:
     """The stored columns of one record, in _INSPECTION_COLUMNS order."""
     impact = record.impact
@@ -277,104 +187,107 @@ def inspection_row(record: InspectionRecord) -> tuple[Any, ...]:
 
 
 class Store:
-    """The gateway store at `path` (created with its tables and indexes when missing)."""
+    """The gateway store: the SQLite file at `target`, or the PostgreSQL database when `target`
+    is a `postgresql://` URL (its password in the URL or in `password`). Either is created with
+    its tables and indexes when missing, and migrated when older."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._local = threading.local()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._create()
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the gateway store {self.path}: {exc}") from exc
+    def __init__(self, target: str | Path, *, password: str | None = None, pool_size: int = 10):
+        self.url: str | None = None
+        self.path: Path | None = None
+        self._db: Database
+        if is_url(target):
+            from gateway.backends.postgres import PostgresDatabase  # psycopg only when used
 
-    # ------------------------------------------------------------ connections
+            self.url = str(target)
+            self._db = PostgresDatabase(self.url, password, pool_size)
+        else:
+            self.path = Path(target)
+            self._db = SqliteDatabase(self.path, (models_store.create_tables, tokens.create_tables))
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> Store:
+        """The store that `config` names: `url` when set, else the SQLite file at `path`."""
+        if config.url:
+            return cls(config.url, password=config.secret_password(), pool_size=config.pool_size)
+        return cls(config.path)
+
+    @property
+    def dialect(self) -> Dialect:
+        """The backend's SQL dialect (for queries written outside this module)."""
+        return self._db.dialect
+
+    @property
+    def backend(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._db.dialect.name
 
     @property
     def db(self) -> sqlite_utils.Database:
-        """This thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            with _sql_errors(f"open {self.path}"):
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                conn.execute("PRAGMA busy_timeout = 30000")
-            db = sqlite_utils.Database(conn)
-            self._local.db = db
-        return db
+        """This thread's SQLite connection (SQLite only: for tools and tests that inspect the
+        file itself)."""
+        if not isinstance(self._db, SqliteDatabase):
+            raise StoreError("gateway store: a PostgreSQL store has no SQLite connection")
+        with self._errors(f"open {self.path}"):
+            return self._db.db
 
-    def _create(self) -> None:
-        db = self.db
-        db.enable_wal()
-        db.conn.execute("PRAGMA synchronous = NORMAL")
-        self._migrate(db.conn)
-        db.conn.executescript(_SCHEMA)
-        models_store.create_tables(db.conn)
-        tokens.create_tables(db.conn)
-        if "inspections_fts" not in db.table_names():
-            db.table("inspections").enable_fts(
-                ["core_id", "reasons"], fts_version="FTS5", create_triggers=True
-            )
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Raise a driver error leaving the block as StoreError, saying `what` failed."""
+        try:
+            yield
+        except self._db.errors as exc:
+            raise StoreError(f"gateway store: cannot {what}: {exc}") from exc
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring an older store to SCHEMA_VERSION in one transaction; mark a new one current."""
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the gateway store {self.path} has schema {version}, newer than this "
-                f"software's {SCHEMA_VERSION}; upgrade reman-edge"
-            )
-        if version == SCHEMA_VERSION:
-            return
-        old = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'inspections'").fetchone()
-        script = _MIGRATE_TO_1 if old else ""
-        try:  # one transaction: a failed migration leaves the old store as it was
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {script} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[Transaction]:
+        """One transaction (committed at the end of the block); a failure is a StoreError
+        saying `what` could not be done."""
+        with self._errors(what), self._db.transaction() as tx:
+            yield tx
+
+    def execute(self, sql: str, params: Sequence[Any], what: str) -> int:
+        """Run one statement in its own transaction; the number of rows it changed."""
+        with self.transaction(what) as tx:
+            return tx.execute(sql, params)
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            with _sql_errors("close the connection"):
-                db.conn.close()
-            self._local.db = None
+        """Close the connections (this thread's for SQLite, the pool for PostgreSQL); a later
+        call opens new ones."""
+        with self._errors("close the connection"):
+            self._db.close()
 
     # ------------------------------------------------------------ writing
 
     def write(self, batch: Batch) -> None:
         """Write one batch in one transaction (idempotent; see the module docstring)."""
-        conn = self.db.conn
-        with _sql_errors("write a batch"):
-            with conn:
-                self._write_inspections(conn, batch.inspections)
-                self._write_station_facts(conn, batch)
-                conn.executemany(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            e.id,
-                            e.station,
-                            normalize_ts(e.ts),
-                            e.level,
-                            e.code,
-                            e.message,
-                            json.dumps(e.detail),
-                        )
-                        for e in batch.events
-                    ],
-                )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)", batch.snapshots
-                )
-                models_store.write(conn, batch.models, batch.shadows)
+        with self.transaction("write a batch") as tx:
+            self._write_inspections(tx, batch.inspections)
+            self._write_station_facts(tx, batch)
+            tx.executemany(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [
+                    (
+                        e.id,
+                        e.station,
+                        normalize_ts(e.ts),
+                        e.level,
+                        e.code,
+                        e.message,
+                        json.dumps(e.detail),
+                    )
+                    for e in batch.events
+                ],
+            )
+            tx.executemany(
+                "INSERT INTO snapshots VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "station = excluded.station, ts = excluded.ts, "
+                "inspection_id = excluded.inspection_id",
+                batch.snapshots,
+            )
+            models_store.write(tx, batch.models, batch.shadows)
 
-    def _write_inspections(self, conn: sqlite3.Connection, records: list[InspectionRecord]) -> None:
-        conn.executemany(_UPSERT, [inspection_row(r) for r in records])
+    def _write_inspections(self, tx: Transaction, records: list[InspectionRecord]) -> None:
+        tx.executemany(_UPSERT, [inspection_row(r) for r in records])
         audit = [
             (
                 r.station,
@@ -390,20 +303,21 @@ class Store:
             for r in records
             if r.override
         ]
-        conn.executemany(
-            "INSERT OR IGNORE INTO audit "
-            "(station, inspection_id, ts, user, action, code, label, reason, credit) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        tx.executemany(
+            "INSERT INTO audit "
+            '(station, inspection_id, ts, "user", action, code, label, reason, credit) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             audit,
         )
         seen = [(r.station, normalize_ts(r.ts)) for r in records]
-        conn.executemany(
+        latest = self.dialect.greatest("coalesce(stations.last_seen, '')", "excluded.last_seen")
+        tx.executemany(
             "INSERT INTO stations (station, last_seen) VALUES (?, ?) ON CONFLICT(station) DO UPDATE "
-            "SET last_seen = max(coalesce(last_seen, ''), excluded.last_seen)",
+            f"SET last_seen = {latest}",
             seen,
         )
 
-    def _write_station_facts(self, conn: sqlite3.Connection, batch: Batch) -> None:
+    def _write_station_facts(self, tx: Transaction, batch: Batch) -> None:
         upsert = (
             "INSERT INTO stations (station, {cols}) VALUES (?, {marks}) ON CONFLICT(station) "
             "DO UPDATE SET {sets}"
@@ -415,7 +329,7 @@ class Store:
                 marks=", ".join("?" for _ in cols),
                 sets=", ".join(f"{c} = excluded.{c}" for c in cols),
             )
-            conn.executemany(sql, rows)
+            tx.executemany(sql, rows)
 
         run(
             ("available", "available_ts", "last_seen"),
@@ -446,13 +360,13 @@ class Store:
         reason: str | None = None,
     ) -> None:
         """Record a person's action on a station's inspection (an override request, a confirmation)."""
-        with _sql_errors(f"record {action} on {inspection_id}"), self.db.conn as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO audit "
-                "(station, inspection_id, ts, user, action, code, label, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (station, inspection_id, ts, user, action, code, label, reason),
-            )
+        self.execute(
+            "INSERT INTO audit "
+            '(station, inspection_id, ts, "user", action, code, label, reason) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (station, inspection_id, ts, user, action, code, label, reason),
+            f"record {action} on {inspection_id}",
+        )
 
     # ------------------------------------------------------------ inspections
 
@@ -467,12 +381,13 @@ class Store:
 
     def count(self, flt: InspectionFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """How many match, up to `cap`; True when there are more than `cap`."""
-        where, params = flt.where()
-        with _sql_errors("count inspections"):
-            (n,) = self.db.conn.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM inspections WHERE {where} LIMIT ?)",
-                [*params, cap + 1],
-            ).fetchone()
+        where, params = flt.where(self.dialect)
+        (row,) = self._select(
+            f"SELECT count(*) AS n FROM (SELECT 1 FROM inspections WHERE {where} LIMIT ?) AS m",
+            [*params, cap + 1],
+            "count inspections",
+        )
+        n = row["n"]
         return min(n, cap), n > cap
 
     def iter_filtered(self, flt: InspectionFilter, chunk: int = 1000) -> Iterator[dict[str, Any]]:
@@ -495,7 +410,7 @@ class Store:
         self, flt: InspectionFilter, limit: int, cursor: str | None
     ) -> list[dict[str, Any]]:
         """Up to `limit` matching rows, newest first, after the (ts, id, station) in `cursor`."""
-        where, params = flt.where()
+        where, params = flt.where(self.dialect)
         if cursor:
             where += " AND (ts, id, station) < (?, ?, ?)"
             params = [*params, *_position(cursor)]
@@ -579,11 +494,12 @@ class Store:
 
     def code_counts(self) -> dict[int, int]:
         """Inspections per effective code (for /metrics)."""
-        with _sql_errors("count inspections by code"):
-            rows = self.db.conn.execute(
-                "SELECT code, count(*) FROM inspections GROUP BY code"
-            ).fetchall()
-        return {int(code): n for code, n in rows}
+        rows = self._select(
+            "SELECT code, count(*) AS n FROM inspections GROUP BY code",
+            [],
+            "count inspections by code",
+        )
+        return {int(r["code"]): r["n"] for r in rows}
 
     # ------------------------------------------------------------ stations, events, snapshots
 
@@ -603,7 +519,7 @@ class Store:
         cursor: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Events newest first, filtered by station and level, with the next page's cursor."""
-        parts, params = ["1"], []
+        parts, params = ["1 = 1"], []
         for column, value in (("station", station), ("level", level)):
             if value:
                 parts.append(f"{column} = ?")
@@ -649,7 +565,8 @@ class Store:
         return [
             r["name"]
             for r in self._select(
-                "SELECT name FROM snapshots ORDER BY ts DESC, name DESC LIMIT -1 OFFSET ?",
+                "SELECT name FROM snapshots ORDER BY ts DESC, name DESC "
+                f"{self.dialect.limit_all} OFFSET ?",
                 [keep],
                 "read old snapshots",
             )
@@ -657,8 +574,8 @@ class Store:
 
     def forget_snapshots(self, names: Iterable[str]) -> None:
         """Remove snapshot rows (their files are deleted by the caller)."""
-        with _sql_errors("forget snapshots"), self.db.conn as conn:
-            conn.executemany("DELETE FROM snapshots WHERE name = ?", [(n,) for n in names])
+        with self.transaction("forget snapshots") as tx:
+            tx.executemany("DELETE FROM snapshots WHERE name = ?", [(n,) for n in names])
 
     # ------------------------------------------------------------ sessions
 
@@ -666,9 +583,9 @@ class Store:
         self, session_id: str, username: str, credential: str, created_ts: str, expires_ts: str
     ) -> None:
         """Remember a login (and forget the logins that have expired by `created_ts`)."""
-        with _sql_errors(f"record a login of {username}"), self.db.conn as conn:
-            conn.execute("DELETE FROM sessions WHERE expires_ts <= ?", (created_ts,))
-            conn.execute(
+        with self.transaction(f"record a login of {username}") as tx:
+            tx.execute("DELETE FROM sessions WHERE expires_ts <= ?", (created_ts,))
+            tx.execute(
                 "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
                 (session_id, username, credential, created_ts, expires_ts),
             )
@@ -684,21 +601,23 @@ class Store:
 
     def end_session(self, session_id: str) -> None:
         """End one login; its cookie no longer works."""
-        with _sql_errors("end a login"), self.db.conn as conn:
-            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        self.execute("DELETE FROM sessions WHERE id = ?", (session_id,), "end a login")
 
     # ------------------------------------------------------------ helpers
 
     def _select(self, sql: str, params: list[Any], what: str) -> list[dict[str, Any]]:
         """Rows as dicts; a failing query (or read of its rows) is a StoreError saying `what`."""
-        with _sql_errors(what):
-            cur = self.db.conn.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        with self._errors(what):
+            return self._db.rows(sql, params)
 
     def select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts (for the reports in gateway.reports)."""
         return self._select(sql, params, "run a query")
+
+
+def is_url(target: str | Path) -> bool:
+    """Whether a store's `target` is a PostgreSQL URL rather than a SQLite file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
 def _cursor(row: dict[str, Any]) -> str:

@@ -24,13 +24,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from edge.contract.timefmt import UTC, normalize_ts, rfc3339, utc_now
-from gateway.errors import AuthError
+from gateway.errors import AuthError, StoreError
 
 SCOPES = ("read", "override", "admin")
 PREFIX = "rmn_"
@@ -49,10 +49,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS ix_api_tokens_active_name ON api_tokens (name)
 
 
 class Database(Protocol):
-    """What tokens need of the store: its thread's connection."""
+    """What tokens need of the store (gateway.store.Store)."""
 
-    @property
-    def db(self) -> Any: ...
+    def select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]: ...
+
+    def execute(self, sql: str, params: Sequence[Any], what: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,9 @@ class TokenUser:
     language = None  # a machine client reads the API's English
 
 
-def create_tables(conn: sqlite3.Connection) -> None:
-    """The tokens table (a new store gets it; an older one gains it when opened)."""
+def create_tables(conn: Any) -> None:
+    """The tokens table in a SQLite store's connection (a new store gets it; an older one gains
+    it when opened; PostgreSQL's is in gateway.backends.postgres' migrations)."""
     conn.executescript(_SCHEMA)
 
 
@@ -107,42 +109,41 @@ def create(store: Database, name: str, scope: str, expires_ts: str | None = None
         raise AuthError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    try:
-        with store.db.conn as conn:
-            conn.execute(
-                "INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (token_id, name, scope, _digest(secret), utc_now(), expires_ts),
-            )
-    except sqlite3.IntegrityError:
-        raise AuthError(f"a token named {name!r} exists; revoke it first") from None
-    except sqlite3.Error as exc:
-        raise AuthError(f"cannot store the token: {exc}") from exc
+    try:  # the unique index on active names refuses a second one: no row is added
+        added = store.execute(
+            "INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+            (token_id, name, scope, _digest(secret), utc_now(), expires_ts),
+            "store the token",
+        )
+    except StoreError as exc:
+        raise AuthError(str(exc)) from exc
+    if not added:
+        raise AuthError(f"a token named {name!r} exists; revoke it first")
     return f"{PREFIX}{token_id}_{secret}"
 
 
 def revoke(store: Database, name: str) -> bool:
     """Revoke the token named `name`; False when there is none that is not revoked already."""
     try:
-        with store.db.conn as conn:
-            cur = conn.execute(
-                "UPDATE api_tokens SET revoked_ts = ? WHERE name = ? AND revoked_ts IS NULL",
-                (utc_now(), name),
-            )
-    except sqlite3.Error as exc:
-        raise AuthError(f"cannot revoke the token: {exc}") from exc
-    return cur.rowcount > 0
+        changed = store.execute(
+            "UPDATE api_tokens SET revoked_ts = ? WHERE name = ? AND revoked_ts IS NULL",
+            (utc_now(), name),
+            "revoke the token",
+        )
+    except StoreError as exc:
+        raise AuthError(str(exc)) from exc
+    return changed > 0
 
 
 def listed(store: Database) -> list[dict[str, Any]]:
     """Every token's name, scope and times (never a secret), oldest first."""
     try:
-        cur = store.db.conn.execute(
+        return store.select(
             "SELECT name, scope, created_ts, expires_ts, revoked_ts FROM api_tokens "
-            "ORDER BY created_ts, name"
+            "ORDER BY created_ts, name",
+            [],
         )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    except sqlite3.Error as exc:
+    except StoreError as exc:
         raise AuthError(f"cannot read the tokens: {exc}") from exc
 
 
@@ -153,17 +154,19 @@ def verify(store: Database, text: str, now_ts: str | None = None) -> TokenUser |
         return None
     token_id, secret = found.groups()
     try:
-        row = store.db.conn.execute(
+        rows = store.select(
             "SELECT name, scope, secret_sha256, expires_ts, revoked_ts FROM api_tokens "
             "WHERE id = ?",
-            (token_id,),
-        ).fetchone()
-    except sqlite3.Error as exc:
+            [token_id],
+        )
+    except StoreError as exc:
         raise AuthError(f"cannot read the tokens: {exc}") from exc
-    if row is None:
+    if not rows:
         _digest(secret)  # the same work for an unknown id
         return None
-    name, scope, digest, expires_ts, revoked_ts = row
+    row = rows[0]
+    name, scope, digest = row["name"], row["scope"], row["secret_sha256"]
+    expires_ts, revoked_ts = row["expires_ts"], row["revoked_ts"]
     if not secrets.compare_digest(digest, _digest(secret)):
         return None
     if revoked_ts is not None or (expires_ts is not None and expires_ts <= (now_ts or utc_now())):

@@ -82,7 +82,7 @@ def token() -> None:
 def _token_store(config_path: Path):
     from gateway.store import Store
 
-    return Store(load_gateway(config_path).store.path)
+    return Store.from_config(load_gateway(config_path).store)
 
 
 _config_option = click.option(
