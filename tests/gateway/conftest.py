@@ -3,6 +3,7 @@ that publishes contract messages with paho, and a watcher that waits for the bat
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Callable
@@ -16,11 +17,15 @@ from edge.contract import InspectionRecord, Topics
 from gateway.auth import hash_password
 from gateway.config import GatewayConfig
 from gateway.server import Gateway
+from gateway.store import Store
 from tests.support.browser import chromium, log_in
+from tests.support.postgres import PostgresServer, postgres_bin
 
 PASSWORDS = {"erin": "erin-engineer-pw", "olly": "olly-operator-pw", "ada": "ada-admin-pw"}
 ROLES = {"erin": "engineer", "olly": "operator", "ada": "admin"}
 _HASHES = {name: hash_password(pw) for name, pw in PASSWORDS.items()}
+PG_TEMPLATE = "reman_template"
+_databases = itertools.count(1)
 
 
 def make_config(tmp_path: Path, broker=None, **store) -> GatewayConfig:
@@ -41,6 +46,64 @@ def make_config(tmp_path: Path, broker=None, **store) -> GatewayConfig:
     if broker is not None:
         data["mqtt"] = {"host": broker.host, "port": broker.port}
     return GatewayConfig.model_validate(data)
+
+
+STORE_BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the session, with a template database holding the store's
+    current schema (so each test's database is a fast copy); skipped where not installed."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (scripts/bootstrap test installs Debian's)")
+    server = PostgresServer(bindir).start()
+    Store(server.create_database(PG_TEMPLATE)).close()  # applies every migration
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request) -> str:
+    """`sqlite` or `postgresql`: each store test runs on both."""
+    return request.param
+
+
+@pytest.fixture
+def store_target(request, store_backend, tmp_path):
+    """`target(name)`: where a test's store called `name` lives on this backend (a file in
+    tmp_path, or a database of its own on the session's PostgreSQL); one name, one store."""
+    names: dict[str, str] = {}
+
+    def target(name: str = "gateway") -> str:
+        if store_backend == "sqlite":
+            return str(tmp_path / f"{name}.db")
+        if name not in names:
+            server = request.getfixturevalue("postgres")
+            names[name] = f"t{next(_databases)}"
+            server.create_database(names[name], template=PG_TEMPLATE)
+        return request.getfixturevalue("postgres").url(names[name])
+
+    yield target
+    if names:
+        server = request.getfixturevalue("postgres")
+        for database in names.values():
+            server.drop_database(database)
+
+
+@pytest.fixture
+def make_store(store_target):
+    """`make(name)`: a Store on the test's backend (see store_target); closed at the end."""
+    made: list[Store] = []
+
+    def make(name: str = "gateway") -> Store:
+        made.append(Store(store_target(name)))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.close()
 
 
 class WriteWatcher:

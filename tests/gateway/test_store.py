@@ -1,19 +1,21 @@
-"""The store on real SQLite: capped counts, keyset pages with equal times, safe search words,
-SQLite failures raised as StoreError."""
+"""The store on real SQLite and a real PostgreSQL (every test that takes `make_store` runs on
+both): capped counts, keyset pages with equal times, safe search words, database failures
+raised as StoreError."""
 
 from __future__ import annotations
 
 import sqlite3
 
+import psycopg
 import pytest
 
+from edge.ports import free_port
 from gateway.errors import StoreError
 from gateway.store import Batch, InspectionFilter, Store
 from tests.gateway.records import record
 
 
-def _store(tmp_path, n: int, same_minute: bool = False) -> Store:
-    store = Store(tmp_path / "g.db")
+def _filled(store: Store, n: int, same_minute: bool = False) -> Store:
     store.write(
         Batch(
             inspections=[record(core_id=f"C{i}", minutes=0 if same_minute else i) for i in range(n)]
@@ -22,14 +24,19 @@ def _store(tmp_path, n: int, same_minute: bool = False) -> Store:
     return store
 
 
-def test_count_stops_at_the_cap(tmp_path):
-    store = _store(tmp_path, 7)
+def _store(tmp_path, n: int) -> Store:
+    """A SQLite store in tmp_path (for the tests of SQLite's own failures)."""
+    return _filled(Store(tmp_path / "g.db"), n)
+
+
+def test_count_stops_at_the_cap(make_store):
+    store = _filled(make_store(), 7)
     assert store.count(InspectionFilter(), cap=5) == (5, True)
     assert store.count(InspectionFilter(), cap=7) == (7, False)
 
 
-def test_pages_with_equal_times_neither_repeat_nor_skip(tmp_path):
-    store = _store(tmp_path, 9, same_minute=True)
+def test_pages_with_equal_times_neither_repeat_nor_skip(make_store):
+    store = _filled(make_store(), 9, same_minute=True)
     seen, cursor = [], None
     while True:
         page = store.page(InspectionFilter(), limit=4, cursor=cursor)
@@ -40,16 +47,16 @@ def test_pages_with_equal_times_neither_repeat_nor_skip(tmp_path):
     assert len(seen) == 9 and len(set(seen)) == 9
 
 
-def test_search_words_with_query_syntax_are_taken_literally(tmp_path):
-    store = _store(tmp_path, 3)
-    for q in ('C1" OR core_id:*', "NEAR(", "C1 AND", "*", "-"):
+def test_search_words_with_query_syntax_are_taken_literally(make_store):
+    store = _filled(make_store(), 3)
+    for q in ('C1" OR core_id:*', "NEAR(", "C1 AND", "*", "-", "C1 & !", "':*|"):
         store.page(InspectionFilter(q=q))  # no FTS syntax error reaches the user
     assert [r["core_id"] for r in store.page(InspectionFilter(q="C1")).rows] == ["C1"]
 
 
-def test_store_rebuilt_from_a_replay_is_the_same(tmp_path):
+def test_store_rebuilt_from_a_replay_is_the_same(make_store):
     recs = [record(core_id=f"R{i}", minutes=i) for i in range(5)]
-    first, second = Store(tmp_path / "a.db"), Store(tmp_path / "b.db")
+    first, second = make_store("a"), make_store("b")
     first.write(Batch(inspections=recs))
     for _ in range(2):  # a replay delivers everything again
         second.write(Batch(inspections=recs))
@@ -85,3 +92,36 @@ def test_a_missing_table_is_a_store_error_saying_what_failed(tmp_path):
         raw.execute("DROP TABLE audit")
     with pytest.raises(StoreError, match="cannot read the audit trail of x: no such table: audit"):
         store.audit("x")
+
+
+def test_a_missing_table_on_postgresql_is_a_store_error_saying_what_failed(postgres):
+    url = postgres.create_database("missing_table")
+    try:
+        store = _filled(Store(url), 1)
+        with psycopg.connect(url, autocommit=True) as raw:
+            raw.execute("DROP TABLE audit")
+        with pytest.raises(StoreError, match='cannot read the audit trail of x: .*"audit"'):
+            store.audit("x")
+        store.close()
+    finally:
+        postgres.drop_database("missing_table")
+
+
+def test_an_unreachable_postgresql_is_a_store_error_without_the_password():
+    with pytest.raises(StoreError, match="cannot open the gateway store") as info:
+        Store(f"postgresql://reman:s3cret@127.0.0.1:{free_port()}/reman")
+    assert "s3cret" not in str(info.value)
+
+
+def test_a_postgresql_store_from_newer_software_is_refused(postgres):
+    url = postgres.create_database("newer")
+    try:
+        Store(url).close()
+        with psycopg.connect(url, autocommit=True) as raw:
+            raw.execute(
+                "INSERT INTO schema_migrations VALUES (99, 'later', '2030-01-01T00:00:00Z')"
+            )
+        with pytest.raises(StoreError, match="schema 99, newer than this software's 1"):
+            Store(url)
+    finally:
+        postgres.drop_database("newer")
