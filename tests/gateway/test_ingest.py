@@ -9,7 +9,7 @@ import pytest
 from edge.contract import ContractViolation
 from edge.contract.broker import BrokerConfig
 from gateway.ingest import BatchWriter, MqttIngest, parse_message
-from gateway.store import InspectionFilter, Store
+from gateway.store import InspectionFilter
 from tests.gateway.records import overridden, record
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
@@ -57,14 +57,14 @@ def test_commands_and_foreign_topics_are_ignored():
     assert parse_message("reman/st-1/available", b"") is None  # a cleared retained message
 
 
-def _writer(tmp_path, **kw) -> BatchWriter:
-    writer = BatchWriter(Store(tmp_path / "g.db"), tmp_path / "snaps", **kw)
+def _writer(tmp_path, make_store, **kw) -> BatchWriter:
+    writer = BatchWriter(make_store(), tmp_path / "snaps", **kw)
     writer.start()
     return writer
 
 
-def test_malformed_message_is_counted_and_ingest_goes_on(tmp_path):
-    writer = _writer(tmp_path)
+def test_malformed_message_is_counted_and_ingest_goes_on(tmp_path, make_store):
+    writer = _writer(tmp_path, make_store)
     ingest = MqttIngest(BrokerConfig(), writer)  # handle() needs no connection
     ingest.handle("reman/st-1/inspection", b"\x00garbage")
     ingest.handle("reman/st-1/inspection", record().to_json().encode())
@@ -75,8 +75,8 @@ def test_malformed_message_is_counted_and_ingest_goes_on(tmp_path):
     writer.stop()
 
 
-def test_republished_inspection_is_stored_once_and_override_wins(tmp_path):
-    writer = _writer(tmp_path)
+def test_republished_inspection_is_stored_once_and_override_wins(tmp_path, make_store):
+    writer = _writer(tmp_path, make_store)
     original = record(code=1, core_id="C2001")
     for item in (original, original, overridden(original, 3), original):
         writer.submit(parse_message("reman/st-1/inspection", item.to_json().encode()))
@@ -89,8 +89,8 @@ def test_republished_inspection_is_stored_once_and_override_wins(tmp_path):
     writer.stop()
 
 
-def test_writes_in_batches_of_at_most_batch_size(tmp_path):
-    writer = _writer(tmp_path, batch_size=10, batch_interval_s=5.0)
+def test_writes_in_batches_of_at_most_batch_size(tmp_path, make_store):
+    writer = _writer(tmp_path, make_store, batch_size=10, batch_interval_s=5.0)
     sizes: list[int] = []
     writer.add_listener(lambda batch: sizes.append(len(batch)))
     for i in range(25):
@@ -103,8 +103,8 @@ def test_writes_in_batches_of_at_most_batch_size(tmp_path):
     assert writer.store.count(InspectionFilter()) == (25, False)
 
 
-def test_snapshots_kept_as_files_within_the_retention_limit(tmp_path):
-    writer = _writer(tmp_path, snapshot_max_files=10)
+def test_snapshots_kept_as_files_within_the_retention_limit(tmp_path, make_store):
+    writer = _writer(tmp_path, make_store, snapshot_max_files=10)
     rec = record(station="st-1")
     writer.submit(parse_message("reman/st-1/inspection", rec.to_json().encode()))
     for _ in range(12):

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge.contract import LinkState, ModelInfo, Stats
 from edge.contract.timefmt import parse_ts
 from gateway.server import Gateway
-from gateway.store import Batch, InspectionFilter, Store
+from gateway.store import Batch, InspectionFilter
 from gateway.views import LABELS
 from tests.gateway.conftest import make_config
 from tests.gateway.records import record, ts_at
@@ -33,10 +33,10 @@ STATS = Stats(
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
+def gateway(tmp_path_factory, module_store):
     """A gateway without MQTT over a store with two stations, one of them oddly named."""
     tmp = tmp_path_factory.mktemp("metrics")
-    store = Store(tmp / "gateway.db")
+    store = module_store
     odd = [record(station="st-odd", code=c, minutes=m) for c, m in ((3, 5), (3, 25), (4, 15))]
     store.write(
         Batch(

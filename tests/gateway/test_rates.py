@@ -43,8 +43,8 @@ RECORDS = [
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Store:
-    store = Store(tmp_path_factory.mktemp("rates") / "gateway.db")
+def store(module_store) -> Store:
+    store = module_store
     store.write(Batch(inspections=RECORDS))
     return store
 

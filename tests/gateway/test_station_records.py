@@ -105,8 +105,8 @@ def test_a_shared_id_is_named_with_its_station_on_the_dashboard(gateway, watcher
     assert gateway.store.audit("01SHARED", "st-c") == []
 
 
-def test_the_higher_revision_wins_whatever_the_dates_say(tmp_path):
-    store = Store(tmp_path / "g.db")
+def test_the_higher_revision_wins_whatever_the_dates_say(make_store):
+    store = make_store()
     first = record(station="st-1", core_id="C8201", code=1)
     newest = _revised(overridden(first, 2, user="erin"), 3, "2026-11-28T10:00:00Z")
     stale = _revised(overridden(first, 4, user="olly"), 2, "2099-01-01T00:00:00Z")
@@ -117,8 +117,8 @@ def test_the_higher_revision_wins_whatever_the_dates_say(tmp_path):
     assert InspectionRecord.model_validate_json(row["record"]).override.user == "erin"
 
 
-def test_pages_with_one_id_at_two_stations_neither_repeat_nor_skip(tmp_path):
-    store = Store(tmp_path / "g.db")
+def test_pages_with_one_id_at_two_stations_neither_repeat_nor_skip(make_store):
+    store = make_store()
     store.write(
         Batch(inspections=[record(station=s, rid="01SAME", minutes=0) for s in ("st-1", "st-2")])
     )
