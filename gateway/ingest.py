@@ -38,6 +38,8 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import BaseModel
 
 from edge.contract import (
@@ -68,6 +70,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_JSON_BYTES = 1_000_000
 AVAILABILITY = (AVAILABLE_ONLINE, AVAILABLE_OFFLINE)
 REFUSED_MESSAGE_CHARS = 300
+SESSION_EXPIRY_S = 7 * 24 * 3600  # a plant gateway's session outlasts a week away, as a node's
 
 
 @dataclass(frozen=True)
@@ -436,9 +439,17 @@ class MqttIngest:
         self._subscribe_mid: int | None = None
         self._client = self._build_client()
 
+    @property
+    def persistent(self) -> bool:
+        """With a configured client id the broker keeps this gateway's session (subscriptions
+        and the QoS 1 messages that arrive while it is away) for SESSION_EXPIRY_S; without one
+        each start is a fresh session under a random id (a station's own gateway, which reads
+        the retained state and misses nothing the node does not republish)."""
+        return self.broker.client_id is not None
+
     def _build_client(self) -> paho.Client:
         client_id = self.broker.client_id or f"reman-gateway-{secrets.token_hex(4)}"
-        client = build_client(self.broker, client_id=client_id)
+        client = build_client(self.broker, client_id=client_id, persistent=self.persistent)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -448,14 +459,20 @@ class MqttIngest:
     def start(self) -> None:
         """Connect in the background; paho keeps retrying until the broker answers."""
         try:
-            self._client.connect_async(
-                self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s
-            )
+            self._client.connect_async(self.broker.host, self.broker.port, **self._connect_args())
         except (OSError, ValueError) as exc:
             raise GatewayError(
                 f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}"
             ) from exc
         self._client.loop_start()
+
+    def _connect_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"keepalive": self.broker.keepalive_s}
+        if self.persistent and self.broker.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            args.update(clean_start=False, properties=props)
+        return args
 
     def wait_connected(self, timeout_s: float = 10.0) -> bool:
         """True once subscribed to the stations' topics."""
