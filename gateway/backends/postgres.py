@@ -147,8 +147,9 @@ class _Transaction:
         return self.conn.execute(_pg(sql), list(params)).rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        # bound on the server: a batch's statements go out in one pipeline (typed parameters)
         if rows:
-            with self.conn.cursor() as cur:
+            with psycopg.Cursor(self.conn) as cur:
                 cur.executemany(_pg(sql), rows)
 
 
