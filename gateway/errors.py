@@ -10,8 +10,8 @@
     └── CommandRefused     a model command refused by the dashboard before it was published
 
 Config problems and contract violations are `edge.contract.errors`' (ConfigError,
-ContractViolation), shared with the node. sqlite3 errors are wrapped in StoreError where they
-leave the store; paho's where they leave the ingest.
+ContractViolation), shared with the node. sqlite3 and psycopg errors are wrapped in StoreError
+where they leave the store; paho's where they leave the ingest.
 """
 
 
