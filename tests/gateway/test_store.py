@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from edge.ports import free_port
+from gateway.config import StoreConfig
 from gateway.errors import StoreError
 from gateway.store import Batch, InspectionFilter, Store
 from tests.gateway.records import record
@@ -125,3 +126,21 @@ def test_a_postgresql_store_from_newer_software_is_refused(postgres):
             Store(url)
     finally:
         postgres.drop_database("newer")
+
+
+def test_the_config_chooses_postgresql_by_url_and_reads_the_password_file(postgres, tmp_path):
+    secret = tmp_path / "store-password"
+    secret.write_text("s3cret\n")
+    url = postgres.create_database("from_config")
+    try:
+        config = StoreConfig(url=url, password_file=str(secret), path=str(tmp_path / "unused.db"))
+        assert config.secret_password() == "s3cret"  # trust auth: the server ignores it
+        store = Store.from_config(config)
+        assert store.backend == "postgresql" and not (tmp_path / "unused.db").exists()
+        store.close()
+    finally:
+        postgres.drop_database("from_config")
+    assert Store.from_config(StoreConfig(path=str(tmp_path / "g.db"))).backend == "sqlite"
+    missing = StoreConfig(url=url, password_file=str(tmp_path / "nowhere"))
+    with pytest.raises(StoreError, match="cannot read store.password_file"):
+        missing.secret_password()
