@@ -7,6 +7,7 @@ REVIEW reason and never guess a value.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -93,6 +94,8 @@ class Sample:
     source_ts: datetime | None
     received: datetime
     generation: int
+    # The node's monotonic clock at receipt: ages do not jump when the wall clock is stepped.
+    received_mono: float = field(default_factory=time.monotonic)
 
     @classmethod
     def from_datavalue(cls, dv: ua.DataValue, generation: int) -> Sample:
@@ -122,7 +125,7 @@ class Sample:
             != (self.value, self.status, self.source_ts)
         ):
             return self
-        return replace(self, received=previous.received)
+        return replace(self, received=previous.received, received_mono=previous.received_mono)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -154,9 +157,14 @@ def judge(
     return replace(reading, received_ts=rfc3339(sample.received))
 
 
-def age_of(sample: Sample, now: datetime, skew_s: float | None) -> float:
-    """Seconds since the value was current, on the node's clock."""
-    age_s = (now - sample.received).total_seconds()
+def age_of(sample: Sample, now: datetime | None, skew_s: float | None) -> float:
+    """Seconds since the value was current, on the node's clock (monotonic since receipt,
+    unless `now` is given)."""
+    if now is None:
+        age_s = time.monotonic() - sample.received_mono
+        now = datetime.now(UTC)
+    else:
+        age_s = (now - sample.received).total_seconds()
     if sample.source_ts is not None and skew_s is not None:
         age_s = max(age_s, (now - sample.source_ts).total_seconds() - skew_s)
     return age_s
@@ -180,7 +188,7 @@ def _judge(
         return BenchReading(
             value, unit, sample.status.name, ts, False, f"bench status {sample.status.name}"
         )
-    age_s = age_of(sample, now or datetime.now(UTC), skew_s)
+    age_s = age_of(sample, now, skew_s)
     if age_s > max_age_s:
         return BenchReading(
             sample.value,
