@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
 from edge.contract import OverrideCommand
-from gateway import api, labels, models_page, pages
+from gateway import api, labels, models_page, pages, plant
 from gateway.auth import (
     LoginRequired,
     LoginThrottle,
@@ -123,6 +123,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(labels.router)
     app.include_router(models_page.router)
+    app.include_router(plant.router)
     _add_handlers(app)
     return app
 

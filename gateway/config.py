@@ -74,6 +74,24 @@ class User(_Section):
     )
 
 
+class PlantLine(_Section):
+    """One line of a site and the stations on it, for the plant overview."""
+
+    site: str = Field(min_length=1, max_length=64, description="Site (plant) name.")
+    line: str = Field(min_length=1, max_length=64, description="Line name within the site.")
+    stations: list[StationId] = Field(description="The line's stations, in the order shown.")
+
+
+class PlantConfig(_Section):
+    """How the plant overview (/plant) groups the stations."""
+
+    lines: list[PlantLine] = Field(
+        default_factory=list,
+        description="Sites and lines in the order shown; stations no line lists are shown "
+        "under Other stations.",
+    )
+
+
 class KioskConfig(_Section):
     """Read-only live view for the screen beside a station, without a login."""
 
@@ -174,6 +192,9 @@ class GatewayConfig(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig, description="Store.")
     users: list[User] = Field(default_factory=list, description="Accounts.")
     kiosk: KioskConfig = Field(default_factory=KioskConfig, description="Kiosk mode.")
+    plant: PlantConfig = Field(
+        default_factory=PlantConfig, description="Sites and lines of the plant overview."
+    )
     site: SiteConfig = Field(
         default_factory=SiteConfig, description="Operator and facility for passports."
     )
