@@ -271,3 +271,21 @@ def test_a_language_chosen_on_the_login_page_lasts_after_logging_in(browser, web
     expect(pg.locator("h1")).to_have_text("Stations")
     expect(pg.locator("header nav")).to_contain_text("Meldingen")
     context.close()
+
+
+def test_every_event_code_the_node_raises_has_a_display_text():
+    """An event code written in edge/ as `….info("code", …)` (or warning, error) is explained
+    on the Events page in each language; a new code without one fails here."""
+    import re
+
+    from gateway.i18n import EVENT_TEXT
+    from tests.conftest import REPO
+
+    call = re.compile(r'\.(?:info|warning|error)\(\s*"([a-z][a-z0-9_]+)"')
+    raised = {
+        code
+        for path in (REPO / "edge").rglob("*.py")
+        for code in call.findall(path.read_text(encoding="utf-8"))
+    }
+    assert len(raised) > 50  # the scan finds the node's events
+    assert sorted(raised - set(EVENT_TEXT)) == []
