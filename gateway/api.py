@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from edge.contract import InspectionRecord, OverrideInfo, passport
+from edge.contract import aas, passport
+from edge.contract.errors import PassportIdError
 from gateway import decisions, reports
 from gateway.api_models import (
     Circularity,
@@ -210,31 +212,41 @@ def get_trends(
 
 @router.get("/api/cores/{core_id:path}/passport", dependencies=[view], tags=["circularity"])
 def get_passport(
-    request: Request, core_id: str, format: str = Query("json", pattern="^(json|aas)$")
-):
-    """The core's product-passport record (every inspection, overrides, current R-ladder status)."""
+    request: Request, core_id: str, format: str = Query("json", pattern="^(json|aas|aasx)$")
+) -> Response:
+    """The core's product passport: json the record (every inspection, overrides, R-ladder
+    status); aas the AAS V3 environment (JSON); aasx the same as an AASX package download."""
     store = _store(request)
     records = store.core_records(core_id)
     if not records:
         raise HTTPException(status_code=404, detail=f"no inspections of core {core_id}")
-    return JSONResponse(
-        _passport(
-            records, core_id, store.override_history(core_id), request.app.state.config.site, format
-        )
-    )
-
-
-def _passport(
-    records: list[InspectionRecord],
-    core_id: str,
-    overrides: dict[str, list[OverrideInfo]],
-    site: SiteConfig,
-    fmt: str,
-) -> Any:
+    site: SiteConfig = request.app.state.config.site
+    issuer = site.issuer()
     record = passport.build_passport(
-        records, core_id, overrides=overrides, operator=site.operator, facility=site.facility
+        records,
+        core_id,
+        overrides=store.override_history(core_id),
+        operator=issuer.operator,
+        facility=issuer.facility,
     )
-    return passport.to_aas(record) if fmt == "aas" else record
+    if format == "json":
+        return JSONResponse(record)
+    try:
+        env = aas.build_environment(record, issuer)
+    except PassportIdError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    if format == "aas":
+        return JSONResponse(aas.environment_json(env))
+    return _aasx_download(core_id, aas.environment_aasx(env))
+
+
+def _aasx_download(core_id: str, package: bytes) -> Response:
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", core_id)
+    return Response(
+        package,
+        media_type="application/asset-administration-shell-package",
+        headers={"Content-Disposition": f'attachment; filename="{name}.aasx"'},
+    )
 
 
 @router.get("/openapi.json", dependencies=[view], include_in_schema=False)

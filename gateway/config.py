@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, fie
 from edge.contract import StationId
 from edge.contract.broker import BrokerConfig
 from edge.contract.configfile import load_model
+from edge.contract.identity import DEFAULT_ID_TEMPLATE, Issuer, template_problem
 from gateway.errors import StoreError
 from gateway.formats import host_timezone, is_zone
 
@@ -156,6 +157,38 @@ class SiteConfig(_Section):
     facility: str | None = Field(
         default=None, description="Facility id or name, e.g. a plant code."
     )
+    id_template: str = Field(
+        default=DEFAULT_ID_TEMPLATE,
+        description="How a core's persistent passport id is made: a GS1 Digital Link URI "
+        "(https://id.example.com/01/{gtin}/21/{core_id}) or a URN (urn:reman:{operator}:{core_id}); "
+        "placeholders core_id (required), operator, facility, family, part_number, gtin.",
+    )
+    operator_id: str | None = Field(
+        default=None,
+        description="The operator's own id for passports (e.g. a GLN or registry id); fills {operator}.",
+    )
+    facility_id: str | None = Field(
+        default=None,
+        description="The facility's id for passports (e.g. a GLN); fills {facility}.",
+    )
+
+    @field_validator("id_template")
+    @classmethod
+    def _usable_template(cls, value: str) -> str:
+        problem = template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def issuer(self) -> Issuer:
+        """Who issues this site's passports and how their ids are made."""
+        return Issuer(
+            id_template=self.id_template,
+            operator=self.operator,
+            operator_id=self.operator_id,
+            facility=self.facility,
+            facility_id=self.facility_id,
+        )
 
 
 class DisplayConfig(_Section):

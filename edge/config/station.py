@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edge.contract import STATION_ID_PATTERN
 from edge.contract.broker import BrokerConfig
+from edge.contract.identity import DEFAULT_ID_TEMPLATE, template_problem
 from edge.contract.sparkplug import ID_PATTERN as SPARKPLUG_ID_PATTERN
 
 
@@ -357,6 +358,40 @@ class SparkplugConfig(_Section):
     )
 
 
+# ---------------------------------------------------------------- passports
+
+
+class PassportConfig(_Section):
+    """Who issues the station's core passports and how their persistent ids are made."""
+
+    id_template: str = Field(
+        default=DEFAULT_ID_TEMPLATE,
+        description="How a core's persistent passport id is made: a GS1 Digital Link URI "
+        "(https://id.example.com/01/{gtin}/21/{core_id}) or a URN (urn:reman:{operator}:{core_id}); "
+        "placeholders core_id (required), operator, facility, family, part_number, gtin.",
+    )
+    operator: str | None = Field(
+        default=None, description="Economic operator, e.g. the remanufacturer's name."
+    )
+    operator_id: str | None = Field(
+        default=None,
+        description="The operator's own id for passports (e.g. a GLN or registry id); fills {operator}.",
+    )
+    facility_id: str | None = Field(
+        default=None,
+        description="The facility's id for passports (e.g. a GLN); fills {facility}. The "
+        "facility's name is the station's `site`.",
+    )
+
+    @field_validator("id_template")
+    @classmethod
+    def _usable_template(cls, value: str) -> str:
+        problem = template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
 # ---------------------------------------------------------------- the station
 
 
@@ -396,6 +431,9 @@ class StationConfig(_Section):
     )
     sparkplug: SparkplugConfig = Field(
         default_factory=SparkplugConfig, description="Sparkplug B 3.0 (off by default)."
+    )
+    passport: PassportConfig = Field(
+        default_factory=PassportConfig, description="Core passports: issuer and persistent ids."
     )
 
     @model_validator(mode="after")

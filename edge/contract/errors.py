@@ -4,7 +4,8 @@
     ├── ContractViolation      a payload or topic does not meet the MQTT contract
     ├── ConfigError            a config file does not validate (carries every problem)
     ├── BrokerSettingsError    the broker settings cannot be used (password file, TLS files)
-    └── NoInspections          a passport was asked for a core with no inspection
+    ├── NoInspections          a passport was asked for a core with no inspection
+    └── PassportIdError        a core's persistent id cannot be made from the site's template
 
 The node (`edge.errors`) and the gateway (`gateway.errors`) raise these as they are: a config
 problem or a contract violation means the same thing on both sides. Lower libraries' exceptions
@@ -52,3 +53,7 @@ class BrokerSettingsError(ContractError):
 
 class NoInspections(ContractError, LookupError):
     """No inspection of this core is known"""
+
+
+class PassportIdError(ContractError, ValueError):
+    """The core's persistent id cannot be made from the site's id template"""

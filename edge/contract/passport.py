@@ -6,22 +6,21 @@ serves the same passport at `/api/cores/{core_id}/passport` that `reman passport
 `build_passport` follows the data categories of the EU digital product passport (ESPR): unique
 identifier, operator and facility, dates, status, predecessor; then the core's circularity
 figures and every inspection in time order (grades, measurements, the rules' decision, the
-override in force and earlier ones with who and why, model and rules versions). `to_aas` writes
-the same values as an Asset Administration Shell submodel (AAS part 2, v3 JSON serialisation):
-dicts become SubmodelElementCollections, lists SubmodelElementLists, values Properties.
+override in force and earlier ones with who and why, model and rules versions, the images with
+their sha256 where the caller knows them). `edge.contract.aas` writes the same values as an Asset
+Administration Shell V3 environment (JSON and AASX).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge.contract import Disposition, InspectionRecord, OverrideInfo
 from edge.contract.errors import NoInspections
 
 PASSPORT_SCHEMA = "reman-edge/passport/1"
-SUBMODEL_SEMANTIC_ID = "urn:reman-edge:submodel:remanufacturing-passport:1"
 
 R_LADDER = {
     Disposition.REUSE: "reuse",
@@ -42,11 +41,14 @@ def build_passport(
     operator: str | None = None,
     facility: str | None = None,
     overrides: Mapping[str, Sequence[OverrideInfo]] | None = None,
+    image_sha256: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The passport of one core from its inspection records (any order; others' are ignored).
 
     `overrides` adds the audit history per inspection id (oldest first); without it, only the
-    override in force is listed. Raises NoInspections when no record is of the core.
+    override in force is listed. `image_sha256` gives the hash of each image file name that is
+    known (the node's own files); others are listed by name only. Raises NoInspections when no
+    record is of the core.
     """
     core_id = core_id or (records[0].core_id if records else None)
     mine = sorted((r for r in records if r.core_id == core_id), key=lambda r: (r.ts, r.seq))
@@ -66,7 +68,7 @@ def build_passport(
         "predecessor": {"part_number": _part_number(mine), "passport": None},
         "circularity": _impact(latest),
         "inspections": [
-            _inspection(r, prev, (overrides or {}).get(r.id))
+            _inspection(r, prev, (overrides or {}).get(r.id), image_sha256 or {})
             for r, prev in zip(mine, [None, *mine[:-1]], strict=True)
         ],
     }
@@ -118,6 +120,7 @@ def _inspection(
     record: InspectionRecord,
     previous: InspectionRecord | None,
     history: Sequence[OverrideInfo] | None,
+    image_sha256: Mapping[str, str],
 ) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -137,6 +140,7 @@ def _inspection(
         },
         "model": record.model.model_dump(mode="json") if record.model else None,
         "rules": record.rules.model_dump(mode="json") if record.rules else None,
+        "images": [{"name": n, "sha256": image_sha256.get(n)} for n in record.images],
     }
 
 
@@ -144,27 +148,10 @@ def _current(record: InspectionRecord) -> list[OverrideInfo]:
     return [record.override] if record.override else []
 
 
-# ---------------------------------------------------------------- Asset Administration Shell
+# ---------------------------------------------------------------- Asset Administration Shell names
 
 
 _ID_SHORT = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*[a-zA-Z0-9_]$|^[a-zA-Z]$")
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-
-
-def to_aas(passport: dict[str, Any]) -> dict[str, Any]:
-    """The passport as an AAS submodel in its JSON serialisation (same values, as strings)."""
-    core_id = passport["unique_identifier"]["core_id"]
-    return {
-        "modelType": "Submodel",
-        "id": f"urn:reman-edge:passport:{core_id}",
-        "idShort": "RemanufacturingPassport",
-        "kind": "Instance",
-        "semanticId": {
-            "type": "ExternalReference",
-            "keys": [{"type": "GlobalReference", "value": SUBMODEL_SEMANTIC_ID}],
-        },
-        "submodelElements": [_element(v, id_short(k)) for k, v in passport.items()],
-    }
 
 
 def id_short(key: str) -> str:
@@ -173,82 +160,6 @@ def id_short(key: str) -> str:
         return key
     cleaned = re.sub(r"[^a-zA-Z0-9_-]", "_", key)
     return cleaned if _ID_SHORT.match(cleaned) else f"x_{cleaned.rstrip('-')}"
-
-
-def _element(value: Any, name: str | None) -> dict[str, Any]:
-    """One submodel element; `name` None for members of a SubmodelElementList (AASd-120)."""
-    if isinstance(value, dict):
-        element = {
-            "modelType": "SubmodelElementCollection",
-            "value": [_element(v, id_short(k)) for k, v in value.items()],
-        }
-    elif isinstance(value, list):
-        element = _list(value)
-    else:
-        element = {"modelType": "Property", "valueType": value_type(value)}
-        if value is not None:
-            element["value"] = _text(value)
-    if name is not None:
-        element = {"idShort": name, **element}
-    return element
-
-
-def _list(values: list[Any]) -> dict[str, Any]:
-    members = [_element(v, None) for v in values]
-    kinds = {m["modelType"] for m in members} or {"SubmodelElementCollection"}
-    element = {
-        "modelType": "SubmodelElementList",
-        "orderRelevant": True,
-        "typeValueListElement": kinds.pop() if len(kinds) == 1 else "SubmodelElement",
-        "value": members,
-    }
-    if element["typeValueListElement"] == "Property":
-        element["valueTypeListElement"] = members[0]["valueType"]
-    return element
-
-
-def value_type(value: Any) -> str:
-    """The XSD type of a JSON value (xs:string for null, which has no value in AAS)."""
-    if isinstance(value, bool):
-        return "xs:boolean"
-    if isinstance(value, int):
-        return "xs:long"
-    if isinstance(value, float):
-        return "xs:double"
-    if isinstance(value, str) and _DATE_TIME.match(value):
-        return "xs:dateTime"
-    return "xs:string"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if not isinstance(value, float) else repr(value)
-
-
-def from_aas(submodel: dict[str, Any]) -> dict[str, Any]:
-    """The values of a submodel written by `to_aas`, as plain JSON (for checks and consumers)."""
-    return {e["idShort"]: _value_of(e) for e in submodel["submodelElements"]}
-
-
-def _value_of(element: dict[str, Any]) -> Any:
-    kind = element["modelType"]
-    if kind == "SubmodelElementCollection":
-        return {e["idShort"]: _value_of(e) for e in element["value"]}
-    if kind == "SubmodelElementList":
-        return [_value_of(e) for e in element["value"]]
-    return _parse(element.get("value"), element["valueType"])
-
-
-def _parse(text: str | None, xs_type: str) -> Any:
-    if text is None:
-        return None
-    parsers: dict[str, Callable[[str], Any]] = {
-        "xs:boolean": lambda t: t == "true",
-        "xs:long": int,
-        "xs:double": float,
-    }
-    return parsers.get(xs_type, str)(text)
 
 
 # ---------------------------------------------------------------- circularity figures

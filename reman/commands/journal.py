@@ -311,33 +311,72 @@ def replay_command(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["json", "aas"]),
+    type=click.Choice(["json", "aas", "aasx"]),
     default="json",
     show_default=True,
-    help="json: the passport record; aas: the same as an Asset Administration Shell submodel.",
+    help="json: the passport record; aas: the AAS V3 environment (JSON); aasx: the AASX package "
+    "(needs --out).",
 )
 @click.option("--operator", help="Operator (the remanufacturer) named in the passport.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
 def passport_command(
-    core_id: str, journal: Path | None, config: Path | None, fmt: str, operator: str | None
+    core_id: str,
+    journal: Path | None,
+    config: Path | None,
+    fmt: str,
+    operator: str | None,
+    out: Path | None,
 ) -> None:
-    """Export a core's product-passport record: identity, every inspection, R-ladder status."""
-    from edge.contract.passport import NoInspections, build_passport, to_aas
+    """Export a core's product passport: identity, every inspection, R-ladder status, as AAS."""
+    from edge.contract.aas import build_environment, environment_aasx, environment_json
+    from edge.contract.errors import NoInspections, PassportIdError
+    from edge.journal.passport import core_passport
 
+    if fmt == "aasx" and out is None:
+        raise RemanError("an AASX package is binary: give --out FILE")
     station = _installed_station(config)
-    with _open_journal(_journal_of(journal, station)) as store:
-        records = store.find(core=core_id, limit=None)
-        history = {r.id: store.override_history(r.id) for r in records}
+    issuer = _issuer(station, operator)
+    images_dir = Path(station.journal.images_dir) if station else None
     try:
-        passport = build_passport(
-            records,
-            core_id,
-            operator=operator,
-            facility=station.site if station else None,
-            overrides=history,
-        )
-    except NoInspections as exc:
+        with _open_journal(_journal_of(journal, station)) as store:
+            passport = core_passport(store, core_id, issuer, images_dir)
+        env = build_environment(passport, issuer) if fmt != "json" else None
+    except (NoInspections, PassportIdError) as exc:
         raise RemanError(str(exc)) from exc
-    _echo_json(to_aas(passport) if fmt == "aas" else passport)
+    if env is None:
+        _write(json.dumps(passport, indent=2, default=str), out)
+    elif fmt == "aas":
+        _write(json.dumps(environment_json(env), indent=2), out)
+    else:
+        assert out is not None
+        out.write_bytes(environment_aasx(env))
+
+
+def _issuer(station, operator: str | None):
+    """The passports' issuer from the station config's `passport` section and `site`."""
+    from edge.contract.identity import Issuer
+
+    if station is None:
+        return Issuer(operator=operator)
+    ids = station.passport
+    return Issuer(
+        id_template=ids.id_template,
+        operator=operator or ids.operator,
+        operator_id=ids.operator_id,
+        facility=station.site or None,
+        facility_id=ids.facility_id,
+    )
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
 
 
 COMMANDS: list[click.Command] = [decide_command, journal_group, rules_group, passport_command]
