@@ -1,13 +1,28 @@
-"""Impact figures per decision and the core passport (JSON and AAS)."""
+"""Impact figures per decision and the core passport (JSON, and AAS checked by aas-core3.0 and BaSyx)."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from aas_core3 import jsonization, verification
+from basyx.aas.adapter.aasx import AASXReader, DictSupplementaryFileContainer
+from basyx.aas.adapter.json import read_aas_json_file
+from basyx.aas.model import AssetAdministrationShell, DictObjectStore, Submodel
 
 from edge.contract import Disposition
-from edge.contract.passport import NoInspections, build_passport, circularity, from_aas, to_aas
+from edge.contract.aas import (
+    CARBON_FOOTPRINT_SEMANTIC_ID,
+    NAMEPLATE_SEMANTIC_ID,
+    PartFacts,
+    build_environment,
+    environment_aasx,
+    environment_json,
+)
+from edge.contract.errors import PassportIdError
+from edge.contract.identity import Issuer, template_problem
+from edge.contract.passport import NoInspections, build_passport, circularity
 from edge.decision.families import load_families
 from edge.decision.rules import impact
 from edge.journal.journal import Journal
@@ -166,23 +181,120 @@ def test_passport_status_follows_the_latest_override(journal):
         build_passport([], "HGP-2")
 
 
-def test_aas_parses_as_json_with_the_same_values(journal):
-    _, _, passport = passport_of_core_inspected_twice(journal)
-    submodel = json.loads(json.dumps(to_aas(passport)))
-    assert submodel["modelType"] == "Submodel" and submodel["idShort"] == "RemanufacturingPassport"
-    assert submodel["semanticId"]["keys"][0]["value"].startswith("urn:")
-    assert from_aas(submodel) == json.loads(json.dumps(passport))
-    elements = {e["idShort"]: e for e in submodel["submodelElements"]}
-    inspections = elements["inspections"]
-    assert inspections["modelType"] == "SubmodelElementList"
-    assert inspections["typeValueListElement"] == "SubmodelElementCollection"
-    assert all("idShort" not in member for member in inspections["value"])
-    ident = {e["idShort"]: e for e in elements["unique_identifier"]["value"]}
-    assert ident["core_id"] == {
-        "idShort": "core_id",
-        "modelType": "Property",
-        "valueType": "xs:string",
-        "value": "HGP-000123",
+def verified_environment(env) -> dict:
+    """The environment's JSON after both standard tools accepted it (aas-core3.0 and BaSyx)."""
+    document = json.loads(json.dumps(environment_json(env)))
+    errors = list(verification.verify(jsonization.environment_from_jsonable(document)))
+    assert [f"{e.path}: {e.cause}" for e in errors] == []
+    store = read_aas_json_file(io.StringIO(json.dumps(document)), failsafe=False)
+    assert {type(o).__name__ for o in store} >= {"AssetAdministrationShell", "Submodel"}
+    return document
+
+
+def submodel(document: dict, id_short: str) -> dict:
+    return next(s for s in document["submodels"] if s["idShort"] == id_short)
+
+
+def elements(element: dict) -> dict:
+    return {e["idShort"]: e for e in element.get("submodelElements", element.get("value", []))}
+
+
+GS1 = Issuer(
+    id_template="https://id.example.com/01/09506000134352/21/{core_id}",
+    operator="Example Reman GmbH",
+    operator_id="4012345000009",
+    facility="Hall 2",
+    facility_id="4012345000016",
+)
+
+
+def test_passport_with_overrides_is_an_environment_both_tools_accept(journal):
+    first, _, passport = passport_of_core_inspected_twice(journal)
+    document = verified_environment(build_environment(passport, GS1))
+    [shell] = document["assetAdministrationShells"]
+    core_uri = "https://id.example.com/01/09506000134352/21/HGP-000123"
+    assert shell["assetInformation"]["globalAssetId"] == core_uri
+    assert {r["keys"][0]["value"] for r in shell["submodels"]} == {
+        s["id"] for s in document["submodels"]
     }
-    dates = {e["idShort"]: e["valueType"] for e in elements["dates"]["value"]}
-    assert set(dates.values()) == {"xs:dateTime"}
+    nameplate = submodel(document, "Nameplate")
+    assert nameplate["semanticId"]["keys"][0]["value"] == NAMEPLATE_SEMANTIC_ID
+    assert {k: e.get("value") for k, e in elements(nameplate).items()} == {
+        "URIOfTheProduct": core_uri,
+        "ProductArticleNumberOfManufacturer": "HGP-2-22",
+    }  # manufacturer and serial are not known: left out, not guessed
+    footprint = submodel(document, "CarbonFootprint")
+    assert footprint["semanticId"]["keys"][0]["value"] == CARBON_FOOTPRINT_SEMANTIC_ID
+    [pcf] = elements(footprint)["ProductCarbonFootprints"]["value"]
+    assert float(elements(pcf)["CO2eqAvoided"]["value"]) == pytest.approx(13.4)
+    record = elements(submodel(document, "RemanufacturingRecord"))
+    assert elements(record["unique_identifier"])["persistent_id"]["value"] == core_uri
+    assert elements(record["operator"])["facility_id"]["value"] == "4012345000016"
+    one, two = record["inspections"]["value"]
+    assert elements(one)["id"]["value"] == first.id
+    overrides = elements(one)["overrides"]
+    assert [elements(o)["user"]["value"] for o in overrides["value"]] == ["anna", "ben"]
+    assert "overrides" not in elements(two)  # never overridden: no empty list
+    leak = elements(elements(elements(one)["measurements"])["leak_rate_ml_min"])
+    assert (leak["value"]["value"], leak["unit"]["value"]) == ("3.2", "ml/min")
+    assert len(elements(elements(one)["model"])["sha256"]["value"]) > 0
+    assert elements(elements(one)["rules"])["sha256"]["value"]
+
+
+def test_passport_without_overrides_or_figures_is_valid_too(journal):
+    record = recorded(journal, 1, "HGP-7/A", "hydraulic-gear-pump", R, images=["d/7.jpg"])
+    passport = build_passport(journal.find(core="HGP-7/A"), image_sha256={"d/7.jpg": "ab" * 32})
+    passport["circularity"] = {"known": False, "material_kept_kg": None, "co2e_avoided_kg": None}
+    issuer = Issuer(id_template="urn:reman:{operator}:{core_id}", operator_id="acme")
+    document = verified_environment(build_environment(passport, issuer))
+    [shell] = document["assetAdministrationShells"]
+    assert shell["assetInformation"]["globalAssetId"] == "urn:reman:acme:HGP-7%2FA"
+    assert "CarbonFootprint" not in {s["idShort"] for s in document["submodels"]}
+    [inspection] = elements(submodel(document, "RemanufacturingRecord"))["inspections"]["value"]
+    assert elements(inspection)["id"]["value"] == record.id
+    [image] = elements(inspection)["images"]["value"]
+    assert elements(image)["sha256"]["value"] == "ab" * 32
+
+
+def test_aasx_opens_with_the_basyx_reader(journal, tmp_path):
+    _, _, passport = passport_of_core_inspected_twice(journal)
+    path = tmp_path / "core.aasx"
+    path.write_bytes(environment_aasx(build_environment(passport, GS1)))
+    store = DictObjectStore()
+    with AASXReader(path, failsafe=False) as reader:
+        reader.read_into(store, DictSupplementaryFileContainer())
+    shells = [o for o in store if isinstance(o, AssetAdministrationShell)]
+    assert [s.asset_information.global_asset_id for s in shells] == [
+        "https://id.example.com/01/09506000134352/21/HGP-000123"
+    ]
+    assert {o.id_short for o in store if isinstance(o, Submodel)} == {
+        "Nameplate",
+        "CarbonFootprint",
+        "RemanufacturingRecord",
+    }
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("urn:reman:{operator}", "needs {core_id}"),
+        ("ftp://x/{core_id}", "https:// URI"),
+        ("urn:reman:{plant}:{core_id}", "unknown placeholder"),
+    ],
+)
+def test_an_unusable_id_template_is_refused(template, problem):
+    assert problem in template_problem(template)
+
+
+def test_an_unknown_placeholder_value_is_an_error_not_an_empty_segment(journal):
+    _, _, passport = passport_of_core_inspected_twice(journal)
+    issuer = Issuer(id_template="https://id.example.com/01/{gtin}/21/{core_id}")
+    with pytest.raises(PassportIdError, match="gtin"):
+        build_environment(passport, issuer)
+    env = build_environment(passport, issuer, part=PartFacts(gtin="09506000134352"))
+    assert (
+        "/01/09506000134352/21/HGP-000123"
+        in verified_environment(env)["assetAdministrationShells"][0]["assetInformation"][
+            "globalAssetId"
+        ]
+    )

@@ -154,8 +154,13 @@ def test_passport_lists_every_inspection_in_order(api, erin):
         and last["overrides"][0]["reason"] == "housing cracked at the flange"
     )
     assert body["status"]["label"] == "RECYCLE"
-    aas = erin.get("/api/cores/C1/passport", params={"format": "aas"}).json()
-    assert aas["modelType"] == "Submodel" and "C1" in aas["id"]
+    env = erin.get("/api/cores/C1/passport", params={"format": "aas"}).json()
+    [shell] = env["assetAdministrationShells"]
+    assert shell["assetInformation"]["globalAssetId"] == "urn:reman-edge:core:C1"
+    assert {s["idShort"] for s in env["submodels"]} >= {"Nameplate", "RemanufacturingRecord"}
+    package = erin.get("/api/cores/C1/passport", params={"format": "aasx"})
+    assert package.status_code == 200 and package.content[:2] == b"PK"
+    assert 'filename="C1.aasx"' in package.headers["content-disposition"]
     assert erin.get("/api/cores/NOPE/passport").status_code == 404
 
 

@@ -253,10 +253,17 @@ def test_passport_command(journal_path):
         "2026-11-28T10:00:00.000Z",
     ]
     assert passport["inspections"][0]["overrides"][0]["user"] == "anna"
-    aas = json.loads(
+    env = json.loads(
         run("passport", "HGP-000001", "--journal", journal_path, "--format", "aas").output
     )
-    assert aas["modelType"] == "Submodel"
+    [shell] = env["assetAdministrationShells"]
+    assert shell["assetInformation"]["globalAssetId"] == "urn:reman-edge:core:HGP-000001"
+    package = journal_path.parent / "HGP-000001.aasx"
+    args = ["--journal", journal_path, "--format", "aasx", "--out", package]
+    written = run("passport", "HGP-000001", *args)
+    assert written.exit_code == 0 and package.read_bytes()[:2] == b"PK"
+    no_out = run("passport", "HGP-000001", "--journal", journal_path, "--format", "aasx")
+    assert no_out.exit_code == 1 and "give --out FILE" in no_out.output
     missing = run("passport", "HGP-404", "--journal", journal_path)
     assert missing.exit_code == 1 and "no inspection of core HGP-404" in missing.output
 
@@ -275,6 +282,9 @@ def assert_reads_the_journal_of(config_used) -> None:
     passport = run("passport", "HGP-000001")
     assert passport.exit_code == 0, passport.output
     assert json.loads(passport.output)["operator"]["facility"] == "Example Reman Plant, Hall 2"
+    env = json.loads(run("passport", "HGP-000001", "--format", "aas").output)
+    [shell] = env["assetAdministrationShells"]
+    assert shell["assetInformation"]["globalAssetId"] == "urn:reman:example-reman:HGP-000001"
 
 
 def test_journal_commands_take_the_config_from_reman_config(station_config, monkeypatch):
