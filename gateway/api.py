@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from edge.contract import aas, passport
-from edge.contract.errors import PassportIdError
+from edge.contract import aas, label, passport
+from edge.contract.errors import LabelError, PassportIdError
+from edge.contract.identity import Issuer
 from gateway import decisions, reports
 from gateway.api_models import (
     Circularity,
@@ -216,19 +217,8 @@ def get_passport(
 ) -> Response:
     """The core's product passport: json the record (every inspection, overrides, R-ladder
     status); aas the AAS V3 environment (JSON); aasx the same as an AASX package download."""
-    store = _store(request)
-    records = store.core_records(core_id)
-    if not records:
-        raise HTTPException(status_code=404, detail=f"no inspections of core {core_id}")
-    site: SiteConfig = request.app.state.config.site
-    issuer = site.issuer()
-    record = passport.build_passport(
-        records,
-        core_id,
-        overrides=store.override_history(core_id),
-        operator=issuer.operator,
-        facility=issuer.facility,
-    )
+    issuer = _site(request).issuer()
+    record = _passport_record(request, core_id, issuer)
     if format == "json":
         return JSONResponse(record)
     try:
@@ -240,13 +230,58 @@ def get_passport(
     return _aasx_download(core_id, aas.environment_aasx(env))
 
 
-def _aasx_download(core_id: str, package: bytes) -> Response:
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", core_id)
-    return Response(
-        package,
-        media_type="application/asset-administration-shell-package",
-        headers={"Content-Disposition": f'attachment; filename="{name}.aasx"'},
+@router.get(
+    "/api/cores/{core_id:path}/passport/qr.{kind}", dependencies=[view], tags=["circularity"]
+)
+def get_passport_label(request: Request, core_id: str, kind: str) -> Response:
+    """The core's QR label, png (25 mm at 300 dpi) or svg, encoding its passport id's URL;
+    409 when the id is a URN and the site has no resolver_url_template."""
+    if kind not in label.FORMATS:
+        raise HTTPException(status_code=404, detail="a label is qr.png or qr.svg")
+    issuer = _site(request).issuer()
+    record = _passport_record(request, core_id, issuer)
+    try:
+        body = label.qr_label(label.core_url(record, issuer), kind, core_id)
+    except (PassportIdError, LabelError) as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    media = "image/png" if kind == "png" else "image/svg+xml"
+    return _download(body, media, f"{_file_name(core_id)}-label.{kind}")
+
+
+def _site(request: Request) -> SiteConfig:
+    return request.app.state.config.site
+
+
+def _passport_record(request: Request, core_id: str, issuer: Issuer) -> dict[str, Any]:
+    """The core's passport record from the store; 404 for a core never inspected."""
+    store = _store(request)
+    records = store.core_records(core_id)
+    if not records:
+        raise HTTPException(status_code=404, detail=f"no inspections of core {core_id}")
+    return passport.build_passport(
+        records,
+        core_id,
+        overrides=store.override_history(core_id),
+        operator=issuer.operator,
+        facility=issuer.facility,
     )
+
+
+def _aasx_download(core_id: str, package: bytes) -> Response:
+    media = "application/asset-administration-shell-package"
+    return _download(package, media, f"{_file_name(core_id)}.aasx")
+
+
+def _download(body: bytes, media_type: str, name: str) -> Response:
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _file_name(core_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", core_id)
 
 
 @router.get("/openapi.json", dependencies=[view], include_in_schema=False)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, fie
 from edge.contract import StationId
 from edge.contract.broker import BrokerConfig
 from edge.contract.configfile import load_model
-from edge.contract.identity import DEFAULT_ID_TEMPLATE, Issuer, template_problem
+from edge.contract.identity import DEFAULT_ID_TEMPLATE, Issuer, resolver_problem, template_problem
 from gateway.errors import StoreError
 from gateway.formats import host_timezone, is_zone
 
@@ -171,11 +171,25 @@ class SiteConfig(_Section):
         default=None,
         description="The facility's id for passports (e.g. a GLN); fills {facility}.",
     )
+    resolver_url_template: str | None = Field(
+        default=None,
+        description="Where a URN id resolves, for QR labels: an https:// URL with {id}, the core's "
+        "URN percent-encoded (https://passport.example.com/{id}). Unset: a URN id gets no label. "
+        "A GS1 Digital Link id is its own URL and needs none.",
+    )
 
     @field_validator("id_template")
     @classmethod
     def _usable_template(cls, value: str) -> str:
         problem = template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("resolver_url_template")
+    @classmethod
+    def _usable_resolver(cls, value: str | None) -> str | None:
+        problem = resolver_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)
         return value
@@ -188,6 +202,7 @@ class SiteConfig(_Section):
             operator_id=self.operator_id,
             facility=self.facility,
             facility_id=self.facility_id,
+            resolver_url_template=self.resolver_url_template,
         )
 
 

@@ -413,6 +413,7 @@ def _detail(request: Request, row: dict[str, Any], sent: str | None):
         sent=sent,
         codes=[d for d in Disposition if d != Disposition.NONE],
         can_send=request.app.state.publisher is not None,
+        labels_resolve=request.app.state.config.site.issuer().labels_resolve,
     )
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from edge.contract import STATION_ID_PATTERN
 from edge.contract.broker import BrokerConfig
-from edge.contract.identity import DEFAULT_ID_TEMPLATE, template_problem
+from edge.contract.identity import DEFAULT_ID_TEMPLATE, resolver_problem, template_problem
 from edge.contract.sparkplug import ID_PATTERN as SPARKPLUG_ID_PATTERN
 
 
@@ -382,11 +382,25 @@ class PassportConfig(_Section):
         description="The facility's id for passports (e.g. a GLN); fills {facility}. The "
         "facility's name is the station's `site`.",
     )
+    resolver_url_template: str | None = Field(
+        default=None,
+        description="Where a URN id resolves, for QR labels: an https:// URL with {id}, the core's "
+        "URN percent-encoded (https://passport.example.com/{id}). Unset: a URN id gets no label. "
+        "A GS1 Digital Link id is its own URL and needs none.",
+    )
 
     @field_validator("id_template")
     @classmethod
     def _usable_template(cls, value: str) -> str:
         problem = template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("resolver_url_template")
+    @classmethod
+    def _usable_resolver(cls, value: str | None) -> str | None:
+        problem = resolver_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)
         return value

@@ -3,8 +3,9 @@
 Owns: the MQTT message models and topic names (`messages`, re-exported here), the broker settings
 and the one paho client builder (`broker`), the line-numbered YAML config loader (`configfile`),
 UTC timestamps (`timefmt`), the CSV columns of a record (`table`), the product passport built
-from records (`passport`), systemd's notify protocol and journal log lines (`systemd`) and this
-package's exception tree (`errors`).
+from records (`passport`), its AAS environment (`aas`), persistent id (`identity`) and QR label
+(`label`), systemd's notify protocol and journal log lines (`systemd`) and this package's
+exception tree (`errors`).
 
 May import: `vision.severity` (the defect types) and third-party libraries. Nothing else of
 `edge`: the gateway imports this package and no other part of `edge` (import-linter holds both).

@@ -5,7 +5,9 @@
     ├── ConfigError            a config file does not validate (carries every problem)
     ├── BrokerSettingsError    the broker settings cannot be used (password file, TLS files)
     ├── NoInspections          a passport was asked for a core with no inspection
-    └── PassportIdError        a core's persistent id cannot be made from the site's template
+    ├── PassportIdError        a core's persistent id cannot be made from the site's template
+    │   └── NoResolver         a URN id, and no resolver URL to put on a label
+    └── LabelError             a QR label cannot be made (the URL is too long for a QR code)
 
 The node (`edge.errors`) and the gateway (`gateway.errors`) raise these as they are: a config
 problem or a contract violation means the same thing on both sides. Lower libraries' exceptions
@@ -57,3 +59,11 @@ class NoInspections(ContractError, LookupError):
 
 class PassportIdError(ContractError, ValueError):
     """The core's persistent id cannot be made from the site's id template"""
+
+
+class NoResolver(PassportIdError):
+    """The core's id is a URN and the site has no resolver URL template for its label"""
+
+
+class LabelError(ContractError, ValueError):
+    """A QR label cannot be made for this core"""

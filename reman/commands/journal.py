@@ -5,6 +5,7 @@ reman journal show | export                     read the station journal
 reman journal republish [--since TS]            queue journaled records again (rebuild a copy)
 reman rules replay --rules DIR                  what-if: decisions under other rules
 reman passport CORE_ID                          a core's product-passport record
+reman passport CORE_ID --qr FILE.png|.svg       the core's QR label (its passport id's URL)
 """
 
 from __future__ import annotations
@@ -323,6 +324,13 @@ def replay_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of standard output.",
 )
+@click.option(
+    "--qr",
+    "qr_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the core's QR label (its passport id's URL) to this .png (25 mm at 300 dpi) or "
+    ".svg file instead of the passport.",
+)
 def passport_command(
     core_id: str,
     journal: Path | None,
@@ -330,22 +338,27 @@ def passport_command(
     fmt: str,
     operator: str | None,
     out: Path | None,
+    qr_file: Path | None,
 ) -> None:
     """Export a core's product passport: identity, every inspection, R-ladder status, as AAS."""
     from edge.contract.aas import build_environment, environment_aasx, environment_json
-    from edge.contract.errors import NoInspections, PassportIdError
+    from edge.contract.errors import LabelError, NoInspections, PassportIdError
     from edge.journal.passport import core_passport
 
     if fmt == "aasx" and out is None:
         raise RemanError("an AASX package is binary: give --out FILE")
+    label_fmt = _label_format(qr_file) if qr_file else None
     station = _installed_station(config)
     issuer = _issuer(station, operator)
     images_dir = Path(station.journal.images_dir) if station else None
     try:
         with _open_journal(_journal_of(journal, station)) as store:
             passport = core_passport(store, core_id, issuer, images_dir)
+        if qr_file and label_fmt:
+            _write_label(passport, issuer, core_id, qr_file, label_fmt)
+            return
         env = build_environment(passport, issuer) if fmt != "json" else None
-    except (NoInspections, PassportIdError) as exc:
+    except (NoInspections, PassportIdError, LabelError) as exc:
         raise RemanError(str(exc)) from exc
     if env is None:
         _write(json.dumps(passport, indent=2, default=str), out)
@@ -354,6 +367,23 @@ def passport_command(
     else:
         assert out is not None
         out.write_bytes(environment_aasx(env))
+
+
+def _label_format(qr_file: Path) -> str:
+    """The label's format from its file's extension; RemanError for one that is not a label's."""
+    from edge.contract.label import FORMATS
+
+    kind = qr_file.suffix.lower().lstrip(".")
+    if kind not in FORMATS:
+        raise RemanError(f"--qr {qr_file}: a label file ends in .png or .svg")
+    return kind
+
+
+def _write_label(passport, issuer, core_id: str, qr_file: Path, kind: str) -> None:
+    """The core's QR label (its passport id's resolver URL, the core id under an SVG's code)."""
+    from edge.contract.label import core_url, qr_label
+
+    qr_file.write_bytes(qr_label(core_url(passport, issuer), kind, core_id))
 
 
 def _issuer(station, operator: str | None):
@@ -369,6 +399,7 @@ def _issuer(station, operator: str | None):
         operator_id=ids.operator_id,
         facility=station.site or None,
         facility_id=ids.facility_id,
+        resolver_url_template=ids.resolver_url_template,
     )
 
 

@@ -268,6 +268,30 @@ def test_passport_command(journal_path):
     assert missing.exit_code == 1 and "no inspection of core HGP-404" in missing.output
 
 
+def test_passport_qr_label_from_the_station_configs_resolver(station_config, tmp_path):
+    import cv2
+    import zxingcpp
+
+    png, svg = tmp_path / "HGP-000001.png", tmp_path / "HGP-000001.svg"
+    for out in (png, svg):
+        result = run("passport", "HGP-000001", "--config", station_config, "--qr", out)
+        assert result.exit_code == 0 and result.output == "", result.output
+    url = "https://passport.example.com/urn%3Areman%3Aexample-reman%3AHGP-000001"
+    assert [r.text for r in zxingcpp.read_barcodes(cv2.imread(str(png)))] == [url]
+    assert svg.read_text().startswith("<svg") and ">HGP-000001</text>" in svg.read_text()
+
+
+def test_passport_qr_refuses_what_it_cannot_label(journal_path, station_config, tmp_path):
+    pdf = run("passport", "HGP-000001", "--config", station_config, "--qr", tmp_path / "l.pdf")
+    assert pdf.exit_code == 1 and "a label file ends in .png or .svg" in pdf.output
+    missing = run("passport", "HGP-404", "--config", station_config, "--qr", tmp_path / "l.png")
+    assert missing.exit_code == 1 and "no inspection of core HGP-404" in missing.output
+    # without a config the default template makes URNs, and there is no resolver for them
+    urn = run("passport", "HGP-000001", "--journal", journal_path, "--qr", tmp_path / "l.png")
+    assert urn.exit_code == 1 and "set the site's resolver_url_template" in urn.output
+    assert "Traceback" not in urn.output and not (tmp_path / "l.png").exists()
+
+
 @pytest.fixture
 def station_config(tmp_path, journal_path):
     """A station config like the installed one, whose journal is `journal_path`."""
