@@ -380,7 +380,7 @@ def bench_ingest(tmp: Path, pg: PostgresServer, args: argparse.Namespace) -> dic
         "published_per_s": round(published / publish_s),
         "committed_by_gateway": committed.total,
         "rows_in_store": in_store,
-        "missing": published - in_store,
+        "not_in_store_at_end": published - in_store,
         "all_arrived": drained and in_store == published,
         "drain_after_publishing_s": round(drain_s, 2),
         "drain_limit_s": args.drain_s,
