@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from edge.contract import aas, label, passport
+from edge.contract import aas, label, passport, tiers
 from edge.contract.errors import LabelError, PassportIdError
 from edge.contract.identity import Issuer
 from gateway import decisions, reports
@@ -24,8 +24,9 @@ from gateway.api_models import (
     StationState,
     Trends,
 )
-from gateway.auth import check_csrf, require
+from gateway.auth import can, check_csrf, request_user, require
 from gateway.config import SiteConfig, User
+from gateway.errors import LoginRequired
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
 from gateway.tokens import TokenUser
@@ -211,14 +212,40 @@ def get_trends(
     )
 
 
-@router.get("/api/cores/{core_id:path}/passport", dependencies=[view], tags=["circularity"])
+def passport_tier(request: Request) -> str:
+    """The highest passport tier the caller may read: authority for an admin (account or token),
+    legitimate interest for any other login or token, public without one where the site
+    enables `site.public_passports` (else 401)."""
+    user = request_user(request)  # a bad token is a 401 here
+    if user is None:
+        if not _site(request).public_passports:
+            raise LoginRequired("log in first")
+        return "public"
+    if not can(user, "view"):
+        raise HTTPException(status_code=403, detail="your role may not view passports")
+    return "authority" if can(user, "admin") else "legitimate_interest"
+
+
+@router.get("/api/cores/{core_id:path}/passport", tags=["circularity"])
 def get_passport(
-    request: Request, core_id: str, format: str = Query("json", pattern="^(json|aas|aasx)$")
+    request: Request,
+    core_id: str,
+    allowed: Annotated[str, Depends(passport_tier)],
+    format: str = Query("json", pattern="^(json|aas|aasx)$"),
+    tier: str | None = Query(None, pattern="^(public|legitimate_interest|authority)$"),
 ) -> Response:
-    """The core's product passport: json the record (every inspection, overrides, R-ladder
-    status); aas the AAS V3 environment (JSON); aasx the same as an AASX package download."""
+    """The core's product passport in the tier asked for (default: the highest the caller may
+    read; 403 above it): json the record (inspections, overrides, R-ladder status); aas the
+    AAS V3 environment (JSON); aasx the same as an AASX package download. Public: the id,
+    operator, status, dates and environmental figures; legitimate interest: also every
+    inspection, overrides without who and why; authority: everything."""
+    shown = tier or allowed
+    if tiers.rank(shown) > tiers.rank(allowed):
+        raise HTTPException(
+            status_code=403, detail=f"this access may read the {allowed} tier, not {shown}"
+        )
     issuer = _site(request).issuer()
-    record = _passport_record(request, core_id, issuer)
+    record = tiers.restrict(_passport_record(request, core_id, issuer), shown)
     if format == "json":
         return JSONResponse(record)
     try:

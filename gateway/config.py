@@ -171,6 +171,11 @@ class SiteConfig(_Section):
         default=None,
         description="The facility's id for passports (e.g. a GLN); fills {facility}.",
     )
+    public_passports: bool = Field(
+        default=False,
+        description="Serve the public tier of each core's passport (/api/cores/<id>/passport) "
+        "without a login; the other tiers always need an account or an API token.",
+    )
     resolver_url_template: str | None = Field(
         default=None,
         description="Where a URN id resolves, for QR labels: an https:// URL with {id}, the core's "
