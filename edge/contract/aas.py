@@ -4,9 +4,11 @@ One environment per core: an AssetAdministrationShell whose `globalAssetId` is t
 persistent id (`identity.Issuer.core_uri`), and its submodels:
 
     Nameplate                IDTA 02006-3-0 Digital Nameplate: only what is known of the part
-    CarbonFootprint          IDTA 02023-1-0 Carbon Footprint: the CO2e the decision avoided
+    CarbonFootprint          IDTA 02023-1-0 Carbon Footprint: the CO2e the decision avoided,
+                             with its method, sources and ranges
     RemanufacturingRecord    our own: every inspection, its decision, reasons, overrides, hashes
-    (more)                   a family may add its own, e.g. a battery passport (`extra`)
+    (more)                   a family may add its own (`extra`; `family_submodels` gives them):
+                             the battery passport's Product Condition (`edge.contract.battery`)
 
 Built from `passport.build_passport`'s record, so the JSON, the AAS and the AASX say the same.
 Unknown values are left out, never guessed; an empty list or collection is left out too (the
@@ -28,6 +30,7 @@ from basyx.aas import model
 from basyx.aas.adapter import aasx
 from basyx.aas.adapter.json import json_serialization
 
+from edge.contract.battery import battery_submodels
 from edge.contract.errors import PassportIdError
 from edge.contract.identity import Issuer
 from edge.contract.passport import id_short
@@ -39,6 +42,8 @@ CARBON_FOOTPRINT_TEMPLATE_ID = "https://admin-shell.io/IDTA02023-1-0"
 RECORD_SEMANTIC_ID = "urn:reman-edge:submodel:remanufacturing-record:1"
 CO2E_AVOIDED_SEMANTIC_ID = "urn:reman-edge:concept:co2e-avoided-kg:1"
 MATERIAL_KEPT_SEMANTIC_ID = "urn:reman-edge:concept:material-kept-kg:1"
+IMPACT_METHOD_SEMANTIC_ID = "urn:reman-edge:concept:impact-method:1"
+IMPACT_SOURCES_SEMANTIC_ID = "urn:reman-edge:concept:impact-sources:1"
 
 # IEC 61360 (IEC CDD) ids of the nameplate elements we fill, as the template names them.
 _NAMEPLATE_IDS = {
@@ -81,10 +86,8 @@ def build_environment(
     `passport` is `build_passport`'s record; `extra` adds submodels a family knows (their ids
     are the caller's). Raises PassportIdError when the site's template cannot make the id.
     """
-    ident = passport["unique_identifier"]
-    part = part or PartFacts(part_number=ident["part_number"])
-    facts = {"family": ident["family"], "part_number": part.part_number, "gtin": part.gtin}
-    asset_id = issuer.core_uri(ident["core_id"], facts)
+    part = _part(passport, part)
+    asset_id = core_asset_id(passport, issuer, part)
     submodels = [
         _nameplate(asset_id, part),
         *_carbon_footprint(asset_id, passport["circularity"]),
@@ -100,6 +103,30 @@ def build_environment(
         submodel={model.ModelReference.from_referable(s) for s in submodels},
     )
     return model.DictObjectStore([shell, *submodels])
+
+
+def core_asset_id(
+    passport: Mapping[str, Any], issuer: Issuer, part: PartFacts | None = None
+) -> str:
+    """The core's persistent id (the shell's globalAssetId); PassportIdError when unknown."""
+    ident = passport["unique_identifier"]
+    part = _part(passport, part)
+    facts = {"family": ident["family"], "part_number": part.part_number, "gtin": part.gtin}
+    return issuer.core_uri(ident["core_id"], facts)
+
+
+def family_submodels(
+    passport: Mapping[str, Any], issuer: Issuer, part: PartFacts | None = None
+) -> list[model.Submodel]:
+    """The submodels the core's family adds, for `build_environment(extra=...)`: the battery
+    passport's Product Condition for a battery family, none for others."""
+    if not passport.get("battery"):
+        return []
+    return battery_submodels(passport, core_asset_id(passport, issuer, part))
+
+
+def _part(passport: Mapping[str, Any], part: PartFacts | None) -> PartFacts:
+    return part or PartFacts(part_number=passport["unique_identifier"]["part_number"])
 
 
 def _child_id(asset_id: str, name: str) -> str:
@@ -192,6 +219,7 @@ def _carbon_footprint(asset_id: str, figures: Mapping[str, Any]) -> list[model.S
                 if figures.get("material_kept_kg") is not None
                 else []
             ),
+            *_method(figures.get("method")),
         ],
         semantic_id=_ref(_PCF + "ProductCarbonFootprint/1/0"),
     )
@@ -215,6 +243,60 @@ def _carbon_footprint(asset_id: str, figures: Mapping[str, Any]) -> list[model.S
     ]
 
 
+def _method(method: Mapping[str, Any] | None) -> list[model.SubmodelElement]:
+    """The figures' method beside them: formula, sources, and each figure's range with its
+    source (our own properties; the template has none for an avoided figure)."""
+    if not method:
+        return []
+    elements: list[model.SubmodelElement] = [
+        model.Property(
+            "ImpactMethod",
+            model.datatypes.String,
+            value=method["formula"],
+            semantic_id=_ref(IMPACT_METHOD_SEMANTIC_ID),
+        )
+    ]
+    if method.get("sources"):
+        elements.append(
+            model.SubmodelElementList(
+                "ImpactSources",
+                model.Property,
+                value=[
+                    model.Property(None, model.datatypes.String, value=t) for t in method["sources"]
+                ],
+                value_type_list_element=model.datatypes.String,
+                semantic_id=_ref(IMPACT_SOURCES_SEMANTIC_ID),
+            )
+        )
+    for key, name, semantic_id in (
+        ("co2e_avoided", "CO2eqAvoided", CO2E_AVOIDED_SEMANTIC_ID),
+        ("material_kept", "MaterialKept", MATERIAL_KEPT_SEMANTIC_ID),
+    ):
+        if method.get(key):
+            elements += _figure_range(name, method[key], semantic_id)
+    return elements
+
+
+def _figure_range(
+    name: str, given: Mapping[str, Any], semantic_id: str
+) -> list[model.SubmodelElement]:
+    return [
+        model.Range(
+            f"{name}Range",
+            model.datatypes.Decimal,
+            min=Decimal(repr(given["low_kg"])),
+            max=Decimal(repr(given["high_kg"])),
+            semantic_id=_ref(semantic_id.replace(":1", ":range:1")),
+        ),
+        model.Property(
+            f"{name}Source",
+            model.datatypes.String,
+            value=given["source"],
+            semantic_id=_ref(semantic_id.replace(":1", ":source:1")),
+        ),
+    ]
+
+
 def _decimal(name: str, kg: float, semantic_id: str) -> model.Property:
     return model.Property(
         name, model.datatypes.Decimal, value=Decimal(repr(kg)), semantic_id=_ref(semantic_id)
@@ -226,7 +308,7 @@ def _decimal(name: str, kg: float, semantic_id: str) -> model.Property:
 
 def _record(asset_id: str, passport: Mapping[str, Any], issuer: Issuer) -> model.Submodel:
     values = {
-        **passport,
+        **{k: v for k, v in passport.items() if k != "battery"},  # the battery has its own
         "operator": {
             **passport["operator"],
             "operator_id": issuer.operator_id,

@@ -303,6 +303,29 @@ class OverrideInfo(_Strict):
     ts: str = Field(description="When, UTC RFC 3339.")
 
 
+class FigureMethod(_Strict):
+    """Where one impact figure comes from and how uncertain it is."""
+
+    low_kg: float = Field(description="Low end of the figure's uncertainty range, kg.")
+    high_kg: float = Field(description="High end of the figure's uncertainty range, kg.")
+    source: str = Field(description="The citation the factor and its range come from.")
+
+
+class ImpactMethod(_Strict):
+    """How the decision's impact figures were computed (docs/impact.md)."""
+
+    formula: str = Field(description="The figures' formula for this decision, with its factors.")
+    sources: list[str] = Field(
+        default_factory=list, description="The family's sources for its impact figures."
+    )
+    co2e_avoided: FigureMethod | None = Field(
+        default=None, description="Range and source of the CO2e avoided; null when not given."
+    )
+    material_kept: FigureMethod | None = Field(
+        default=None, description="Range and source of the material kept; null when not given."
+    )
+
+
 class Impact(_Strict):
     """The decision's environmental effect against making a new part."""
 
@@ -311,6 +334,79 @@ class Impact(_Strict):
     co2e_avoided_kg: float | None = Field(
         default=None, description="CO2e avoided against a new part, kg."
     )
+    method: ImpactMethod | None = Field(
+        default=None,
+        description="How the figures were computed, their sources and ranges; absent in records "
+        "of older nodes and when the figures are unknown.",
+    )
+
+
+BatteryStatus = Literal["Original", "Repurposed", "Re-used", "Remanufactured", "Waste"]
+BatteryDecision = Literal["REUSE", "REMANUFACTURE", "RECYCLE"]
+
+
+def _default_battery_status() -> dict[BatteryDecision, BatteryStatus]:
+    return {"REMANUFACTURE": "Remanufactured", "REUSE": "Repurposed", "RECYCLE": "Waste"}
+
+
+class BatterySpec(_Strict):
+    """A battery family's passport facts: which values come from where (DIN DKE SPEC 99100).
+
+    Records carry it, as they carry the limits, so the gateway builds the same battery passport
+    as the node without the family files.
+    """
+
+    status_by_decision: dict[BatteryDecision, BatteryStatus] = Field(
+        default_factory=_default_battery_status,
+        description="Battery status (Battery Pass batteryStatus) per effective decision; a "
+        "decision not listed (REVIEW) leaves the status unknown.",
+    )
+    capacity_measurement: str = Field(
+        description="The bench measurement of the capacity, in % of rated or in Ah."
+    )
+    rated_capacity_ah: float | None = Field(
+        default=None, gt=0, description="Rated capacity, Ah (needed when capacity is in Ah)."
+    )
+    resistance_measurement: str | None = Field(
+        default=None, description="The bench measurement of the internal resistance, mOhm."
+    )
+    rated_resistance_mohm: float | None = Field(
+        default=None, gt=0, description="Internal resistance when new (beginning of life), mOhm."
+    )
+    end_of_life_resistance_mohm: float | None = Field(
+        default=None,
+        gt=0,
+        description="Internal resistance at which the battery's power is at end of life, mOhm.",
+    )
+    original_id_from: Literal["core_id", "measurement", "template", "unknown"] = Field(
+        description="Where the original battery's passport id comes from: core_id (the core's id "
+        "as read from its label or the bench, never a generated one), measurement (a bench node, "
+        "original_id_measurement), template (original_id_template) or unknown."
+    )
+    original_id_measurement: str | None = Field(
+        default=None, description="The bench measurement (a string node) holding the original id."
+    )
+    original_id_template: str | None = Field(
+        default=None,
+        description="The original passport id from the core's id: a URI or URN with {core_id} "
+        "(and {part_number}), e.g. urn:oem:battery:{core_id}.",
+    )
+
+    @model_validator(mode="after")
+    def _sources_named(self) -> BatterySpec:
+        if self.original_id_from == "measurement" and not self.original_id_measurement:
+            raise ValueError("original_id_from: measurement needs original_id_measurement")
+        if self.original_id_from == "template" and "{core_id}" not in (
+            self.original_id_template or ""
+        ):
+            raise ValueError("original_id_from: template needs original_id_template with {core_id}")
+        if (
+            self.end_of_life_resistance_mohm is not None
+            and self.rated_resistance_mohm is not None
+            and self.end_of_life_resistance_mohm <= self.rated_resistance_mohm
+        ):
+            raise ValueError("end_of_life_resistance_mohm must be above rated_resistance_mohm")
+        return self
 
 
 class GradeLimits(_Strict):
@@ -414,6 +510,10 @@ class InspectionRecord(_Strict):
         default=None,
         description="The family's limits that decided, null for an unknown family and in records "
         "from nodes before limits were recorded.",
+    )
+    battery: BatterySpec | None = Field(
+        default=None,
+        description="The family's battery-passport facts, null for a family that is not a battery.",
     )
     timings_ms: dict[str, float] = Field(
         default_factory=dict, description="Milliseconds per stage."

@@ -7,7 +7,9 @@ serves the same passport at `/api/cores/{core_id}/passport` that `reman passport
 identifier, operator and facility, dates, status, predecessor; then the core's circularity
 figures and every inspection in time order (grades, measurements, the rules' decision, the
 override in force and earlier ones with who and why, model and rules versions, the images with
-their sha256 where the caller knows them). `edge.contract.aas` writes the same values as an Asset
+their sha256 where the caller knows them), and for a battery family its battery passport facts
+(`battery`, from `edge.contract.battery`; the predecessor is then the original battery's passport
+id where the family says where it comes from). `edge.contract.aas` writes the same values as an Asset
 Administration Shell V3 environment (JSON and AASX).
 """
 
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge.contract import Disposition, InspectionRecord, OverrideInfo
+from edge.contract.battery import battery_facts
 from edge.contract.errors import NoInspections
 
 PASSPORT_SCHEMA = "reman-edge/passport/1"
@@ -55,6 +58,7 @@ def build_passport(
     if not mine:
         raise NoInspections(f"no inspection of core {core_id}")
     latest = mine[-1]
+    battery = battery_facts(mine, facility)
     return {
         "passport_schema": PASSPORT_SCHEMA,
         "unique_identifier": _identity(mine),
@@ -65,12 +69,16 @@ def build_passport(
         },
         "dates": _dates(mine),
         "status": _status(latest),
-        "predecessor": {"part_number": _part_number(mine), "passport": None},
+        "predecessor": {
+            "part_number": _part_number(mine),
+            "passport": battery["original_passport_id"] if battery else None,
+        },
         "circularity": _impact(latest),
         "inspections": [
             _inspection(r, prev, (overrides or {}).get(r.id), image_sha256 or {})
             for r, prev in zip(mine, [None, *mine[:-1]], strict=True)
         ],
+        **({"battery": battery} if battery is not None else {}),
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.contract import DEFECT_TYPES
+from edge.contract import DEFECT_TYPES, BatterySpec
 from edge.contract.configfile import line_of, load_model, read_yaml
 from edge.contract.errors import ConfigError, ConfigProblem
 
@@ -209,6 +209,33 @@ class CreditSpec(_Section):
     )
 
 
+class FactorRange(_Section):
+    """The uncertainty range of one impact figure, with its source."""
+
+    low: float = Field(description="Low end of the range, kg.")
+    high: float = Field(description="High end of the range, kg.")
+    source: str = Field(min_length=1, description="The citation the range comes from.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FactorRange:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError("low and high must be finite numbers")
+        if self.low > self.high:
+            raise ValueError(f"impossible range: low {self.low} is above high {self.high}")
+        return self
+
+
+class DecisionFactors(_Section):
+    """The ranges of one decision's figures."""
+
+    co2e_avoided_kg: FactorRange | None = Field(
+        default=None, description="Range and source of the CO2e avoided, kg."
+    )
+    material_kept_kg: FactorRange | None = Field(
+        default=None, description="Range and source of the material kept in use, kg."
+    )
+
+
 class ImpactSpec(_Section):
     """Environmental figures for the family, each with its source."""
 
@@ -225,6 +252,43 @@ class ImpactSpec(_Section):
         default=0.0, ge=0, description="CO2e credit for recovering its material, kg."
     )
     sources: list[str] = Field(min_length=1, description="Where each figure comes from.")
+    factors: dict[Literal["REUSE", "REMANUFACTURE", "RECYCLE"], DecisionFactors] = Field(
+        default_factory=dict,
+        description="Per decision, the uncertainty range and source of its CO2e avoided and "
+        "material kept (docs/impact.md); a decision or figure left out has no range.",
+    )
+
+    def figures(self, decision: str) -> tuple[float, float]:
+        """(material kept, CO2e avoided) in kg for REUSE, REMANUFACTURE or RECYCLE."""
+        return {
+            "REUSE": (self.mass_kg, self.co2e_new_kg - self.co2e_reuse_kg),
+            "REMANUFACTURE": (self.mass_kg, self.co2e_new_kg - self.co2e_reman_kg),
+            "RECYCLE": (0.0, self.co2e_recycle_credit_kg),
+        }[decision]
+
+    @model_validator(mode="after")
+    def _ranges_hold_the_figures(self) -> ImpactSpec:
+        for decision, factors in self.factors.items():
+            kept, avoided = self.figures(decision)
+            for name, value in (("material_kept_kg", kept), ("co2e_avoided_kg", avoided)):
+                given = getattr(factors, name)
+                if given is not None and not given.low <= round(value, 6) <= given.high:
+                    raise ValueError(
+                        f"factors.{decision}.{name}: the range [{given.low}, {given.high}] does "
+                        f"not hold the figure {round(value, 6)} the factors above give"
+                    )
+        return self
+
+
+class FamilyPassportSpec(_Section):
+    """What a family adds to its cores' passports."""
+
+    battery: BatterySpec | None = Field(
+        default=None,
+        description="The battery passport (DIN DKE SPEC 99100 in the IDTA 02035 structure): "
+        "status per decision, the measurements and rated values for the state of health, and "
+        "where the original battery's passport id comes from.",
+    )
 
 
 class FamilyConfig(_Section):
@@ -249,6 +313,9 @@ class FamilyConfig(_Section):
     credit: CreditSpec = Field(default_factory=CreditSpec, description="Core credit rules.")
     impact: ImpactSpec | None = Field(
         default=None, description="Environmental figures; absent means unknown."
+    )
+    passport: FamilyPassportSpec | None = Field(
+        default=None, description="What the family adds to its cores' passports."
     )
 
     @field_validator("grades")
@@ -284,11 +351,53 @@ class FamilyConfig(_Section):
                 for j, cond in enumerate(rule.when)
                 for loc, msg in self._unknown(cond)
             ]
+        problems += self._battery_problems()
         for k, example in enumerate(self.match.examples):
             if not self.match.matches_core(example):
                 problems.append(
                     (("match", "examples", k), f"example {example} does not match core_id_pattern")
                 )
+        return problems
+
+    def _battery_problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        battery = self.passport.battery if self.passport else None
+        if battery is None:
+            return []
+        at = ("passport", "battery")
+        known = ", ".join(self.measurements) or "none"
+        problems: list[tuple[tuple[Any, ...], str]] = []
+        capacity = self.measurements.get(battery.capacity_measurement)
+        if capacity is None:
+            problems.append(
+                (
+                    at + ("capacity_measurement",),
+                    f"unknown measurement {battery.capacity_measurement}; known: {known}",
+                )
+            )
+        elif capacity.unit not in ("%", "Ah"):
+            problems.append(
+                (
+                    at + ("capacity_measurement",),
+                    f"{battery.capacity_measurement} is in "
+                    f"{capacity.unit}; a capacity is in % (of rated) or Ah",
+                )
+            )
+        elif capacity.unit == "Ah" and battery.rated_capacity_ah is None:
+            problems.append(
+                (at + ("rated_capacity_ah",), "a capacity in Ah needs rated_capacity_ah")
+            )
+        name = battery.resistance_measurement
+        if name is not None and name not in self.measurements:
+            problems.append(
+                (at + ("resistance_measurement",), f"unknown measurement {name}; known: {known}")
+            )
+        elif name is not None and self.measurements[name].unit != "mOhm":
+            problems.append(
+                (
+                    at + ("resistance_measurement",),
+                    f"{name} is in {self.measurements[name].unit}; the resistance is read in mOhm",
+                )
+            )
         return problems
 
     def _unknown(self, cond: Condition) -> list[tuple[tuple[str, ...], str]]:

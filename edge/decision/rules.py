@@ -20,9 +20,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from edge.contract import Credit, DecisionInfo, Disposition, Impact, InspectionRecord, Reason
+from edge.contract import (
+    Credit,
+    DecisionInfo,
+    Disposition,
+    FigureMethod,
+    Impact,
+    ImpactMethod,
+    InspectionRecord,
+    Reason,
+)
 from edge.contract.timefmt import UTC
-from edge.decision.families import Condition, FamilyConfig, FamilySet, GradeLimit, MeasurementSpec
+from edge.decision.families import (
+    Condition,
+    FactorRange,
+    FamilyConfig,
+    FamilySet,
+    GradeLimit,
+    ImpactSpec,
+    MeasurementSpec,
+)
 from vision.severity import TABLES, severity
 
 Decision = DecisionInfo
@@ -371,10 +388,10 @@ def _holds(cond: Condition, grades: dict[str, float], values: dict[str, float]) 
 def canonical(family: FamilyConfig) -> str:
     """The family's rules in canonical form: sorted-keys JSON of the validated model.
 
-    The impact figures are left out: they do not decide, and changing a source note must not
-    make every earlier decision look as if other rules had made it.
+    The impact figures and the passport facts are left out: they do not decide, and changing a
+    source note must not make every earlier decision look as if other rules had made it.
     """
-    data = family.model_dump(mode="json", exclude={"impact"})
+    data = family.model_dump(mode="json", exclude={"impact", "passport"})
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -391,18 +408,54 @@ def impact(family: FamilyConfig | None, code: int) -> Impact:
     worn parts replaced are small against it), co2e_new - co2e_reman. RECYCLE: no material kept
     in use, only the recovery credit. REVIEW and NONE: zero, known: nothing is claimed until a
     person decides (an override then sets the figures). A family without figures: unknown
-    (known=False, nulls), never a made-up default.
+    (known=False, nulls), never a made-up default. The figures carry their method: the formula,
+    the family's sources and, where the family gives them, each figure's range and source.
     """
     figures = family.impact if family is not None else None
     if figures is None:
         return Impact(known=False)
-    code = Disposition(code)
-    kept, avoided = {
-        Disposition.REUSE: (figures.mass_kg, figures.co2e_new_kg - figures.co2e_reuse_kg),
-        Disposition.REMANUFACTURE: (figures.mass_kg, figures.co2e_new_kg - figures.co2e_reman_kg),
-        Disposition.RECYCLE: (0.0, figures.co2e_recycle_credit_kg),
-    }.get(code, (0.0, 0.0))
-    return Impact(known=True, material_kept_kg=round(kept, 6), co2e_avoided_kg=round(avoided, 6))
+    decision = Disposition(code).name
+    if decision not in _FORMULAS:
+        return Impact(
+            known=True,
+            material_kept_kg=0.0,
+            co2e_avoided_kg=0.0,
+            method=ImpactMethod(formula=_NOTHING_CLAIMED, sources=figures.sources),
+        )
+    kept, avoided = figures.figures(decision)
+    return Impact(
+        known=True,
+        material_kept_kg=round(kept, 6),
+        co2e_avoided_kg=round(avoided, 6),
+        method=_method(figures, decision),
+    )
+
+
+_FORMULAS = {
+    "REUSE": "material_kept = mass_kg ({mass_kg}); co2e_avoided = co2e_new_kg - co2e_reuse_kg "
+    "({co2e_new_kg} - {co2e_reuse_kg})",
+    "REMANUFACTURE": "material_kept = mass_kg ({mass_kg}); co2e_avoided = co2e_new_kg - "
+    "co2e_reman_kg ({co2e_new_kg} - {co2e_reman_kg})",
+    "RECYCLE": "material_kept = 0; co2e_avoided = co2e_recycle_credit_kg "
+    "({co2e_recycle_credit_kg})",
+}
+_NOTHING_CLAIMED = "nothing is claimed until a person decides: material_kept = 0, co2e_avoided = 0"
+
+
+def _method(figures: ImpactSpec, decision: str) -> ImpactMethod:
+    factors = next((v for k, v in figures.factors.items() if k == decision), None)
+    return ImpactMethod(
+        formula=_FORMULAS[decision].format(**figures.model_dump()),
+        sources=figures.sources,
+        co2e_avoided=_range(factors.co2e_avoided_kg if factors else None),
+        material_kept=_range(factors.material_kept_kg if factors else None),
+    )
+
+
+def _range(given: FactorRange | None) -> FigureMethod | None:
+    if given is None:
+        return None
+    return FigureMethod(low_kg=given.low, high_kg=given.high, source=given.source)
 
 
 # ---------------------------------------------------------------- what-if replay

@@ -622,6 +622,7 @@ class Station:
             model=work.model if work.graded is not None else None,
             rules=rules,
             limits=limits,
+            battery=family.passport.battery if family and family.passport else None,
             timings_ms=work.timings,
         )
 

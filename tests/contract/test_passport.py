@@ -162,11 +162,14 @@ def test_passport_lists_everything_in_order(journal):
     assert one["grades"]["corrosion"]["grade"] == 1
     assert one["measurements"]["leak_rate_ml_min"]["value"] == 3.2
     assert one["model"]["version"] == "1.0.0" and one["rules"]["version"] == "0123456789ab"
-    assert passport["circularity"] == {
+    figures = passport["circularity"]
+    assert {k: figures[k] for k in ("known", "material_kept_kg", "co2e_avoided_kg")} == {
         "known": True,
         "material_kept_kg": 4.6,
         "co2e_avoided_kg": 13.4,
     }
+    assert figures["method"]["formula"].endswith("(14.0 - 0.6)")
+    assert figures["method"]["co2e_avoided"]["low_kg"] == 9.0
 
 
 def test_passport_status_follows_the_latest_override(journal):

@@ -1,0 +1,156 @@
+"""The battery passport of a remanufactured module, and the impact figures' method and ranges."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from edge.contract import Disposition
+from edge.contract.aas import build_environment, family_submodels
+from edge.contract.battery import PRODUCT_CONDITION_SEMANTIC_ID, UNKNOWN_QUALIFIER
+from edge.contract.errors import ConfigError
+from edge.contract.passport import build_passport
+from edge.decision.families import load_families
+from edge.decision.rules import impact
+from edge.journal.journal import Journal
+from tests.conftest import REPO
+from tests.contract.test_passport import GS1, elements, submodel, verified_environment
+from tests.support.journal_records import make_record, messages_for
+
+FAMILIES = load_families(REPO / "config/families")
+BATTERY = FAMILIES.get("battery-module")
+M, R = Disposition.REMANUFACTURE, Disposition.REUSE
+
+
+def bench(capacity_pct: float, resistance_mohm: float, status: str = "Good") -> dict:
+    return {
+        "capacity_pct": {"value": capacity_pct, "unit": "%", "status": status},
+        "internal_resistance_mohm": {"value": resistance_mohm, "unit": "mOhm", "status": status},
+    }
+
+
+@pytest.fixture
+def journal(tmp_path):
+    store = Journal.open(tmp_path / "journal.db", families=FAMILIES)
+    yield store
+    store.close()
+
+
+def battery_passport(journal, code=M, measurements=None, source="label"):
+    assert BATTERY is not None and BATTERY.passport is not None
+    record = make_record(
+        1,
+        "BAT-000001",
+        code,
+        family="battery-module",
+        measurements=measurements or bench(93.0, 21.0),
+        impact=impact(BATTERY, code),
+        battery=BATTERY.passport.battery,
+    ).model_copy(update={"core_id_source": source})
+    journal.record_inspection(record, messages_for(record))
+    return build_passport(journal.find(core="BAT-000001"), facility="Hall 2")
+
+
+def test_remanufactured_module_passport_carries_soh_and_its_original_id(journal):
+    passport = battery_passport(journal)
+    facts = passport["battery"]
+    assert facts["battery_status"] == "Remanufactured"
+    assert facts["original_passport_id"] == "BAT-000001"
+    assert passport["predecessor"]["passport"] == "BAT-000001"
+    # capacity SoH 93 %; resistance SoH (45 - 21) / (45 - 15) = 80 %; SoH the lower one
+    assert facts["capacity_soh_pct"] == 93.0
+    assert facts["resistance_soh_pct"] == 80.0
+    assert facts["state_of_health_pct"] == 80.0
+    assert facts["remaining_capacity_ah"] == pytest.approx(42.594)
+    assert facts["internal_resistance_increase_pct"] == 40.0
+    assert facts["operation"]["facility"] == "Hall 2"
+
+    env = build_environment(passport, GS1, extra=family_submodels(passport, GS1))
+    document = verified_environment(env)
+    condition = submodel(document, "BatteryProductCondition")
+    assert condition["semanticId"]["keys"][0]["value"] == PRODUCT_CONDITION_SEMANTIC_ID
+    values = elements(condition)
+    assert values["batteryStatus"]["value"] == "Remanufactured"
+    assert values["stateOfHealth"]["value"] == "80.0"
+    assert values["originalBatteryPassportId"]["value"] == "BAT-000001"
+    for unknown in ("numberOfFullCycles", "energyThroughput", "negativeEvents"):
+        assert "value" not in values[unknown]
+        assert values[unknown]["qualifiers"][0]["semanticId"]["keys"][0]["value"] == (
+            UNKNOWN_QUALIFIER
+        )
+    shell_refs = {
+        r["keys"][0]["value"] for r in document["assetAdministrationShells"][0]["submodels"]
+    }
+    assert condition["id"] in shell_refs
+
+
+def test_untrusted_bench_values_and_a_generated_id_are_unknown(journal):
+    passport = battery_passport(journal, R, bench(95.0, 20.0, "Bad"), source="generated")
+    facts = passport["battery"]
+    assert facts["battery_status"] == "Repurposed"
+    assert facts["state_of_health_pct"] is None and facts["original_passport_id"] is None
+    document = verified_environment(
+        build_environment(passport, GS1, extra=family_submodels(passport, GS1))
+    )
+    values = elements(submodel(document, "BatteryProductCondition"))
+    assert "value" not in values["stateOfHealth"] and values["stateOfHealth"]["qualifiers"]
+
+
+def test_a_pump_passport_has_no_battery_submodel(journal):
+    record = make_record(1, "HGP-000001", M, impact=impact(FAMILIES.get("hydraulic-gear-pump"), M))
+    journal.record_inspection(record, messages_for(record))
+    passport = build_passport(journal.find(core="HGP-000001"))
+    assert "battery" not in passport and family_submodels(passport, GS1) == []
+    document = verified_environment(build_environment(passport, GS1))
+    assert {s["idShort"] for s in document["submodels"]} == {
+        "Nameplate",
+        "CarbonFootprint",
+        "RemanufacturingRecord",
+    }
+
+
+def test_figures_carry_their_method_source_and_range(journal):
+    figures = impact(BATTERY, M)
+    assert (figures.co2e_avoided_kg, figures.material_kept_kg) == (147.0, 14.0)
+    assert figures.method is not None and figures.method.co2e_avoided is not None
+    assert (figures.method.co2e_avoided.low_kg, figures.method.co2e_avoided.high_kg) == (95, 215)
+    assert "165.0 - 18.0" in figures.method.formula
+    document = verified_environment(build_environment(battery_passport(journal), GS1))
+    [footprint] = elements(submodel(document, "CarbonFootprint"))["ProductCarbonFootprints"][
+        "value"
+    ]
+    values = elements(footprint)
+    assert (
+        values["CO2eqAvoidedRange"]["min"] == "95.0"
+        and values["CO2eqAvoidedRange"]["max"] == "215.0"
+    )
+    assert "not an LCA" in values["CO2eqAvoidedSource"]["value"]
+    assert values["ImpactMethod"]["value"].startswith("material_kept = mass_kg")
+
+
+def write_family(tmp_path, text: str):
+    base = (REPO / "config/families/battery-module.yaml").read_text()
+    (tmp_path / "battery-module.yaml").write_text(base + textwrap.dedent(text))
+    return tmp_path
+
+
+def test_a_range_that_misses_its_figure_is_reported_with_file_and_line(tmp_path):
+    base = (REPO / "config/families/battery-module.yaml").read_text()
+    bad = base.replace("{low: 95.0, high: 215.0", "{low: 150.0, high: 215.0")
+    (tmp_path / "battery-module.yaml").write_text(bad)
+    with pytest.raises(ConfigError) as caught:
+        load_families(tmp_path)
+    assert "does not hold the figure 147.0" in str(caught.value)
+    assert "battery-module.yaml" in str(caught.value)
+
+
+def test_a_battery_spec_naming_an_unknown_measurement_is_reported(tmp_path):
+    base = (REPO / "config/families/battery-module.yaml").read_text()
+    bad = base.replace("capacity_measurement: capacity_pct", "capacity_measurement: capacity_ah")
+    (tmp_path / "battery-module.yaml").write_text(bad)
+    with pytest.raises(ConfigError) as caught:
+        load_families(tmp_path)
+    [problem] = caught.value.problems
+    assert problem.key == "passport.battery.capacity_measurement" and problem.line is not None
+    assert "unknown measurement capacity_ah" in problem.message
