@@ -249,7 +249,7 @@ def get_passport(
     if format == "json":
         return JSONResponse(record)
     try:
-        env = aas.build_environment(record, issuer)
+        env = aas.build_environment(record, issuer, extra=aas.family_submodels(record, issuer))
     except PassportIdError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
     if format == "aas":

@@ -178,36 +178,42 @@ def battery_submodels(passport: Mapping[str, Any], asset_id: str) -> list[model.
     ]
 
 
+_STRINGS = (
+    ("batteryStatus", "battery_status", _OURS + "battery-status:1"),
+    ("originalBatteryPassportId", "original_passport_id", _OURS + "original-passport-id:1"),
+)
+_NUMBERS = (
+    ("stateOfHealth", "state_of_health_pct", _OURS + "state-of-health-pct:1"),
+    ("remainingCapacity", "remaining_capacity_ah", _PERFORMANCE + "remainingCapacity"),
+    ("capacityStateOfHealth", "capacity_soh_pct", _OURS + "capacity-soh-pct:1"),
+    ("internalResistance", "internal_resistance_mohm", _OURS + "internal-resistance-mohm:1"),
+    (
+        "internalResistanceIncrease",
+        "internal_resistance_increase_pct",
+        _OURS + "internal-resistance-increase-pct:1",
+    ),
+    ("resistanceStateOfHealth", "resistance_soh_pct", _OURS + "resistance-soh-pct:1"),
+    ("ratedCapacity", "rated_capacity_ah", _OURS + "rated-capacity-ah:1"),
+    ("ratedInternalResistance", "rated_resistance_mohm", _OURS + "rated-resistance-mohm:1"),
+)
+
+
 def _elements(facts: Mapping[str, Any]) -> list[model.SubmodelElement]:
-    operation = facts["operation"]
+    """The facts as properties: a None value is marked unknown; a key the caller's access tier
+    withholds (absent) is left out, since it is known, only not shown."""
+    operation = facts.get("operation") or {}
     return [
-        _string("batteryStatus", facts["battery_status"], _OURS + "battery-status:1"),
-        _string(
-            "originalBatteryPassportId",
-            facts["original_passport_id"],
-            _OURS + "original-passport-id:1",
+        *(_string(n, facts[k], sid) for n, k, sid in _STRINGS if k in facts),
+        *(
+            _string(n, operation[k], _OURS + sid)
+            for n, k, sid in (
+                ("operationDate", "date", "operation-date:1"),
+                ("operationFacility", "facility", "operation-facility:1"),
+            )
+            if k in operation
         ),
-        _string("operationDate", operation["date"], _OURS + "operation-date:1"),
-        _string("operationFacility", operation["facility"], _OURS + "operation-facility:1"),
-        _number("stateOfHealth", facts["state_of_health_pct"], _OURS + "state-of-health-pct:1"),
-        _number(
-            "remainingCapacity", facts["remaining_capacity_ah"], _PERFORMANCE + "remainingCapacity"
-        ),
-        _number("capacityStateOfHealth", facts["capacity_soh_pct"], _OURS + "capacity-soh-pct:1"),
-        _number(
-            "internalResistance",
-            facts["internal_resistance_mohm"],
-            _OURS + "internal-resistance-mohm:1",
-        ),
-        _number(
-            "internalResistanceIncrease",
-            facts["internal_resistance_increase_pct"],
-            _OURS + "internal-resistance-increase-pct:1",
-        ),
-        _number(
-            "resistanceStateOfHealth", facts["resistance_soh_pct"], _OURS + "resistance-soh-pct:1"
-        ),
-        *(_unknown_field(f) for f in facts["unknown"]),
+        *(_number(n, facts[k], sid) for n, k, sid in _NUMBERS if k in facts),
+        *(_unknown_field(f) for f in facts.get("unknown", ())),
     ]
 
 

@@ -341,7 +341,12 @@ def passport_command(
     qr_file: Path | None,
 ) -> None:
     """Export a core's product passport: identity, every inspection, R-ladder status, as AAS."""
-    from edge.contract.aas import build_environment, environment_aasx, environment_json
+    from edge.contract.aas import (
+        build_environment,
+        environment_aasx,
+        environment_json,
+        family_submodels,
+    )
     from edge.contract.errors import LabelError, NoInspections, PassportIdError
     from edge.journal.passport import core_passport
 
@@ -357,7 +362,8 @@ def passport_command(
         if qr_file and label_fmt:
             _write_label(passport, issuer, core_id, qr_file, label_fmt)
             return
-        env = build_environment(passport, issuer) if fmt != "json" else None
+        extra = family_submodels(passport, issuer) if fmt != "json" else []
+        env = build_environment(passport, issuer, extra=extra) if fmt != "json" else None
     except (NoInspections, PassportIdError, LabelError) as exc:
         raise RemanError(str(exc)) from exc
     if env is None:

@@ -154,3 +154,16 @@ def test_a_battery_spec_naming_an_unknown_measurement_is_reported(tmp_path):
     [problem] = caught.value.problems
     assert problem.key == "passport.battery.capacity_measurement" and problem.line is not None
     assert "unknown measurement capacity_ah" in problem.message
+
+
+def test_the_public_tier_shows_status_and_origin_but_not_the_state_of_health(journal):
+    from edge.contract import tiers
+
+    public = tiers.restrict(battery_passport(journal), "public")
+    document = verified_environment(
+        build_environment(public, GS1, extra=family_submodels(public, GS1))
+    )
+    values = elements(submodel(document, "BatteryProductCondition"))
+    assert values["batteryStatus"]["value"] == "Remanufactured"
+    assert values["originalBatteryPassportId"]["value"] == "BAT-000001"
+    assert "stateOfHealth" not in values and "internalResistance" not in values
