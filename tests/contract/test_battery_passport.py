@@ -167,3 +167,22 @@ def test_the_public_tier_shows_status_and_origin_but_not_the_state_of_health(jou
     assert values["batteryStatus"]["value"] == "Remanufactured"
     assert values["originalBatteryPassportId"]["value"] == "BAT-000001"
     assert "stateOfHealth" not in values and "internalResistance" not in values
+
+
+def test_reman_passport_exports_the_battery_submodel(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from reman.cli import cli
+
+    path = tmp_path / "journal.db"
+    with Journal.open(path, families=FAMILIES) as store:
+        battery_passport(store)
+    result = CliRunner().invoke(
+        cli, ["passport", "BAT-000001", "--journal", str(path), "--format", "aas"]
+    )
+    assert result.exit_code == 0, result.output
+    values = elements(submodel(json.loads(result.output), "BatteryProductCondition"))
+    assert values["stateOfHealth"]["value"] == "80.0"
+    assert values["originalBatteryPassportId"]["value"] == "BAT-000001"
