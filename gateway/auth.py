@@ -244,14 +244,21 @@ async def check_csrf(request: Request) -> None:
         raise HTTPException(status_code=403, detail=Message("missing or invalid CSRF token"))
 
 
+_UNREAD = object()
+
+
 def bearer_user(request: Request) -> TokenUser | None:
     """The API token's user when an /api/ request carries `Authorization: Bearer`; None when
     it carries no Authorization; 401 when the token is malformed, unknown, revoked or expired."""
     header = request.headers.get("authorization")
     if header is None or not request.url.path.startswith("/api/"):
         return None
-    scheme, _, text = header.partition(" ")
-    user = tokens.verify(request.app.state.store, text) if scheme.lower() == "bearer" else None
+    seen = getattr(request.state, "token_user", _UNREAD)  # read once per request
+    if seen is _UNREAD:
+        scheme, _, text = header.partition(" ")
+        seen = tokens.verify(request.app.state.store, text) if scheme.lower() == "bearer" else None
+        request.state.token_user = seen
+    user: TokenUser | None = seen  # type: ignore[assignment]  # _UNREAD was replaced above
     if user is None:
         raise HTTPException(
             status_code=401,
