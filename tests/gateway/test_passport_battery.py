@@ -46,7 +46,7 @@ def battery_gateway(tmp_path_factory, mosquitto):
     }
     gw = Gateway(GatewayConfig.model_validate(data)).start()
     assert gw.ingest is not None and gw.ingest.wait_connected(10)
-    assert BATTERY is not None and BATTERY.passport is not None
+    assert BATTERY is not None and BATTERY.passport and BATTERY.passport.battery
     station = Station(mosquitto, "st-battery")
     rec = record(
         station="st-battery",
