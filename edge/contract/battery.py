@@ -16,9 +16,11 @@ record); `battery_submodels` writes them as the IDTA 02035-5 Product Condition s
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from basyx.aas import model
 
@@ -138,22 +140,59 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def original_id(spec: BatterySpec, record: InspectionRecord) -> str | None:
-    """The original battery's passport id from where the family says; None when unknown."""
-    if spec.original_id_from == "core_id":
-        # A generated id is the station's own, not the battery maker's: unknown.
-        return record.core_id if record.core_id_source in ("label", "bench", "trigger") else None
-    if spec.original_id_from == "measurement" and spec.original_id_measurement:
-        found = record.measurements.get(spec.original_id_measurement)
-        ok = found is not None and found.status == _GOOD and isinstance(found.value, str)
-        return str(found.value) if ok and found is not None and found.value else None
-    if spec.original_id_from == "template" and spec.original_id_template:
-        if "{part_number}" in spec.original_id_template and not record.part_number:
-            return None
-        return spec.original_id_template.format(
-            core_id=record.core_id, part_number=record.part_number or ""
-        )
+ORIGINAL_ID_PLACEHOLDERS = ("core_id", "part_number")
+_TRUSTED_CORE_ID_SOURCES = ("label", "bench", "trigger")
+
+
+def original_id_template_problem(template: str) -> str | None:
+    """What is wrong with an `original_id_template`, or None when it can make ids."""
+    if not template.startswith(("https://", "http://", "urn:")):
+        return "an original passport id template is an https:// URI or a urn:"
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        return f"unbalanced braces: {exc}"
+    unknown = sorted(names - set(ORIGINAL_ID_PLACEHOLDERS))
+    if unknown:
+        return f"unknown placeholder(s) {unknown}; known: {list(ORIGINAL_ID_PLACEHOLDERS)}"
+    if "core_id" not in names:
+        return "the template needs {core_id}, or every battery would link to one passport"
     return None
+
+
+def original_id(spec: BatterySpec, record: InspectionRecord) -> str | None:
+    """The original battery's passport id from where the family says; None when unknown.
+
+    core_id and template rest on the core's id, so a station-generated id (which is the
+    station's own, not the battery maker's) gives None; measurement takes a bench string node
+    with status Good.
+    """
+    trusted = record.core_id_source in _TRUSTED_CORE_ID_SOURCES
+    if spec.original_id_from == "core_id":
+        return record.core_id if trusted else None
+    if spec.original_id_from == "measurement" and spec.original_id_measurement:
+        return _bench_string(record.measurements.get(spec.original_id_measurement))
+    if spec.original_id_from == "template" and spec.original_id_template and trusted:
+        return _from_template(spec.original_id_template, record)
+    return None
+
+
+def _bench_string(found: Measurement | None) -> str | None:
+    if found is None or found.status != _GOOD or not isinstance(found.value, str):
+        return None
+    return found.value.strip() or None
+
+
+def _from_template(template: str, record: InspectionRecord) -> str | None:
+    """The template filled with the core's percent-encoded values; None when one is unknown
+    (a part number never read) or the template is unusable (the family loader reports it)."""
+    if original_id_template_problem(template):
+        return None
+    values = {"core_id": record.core_id, "part_number": record.part_number}
+    names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    if any(not values[n] for n in names):
+        return None
+    return template.format(**{k: quote(v, safe="") for k, v in values.items() if v})
 
 
 # ---------------------------------------------------------------- the AAS submodel

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.contract import DEFECT_TYPES, BatterySpec
+from edge.contract.battery import original_id_template_problem
 from edge.contract.configfile import line_of, load_model, read_yaml
 from edge.contract.errors import ConfigError, ConfigProblem
 
@@ -386,6 +387,10 @@ class FamilyConfig(_Section):
             problems.append(
                 (at + ("rated_capacity_ah",), "a capacity in Ah needs rated_capacity_ah")
             )
+        template = battery.original_id_template
+        problem = original_id_template_problem(template) if template else None
+        if problem:
+            problems.append((at + ("original_id_template",), problem))
         name = battery.resistance_measurement
         if name is not None and name not in self.measurements:
             problems.append(

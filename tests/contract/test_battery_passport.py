@@ -186,3 +186,114 @@ def test_reman_passport_exports_the_battery_submodel(tmp_path):
     values = elements(submodel(json.loads(result.output), "BatteryProductCondition"))
     assert values["stateOfHealth"]["value"] == "80.0"
     assert values["originalBatteryPassportId"]["value"] == "BAT-000001"
+
+
+def sourced_passport(journal, core="BAT-7/A", source="label", part_number="BAT-48-2K2", **spec):
+    """The passport of a module whose family takes the original id from `spec`'s source."""
+    assert BATTERY is not None and BATTERY.passport and BATTERY.passport.battery
+    measurements = {**bench(93.0, 21.0), **spec.pop("bench", {})}
+    battery = BATTERY.passport.battery.model_validate(
+        {**BATTERY.passport.battery.model_dump(), **spec}
+    )
+    record = make_record(
+        1,
+        core,
+        M,
+        family="battery-module",
+        measurements=measurements,
+        impact=impact(BATTERY, M),
+        battery=battery,
+        part_number=part_number,
+    ).model_copy(update={"core_id_source": source})
+    journal.record_inspection(record, messages_for(record))
+    return build_passport(journal.find(core=core), facility="Hall 2")
+
+
+def original_in_aas(passport) -> dict:
+    document = verified_environment(
+        build_environment(passport, GS1, extra=family_submodels(passport, GS1))
+    )
+    return elements(submodel(document, "BatteryProductCondition"))["originalBatteryPassportId"]
+
+
+TEMPLATE = "urn:oem:battery:{part_number}:{core_id}"
+
+
+def test_the_original_id_from_a_template_encodes_the_core_id_and_part_number(journal):
+    passport = sourced_passport(journal, original_id_from="template", original_id_template=TEMPLATE)
+    expected = "urn:oem:battery:BAT-48-2K2:BAT-7%2FA"  # the / stays inside one segment
+    assert passport["battery"]["original_passport_id"] == expected
+    assert passport["predecessor"]["passport"] == expected
+    assert original_in_aas(passport)["value"] == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "part_number"),
+    [("generated", "BAT-48-2K2"), ("label", None)],
+    ids=["station-generated core id", "part number never read"],
+)
+def test_a_template_without_a_trusted_core_id_or_its_part_number_is_unknown(
+    journal, source, part_number
+):
+    passport = sourced_passport(
+        journal,
+        source=source,
+        part_number=part_number,
+        original_id_from="template",
+        original_id_template=TEMPLATE,
+    )
+    assert passport["battery"]["original_passport_id"] is None
+    assert passport["predecessor"]["passport"] is None
+    shown = original_in_aas(passport)
+    assert "value" not in shown
+    assert shown["qualifiers"][0]["semanticId"]["keys"][0]["value"] == UNKNOWN_QUALIFIER
+
+
+def original_from_bench(value, status="Good"):
+    return {
+        "original_id_from": "measurement",
+        "original_id_measurement": "original_passport_id",
+        "bench": {"original_passport_id": {"value": value, "status": status}},
+    }
+
+
+def test_the_original_id_from_a_bench_node_even_for_a_generated_core_id(journal):
+    passport = sourced_passport(
+        journal, source="generated", **original_from_bench(" urn:oem:battery:4711 ")
+    )
+    assert passport["battery"]["original_passport_id"] == "urn:oem:battery:4711"
+    assert original_in_aas(passport)["value"] == "urn:oem:battery:4711"
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("urn:oem:battery:4711", "Bad"), (4711, "Good"), ("  ", "Good")],
+    ids=["bad status", "a number", "blank"],
+)
+def test_an_untrusted_bench_original_id_is_unknown(journal, value, status):
+    passport = sourced_passport(journal, **original_from_bench(value, status))
+    assert passport["battery"]["original_passport_id"] is None
+    assert "value" not in original_in_aas(passport)
+
+
+def test_a_template_with_an_unknown_placeholder_is_reported_with_its_line(tmp_path):
+    base = (REPO / "config/families/battery-module.yaml").read_text()
+    bad = base.replace(
+        "original_id_from: core_id",
+        "original_id_from: template\n    original_id_template: urn:oem:{serial}:{core_id}",
+    )
+    (tmp_path / "battery-module.yaml").write_text(bad)
+    with pytest.raises(ConfigError) as caught:
+        load_families(tmp_path)
+    [problem] = caught.value.problems
+    assert problem.key == "passport.battery.original_id_template" and problem.line is not None
+    assert "unknown placeholder(s) ['serial']" in problem.message
+
+
+def test_a_measurement_source_without_its_measurement_is_refused(tmp_path):
+    base = (REPO / "config/families/battery-module.yaml").read_text()
+    (tmp_path / "battery-module.yaml").write_text(
+        base.replace("original_id_from: core_id", "original_id_from: measurement")
+    )
+    with pytest.raises(ConfigError, match="needs original_id_measurement"):
+        load_families(tmp_path)
