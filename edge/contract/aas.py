@@ -8,7 +8,8 @@ persistent id (`identity.Issuer.core_uri`), and its submodels:
                              with its method, sources and ranges
     RemanufacturingRecord    our own: every inspection, its decision, reasons, overrides, hashes
     (more)                   a family may add its own (`extra`; `family_submodels` gives them):
-                             the battery passport's Product Condition (`edge.contract.battery`)
+                             the Digital Battery Passport's BatteryNameplate, TechnicalData and
+                             ProductCondition (IDTA 02035, `edge.contract.dbp`)
 
 Built from `passport.build_passport`'s record, so the JSON, the AAS and the AASX say the same.
 Unknown values are left out, never guessed; an empty list or collection is left out too (the
@@ -30,7 +31,7 @@ from basyx.aas import model
 from basyx.aas.adapter import aasx
 from basyx.aas.adapter.json import json_serialization
 
-from edge.contract.battery import battery_submodels
+from edge.contract.dbp import battery_submodels
 from edge.contract.errors import PassportIdError
 from edge.contract.identity import Issuer
 from edge.contract.passport import id_short
@@ -118,11 +119,12 @@ def core_asset_id(
 def family_submodels(
     passport: Mapping[str, Any], issuer: Issuer, part: PartFacts | None = None
 ) -> list[model.Submodel]:
-    """The submodels the core's family adds, for `build_environment(extra=...)`: the battery
-    passport's Product Condition for a battery family, none for others."""
+    """The submodels the core's family adds, for `build_environment(extra=...)`: the Digital
+    Battery Passport's nameplate, technical data and product condition (IDTA 02035) for a
+    battery family, none for others."""
     if not passport.get("battery"):
         return []
-    return battery_submodels(passport, core_asset_id(passport, issuer, part))
+    return battery_submodels(passport, core_asset_id(passport, issuer, part), issuer)
 
 
 def _part(passport: Mapping[str, Any], part: PartFacts | None) -> PartFacts:

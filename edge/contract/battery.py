@@ -1,13 +1,14 @@
-"""A remanufactured battery's passport facts (DIN DKE SPEC 99100) and their AAS submodel.
+"""A remanufactured battery's passport facts (DIN DKE SPEC 99100).
 
 The Battery Pass data model v1.2 fields a remanufacturing station knows or measures: the battery
 status after its decision, the state of health from the bench's capacity and internal resistance
-against the family's rated values, the date and facility of the operation and the original
-battery's passport id. Every other field of the model is listed as unknown, never guessed.
+against the family's rated values, when they were measured, the date and facility of the
+operation and the original battery's passport id. Every other product-condition field is listed
+as unknown, never guessed.
 
 `battery_facts` reads them from a core's records (the family's `BatterySpec` travels in each
-record); `battery_submodels` writes them as the IDTA 02035-5 Product Condition submodel for
-`aas.build_environment(..., extra=...)`. State of health (docs/passport.md):
+record); `edge.contract.dbp` places them in the Digital Battery Passport submodels (IDTA 02035)
+for `aas.build_environment(..., extra=...)`. State of health (docs/passport.md):
 
     capacity SoH       = capacity_pct, or capacity_ah / rated_capacity_ah x 100
     resistance SoH     = (R_eol - R) / (R_eol - R_rated) x 100, clamped to 0..100
@@ -18,29 +19,27 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from basyx.aas import model
-
 from edge.contract.messages import BatterySpec, InspectionRecord, Measurement
 
-PRODUCT_CONDITION_SEMANTIC_ID = (
-    "urn:samm:io.admin-shell.idta.batterypass.product_condition:1.0.0#ProductCondition"
-)
-_PERFORMANCE = "urn:samm:io.BatteryPass.Performance:1.2.0#"
-_OURS = "urn:reman-edge:concept:battery:"
-UNKNOWN_QUALIFIER = "urn:reman-edge:qualifier:unknown:1"
-
-# Battery Pass v1.2 fields the station does not measure: listed with no value, marked unknown.
+# The Product Condition elements (IDTA 02035-5, DIN DKE SPEC 99100 names) that a station does
+# not see, as it does not see the battery's use: listed with no value, marked unknown.
 UNKNOWN_FIELDS = (
-    "numberOfFullCycles",
     "energyThroughput",
     "capacityThroughput",
+    "numberOfFullCycles",
     "stateOfCertifiedEnergy",
     "remainingEnergy",
     "negativeEvents",
+    "informationOnAccidents",
+    "temperatureInformation",
+    "remainingPowerCapability",
+    "evolutionOfSelfDischarge",
+    "currentSelfDischargingRate",
+    "remainingRoundTripEnergyEfficiency",
+    "stateOfCharge",
 )
 _GOOD = "Good"
 
@@ -68,9 +67,16 @@ def battery_facts(
             "station": latest.station,
         },
         "original_passport_id": original_id(spec, latest),
+        "measured_at": _measured_at(spec, latest),
         **health,
         "unknown": list(UNKNOWN_FIELDS),
     }
+
+
+def _measured_at(spec: BatterySpec, record: InspectionRecord) -> str:
+    """When the bench measured the capacity (its source time), else the inspection's time."""
+    capacity = record.measurements.get(spec.capacity_measurement)
+    return (capacity.source_ts if capacity is not None else None) or record.ts
 
 
 def _status(spec: BatterySpec, decision: str) -> str | None:
@@ -193,99 +199,3 @@ def _from_template(template: str, record: InspectionRecord) -> str | None:
     if any(not values[n] for n in names):
         return None
     return template.format(**{k: quote(v, safe="") for k, v in values.items() if v})
-
-
-# ---------------------------------------------------------------- the AAS submodel
-
-
-def battery_submodels(passport: Mapping[str, Any], asset_id: str) -> list[model.Submodel]:
-    """The battery passport's Product Condition submodel of a core (`asset_id` its persistent
-    id); none when the passport has no battery facts (a pump)."""
-    facts = passport.get("battery")
-    if not facts:
-        return []
-    sep = ":" if asset_id.startswith("urn:") else "/"
-    name = "BatteryProductCondition"
-    return [
-        model.Submodel(
-            f"{asset_id}{sep}sm{sep}{name}",
-            submodel_element=_elements(facts),
-            id_short=name,
-            semantic_id=_ref(PRODUCT_CONDITION_SEMANTIC_ID),
-            administration=model.AdministrativeInformation(version="1", revision="0"),
-        )
-    ]
-
-
-_STRINGS = (
-    ("batteryStatus", "battery_status", _OURS + "battery-status:1"),
-    ("originalBatteryPassportId", "original_passport_id", _OURS + "original-passport-id:1"),
-)
-_NUMBERS = (
-    ("stateOfHealth", "state_of_health_pct", _OURS + "state-of-health-pct:1"),
-    ("remainingCapacity", "remaining_capacity_ah", _PERFORMANCE + "remainingCapacity"),
-    ("capacityStateOfHealth", "capacity_soh_pct", _OURS + "capacity-soh-pct:1"),
-    ("internalResistance", "internal_resistance_mohm", _OURS + "internal-resistance-mohm:1"),
-    (
-        "internalResistanceIncrease",
-        "internal_resistance_increase_pct",
-        _OURS + "internal-resistance-increase-pct:1",
-    ),
-    ("resistanceStateOfHealth", "resistance_soh_pct", _OURS + "resistance-soh-pct:1"),
-    ("ratedCapacity", "rated_capacity_ah", _OURS + "rated-capacity-ah:1"),
-    ("ratedInternalResistance", "rated_resistance_mohm", _OURS + "rated-resistance-mohm:1"),
-)
-
-
-def _elements(facts: Mapping[str, Any]) -> list[model.SubmodelElement]:
-    """The facts as properties: a None value is marked unknown; a key the caller's access tier
-    withholds (absent) is left out, since it is known, only not shown."""
-    operation = facts.get("operation") or {}
-    return [
-        *(_string(n, facts[k], sid) for n, k, sid in _STRINGS if k in facts),
-        *(
-            _string(n, operation[k], _OURS + sid)
-            for n, k, sid in (
-                ("operationDate", "date", "operation-date:1"),
-                ("operationFacility", "facility", "operation-facility:1"),
-            )
-            if k in operation
-        ),
-        *(_number(n, facts[k], sid) for n, k, sid in _NUMBERS if k in facts),
-        *(_unknown_field(f) for f in facts.get("unknown", ())),
-    ]
-
-
-def _ref(value: str) -> model.ExternalReference:
-    return model.ExternalReference((model.Key(model.KeyTypes.GLOBAL_REFERENCE, value),))
-
-
-def _unknown() -> model.Qualifier:
-    """The mark of a value the station does not know: the property has no value."""
-    return model.Qualifier(
-        "unknown", model.datatypes.Boolean, value=True, semantic_id=_ref(UNKNOWN_QUALIFIER)
-    )
-
-
-def _string(name: str, value: str | None, semantic_id: str) -> model.Property:
-    return model.Property(
-        name,
-        model.datatypes.String,
-        value=value,
-        semantic_id=_ref(semantic_id),
-        qualifier=() if value is not None else (_unknown(),),
-    )
-
-
-def _number(name: str, value: float | None, semantic_id: str) -> model.Property:
-    return model.Property(
-        name,
-        model.datatypes.Decimal,
-        value=None if value is None else Decimal(repr(value)),
-        semantic_id=_ref(semantic_id),
-        qualifier=() if value is not None else (_unknown(),),
-    )
-
-
-def _unknown_field(name: str) -> model.Property:
-    return _string(name, None, _PERFORMANCE + name)

@@ -1,4 +1,5 @@
-"""The battery passport of a remanufactured module, and the impact figures' method and ranges."""
+"""The battery passport of a remanufactured module in the Digital Battery Passport structure
+(IDTA 02035), and the impact figures' method and ranges."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import pytest
 
 from edge.contract import Disposition
 from edge.contract.aas import build_environment, family_submodels
-from edge.contract.battery import PRODUCT_CONDITION_SEMANTIC_ID, UNKNOWN_QUALIFIER
+from edge.contract.dbp import (
+    NAMEPLATE_SEMANTIC_ID,
+    NAMEPLATE_TEMPLATE_ID,
+    PRODUCT_CONDITION_SEMANTIC_ID,
+    PRODUCT_CONDITION_TEMPLATE_ID,
+    TECHNICAL_DATA_SEMANTIC_ID,
+    UNKNOWN_QUALIFIER,
+)
 from edge.contract.errors import ConfigError
 from edge.contract.passport import build_passport
 from edge.decision.families import load_families
@@ -21,6 +29,36 @@ from tests.support.journal_records import make_record, messages_for
 FAMILIES = load_families(REPO / "config/families")
 BATTERY = FAMILIES.get("battery-module")
 M, R = Disposition.REMANUFACTURE, Disposition.REUSE
+
+
+BATTERY_PARTS = ("BatteryNameplate", "TechnicalData", "ProductCondition")
+
+
+def flat(element: dict) -> dict[str, dict]:
+    """Every element under a submodel or collection by idShort, collections opened."""
+    found: dict[str, dict] = {}
+    for name, child in elements(element).items():
+        found[name] = child
+        if child["modelType"] == "SubmodelElementCollection":
+            found |= flat(child)
+    return found
+
+
+def battery_parts(passport) -> dict[str, dict[str, dict]]:
+    """The battery submodels of the passport's AAS environment (both tools accepted it), each
+    flattened by idShort."""
+    document = verified_environment(
+        build_environment(passport, GS1, extra=family_submodels(passport, GS1))
+    )
+    return {name: flat(submodel(document, name)) for name in BATTERY_PARTS}
+
+
+def sid(element: dict) -> str:
+    return element["semanticId"]["keys"][0]["value"]
+
+
+def is_unknown(element: dict) -> bool:
+    return "value" not in element and [sid(q) for q in element["qualifiers"]] == [UNKNOWN_QUALIFIER]
 
 
 def bench(capacity_pct: float, resistance_mohm: float, status: str = "Good") -> dict:
@@ -66,23 +104,55 @@ def test_remanufactured_module_passport_carries_soh_and_its_original_id(journal)
     assert facts["internal_resistance_increase_pct"] == 40.0
     assert facts["operation"]["facility"] == "Hall 2"
 
-    env = build_environment(passport, GS1, extra=family_submodels(passport, GS1))
-    document = verified_environment(env)
-    condition = submodel(document, "BatteryProductCondition")
-    assert condition["semanticId"]["keys"][0]["value"] == PRODUCT_CONDITION_SEMANTIC_ID
-    values = elements(condition)
-    assert values["batteryStatus"]["value"] == "Remanufactured"
-    assert values["stateOfHealth"]["value"] == "80.0"
-    assert values["originalBatteryPassportId"]["value"] == "BAT-000001"
-    for unknown in ("numberOfFullCycles", "energyThroughput", "negativeEvents"):
-        assert "value" not in values[unknown]
-        assert values[unknown]["qualifiers"][0]["semanticId"]["keys"][0]["value"] == (
-            UNKNOWN_QUALIFIER
-        )
+    parts = battery_parts(passport)
+    nameplate, technical, condition = (parts[n] for n in BATTERY_PARTS)
+    assert nameplate["URIOfTheProduct"]["value"] == GS1.core_uri("BAT-000001")  # the new passport
+    assert nameplate["LifeCycleStage"]["value"] == "remanufactured"
+    assert nameplate["LifeCycleStage"]["valueId"]["keys"][0]["value"].endswith(
+        "_remanufactured83fbdb6f"
+    )
+    assert nameplate["OriginalBatteryPassportId"]["value"] == "BAT-000001"
+    assert nameplate["UniqueFacilityIdentifier"]["value"] == "4012345000016"
+    assert nameplate["OperatorIdentifier"]["value"] == "4012345000009"
+    assert nameplate["OperationFacility"]["value"] == "Hall 2"
+    assert technical["RatedCapacity"]["value"] == "45.8"
+    assert float(technical["InitialInternalResistanceOnBatteryModuleLevel"]["value"]) == 0.015
+    assert technical["InternalResistanceIncreaseOfBatteryModuleLevel"]["value"] == "40.0"
+    assert float(condition["RemainingCapacityValue"]["value"]) == pytest.approx(42.594)
+    assert condition["LastUpdate"]["value"].startswith("20")
+    assert condition["StateOfHealth"]["value"] == "80.0"
+    assert condition["InternalResistance"]["value"] == "21.0"
+    for unknown in ("NumberOfFullCycles", "EnergyThroughput", "StateOfCharge", "NegativeEvents"):
+        assert is_unknown(condition[unknown]), unknown
+    assert condition["NegativeEvents"]["modelType"] == "SubmodelElementList"
+
+
+def test_the_battery_submodels_follow_the_idta_02035_templates(journal):
+    passport = battery_passport(journal)
+    document = verified_environment(
+        build_environment(passport, GS1, extra=family_submodels(passport, GS1))
+    )
+    named = {s["idShort"]: s for s in document["submodels"]}
+    for name, semantic_id, template_id in (
+        ("BatteryNameplate", NAMEPLATE_SEMANTIC_ID, NAMEPLATE_TEMPLATE_ID),
+        ("TechnicalData", TECHNICAL_DATA_SEMANTIC_ID, None),
+        ("ProductCondition", PRODUCT_CONDITION_SEMANTIC_ID, PRODUCT_CONDITION_TEMPLATE_ID),
+    ):
+        assert sid(named[name]) == semantic_id
+        assert named[name]["administration"].get("templateId") == template_id
+        assert named[name]["id"] == GS1.core_uri("BAT-000001") + "/sm/" + name
     shell_refs = {
         r["keys"][0]["value"] for r in document["assetAdministrationShells"][0]["submodels"]
     }
-    assert condition["id"] in shell_refs
+    assert {named[n]["id"] for n in BATTERY_PARTS} <= shell_refs
+    condition = flat(named["ProductCondition"])
+    pc = "urn:samm:io.admin-shell.idta.batterypass.product_condition:1.0.1#"
+    assert sid(condition["RemainingCapacity"]) == pc + "remainingCapacity"
+    assert sid(condition["RemainingCapacityValue"]) == pc + "remainingCapacityValue"
+    assert sid(condition["StateOfHealth"]).startswith("urn:reman-edge:concept:battery:")
+    technical = flat(named["TechnicalData"])
+    assert sid(technical["TechnicalPropertyAreas"]) == "0173-1#02-ABK163#002"
+    assert sid(technical["RatedCapacity"]) == "0173-1#02-ABL869#002"
 
 
 def test_untrusted_bench_values_and_a_generated_id_are_unknown(journal):
@@ -90,11 +160,12 @@ def test_untrusted_bench_values_and_a_generated_id_are_unknown(journal):
     facts = passport["battery"]
     assert facts["battery_status"] == "Repurposed"
     assert facts["state_of_health_pct"] is None and facts["original_passport_id"] is None
-    document = verified_environment(
-        build_environment(passport, GS1, extra=family_submodels(passport, GS1))
-    )
-    values = elements(submodel(document, "BatteryProductCondition"))
-    assert "value" not in values["stateOfHealth"] and values["stateOfHealth"]["qualifiers"]
+    parts = battery_parts(passport)
+    condition = parts["ProductCondition"]
+    assert is_unknown(condition["StateOfHealth"]) and is_unknown(condition["RemainingCapacity"])
+    assert "RemainingCapacityValue" not in condition
+    assert parts["BatteryNameplate"]["LifeCycleStage"]["value"] == "repurposed"
+    assert is_unknown(parts["BatteryNameplate"]["OriginalBatteryPassportId"])
 
 
 def test_a_pump_passport_has_no_battery_submodel(journal):
@@ -160,13 +231,14 @@ def test_the_public_tier_shows_status_and_origin_but_not_the_state_of_health(jou
     from edge.contract import tiers
 
     public = tiers.restrict(battery_passport(journal), "public")
-    document = verified_environment(
-        build_environment(public, GS1, extra=family_submodels(public, GS1))
-    )
-    values = elements(submodel(document, "BatteryProductCondition"))
-    assert values["batteryStatus"]["value"] == "Remanufactured"
-    assert values["originalBatteryPassportId"]["value"] == "BAT-000001"
-    assert "stateOfHealth" not in values and "internalResistance" not in values
+    parts = battery_parts(public)
+    assert parts["BatteryNameplate"]["LifeCycleStage"]["value"] == "remanufactured"
+    assert parts["BatteryNameplate"]["OriginalBatteryPassportId"]["value"] == "BAT-000001"
+    assert parts["TechnicalData"]["RatedCapacity"]["value"] == "45.8"
+    for withheld in ("StateOfHealth", "InternalResistance", "RemainingCapacity"):
+        assert withheld not in parts["ProductCondition"]
+    assert "InternalResistanceIncreaseOfBatteryModuleLevel" not in parts["TechnicalData"]
+    assert is_unknown(parts["ProductCondition"]["NumberOfFullCycles"])
 
 
 def test_reman_passport_exports_the_battery_submodel(tmp_path):
@@ -183,9 +255,10 @@ def test_reman_passport_exports_the_battery_submodel(tmp_path):
         cli, ["passport", "BAT-000001", "--journal", str(path), "--format", "aas"]
     )
     assert result.exit_code == 0, result.output
-    values = elements(submodel(json.loads(result.output), "BatteryProductCondition"))
-    assert values["stateOfHealth"]["value"] == "80.0"
-    assert values["originalBatteryPassportId"]["value"] == "BAT-000001"
+    document = json.loads(result.output)
+    assert flat(submodel(document, "ProductCondition"))["StateOfHealth"]["value"] == "80.0"
+    nameplate = flat(submodel(document, "BatteryNameplate"))
+    assert nameplate["OriginalBatteryPassportId"]["value"] == "BAT-000001"
 
 
 def sourced_passport(journal, core="BAT-7/A", source="label", part_number="BAT-48-2K2", **spec):
@@ -210,10 +283,7 @@ def sourced_passport(journal, core="BAT-7/A", source="label", part_number="BAT-4
 
 
 def original_in_aas(passport) -> dict:
-    document = verified_environment(
-        build_environment(passport, GS1, extra=family_submodels(passport, GS1))
-    )
-    return elements(submodel(document, "BatteryProductCondition"))["originalBatteryPassportId"]
+    return battery_parts(passport)["BatteryNameplate"]["OriginalBatteryPassportId"]
 
 
 TEMPLATE = "urn:oem:battery:{part_number}:{core_id}"

@@ -172,17 +172,24 @@ def test_every_demo_passport_is_accepted_by_aas_core_and_basyx(demo_journal, tmp
         assert value(record, "operator", "facility_id") == "4012345000016"
         assert record_overrides(store) == (["anna"] if core in OVERRIDDEN else [])
         assert submodels(packaged).keys() == named.keys()
-        assert ("BatteryProductCondition" in named) == core.startswith("BAT-")
+        battery = {"BatteryNameplate", "TechnicalData", "ProductCondition"}
+        assert (battery <= named.keys()) == core.startswith("BAT-")
+        assert (battery & named.keys()) == (battery if core.startswith("BAT-") else set())
 
 
 def test_the_overridden_battery_module_links_to_its_original_passport(demo_journal):
     store = accepted_by_both(export(demo_journal, "BAT-000003", "--format", "aas"))
-    condition = submodels(store)["BatteryProductCondition"]
-    assert value(condition, "batteryStatus") == "Remanufactured"  # the override's REMANUFACTURE
+    nameplate = submodels(store)["BatteryNameplate"]
+    # The new passport's id is the module's persistent id; its stage, the override's REMANUFACTURE.
+    assert value(nameplate, "URIOfTheProduct") == ID_TEMPLATE.format(core_id="BAT-000003")
+    assert value(nameplate, "LifeCycleStage") == "remanufactured"
     # The module's label (read by the bench) carries the original battery's passport id.
-    assert value(condition, "originalBatteryPassportId") == "BAT-000003"
-    soh = value(condition, "stateOfHealth")
+    assert value(nameplate, "OriginalBatteryPassportId") == "BAT-000003"
+    assert value(nameplate, "UniqueFacilityIdentifier") == "4012345000016"
+    condition = submodels(store)["ProductCondition"]
+    soh = value(condition, "StateOfHealth")
     assert soh is not None and 0 < float(soh) <= 100
+    assert float(value(condition, "RemainingCapacity", "RemainingCapacityValue")) > 0
     record = json.loads(export(demo_journal, "BAT-000003"))
     assert record["predecessor"]["passport"] == "BAT-000003"
     assert record["status"]["decided_by"] == "override"

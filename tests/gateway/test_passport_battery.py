@@ -82,8 +82,9 @@ def _verified(resp: httpx.Response) -> dict:
 
 
 def _battery_values(document: dict) -> dict[str, dict]:
-    """The battery submodel's properties by idShort (collections opened)."""
-    [condition] = [s for s in document["submodels"] if s["idShort"] == "BatteryProductCondition"]
+    """The battery submodels' elements by idShort (collections opened): the IDTA 02035
+    BatteryNameplate, TechnicalData and ProductCondition."""
+    parts = ("BatteryNameplate", "TechnicalData", "ProductCondition")
     found: dict[str, dict] = {}
 
     def walk(elements: list[dict]) -> None:
@@ -92,7 +93,9 @@ def _battery_values(document: dict) -> dict[str, dict]:
             if element["modelType"] == "SubmodelElementCollection":
                 walk(element.get("value", []))
 
-    walk(condition["submodelElements"])
+    for submodel in document["submodels"]:
+        if submodel["idShort"] in parts:
+            walk(submodel["submodelElements"])
     return found
 
 
@@ -104,10 +107,11 @@ def test_a_token_reads_the_battery_submodel_with_its_state_of_health(battery_gat
     assert shell["assetInformation"]["globalAssetId"] == ID_TEMPLATE.format(core_id=CORE)
     values = _battery_values(document)
     # capacity 93 %; resistance (45 - 21) / (45 - 15) = 80 %: the state of health is the lower
-    assert values["stateOfHealth"]["value"] == "80.0"
-    assert values["internalResistance"]["value"] == "21.0"
-    assert values["batteryStatus"]["value"] == "Remanufactured"  # the override's decision
-    assert values["originalBatteryPassportId"]["value"] == CORE  # the trigger read it
+    assert values["StateOfHealth"]["value"] == "80.0"
+    assert values["InternalResistance"]["value"] == "21.0"
+    assert float(values["RemainingCapacityValue"]["value"]) == pytest.approx(42.594)
+    assert values["LifeCycleStage"]["value"] == "remanufactured"  # the override's decision
+    assert values["OriginalBatteryPassportId"]["value"] == CORE  # the trigger read it
     shown = client.get(_url(battery_gateway)).json()
     assert shown["tier"] == "legitimate_interest"
     assert shown["battery"]["state_of_health_pct"] == 80.0
@@ -117,9 +121,16 @@ def test_a_token_reads_the_battery_submodel_with_its_state_of_health(battery_gat
 def test_the_public_tier_sees_status_and_origin_but_no_measured_health(battery_gateway):
     resp = httpx.get(_url(battery_gateway, format="aas"))
     values = _battery_values(_verified(resp))
-    assert values["batteryStatus"]["value"] == "Remanufactured"
-    assert values["originalBatteryPassportId"]["value"] == CORE
-    for withheld in ("stateOfHealth", "capacityStateOfHealth", "internalResistance"):
+    assert values["LifeCycleStage"]["value"] == "remanufactured"
+    assert values["OriginalBatteryPassportId"]["value"] == CORE
+    assert values["RatedCapacity"]["value"] == "45.8"
+    for withheld in (
+        "StateOfHealth",
+        "CapacityStateOfHealth",
+        "InternalResistance",
+        "RemainingCapacity",
+        "InternalResistanceIncreaseOfBatteryModuleLevel",
+    ):
         assert withheld not in values
     shown = httpx.get(_url(battery_gateway)).json()
     assert shown["tier"] == "public" and "inspections" not in shown
@@ -133,7 +144,7 @@ def test_a_revoked_token_is_refused_not_served_the_public_tier(battery_gateway):
     assert httpx.get(_url(battery_gateway), headers=headers).status_code == 200
     assert tokens.revoke(battery_gateway.store, "old-erp")
     refused = httpx.get(_url(battery_gateway, format="aas"), headers=headers)
-    assert refused.status_code == 401 and "stateOfHealth" not in refused.text
+    assert refused.status_code == 401 and "StateOfHealth" not in refused.text
 
 
 def test_a_read_token_may_not_ask_for_the_authority_tier_but_an_admin_may(battery_gateway):
