@@ -200,6 +200,19 @@ def test_figures_carry_their_method_source_and_range(journal):
     assert values["ImpactMethod"]["value"].startswith("material_kept = mass_kg")
 
 
+@pytest.mark.parametrize("family", sorted(f.id for f in FAMILIES if f.impact))
+def test_every_example_family_gives_each_decisions_range_and_source(family):
+    spec = FAMILIES.get(family)
+    for code in (R, M, Disposition.RECYCLE):
+        method = impact(spec, code).method
+        assert method is not None and method.co2e_avoided is not None, (family, code.name)
+        given = method.co2e_avoided
+        assert given.low_kg <= impact(spec, code).co2e_avoided_kg <= given.high_kg
+        assert "not an LCA" in given.source
+        if code is not Disposition.RECYCLE:  # nothing is kept when recycled
+            assert method.material_kept is not None and method.material_kept.source
+
+
 def write_family(tmp_path, text: str):
     base = (REPO / "config/families/battery-module.yaml").read_text()
     (tmp_path / "battery-module.yaml").write_text(base + textwrap.dedent(text))
