@@ -372,7 +372,7 @@ def passport_command(
         _write(json.dumps(environment_json(env), indent=2), out)
     else:
         assert out is not None
-        out.write_bytes(environment_aasx(env))
+        _write_file(out, environment_aasx(env))
 
 
 def _label_format(qr_file: Path) -> str:
@@ -389,7 +389,7 @@ def _write_label(passport, issuer, core_id: str, qr_file: Path, kind: str) -> No
     """The core's QR label (its passport id's resolver URL, the core id under an SVG's code)."""
     from edge.contract.label import core_url, qr_label
 
-    qr_file.write_bytes(qr_label(core_url(passport, issuer), kind, core_id))
+    _write_file(qr_file, qr_label(core_url(passport, issuer), kind, core_id))
 
 
 def _issuer(station, operator: str | None):
@@ -413,7 +413,15 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         click.echo(text)
     else:
-        out.write_text(text + "\n", encoding="utf-8")
+        _write_file(out, (text + "\n").encode("utf-8"))
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write an export; RemanError naming the file when it cannot be written."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise RemanError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 COMMANDS: list[click.Command] = [decide_command, journal_group, rules_group, passport_command]

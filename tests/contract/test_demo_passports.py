@@ -204,3 +204,32 @@ def test_the_overridden_pump_says_recycle_and_who_decided(demo_journal):
     untouched = json.loads(export(demo_journal, "HGP-000001"))
     assert untouched["status"]["decided_by"] == "rules"
     assert untouched["inspections"][0]["measurements"]["leak_rate_ml_min"]["unit"] == "ml/min"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["NOPE-000001"], "error: no inspection of core NOPE-000001"),
+        (["BAT-000003", "--format", "aasx"], "error: an AASX package is binary: give --out FILE"),
+        (
+            ["BAT-000003", "--format", "aasx", "--out", "{missing}/x.aasx"],
+            "error: cannot write {missing}/x.aasx: No such file or directory",
+        ),
+        (
+            ["BAT-000003", "--format", "aas", "--out", "{missing}/x.json"],
+            "error: cannot write {missing}/x.json: No such file or directory",
+        ),
+        (
+            ["BAT-000003", "--qr", "{missing}/x.png"],
+            "error: cannot write {missing}/x.png: No such file or directory",
+        ),
+        (["BAT-000003", "--qr", "x.jpg"], "error: --qr x.jpg: a label file ends in .png or .svg"),
+    ],
+    ids=["wrong core", "aasx to the terminal", "aasx", "aas", "qr", "label extension"],
+)
+def test_a_mistake_is_one_line_not_a_traceback(demo_journal, tmp_path, args, message):
+    missing = str(tmp_path / "no-such-folder")
+    args = [a.replace("{missing}", missing) for a in args]
+    result = CliRunner().invoke(cli, ["passport", *args, "--config", str(demo_journal)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert result.output.strip() == message.replace("{missing}", missing)
