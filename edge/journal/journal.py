@@ -47,7 +47,7 @@ from edge.contract import Credit, Disposition, Event, Impact, InspectionRecord, 
 from edge.contract.timefmt import UTC, normalize_ts, rfc3339, utc_now
 from edge.errors import JournalError
 from edge.events import Events
-from edge.journal.outbox import Outbox, OutboxMessage
+from edge.journal.outbox import PENDING_AGE_INDEX, Outbox, OutboxMessage
 
 if TYPE_CHECKING:
     from edge.decision.families import FamilySet
@@ -185,12 +185,19 @@ def _migration_5(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS shadow_version ON shadow(version, id)")
 
 
+def _migration_6(conn: sqlite3.Connection) -> None:
+    # The undelivered outbox rows by age, so that counting them and finding the oldest (stats,
+    # the outbox bounds, once a second while draining) reads an index, not every payload.
+    conn.execute(PENDING_AGE_INDEX)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 ]
 """Ordered schema migrations; migration i brings the schema to user_version i+1."""
 
@@ -418,8 +425,7 @@ class Journal:
         """
         now = time.time()
         with _wrapped("recording the next inspection"), self.db.conn as conn:
-            conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
-            seq = conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+            seq = conn.execute(_NEXT_SEQ).fetchone()[0]
             record, messages, images = build(seq)
             self._insert(conn, record, messages, images, now)
             if trigger_id is not None:
@@ -433,8 +439,7 @@ class Journal:
         which takes the seq in the record's own transaction.
         """
         with _wrapped("next_seq"), self.db.conn as conn:
-            conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
-            return conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+            return conn.execute(_NEXT_SEQ).fetchone()[0]
 
     def record_inspection(
         self,
@@ -463,16 +468,16 @@ class Journal:
         now: float,
     ) -> None:
         rows = [_image_row(record.id, path, data) for path, data in images]
-        messages = [
-            dataclasses.replace(m, inspection_id=record.id) for m in self.outbox.expand(messages)
-        ]
-        conn.execute(_INSERT_INSPECTION, _inspection_row(record, len(messages), now))
-        conn.executemany(
-            "INSERT INTO images (inspection_id, path, sha256, size, created, kind)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(*r, now, image_kind(r[1])) for r in rows],
-        )
-        self.outbox.add(messages, now=now)
+        messages = self.outbox.expand(messages)
+        row = _inspection_row(record, len(messages), now, _published_json(record, messages))
+        conn.execute(_INSERT_INSPECTION, row)
+        if rows:
+            conn.executemany(
+                "INSERT INTO images (inspection_id, path, sha256, size, created, kind)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(*r, now, image_kind(r[1])) for r in rows],
+            )
+        self.outbox.add(messages, now=now, inspection_id=record.id)
 
     def record_event(self, event: Event, message: OutboxMessage | None = None) -> None:
         """Write an event and, when given, its outbox message in one transaction."""
@@ -649,6 +654,15 @@ class Journal:
                 return
             after = (rows[-1][0], rows[-1][1])
 
+    def by_seq(self, from_seq: int, to_seq: int) -> list[InspectionRecord]:
+        """The inspections with seq `from_seq`..`to_seq`, in seq order (those the journal holds)."""
+        with _wrapped(f"reading inspections {from_seq}..{to_seq}"):
+            rows = self.db.conn.execute(
+                "SELECT record FROM inspections WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (from_seq, to_seq),
+            ).fetchall()
+        return [InspectionRecord.model_validate_json(r[0]) for r in rows]
+
     def event_codes_for_command(self, command_id: str) -> list[str]:
         """The codes of the events that carry `command_id` in their detail (a command that was
         carried out or refused before), oldest first."""
@@ -724,6 +738,8 @@ class Journal:
 
 # ---------------------------------------------------------------- SQL and row helpers
 
+_NEXT_SEQ = "UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value"
+
 _INSERT_INSPECTION = """INSERT INTO inspections (id, seq, ts, station, core_id, family, part_number,
     code, label, credit, effective_code, effective_credit, rules_sha256, model_version,
     outbox_count, record, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -744,7 +760,21 @@ _ORPHANS = """SELECT o.id, o.inspection_id FROM outbox o
       AND NOT EXISTS (SELECT 1 FROM inspections i WHERE i.id = o.inspection_id)"""
 
 
-def _inspection_row(record: InspectionRecord, outbox_count: int, now: float) -> tuple:
+def _published_json(record: InspectionRecord, messages: list[OutboxMessage]) -> str | None:
+    """The record's JSON as its own `inspection` message carries it, when one comes with it.
+
+    The station builds that message from the very record it journals, so the journal keeps the
+    bytes consumers receive and the record is serialised once, not twice.
+    """
+    for message in messages:
+        if message.kind == "inspection" and message.msg_id == record.id:
+            return message.payload.decode()
+    return None
+
+
+def _inspection_row(
+    record: InspectionRecord, outbox_count: int, now: float, record_json: str | None = None
+) -> tuple:
     decision = record.decision
     return (
         record.id,
@@ -762,7 +792,7 @@ def _inspection_row(record: InspectionRecord, outbox_count: int, now: float) -> 
         record.rules.sha256 if record.rules else None,
         record.model.version if record.model else None,
         outbox_count,
-        record.to_json(),
+        record.to_json() if record_json is None else record_json,
         now,
     )
 

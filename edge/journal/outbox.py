@@ -72,6 +72,13 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE delivered_at IS NU
 CREATE INDEX IF NOT EXISTS outbox_inspection ON outbox(inspection_id);
 """
 
+PENDING_AGE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS outbox_pending_age ON outbox(created_at) WHERE delivered_at IS NULL"
+)
+"""The undelivered rows by age: `depth` and the age bound read it, not the whole table."""
+
+
+_IDS_PER_STATEMENT = 500  # well within SQLite's limit on bound parameters
 
 # Kinds dropped first when the rows bound is exceeded; `result` is never dropped by rows.
 DROP_ORDER = (
@@ -155,17 +162,34 @@ class Outbox:
     @_sql("create the outbox table")
     def create(db: sqlite_utils.Database) -> None:
         """Create the table and indexes (idempotent)."""
-        db.conn.executescript(DDL)
+        db.conn.executescript(DDL + PENDING_AGE_INDEX + ";")
 
     @_sql("add messages")
-    def add(self, messages: list[OutboxMessage], now: float | None = None) -> None:
-        """Insert messages; does not commit (the caller's transaction decides)."""
+    def add(
+        self,
+        messages: list[OutboxMessage],
+        now: float | None = None,
+        inspection_id: str | None = None,
+    ) -> None:
+        """Insert messages; does not commit (the caller's transaction decides).
+
+        With `inspection_id`, every message is tied to that inspection, whatever it says itself.
+        """
         now = time.time() if now is None else now
         self.db.conn.executemany(
             "INSERT INTO outbox (msg_id, kind, topic, payload, qos, retain, inspection_id, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (m.msg_id, m.kind, m.topic, m.payload, m.qos, int(m.retain), m.inspection_id, now)
+                (
+                    m.msg_id,
+                    m.kind,
+                    m.topic,
+                    m.payload,
+                    m.qos,
+                    int(m.retain),
+                    m.inspection_id if inspection_id is None else inspection_id,
+                    now,
+                )
                 for m in messages
             ],
         )
@@ -220,9 +244,12 @@ class Outbox:
             return
         now = time.time() if now is None else now
         with self.db.conn:
-            self.db.conn.executemany(
-                "UPDATE outbox SET delivered_at = ? WHERE id = ?", [(now, i) for i in ids]
-            )
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                chunk = ids[start : start + _IDS_PER_STATEMENT]
+                self.db.conn.execute(
+                    f"UPDATE outbox SET delivered_at = ? WHERE id IN ({', '.join('?' * len(chunk))})",
+                    (now, *chunk),
+                )
 
     @_sql("discard messages")
     def discard(self, kind: str, now: float | None = None) -> int:
@@ -244,9 +271,14 @@ class Outbox:
     @_sql("count pending messages")
     def depth(self, now: float | None = None) -> tuple[int, float | None]:
         """(undelivered count, age in seconds of the oldest undelivered message or None)."""
-        now = time.time() if now is None else now
-        count, oldest = self.db.conn.execute(
-            "SELECT count(*), min(created_at) FROM outbox WHERE delivered_at IS NULL"
+        return self._depth(time.time() if now is None else now)
+
+    def _depth(self, now: float) -> tuple[int, float | None]:
+        # Two queries: each reads one partial index alone (together they would read the table).
+        conn = self.db.conn
+        (count,) = conn.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()
+        (oldest,) = conn.execute(
+            "SELECT min(created_at) FROM outbox WHERE delivered_at IS NULL"
         ).fetchone()
         return count, (None if oldest is None else max(0.0, now - oldest))
 
@@ -266,9 +298,12 @@ class Outbox:
         """Drop undelivered messages beyond the bounds (policy in the module docstring); commit."""
         now = time.time() if now is None else now
         with self.db.conn:
-            by_age = self._drop_older_than(now - max_age_s)
+            count, age = self._depth(now)
+            by_age = (
+                {} if age is None or age <= max_age_s else self._drop_older_than(now - max_age_s)
+            )
             by_rows: dict[str, int] = {}
-            excess = self.depth(now)[0] - max_rows
+            excess = (self._depth(now)[0] if by_age else count) - max_rows
             for kind in DROP_ORDER:
                 if excess <= 0:
                     break

@@ -16,6 +16,15 @@ connect (an event, and paho retries with a capped, doubling delay).
         on_published               (mid, ok, reason) for every PUBACK (QoS 1) or write (QoS 0)
         await stop()               publish `offline` (retained) and disconnect cleanly
 
+In flight: paho keeps at most the broker's Receive Maximum less one QoS 1 messages on the wire
+(`wire_window`; the one left is for `online`, sent ahead of the resends after a reconnect) and
+queues the rest in order, sending the next one from its own thread as each PUBACK arrives. So a
+publisher may hand over more than the broker takes at once without waiting on the event loop
+between an acknowledgement and the next message. PUBACKs reach the loop in batches: while more
+than half of `max_inflight` of our messages are unacknowledged, they wait on paho's side (the
+pipe is full, nothing needs doing); once fewer are, or on a refusal, the loop is woken once for
+all that arrived meanwhile.
+
 The Last Will is `offline` (retained) on `<prefix>/<station>/available`; `online` (retained) is
 published after every successful connect. Both bypass the outbox: they describe the link itself,
 and must not queue behind a backlog.
@@ -26,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as paho
@@ -80,6 +90,10 @@ class MqttClient:
         self._connected: asyncio.Event | None = None
         self._stopping = False
         self._fail_reported = False
+        self._acks: deque[tuple[int, bool, str]] = deque()  # PUBACKs not yet on the loop
+        self._acks_scheduled = False
+        self._handed = 0  # messages handed to paho (loop thread) ...
+        self._answered = 0  # ... and PUBACKs or writes for them (paho's thread)
         self._client = self._build_client()
 
     # ------------------------------------------------------------ set-up
@@ -141,6 +155,11 @@ class MqttClient:
             ) from exc
 
     @property
+    def wire_window(self) -> int:
+        """The most QoS 1 messages paho keeps unacknowledged on the wire (see the docstring)."""
+        return self._client.max_inflight_messages
+
+    @property
     def connected(self) -> bool:
         """True between a successful CONNACK and the next disconnect."""
         return self.state.state == "connected"
@@ -193,6 +212,7 @@ class MqttClient:
             raise BrokerError(f"cannot publish on {topic}: {exc}") from exc
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise BrokerError(f"cannot publish on {topic}: {paho.error_string(info.rc)}")
+        self._handed += 1
         return info.mid
 
     # ------------------------------------------------------------ paho thread -> loop
@@ -217,6 +237,8 @@ class MqttClient:
         client.subscribe(self._command_subscriptions())
         self._online_mid = client.publish(self.topics.available, ONLINE, qos=1, retain=True).mid
         receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
+        if receive_maximum:
+            _limit_wire(client, receive_maximum)
         self._to_loop(self._connect_accepted, bool(flags.session_present), receive_maximum)
 
     def _command_subscriptions(self) -> list[tuple[str, object]]:
@@ -251,7 +273,14 @@ class MqttClient:
             self._online_mid = None
             self._to_loop(self._link_ready)
             return
-        self._to_loop(self._published, mid, not reason_code.is_failure, str(reason_code))
+        failed = reason_code.is_failure
+        self._acks.append((mid, not failed, str(reason_code) if failed else ""))
+        self._answered += 1
+        # Only a count read across threads, so at worst one wake-up early or late by an ack.
+        waiting = self._handed - self._answered
+        if not self._acks_scheduled and (failed or waiting <= self.max_inflight // 2):
+            self._acks_scheduled = True  # one wake-up for every PUBACK until the loop runs
+            self._to_loop(self._published)
 
     def _paho_message(self, client, userdata, message: paho.MQTTMessage) -> None:
         kind = self._command_kind(message.topic)
@@ -305,6 +334,7 @@ class MqttClient:
         )
 
     def _link_ready(self) -> None:
+        self._published()  # acknowledgements of the last link first
         if not self.connected:
             return  # the link went away again before `online` was acknowledged
         self.ready = True
@@ -312,6 +342,7 @@ class MqttClient:
             listener()
 
     def _link_lost(self, reason: str) -> None:
+        self._published()  # what the broker acknowledged before the link went
         self.ready = False
         if self._connected is not None:
             self._connected.clear()
@@ -320,9 +351,13 @@ class MqttClient:
         if was_connected and not self._stopping:
             self.events.warning("broker_disconnected", f"lost the broker: {reason}", reason=reason)
 
-    def _published(self, mid: int, ok: bool, reason: str) -> None:
-        if self.on_published is not None:
-            self.on_published(mid, ok, reason)
+    def _published(self) -> None:
+        self._acks_scheduled = False  # before taking them: a PUBACK arriving now schedules anew
+        acks, handler = self._acks, self.on_published
+        while acks:
+            mid, ok, reason = acks.popleft()
+            if handler is not None:
+                handler(mid, ok, reason)
 
     def _command(self, kind: str, payload: bytes) -> None:
         if self.on_command is not None:
@@ -343,6 +378,17 @@ class MqttClient:
             return
         self.state = LinkState(state=state, since=utc_now())
         log.info("broker link %s", state)
+
+
+def _limit_wire(client: paho.Client, receive_maximum: int) -> None:
+    """Keep `online` and at most `receive_maximum - 1` more unacknowledged on the wire, from
+    now on and for the resends after the next reconnect.
+
+    paho's setter refuses while connected, out of doubt about a change between 0 (unlimited)
+    and a limit, which this never makes (the limit is at least 1 both before and after); the
+    attribute is what its publish and PUBACK handling read, on either thread.
+    """
+    client._max_inflight_messages = max(1, receive_maximum - 1)
 
 
 def _wait_published(info: paho.MQTTMessageInfo, timeout_s: float) -> None:

@@ -1,9 +1,13 @@
 """Store-and-forward: drain the outbox to the broker, in order, marked delivered only on PUBACK.
 
 One asyncio task reads `Outbox.pending()` in insertion order and hands each message to the MQTT
-client, keeping at most `window` messages in flight (paho's own in-flight limit is the same). A
-message is marked delivered when the broker acknowledges it (QoS 1 PUBACK; for QoS 0 when paho
-wrote it to the socket), never before.
+client, keeping at most `window` messages handed over and not yet acknowledged. The link keeps
+what the broker allows on the wire (the MqttClient: its Receive Maximum less one) and queues the
+rest in order, so the next message leaves as soon as a PUBACK frees a place, without waiting for
+this task. A message is marked delivered when the broker acknowledges it (QoS 1 PUBACK; for QoS 0
+when paho wrote it to the socket), never before. Under load the task wakes once half the window
+was acknowledged, marks those delivered in one transaction and hands over as many again; with
+little in flight it wakes at each acknowledgement, so a lone result is marked at once.
 
 Outages: while the link is down nothing new is handed over; paho keeps the messages already in
 flight and resends them (DUP) after the reconnect, with the same mid, so their PUBACKs still find
@@ -202,10 +206,14 @@ class Publisher:
             await self._sleep()
 
     async def _sleep(self) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), BOUNDS_INTERVAL_S)
-        except asyncio.TimeoutError:
-            pass
+        # A timer rather than wait_for: this runs once per batch of PUBACKs, and wait_for
+        # would wrap each wait in a task of its own.
+        if not self._wake.is_set():
+            timer = asyncio.get_running_loop().call_later(BOUNDS_INTERVAL_S, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
         self._wake.clear()
 
     def _send_some(self) -> int:
@@ -232,9 +240,9 @@ class Publisher:
         return self.outbox.pending(limit, after_id, kinds=self.kinds, exclude=self.exclude)
 
     def _window(self) -> int:
-        """Our window, within the broker's Receive Maximum (less one for `online`/`offline`)."""
-        limit = self.client.receive_maximum
-        return self.window if not limit else max(1, min(self.window, limit - 1))
+        """Messages handed to the link and not yet acknowledged, at most; the link keeps those
+        on the wire within the broker's Receive Maximum and queues the rest in order."""
+        return self.window
 
     def _synced(self, last_id: int) -> bool:
         """Make rows up to `last_id` durable first; False (one event per streak) when that fails."""
@@ -283,7 +291,10 @@ class Publisher:
                 reason=reason,
             )
         self._acked.append(row)
-        self._wake.set()
+        # Wake the task once half the window is free (or for a refusal): a full pipe keeps
+        # flowing meanwhile, and acknowledgements are marked and refilled in batches.
+        if not ok or len(self._inflight) <= self.window // 2:
+            self._wake.set()
 
     def _flush_acked(self) -> None:
         if not self._acked:
