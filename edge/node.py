@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from edge.errors import (
     StartupError,
 )
 from edge.events import Events
+from edge.journal import republish
 from edge.journal.journal import Journal
 from edge.journal.outbox import OutboxMessage
 from edge.mqtt.client import MqttClient
@@ -147,7 +149,7 @@ class Node:
         self.handshake = handshake = Handshake(
             events, cfg.handshake.ack_timeout_s, cfg.handshake.ack
         )
-        self.publisher = Publisher.from_config(
+        self.publisher = publisher = Publisher.from_config(
             journal.outbox,
             mqtt,
             events,
@@ -180,6 +182,9 @@ class Node:
             on_label=station.on_label_command,
             on_frame_request=station.on_frame_request,
             on_model=models.on_model_command,
+            on_records_request=partial(
+                republish.answer, journal, mqtt.topics, events, notify=publisher.notify
+            ),
             override_users=cfg.commands.override_users,
         )
         mqtt.on_command = commands.handle

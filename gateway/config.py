@@ -232,6 +232,23 @@ class DisplayConfig(_Section):
         return value
 
 
+class GapsConfig(_Section):
+    """Asking a station again for inspections missing from its seqs (see gateway.gaps)."""
+
+    enabled: bool = Field(
+        default=True, description="Ask for missing inspections with `records/get`."
+    )
+    grace_s: float = Field(
+        default=5.0, ge=0, le=3600, description="How long a seq may be missing before asking."
+    )
+    retry_s: float = Field(
+        default=30.0, gt=0, le=86400, description="How long to wait for an answer, seconds."
+    )
+    tries: int = Field(
+        default=4, ge=1, le=100, description="Requests before a `records_missing` warning."
+    )
+
+
 class GatewayConfig(_Section):
     """The station dashboard."""
 
@@ -253,6 +270,9 @@ class GatewayConfig(_Section):
     )
     display: DisplayConfig = Field(
         default_factory=DisplayConfig, description="Time zone of the pages."
+    )
+    gaps: GapsConfig = Field(
+        default_factory=GapsConfig, description="Inspections missing from a station's seqs."
     )
 
 

@@ -50,6 +50,7 @@ from edge.contract import (
     InspectionRecord,
     ModelsState,
     OverrideCommand,
+    RecordsRequest,
     Result,
     ShadowReport,
     Stats,
@@ -301,6 +302,10 @@ class BatchWriter:
                 self._idle.notify_all()
         self._notify(batch)
 
+    def submit_event(self, event: Event) -> None:
+        """Queue one of the gateway's own events about a station (any thread)."""
+        self.submit(Parsed("event", event.station, event, event.ts))
+
     def add_listener(self, listener: WrittenHandler) -> None:
         """Call `listener(batch)` after every batch is committed (in the writer thread)."""
         self.listeners.append(listener)
@@ -541,7 +546,7 @@ class MqttIngest:
         event = self.refusals.refuse(station, kind, topic, str(exc))
         if event is not None:
             # Through the writer like every other store write, not from paho's thread.
-            self.writer.submit(Parsed("event", station, event, event.ts))
+            self.writer.submit_event(event)
 
     def publish_override(
         self, station: str, command: OverrideCommand, timeout_s: float = 5.0
@@ -565,3 +570,11 @@ class MqttIngest:
             raise PublishError(f"{what} not sent: {exc}") from exc
         if not info.is_published():
             raise PublishError(f"broker did not acknowledge {what} within {timeout_s} s")
+
+    def ask_records(self, station: str, from_seq: int, to_seq: int) -> None:
+        """Publish `records/get` to `station` for seqs `from_seq`..`to_seq` (gateway.gaps)."""
+        user = (self.broker.client_id or "gateway")[:64]
+        command = RecordsRequest(
+            from_seq=from_seq, to_seq=to_seq, user=user, command_id=uuid.uuid4().hex
+        )
+        self.publish_command(station, "records/get", command)

@@ -34,6 +34,7 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError
 from gateway.frames import FrameCache
+from gateway.gaps import SeqGaps
 from gateway.ingest import BatchWriter, IngestCounters, MqttIngest
 from gateway.live import Broadcaster
 from gateway.store import Store
@@ -64,6 +65,19 @@ class Gateway:
             if mqtt
             else None
         )
+        self.gaps: SeqGaps | None = None
+        if self.ingest is not None and config.gaps.enabled:
+            self.gaps = SeqGaps(
+                self.store.max_seq_below,
+                self.ingest.ask_records,
+                self.writer.submit_event,
+                grace_s=config.gaps.grace_s,
+                retry_s=config.gaps.retry_s,
+                tries=config.gaps.tries,
+            )
+            self.writer.add_listener(self.gaps.observe)
+        self._gaps_stop = threading.Event()
+        self._gaps_thread: threading.Thread | None = None
         self.app = create_app(
             config,
             self.store,
@@ -101,6 +115,12 @@ class Gateway:
         self.writer.start()
         if self.ingest is not None:
             self.ingest.start()
+        if self.gaps is not None:
+            self._gaps_stop.clear()
+            self._gaps_thread = threading.Thread(
+                target=self.gaps.run, args=(self._gaps_stop,), name="gateway-gaps", daemon=True
+            )
+            self._gaps_thread.start()
         sock = self._bind()
         self._server = uvicorn.Server(self._uvicorn_config())
         self._thread = threading.Thread(
@@ -168,6 +188,10 @@ class Gateway:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+        self._gaps_stop.set()
+        if self._gaps_thread is not None:
+            self._gaps_thread.join(10)
+            self._gaps_thread = None
         if self.ingest is not None:
             self.ingest.stop()
         self.writer.stop()

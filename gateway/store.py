@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,11 @@ class InspectionFilter:
     family: str | None = None
     q: str | None = None
 
+    @property
+    def searching(self) -> bool:
+        """A search text is set."""
+        return bool(self.q and self.q.strip())
+
     def where(self, dialect: Dialect = _SQLITE) -> tuple[str, list[Any]]:
         """SQL condition and parameters for these filters, in `dialect` (the search differs)."""
         parts: list[str] = []
@@ -113,11 +118,35 @@ class InspectionFilter:
         if self.until:
             parts.append("ts < ?")
             params.append(normalize_ts(self.until))
-        if self.q and self.q.strip():
+        if self.q and self.searching:
             condition, words = dialect.search(self.q)
             parts.append(condition)
             params += words
         return (" AND ".join(parts) or "1 = 1"), params
+
+
+def keyset_statements(
+    flt: InspectionFilter, dialect: Dialect, limit: int, cursor: str | None, few: bool
+) -> list[tuple[str, list[Any]]]:
+    """The statements that read one page (see Store._keyset), in the order to try them: the
+    first whose rows fill the page gives it, else the last one's rows are the page."""
+    after, position = "", []
+    if cursor:
+        after, position = " AND (ts, id, station) < (?, ?, ?)", list(_position(cursor))
+    order = "ORDER BY ts DESC, id DESC, station DESC LIMIT ?"
+    where, params = flt.where(dialect)
+    plans = dialect.search_pages(flt.searching, few)
+    if not plans:
+        sql = f"SELECT * FROM inspections WHERE {where}{after} {order}"
+        return [(sql, [*params, *position, limit])]
+    base, base_params = replace(flt, q=None).where(dialect)
+    search, words = dialect.search(flt.q or "")
+    groups = {"base": base_params, "search": words, "after": position}
+    out = []
+    for plan in plans:
+        sql, names = plan.sql(base, search, after, order)
+        out.append((sql, [*[v for name in names for v in groups[name]], limit]))
+    return out
 
 
 @dataclass
@@ -309,12 +338,16 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             audit,
         )
-        seen = [(r.station, normalize_ts(r.ts)) for r in records]
+        seen: dict[str, str] = {}  # one row per station, its latest: a batch holds many
+        for r in records:
+            ts = normalize_ts(r.ts)
+            if ts > seen.get(r.station, ""):
+                seen[r.station] = ts
         latest = self.dialect.greatest("coalesce(stations.last_seen, '')", "excluded.last_seen")
         tx.executemany(
             "INSERT INTO stations (station, last_seen) VALUES (?, ?) ON CONFLICT(station) DO UPDATE "
             f"SET last_seen = {latest}",
-            seen,
+            sorted(seen.items()),  # in one order, so two writers never wait on each other
         )
 
     def _write_station_facts(self, tx: Transaction, batch: Batch) -> None:
@@ -372,11 +405,11 @@ class Store:
 
     def page(self, flt: InspectionFilter, limit: int = 50, cursor: str | None = None) -> Page:
         """One page, newest first; `cursor` is the `next_cursor` of the page before."""
-        rows = self._keyset(flt, limit + 1, cursor)
+        count, capped = self.count(flt)
+        rows = self._keyset(flt, limit + 1, cursor, few=not capped)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = _cursor(rows[-1]) if more else None
-        count, capped = self.count(flt)
         return Page(rows, next_cursor, count, capped)
 
     def count(self, flt: InspectionFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
@@ -407,19 +440,32 @@ class Store:
         return rows, nxt
 
     def _keyset(
-        self, flt: InspectionFilter, limit: int, cursor: str | None
+        self, flt: InspectionFilter, limit: int, cursor: str | None, few: bool = False
     ) -> list[dict[str, Any]]:
-        """Up to `limit` matching rows, newest first, after the (ts, id, station) in `cursor`."""
-        where, params = flt.where(self.dialect)
-        if cursor:
-            where += " AND (ts, id, station) < (?, ?, ?)"
-            params = [*params, *_position(cursor)]
-        return self._select(
-            f"SELECT * FROM inspections WHERE {where} "
-            "ORDER BY ts DESC, id DESC, station DESC LIMIT ?",
-            [*params, limit],
-            "read inspections",
+        """Up to `limit` matching rows, newest first, after the (ts, id, station) in `cursor`.
+
+        `few`: the filter is known to match at most COUNT_CAP rows. PostgreSQL cannot estimate
+        how many rows a prefix search matches, and left to itself walks the time index backwards
+        through every row to find one core's inspection (seconds at a million rows); so a search
+        there is run as the dialect's `search_pages` say: with few matches, their keys from the
+        search index first, sorted; with many, the newest RECENT_WINDOW rows first, and only when
+        those hold less than a page, the keys of every match.
+        """
+        rows: list[dict[str, Any]] = []
+        for sql, params in keyset_statements(flt, self.dialect, limit, cursor, few):
+            rows = self._select(sql, params, "read inspections")
+            if len(rows) >= limit:
+                break
+        return rows
+
+    def max_seq_below(self, station: str, seq: int) -> int | None:
+        """The highest seq of `station`'s stored inspections below `seq`, or None."""
+        (row,) = self._select(
+            "SELECT max(seq) AS m FROM inspections WHERE station = ? AND seq < ?",
+            [station, seq],
+            f"read the seqs of {station}",
         )
+        return row["m"]
 
     def get(self, inspection_id: str, station: str | None = None) -> dict[str, Any] | None:
         """One inspection's row, or None. Without `station` the id must name one station's

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from enum import IntEnum
+from functools import lru_cache
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
@@ -111,8 +112,17 @@ class Topics:
         "models",
         "frame/get",
         "model/set",
+        "records/get",
     )
-    COMMANDS = ("trigger/set", "ack/set", "override/set", "label/set", "frame/get", "model/set")
+    COMMANDS = (
+        "trigger/set",
+        "ack/set",
+        "override/set",
+        "label/set",
+        "frame/get",
+        "model/set",
+        "records/get",
+    )
 
     def __init__(self, station: str, prefix: str = DEFAULT_PREFIX):
         if not re.fullmatch(STATION_ID_PATTERN, station):
@@ -186,6 +196,10 @@ class Topics:
     def model_set(self) -> str:
         return self.topic("model/set")
 
+    @property
+    def records_get(self) -> str:
+        return self.topic("records/get")
+
 
 def station_wildcards(prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Subscriptions a consumer of every station's output uses."""
@@ -205,6 +219,7 @@ def station_wildcards(prefix: str = DEFAULT_PREFIX) -> list[str]:
     ]
 
 
+@lru_cache(maxsize=4096)  # a gateway sees the same few hundred topics again and again
 def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str] | None:
     """(station, kind) for a contract topic, or None for anything else."""
     head = prefix + "/"
@@ -836,6 +851,31 @@ class ModelCommand(_Strict):
         return self
 
 
+MAX_RECORDS_PER_REQUEST = 1000
+"""The longest run of seqs one `records/get` may ask for."""
+
+
+class RecordsRequest(_Strict):
+    """`records/get`: publish the journal's inspections with seq `from_seq`..`to_seq` again on
+    `inspection` (a consumer that found a gap in a station's seqs asks; the node answers from its
+    journal, and consumers keep each record once by its id)."""
+
+    from_seq: Integer = Field(ge=1, description="First seq wanted.")
+    to_seq: Integer = Field(ge=1, description="Last seq wanted (at most 1000 after from_seq).")
+    user: str = Field(min_length=1, max_length=64, description="Who asked (a gateway's name).")
+    command_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Echoed in the node's event."
+    )
+
+    @model_validator(mode="after")
+    def _a_bounded_run(self) -> RecordsRequest:
+        if self.to_seq < self.from_seq:
+            raise ValueError("to_seq is before from_seq")
+        if self.to_seq - self.from_seq >= MAX_RECORDS_PER_REQUEST:
+            raise ValueError(f"at most {MAX_RECORDS_PER_REQUEST} seqs per request")
+        return self
+
+
 COMMAND_MODELS: dict[str, type[BaseModel]] = {
     "trigger/set": TriggerCommand,
     "ack/set": AckCommand,
@@ -843,6 +883,7 @@ COMMAND_MODELS: dict[str, type[BaseModel]] = {
     "label/set": LabelCommand,
     "frame/get": FrameRequest,
     "model/set": ModelCommand,
+    "records/get": RecordsRequest,
 }
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
@@ -886,6 +927,13 @@ def parse_json(model: type[M], payload: bytes, *, max_bytes: int, strict: bool =
     """
     if len(payload) > max_bytes:
         raise ContractViolation(f"payload of {len(payload)} bytes exceeds {max_bytes}")
+    if not strict and not _CONSTANTS.search(payload):
+        # The common case, a station's record at the gateway: pydantic's own JSON parser reads
+        # and validates in one pass. Anything it refuses is read again below, for the message.
+        try:
+            return model.model_validate_json(payload)
+        except ValidationError:
+            pass
     try:
         data = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -898,6 +946,11 @@ def parse_json(model: type[M], payload: bytes, *, max_bytes: int, strict: bool =
         return model.model_validate(data, strict=True if strict else None)
     except ValidationError as exc:
         raise ContractViolation(_first_error(exc)) from exc
+
+
+_CONSTANTS = re.compile(rb"NaN|Infinity")
+"""What json.loads would read as a number and JSON has not; a payload that holds them (even
+inside a string) takes the slow path, which refuses them where they are numbers."""
 
 
 def _refuse_constant(name: str) -> float:

@@ -6,6 +6,7 @@ read from outside goes through `parse_ts` or `normalize_ts` first.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone, tzinfo
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+; JetPack 6 runs 3.10
@@ -13,9 +14,7 @@ UTC = timezone.utc  # datetime.UTC is Python 3.11+; JetPack 6 runs 3.10
 
 def rfc3339(moment: datetime) -> str:
     """A datetime as UTC RFC 3339 with milliseconds and a Z (`2026-11-28T15:52:56.123Z`)."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def utc_now() -> str:
@@ -36,7 +35,13 @@ def parse_ts(text: str, naive: tzinfo = UTC) -> datetime:
 
 def normalize_ts(text: str, naive: tzinfo = UTC) -> str:
     """Any RFC 3339 time in this form (naive input in zone `naive`); ValueError if not a time."""
+    if _CANONICAL.fullmatch(text):  # already in this form (what nodes send): only check it
+        datetime.fromisoformat(text[:-1])
+        return text
     return rfc3339(parse_ts(text, naive))
+
+
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def ago_ts(**delta: float) -> str:

@@ -663,6 +663,15 @@ class Journal:
             ).fetchall()
         return [InspectionRecord.model_validate_json(r[0]) for r in rows]
 
+    def by_seq(self, from_seq: int, to_seq: int) -> list[InspectionRecord]:
+        """The inspections with seq `from_seq`..`to_seq`, in seq order (those the journal holds)."""
+        with _wrapped(f"reading inspections {from_seq}..{to_seq}"):
+            rows = self.db.conn.execute(
+                "SELECT record FROM inspections WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (from_seq, to_seq),
+            ).fetchall()
+        return [InspectionRecord.model_validate_json(r[0]) for r in rows]
+
     def event_codes_for_command(self, command_id: str) -> list[str]:
         """The codes of the events that carry `command_id` in their detail (a command that was
         carried out or refused before), oldest first."""

@@ -18,6 +18,8 @@ Repeats (QoS 1 may deliver a command twice, and people press buttons twice):
   for it, and the same id again changes nothing. Without one, a repeated promote of the active
   model is refused, but a repeated rollback rolls back once more: send a `command_id`.
 - `frame/get` changes nothing and is answered each time it is delivered.
+- `records/get` changes nothing: each one delivered queues the asked records again, and
+  consumers keep each record once by its id.
 - `trigger/set` is a request to inspect now and is not deduplicated: each one delivered starts an
   inspection (the trigger queue's bound and overflow policy apply). A PLC sends one per core.
 """
@@ -37,6 +39,7 @@ from edge.contract import (
     LabelCommand,
     ModelCommand,
     OverrideCommand,
+    RecordsRequest,
     Topics,
     TriggerCommand,
     parse_command,
@@ -64,6 +67,7 @@ class CommandRouter:
         on_label: Callable[[LabelCommand], Any] | None = None,
         on_frame_request: Callable[[FrameRequest], Any] | None = None,
         on_model: Callable[[ModelCommand], Any] | None = None,
+        on_records_request: Callable[[RecordsRequest], Any] | None = None,
         override_users: list[str] | None = None,
     ):
         self.events = events
@@ -75,6 +79,7 @@ class CommandRouter:
             "label/set": on_label,
             "frame/get": on_frame_request,
             "model/set": on_model,
+            "records/get": on_records_request,
         }
         self.override_users = None if override_users is None else set(override_users)
         self.accepted = 0

@@ -4,6 +4,7 @@ PostgreSQL (a plant's shared server), behind one small interface that gateway.st
     Database      a backend: rows(sql, params), transaction(), close(), its dialect and errors
     Transaction   what a write sees inside one transaction: execute, executemany
     Dialect       the few places where the two SQL dialects differ
+    SearchPlan    how a dialect reads a page of a search
 
 Every statement is written once, with `?` placeholders and SQL that both engines read the same
 way (`ON CONFLICT ... DO NOTHING`, row-value comparisons, `substr` on RFC 3339 text); a backend
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -45,6 +47,27 @@ class Dialect(Protocol):
         """Condition on `inspections` that its core id or reasons hold every word of `text` as
         a word prefix, and its parameters."""
         ...
+
+    def search_pages(self, searching: bool, few: bool) -> list[SearchPlan]:
+        """How to read one page of inspections, in order, until one gives a full page (the
+        last one's answer stands); empty: the plain keyset query. `searching`: the filter has a
+        search text; `few`: it is known to match at most the store's count cap."""
+        ...
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """One way to read a page of a search: a statement built from the filters' SQL, with the
+    parameter groups in the order its placeholders take them."""
+
+    template: str
+    """With {base} (the filters but the search), {search}, {after} (the cursor), {order}."""
+    params: tuple[str, ...]
+    """"base", "search" and "after", in placeholder order (the page's LIMIT comes last)."""
+
+    def sql(self, base: str, search: str, after: str, order: str) -> tuple[str, tuple[str, ...]]:
+        """The statement and its parameter groups."""
+        return self.template.format(base=base, search=search, after=after, order=order), self.params
 
 
 class Transaction(Protocol):

@@ -29,7 +29,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from edge.contract.timefmt import utc_now
-from gateway.backends import Dialect
+from gateway.backends import Dialect, SearchPlan
 from gateway.errors import StoreError
 
 _T = 'TEXT COLLATE "C"'
@@ -99,8 +99,11 @@ CREATE TABLE api_tokens (
 CREATE UNIQUE INDEX ix_api_tokens_active_name ON api_tokens (name) WHERE revoked_ts IS NULL;
 """
 
+_V2 = "CREATE INDEX ix_insp_station_seq ON inspections (station, seq);"
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "the store's tables, as SQLite's schema 1", _V1),
+    (2, "an index of each station's seqs, for the gateway's gap finder", _V2),
 )
 """(version, name, SQL), in order; a release adds steps and never edits one that shipped."""
 
@@ -129,6 +132,32 @@ class PostgresDialect:
         if not words:
             return "FALSE", []
         return f"{_SEARCH} @@ to_tsquery('simple', ?)", [" & ".join(f"{w}:*" for w in words)]
+
+    def search_pages(self, searching: bool, few: bool) -> list[SearchPlan]:
+        if not searching:
+            return []
+        return [_EVERY_MATCH] if few else [_RECENT_MATCHES, _EVERY_MATCH]
+
+
+RECENT_WINDOW = 10_000
+"""Rows, newest first, in which a search with many matches looks for a page first."""
+
+_ORDER = "ORDER BY ts DESC, id DESC, station DESC"
+# Every match's keys from the GIN index (a materialised CTE is planned on its own, so the time
+# index is not walked), sorted; only the page's rows are then read whole.
+_EVERY_MATCH = SearchPlan(
+    "WITH m AS MATERIALIZED (SELECT ts, id, station FROM inspections "
+    "WHERE {base} AND {search}{after}), p AS (SELECT * FROM m {order}) "
+    "SELECT i.* FROM p JOIN inspections i USING (station, id) "
+    "ORDER BY i.ts DESC, i.id DESC, i.station DESC",
+    ("base", "search", "after"),
+)
+# The newest rows only: with many matches, a page is usually among them.
+_RECENT_MATCHES = SearchPlan(
+    f"SELECT * FROM (SELECT * FROM inspections WHERE {{base}}{{after}} {_ORDER} "
+    f"LIMIT {RECENT_WINDOW}) AS w WHERE {{search}} {{order}}",
+    ("base", "after", "search"),
+)
 
 
 @lru_cache(maxsize=512)

@@ -141,6 +141,10 @@ EXAMPLES = {
         {"action": "promote", "version": "2", "reason": "agrees on 200 cores", "user": "ada"},
         {"action": "rollback", "reason": "misses cracks", "user": "ada", "command_id": "m1"},
     ],
+    "records/get": [
+        {"from_seq": 1201, "to_seq": 1243, "user": "plant-gw-1"},
+        {"from_seq": 7, "to_seq": 7, "user": "gateway", "command_id": "r1"},
+    ],
     "frame": [
         {
             "id": "i1",
@@ -236,6 +240,8 @@ def test_examples_meet_the_schema_and_the_model(kind):
         ("inspection", {**RECORD, "revision": "2"}),
         ("inspection", {**RECORD, "revision": 1.5}),
         ("trigger/set", {"core": "C1", "extra": 1}),
+        ("records/get", {"from_seq": 0, "to_seq": 5, "user": "gw"}),
+        ("records/get", {"from_seq": "1", "to_seq": 5, "user": "gw"}),
     ],
 )
 def test_schemas_refuse_what_the_models_refuse(kind, bad):
@@ -356,3 +362,16 @@ def test_a_boolean_or_decimal_is_not_an_integer_in_a_record_parsed_leniently(pat
 def test_a_result_refuses_a_boolean(field):
     with pytest.raises(ContractViolation, match=field):
         Result.build(**{"seq": 1, "core": "C1", "code": 2, "credit": 1, "err": 0, field: True})
+
+
+@pytest.mark.parametrize(
+    "first,last,why",
+    [(10, 9, "to_seq is before from_seq"), (1, 1001, "at most 1000 seqs per request")],
+)
+def test_a_records_request_asks_for_one_bounded_run(first, last, why):
+    payload = json.dumps({"from_seq": first, "to_seq": last, "user": "gw"}).encode()
+    with pytest.raises(ContractViolation, match=why):
+        contract.parse_command("records/get", payload)
+
+    longest = contract.parse_command("records/get", b'{"from_seq":1,"to_seq":1000,"user":"gw"}')
+    assert (longest.from_seq, longest.to_seq) == (1, 1000)

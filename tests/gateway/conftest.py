@@ -18,6 +18,7 @@ from gateway.auth import hash_password
 from gateway.config import GatewayConfig
 from gateway.server import Gateway
 from gateway.store import Store
+from tests.mqtt.conftest import node_factory  # noqa: F401 - the MQTT tests' nodes (gaps)
 from tests.support.browser import chromium, log_in
 from tests.support.postgres import PostgresServer, postgres_bin
 

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from edge.ports import free_port
+from gateway.backends.postgres import MIGRATIONS
 from gateway.config import StoreConfig
 from gateway.errors import StoreError
 from gateway.store import Batch, InspectionFilter, Store
@@ -122,10 +123,36 @@ def test_a_postgresql_store_from_newer_software_is_refused(postgres):
             raw.execute(
                 "INSERT INTO schema_migrations VALUES (99, 'later', '2030-01-01T00:00:00Z')"
             )
-        with pytest.raises(StoreError, match="schema 99, newer than this software's 1"):
+        latest = MIGRATIONS[-1][0]
+        with pytest.raises(StoreError, match=f"schema 99, newer than this software's {latest}"):
             Store(url)
     finally:
         postgres.drop_database("newer")
+
+
+def test_a_postgresql_store_of_schema_1_gets_the_later_steps_and_keeps_its_rows(postgres):
+    url = postgres.create_database("older")
+    try:
+        with psycopg.connect(url, autocommit=True) as raw:  # as a first release left it
+            raw.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_ts TEXT NOT NULL)"
+            )
+            raw.execute(MIGRATIONS[0][2].encode())
+            raw.execute("INSERT INTO schema_migrations VALUES (1, 'v1', '2026-11-01T00:00:00Z')")
+        store = Store(url)
+        batch = Batch()
+        batch.inspections.append(record(station="st-old", rid="R-old"))
+        store.write(batch)
+        store.close()
+        with psycopg.connect(url) as raw:
+            versions = [r[0] for r in raw.execute("SELECT version FROM schema_migrations")]
+            indexes = {r[0] for r in raw.execute("SELECT indexname FROM pg_indexes")}
+        assert versions == [m[0] for m in MIGRATIONS]
+        assert "ix_insp_station_seq" in indexes
+        assert Store(url).max_seq_below("st-old", 10**9) is not None
+    finally:
+        postgres.drop_database("older")
 
 
 def test_the_config_chooses_postgresql_by_url_and_reads_the_password_file(postgres, tmp_path):
@@ -144,3 +171,33 @@ def test_the_config_chooses_postgresql_by_url_and_reads_the_password_file(postgr
     missing = StoreConfig(url=url, password_file=str(tmp_path / "nowhere"))
     with pytest.raises(StoreError, match="cannot read store.password_file"):
         missing.secret_password()
+
+
+@pytest.mark.parametrize("few", [True, False])
+def test_a_search_reads_the_same_pages_whichever_way_the_backend_plans_it(make_store, few):
+    """PostgreSQL reads a search with few matches from its GIN index first, and one with many
+    from the newest rows first (falling back to every match); each way gives the pages a plain
+    keyset query gives, in order, across cursors."""
+    store = make_store()
+    batch = Batch()
+    for n in range(40):  # cores C1200..C1239, a minute apart, on three stations
+        batch.inspections.append(
+            record(station=f"st-{n % 3}", core_id=f"C12{n:02d}", minutes=n, rid=f"R{n:03d}")
+        )
+    store.write(batch)
+    for q, want in (("C123", 10), ("C12", 40), ("C1205", 1), ("C99", 0)):
+        flt = InspectionFilter(q=q)
+        expected = sorted(
+            (r for r in batch.inspections if r.core_id.lower().startswith(q.lower())),
+            key=lambda r: (r.ts, r.id, r.station),
+            reverse=True,
+        )
+        assert len(expected) == want
+        got, cursor = [], None
+        while True:
+            rows = store._keyset(flt, 6, cursor, few=few)
+            got += [r["id"] for r in rows]
+            if len(rows) < 6:
+                break
+            cursor = f"{rows[-1]['ts']}|{rows[-1]['id']}|{rows[-1]['station']}"
+        assert got == [r.id for r in expected], q

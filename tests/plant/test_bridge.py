@@ -3,7 +3,8 @@
 station broker (station-bridge.conf) -> plant broker (plant-broker.conf, plant.acl, TLS with
 client certificates) -> the gateway's own broker (gateway-bridge.conf, a durable subscription)
 -> a plant gateway. The node's journal and publisher feed the station broker; the plant broker is
-killed (SIGKILL) mid-stream and started again on its port.
+killed (SIGKILL) mid-stream and started again on its port; the gateway asks the node for what
+the kill lost (`records/get`, gateway.gaps).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import json
 import signal
 from pathlib import Path
 
-from edge.contract import DecisionInfo, InspectionRecord, OverrideCommand, Topics
+from edge.contract import DecisionInfo, InspectionRecord, OverrideCommand, RecordsRequest, Topics
 from edge.contract.timefmt import utc_now
 from edge.ids import new_id
+from edge.journal import republish
 from edge.journal.journal import Journal
-from edge.journal.republish import republish
 from edge.mqtt.mosquitto import MosquittoProcess
 from edge.ports import free_port
 from gateway.server import Gateway
@@ -32,7 +33,7 @@ PLANT = REPO / "deploy/plant"
 STATION, SITE, LINE = "st-7", "site-a", "line-2"
 GATEWAY = "plant-gateway"
 PLANT_TOPIC = f"plant/{SITE}/{LINE}/reman/{STATION}"
-BEFORE_OUTAGE, DURING_OUTAGE = 400, 100
+BEFORE_OUTAGE, DURING_OUTAGE, LOST = 400, 100, 5
 
 
 def render(name: str, values: dict[str, object]) -> str:
@@ -117,12 +118,13 @@ def new_record(journal: Journal, n: int) -> InspectionRecord:
     )
 
 
-def record(journal: Journal, count: int, start: int) -> list[str]:
-    """Journal `count` records with their outbox messages, as the station loop does."""
+def record(journal: Journal, count: int, start: int, sent: bool = True) -> list[str]:
+    """Journal `count` records with their outbox messages, as the station loop does (none when
+    not `sent`: records that a broker lost, whatever the kill does)."""
     ids = []
     for n in range(start, start + count):
         rec = new_record(journal, n)
-        journal.record_inspection(rec, messages_for(rec))
+        journal.record_inspection(rec, messages_for(rec) if sent else [])
         ids.append(rec.id)
     return ids
 
@@ -148,7 +150,9 @@ async def test_records_cross_a_plant_broker_killed_mid_stream_once_each_and_comm
     gw_broker = gateway_broker(tmp_path / "gateway-broker", pki, plant).start()
     station = station_broker(tmp_path / "station", pki, plant).start()
     brokers = [station, gw_broker, plant]
-    gateway = Gateway(make_config(tmp_path / "gw", gw_broker)).start()
+    config = make_config(tmp_path / "gw", gw_broker)
+    gaps = config.gaps.model_copy(update={"grace_s": 0.5, "retry_s": 3.0})
+    gateway = Gateway(config.model_copy(update={"gaps": gaps})).start()
     try:
         assert gateway.ingest is not None and gateway.ingest.wait_connected(10)
         watcher = WriteWatcher(gateway)
@@ -167,19 +171,28 @@ async def test_records_cross_a_plant_broker_killed_mid_stream_once_each_and_comm
         await asyncio.to_thread(bridge.collect, lambda s: bridge_state(s, b"1"))
         overrides: asyncio.Queue[OverrideCommand] = asyncio.Queue()
         journal = Journal.open(tmp_path / "journal.db")
+        answered: list[int] = []
+
+        def answer(command: RecordsRequest) -> None:  # as edge.node wires records/get
+            answered.append(
+                republish.answer(
+                    journal, Topics(STATION), node.events, command, notify=node.publisher.notify
+                )
+            )
+
         node = await node_factory(
             station.port,
             STATION,
             outbox=journal.outbox,
-            router_kw={"on_override": overrides.put_nowait},
+            router_kw={"on_override": overrides.put_nowait, "on_records_request": answer},
             publisher_kw={"sync": journal.sync},
         )
 
         def stored() -> int:
             return gateway.store.count(InspectionFilter(station=STATION))[0]
 
-        first_ts = utc_now()
-        ids = record(journal, BEFORE_OUTAGE, 0)
+        ids = record(journal, BEFORE_OUTAGE - LOST, 0)
+        ids += record(journal, LOST, BEFORE_OUTAGE - LOST, sent=False)
         node.publisher.notify()
         await asyncio.to_thread(watcher.until, lambda: stored() >= 50, 20)
         kill(plant)  # mid-stream: the node is still draining its outbox into the station broker
@@ -191,21 +204,26 @@ async def test_records_cross_a_plant_broker_killed_mid_stream_once_each_and_comm
         plant.start()
         await asyncio.to_thread(bridge.collect, lambda s: bridge_state(s, b"1"))
         # A mosquitto killed outright forgets what it had acknowledged and not yet delivered or
-        # saved; docs/plant.md's procedure after a plant broker crash sends the records of the
-        # outage's minutes again, and the store keeps each once.
-        before = stored()
-        assert republish(journal, Topics(STATION), since=first_ts) == len(ids)
-        node.publisher.notify()
-
-        await asyncio.to_thread(watcher.until, lambda: stored() >= len(ids), 30)
-        print(f"plant store: {before} of {len(ids)} records before the republish")
+        # saved; the gateway finds the hole in the station's seqs and asks the node for those
+        # records (records/get, over the plant broker and the bridge), and the store keeps
+        # each record once. Nobody runs anything.
+        await asyncio.to_thread(watcher.until, lambda: stored() >= len(ids), 60)
         rows = list(gateway.store.iter_filtered(InspectionFilter(station=STATION)))
         assert sorted(r["id"] for r in rows) == sorted(ids)  # every record, none twice
+        assert gateway.gaps is not None and gateway.gaps.pending(STATION) == []
+        print(f"records sent again on the gateway's request: {sum(answered)} ({LOST} never sent)")
+        assert sum(answered) >= LOST and len(answered) == gateway.gaps.asked
+        missing = [
+            e for e in gateway.store.events(station=STATION)[0] if e["code"] == "records_missing"
+        ]
+        assert missing == []
 
+        # A plain subscriber on the plant broker: everything queued on the station during the
+        # outage came through, under the plant's topics (what the kill lost, it has not: only
+        # the gateway asks for that again).
+        during = set(ids[BEFORE_OUTAGE:])
         seen = await asyncio.to_thread(
-            observer.collect,
-            lambda s: {json.loads(m.payload)["id"] for m in s} >= set(ids),
-            20,
+            observer.collect, lambda s: {json.loads(m.payload)["id"] for m in s} >= during, 20
         )
         arrived = [json.loads(m.payload)["id"] for m in seen]
         # The bridge is QoS 1: a message in flight at the kill may reach the plant twice.

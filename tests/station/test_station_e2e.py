@@ -339,6 +339,33 @@ async def test_override_republishes_record_and_result(tmp_path, mosquitto, liste
     assert json.loads(result.payload)["seq"] == first.seq
 
 
+async def test_a_records_request_publishes_the_journaled_record_again(
+    tmp_path, mosquitto, listener_factory
+):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    node, watch = await start_node(station_config(tmp_path, mosquitto, camera=camera))
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000322"}))
+        first = InspectionRecord.model_validate_json(
+            (await wait_topic(listener, topics.inspection)).payload
+        )
+        listener.drain()
+        listener.seen.clear()  # what follows is the answer
+        ask = {"from_seq": first.seq, "to_seq": first.seq + 2, "user": "plant-gw-1"}
+        publish(listener, topics.topic("records/get"), json.dumps(ask))
+        again = await wait_topic(listener, topics.inspection)
+        resent = await watch.wait_for("records_resent")
+    finally:
+        await node.shutdown()
+    assert InspectionRecord.model_validate_json(again.payload) == first
+    assert resent.level == "info" and resent.detail["queued"] == 1
+    assert resent.detail["not_in_journal"] == 2  # seqs after the last inspection do not exist
+    assert "plant-gw-1 asked for inspections" in resent.message
+    assert not [e for e in watch.seen if e.level == "error"], watch.codes()
+
+
 async def test_stats_report_inspections_links_and_circularity(
     tmp_path, mosquitto, listener_factory, bench_sim
 ):
