@@ -130,8 +130,8 @@ def plant_broker(folder: Path, pki: PlantPki, autosave: str | None = None) -> Mo
     )
     if autosave:
         kind, _, count = autosave.partition(":")
-        text = text.replace("autosave_on_changes true\n", "").replace(
-            "autosave_interval 100\n",
+        text = text.replace("autosave_on_changes false\n", "").replace(
+            "autosave_interval 60\n",
             f"autosave_on_changes {'true' if kind == 'changes' else 'false'}\n"
             f"autosave_interval {int(count)}\n",
         )
@@ -729,7 +729,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--plant-autosave",
-        help="replace plant-broker.conf's autosave (every 100 changes) with changes:N or "
+        help="replace plant-broker.conf's autosave (every 60 s) with changes:N or "
         "seconds:N (mosquitto's own default is seconds:1800)",
     )
     parser.add_argument("--json-out", type=Path, help="also write the JSON to this file")
@@ -759,7 +759,7 @@ def main() -> None:
                         "rows": sizes,
                         "requests": args.requests,
                         "skip_bridge": args.skip_bridge,
-                        "plant_autosave": args.plant_autosave or "as shipped (changes:100)",
+                        "plant_autosave": args.plant_autosave or "as shipped (seconds:60)",
                         "publisher_processes": PUBLISHERS,
                     },
                 }
