@@ -15,7 +15,9 @@ snapshot, rules, the journal commit (WAL, synchronous=FULL) and the outbox drain
   second from the first trigger to the last result (budget: at least 20 on 2 cores);
 - memory: the node's peak RSS (VmHWM) with the model loaded (budget: at most 300 MB);
 - ratio: latency p50 over the bare `Grader.grade` of one image in this process, the same
-  images, in the same run (how much the station adds to the model).
+  images, in the same run (how much the station adds to the model). The bare grades are taken
+  between the latency triggers, one after each inspection once the node is idle again (its
+  snapshot arrived), so both figures see the machine under the same load.
 
 Prints JSON.
 """
@@ -130,6 +132,7 @@ class Driver:
 
     def __init__(self, port: int):
         self.results: queue.Queue[tuple[float, dict]] = queue.Queue()
+        self.snapshots: queue.Queue[float] = queue.Queue()
         self.online = threading.Event()
         self.client = paho.Client(
             paho.CallbackAPIVersion.VERSION2, client_id="bench-driver", protocol=paho.MQTTv5
@@ -137,14 +140,25 @@ class Driver:
         self.client.on_message = self._message
         self.client.connect("127.0.0.1", port)
         # Small messages go out at once, as the node's client sends them (no Nagle delay).
-        self.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.client.subscribe([(f"reman/{STATION}/result", 1), (f"reman/{STATION}/available", 1)])
+        sock = self.client.socket()
+        assert isinstance(sock, socket.socket)  # connected just now
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client.subscribe(
+            [
+                (f"reman/{STATION}/result", 1),
+                (f"reman/{STATION}/available", 1),
+                (f"reman/{STATION}/snapshot", 1),
+            ]
+        )
         self.client.loop_start()
 
     def _message(self, client, userdata, msg) -> None:
         if msg.topic.endswith("/available"):
             if msg.payload == b"online":
                 self.online.set()
+            return
+        if msg.topic.endswith("/snapshot"):
+            self.snapshots.put(time.perf_counter())
             return
         if not msg.retain:
             self.results.put((time.perf_counter(), json.loads(msg.payload)))
@@ -165,14 +179,20 @@ class Driver:
 # ---------------------------------------------------------------- measurements
 
 
-def measure_latency(driver: Driver, count: int) -> list[float]:
-    """Trigger-to-result milliseconds, one trigger at a time."""
-    out = []
+def measure_latency(
+    driver: Driver, count: int, bare: BareGrade | None = None
+) -> tuple[list[float], list[float]]:
+    """Trigger-to-result milliseconds, one trigger at a time, each once the node is idle again
+    (the last inspection's snapshot arrived); with `bare`, one bare grade after each."""
+    out, grades = [], []
     for i in range(count):
         sent = driver.trigger(f"HGP-{i:06d}")
         arrived, _ = driver.result()
         out.append((arrived - sent) * 1000)
-    return out
+        driver.snapshots.get(timeout=30)
+        if bare is not None:
+            grades.append(bare.once(i))
+    return out, grades
 
 
 def measure_throughput(driver: Driver, count: int) -> float:
@@ -186,19 +206,23 @@ def measure_throughput(driver: Driver, count: int) -> float:
     return count / (last - first)
 
 
-def bare_grade_ms(model: Path, images: list[Path]) -> float:
-    """p50 of Grader.grade on the same images in this process (one thread)."""
-    from vision.grader import Grader
-    from vision.imageio import read_image
+class BareGrade:
+    """Grader.grade on the same images in this process (one thread), one at a time."""
 
-    grader = Grader.load(model, threads=1)
-    frames = [read_image(p) for p in images]
-    times = []
-    for i in range(100):
+    def __init__(self, model: Path, images: list[Path]):
+        from vision.grader import Grader
+        from vision.imageio import read_image
+
+        self.grader = Grader.load(model, threads=1)
+        self.frames = [read_image(p) for p in images]
+        for frame in self.frames[:3]:  # warm-up
+            self.grader.grade(frame)
+
+    def once(self, i: int) -> float:
+        """Milliseconds to grade the i-th image (cycling through them)."""
         start = time.perf_counter()
-        grader.grade(frames[i % len(frames)])
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        self.grader.grade(self.frames[i % len(self.frames)])
+        return (time.perf_counter() - start) * 1000
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -244,7 +268,8 @@ def start_node(config: Path, cpus: int) -> subprocess.Popen:
 
 
 def run(args: argparse.Namespace) -> dict:
-    size = tuple(int(x) for x in args.size.split("x"))
+    height, width = (int(x) for x in args.size.split("x"))
+    size = (height, width)
     with tempfile.TemporaryDirectory(prefix="reman-bench-station-") as tmp:
         work = Path(tmp)
         model, model_kind = model_path(work, args.model)
@@ -253,6 +278,7 @@ def run(args: argparse.Namespace) -> dict:
         bench = BenchThread()
         node = start_node(station_yaml(work, model, broker.port, bench.sim.endpoint), args.cpus)
         driver = Driver(broker.port)
+        bare = BareGrade(model, images)
         try:
             if not driver.online.wait(120):
                 raise SystemExit(
@@ -264,7 +290,7 @@ def run(args: argparse.Namespace) -> dict:
                 raise SystemExit(
                     "no result within 30 s:\n" + (work / "node.log").read_text()[-3000:]
                 ) from None
-            latency = measure_latency(driver, args.latency_n)
+            latency, grades = measure_latency(driver, args.latency_n, bare)
             rate = measure_throughput(driver, args.burst)
             rss = peak_rss_mb(node.pid)
         finally:
@@ -273,9 +299,11 @@ def run(args: argparse.Namespace) -> dict:
             node.wait(60)
             bench.close()
             broker.stop()
-        grade_ms = bare_grade_ms(model, images)
+        grade_ms = statistics.median(grades)
         stages = stage_p50(work / "journal.db", last_seq=WARM_UP + args.latency_n)
     ordered = sorted(latency)
+    p50 = percentile(ordered, 50)
+    assert p50 is not None  # there were latency samples
     figures = {
         "model": model_kind,
         "image_size": list(size),
@@ -290,7 +318,7 @@ def run(args: argparse.Namespace) -> dict:
         "burst": args.burst,
         "rss_mb": rss,
         "bare_grade_p50_ms": round(grade_ms, 2),
-        "latency_over_bare_grade": round(percentile(ordered, 50) / grade_ms, 1),
+        "latency_over_bare_grade": round(p50 / grade_ms, 2),
         "stage_p50_ms": stages,  # latency phase; "total" is trigger received to decision
         "budgets": BUDGETS,
     }

@@ -8,6 +8,7 @@ Tables (schema version in `PRAGMA user_version`, upgraded by the ordered `MIGRAT
     events       warnings and errors (the `event` topic's payloads)
     outbox       messages to publish (edge.journal.outbox), written in the same transaction as their record
     counters     the station's sequence number
+    unwritten_images  inspections committed before their image files were written (see below)
 
 Consistency between a record and its outbox rows is checkable at any time: each inspection row
 holds `outbox_count` (messages written for it) and `outbox_pruned` (its rows deleted since, kept
@@ -23,6 +24,16 @@ calls `sync()` (one fsync of the WAL) before publishing a batch: whatever reache
 durable, at one fsync per batch instead of one per inspection (group commit; on an SD card an
 fsync takes milliseconds). `synchronous="FULL"` syncs every commit instead, for stations that
 prefer that; `bench/journal.py` shows both.
+
+Images after the record: the station commits a record (and its result) first and writes its image
+files after it, off the path to the PLC (`record_next(..., images_later=True)`, then
+`record_images`). The record names its files from the start; until `record_images` commits,
+an `unwritten_images` row says they may be missing. A node stopped in between leaves that row;
+at the next start `unwritten_images()` lists those records and `record_images` registers the
+files that did reach the disk (written atomically, so each is whole or absent). A file that did
+not is gone for good: its frame lived only in the killed process. The record and its decision
+stand as published; the missing files have no image rows, so nothing offers them, and the
+station raises an `images_not_written` event naming them.
 
 Threading: a Journal and its connection belong to one thread (the node's event loop); SQLite
 errors are wrapped in JournalError.
@@ -53,6 +64,8 @@ if TYPE_CHECKING:
     from edge.decision.families import FamilySet
 
 ImageInput = tuple[str | Path, bytes | None]
+ImageFile = tuple[str, str, int]
+"""An image file as the journal lists it: path, sha256, size in bytes."""
 OVERLAY_SUFFIX = "-overlay"
 """End of the file stem of an annotated overlay (`v1-overlay.jpg`); every other image is raw."""
 MakeMessages = Callable[[InspectionRecord], list[OutboxMessage]]
@@ -191,6 +204,16 @@ def _migration_6(conn: sqlite3.Connection) -> None:
     conn.execute(PENDING_AGE_INDEX)
 
 
+def _migration_7(conn: sqlite3.Connection) -> None:
+    # Records committed before their image files were written (see the module docstring).
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS unwritten_images (
+            inspection_id TEXT PRIMARY KEY REFERENCES inspections(id),
+            created REAL NOT NULL
+        )"""
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
     _migration_2,
@@ -198,6 +221,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 ]
 """Ordered schema migrations; migration i brings the schema to user_version i+1."""
 
@@ -416,12 +440,16 @@ class Journal:
         return [PendingTrigger(*row) for row in rows]
 
     def record_next(
-        self, build: Callable[[int], Drafted], trigger_id: str | None = None
+        self,
+        build: Callable[[int], Drafted],
+        trigger_id: str | None = None,
+        images_later: bool = False,
     ) -> InspectionRecord:
         """Take the next seq and write what `build(seq)` returns, all in one transaction.
 
         A node killed before the commit leaves neither a record nor a used seq; the trigger
-        `trigger_id` (see `accept_trigger`) is done once the record is written.
+        `trigger_id` (see `accept_trigger`) is done once the record is written. With
+        `images_later`, the record's image files come afterwards through `record_images`.
         """
         now = time.time()
         with _wrapped("recording the next inspection"), self.db.conn as conn:
@@ -430,7 +458,45 @@ class Journal:
             self._insert(conn, record, messages, images, now)
             if trigger_id is not None:
                 conn.execute("DELETE FROM triggers WHERE id = ?", (trigger_id,))
+            if images_later:
+                conn.execute(
+                    "INSERT INTO unwritten_images (inspection_id, created) VALUES (?, ?)",
+                    (record.id, now),
+                )
         return record
+
+    def record_images(
+        self,
+        inspection_id: str,
+        files: Iterable[ImageFile],
+        messages: list[OutboxMessage] | None = None,
+    ) -> None:
+        """The image files of a record committed with `images_later` (as `write_image` or
+        `image_file` describe them), and the messages that carry them (its snapshot), in one
+        transaction; the record then has all it will get."""
+        now = time.time()
+        rows = [(inspection_id, *file) for file in files]
+        messages = self.outbox.expand(messages or [])
+        with _wrapped(f"recording the images of {inspection_id}"), self.db.conn as conn:
+            if rows:
+                conn.executemany(_INSERT_IMAGE, [(*r, now, image_kind(r[1])) for r in rows])
+            if messages:
+                self.outbox.add(messages, now=now, inspection_id=inspection_id)
+                conn.execute(
+                    "UPDATE inspections SET outbox_count = outbox_count + ? WHERE id = ?",
+                    (len(messages), inspection_id),
+                )
+            conn.execute("DELETE FROM unwritten_images WHERE inspection_id = ?", (inspection_id,))
+
+    def unwritten_images(self) -> list[InspectionRecord]:
+        """Records whose image files may be missing (the node stopped before `record_images`),
+        by seq."""
+        with _wrapped("reading records without their images"):
+            rows = self.db.conn.execute(
+                "SELECT i.record FROM unwritten_images u JOIN inspections i"
+                " ON i.id = u.inspection_id ORDER BY i.seq"
+            ).fetchall()
+        return [InspectionRecord.model_validate_json(row[0]) for row in rows]
 
     def next_seq(self) -> int:
         """The station's next sequence number; committed at once, so it survives restarts.
@@ -472,11 +538,7 @@ class Journal:
         row = _inspection_row(record, len(messages), now, _published_json(record, messages))
         conn.execute(_INSERT_INSPECTION, row)
         if rows:
-            conn.executemany(
-                "INSERT INTO images (inspection_id, path, sha256, size, created, kind)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(*r, now, image_kind(r[1])) for r in rows],
-            )
+            conn.executemany(_INSERT_IMAGE, [(*r, now, image_kind(r[1])) for r in rows])
         self.outbox.add(messages, now=now, inspection_id=record.id)
 
     def record_event(self, event: Event, message: OutboxMessage | None = None) -> None:
@@ -663,15 +725,6 @@ class Journal:
             ).fetchall()
         return [InspectionRecord.model_validate_json(r[0]) for r in rows]
 
-    def by_seq(self, from_seq: int, to_seq: int) -> list[InspectionRecord]:
-        """The inspections with seq `from_seq`..`to_seq`, in seq order (those the journal holds)."""
-        with _wrapped(f"reading inspections {from_seq}..{to_seq}"):
-            rows = self.db.conn.execute(
-                "SELECT record FROM inspections WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                (from_seq, to_seq),
-            ).fetchall()
-        return [InspectionRecord.model_validate_json(r[0]) for r in rows]
-
     def event_codes_for_command(self, command_id: str) -> list[str]:
         """The codes of the events that carry `command_id` in their detail (a command that was
         carried out or refused before), oldest first."""
@@ -749,6 +802,9 @@ class Journal:
 
 _NEXT_SEQ = "UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value"
 
+_INSERT_IMAGE = """INSERT INTO images (inspection_id, path, sha256, size, created, kind)
+    VALUES (?, ?, ?, ?, ?, ?)"""
+
 _INSERT_INSPECTION = """INSERT INTO inspections (id, seq, ts, station, core_id, family, part_number,
     code, label, credit, effective_code, effective_credit, rules_sha256, model_version,
     outbox_count, record, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -822,6 +878,22 @@ def _image_row(inspection_id: str, path: str | Path, data: bytes | None) -> tupl
     except OSError as exc:
         raise JournalError(f"journal: image {path}: {exc.strerror or exc}") from exc
     return (inspection_id, str(path), hashlib.sha256(data).hexdigest(), len(data))
+
+
+def write_image(path: str | Path, data: bytes) -> ImageFile:
+    """Write an image file whole or not at all (a kill leaves no torn file) and describe it for
+    `Journal.record_images`; JournalError. Thread-safe: no journal involved."""
+    path = Path(path)
+    try:
+        _write_atomic(path, data)
+    except OSError as exc:
+        raise JournalError(f"journal: image {path}: {exc.strerror or exc}") from exc
+    return str(path), hashlib.sha256(data).hexdigest(), len(data)
+
+
+def image_file(path: str | Path) -> ImageFile:
+    """Describe an image file already on disk for `Journal.record_images`; JournalError."""
+    return _image_row("", path, None)[1:]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -11,7 +11,13 @@ the oldest waiting one makes room) and is always an event. Triggers still waitin
 are reported the same way.
 
 Every inspection ends in exactly one journal transaction holding the record and its outbox
-messages (result, inspection, snapshot), and the publisher is woken. Whatever goes wrong (camera,
+messages (result, inspection), and the publisher is woken. The image files (each view as taken,
+its annotated overlay) and the snapshot message come after, off the path to the PLC: encoded and
+written on the executor while the result goes out, then registered in a second transaction,
+always before the next record is committed, so the outbox keeps each record's messages together
+and in order. A node stopped in between leaves the record without those files; at the next start
+the station registers whichever reached the disk and raises `images_not_written` for the others
+(see edge.journal.journal). Whatever goes wrong (camera,
 unreadable image, model, bench) becomes a REVIEW reason; only an unexpected failure gives a
 result with code 0 and err INSPECTION_FAILED, which is journaled and published like any other.
 OpenCV, zxing and onnxruntime work runs on the executor (they release the GIL); the journal is
@@ -29,7 +35,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,9 +77,11 @@ from edge.ids import new_id
 from edge.journal.journal import (
     OVERLAY_SUFFIX,
     Drafted,
-    ImageInput,
+    ImageFile,
     Journal,
     PendingTrigger,
+    image_file,
+    write_image,
 )
 from edge.journal.labels import Label, add_label
 from edge.journal.outbox import OutboxMessage
@@ -194,8 +202,6 @@ class _Work:
     image_problems: list[str] = field(default_factory=list)
     core: CoreIdOutcome | None = None
     graded: Any = None  # vision.grader.CoreGrade
-    jpegs: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, JPEG)
-    snapshot_jpeg: bytes | None = None
     measurements: dict[str, Measurement] = field(default_factory=dict)
     bench_core_id: str | None = None
     bench_link: str | None = None  # the link's state and since when, when it was not connected
@@ -211,25 +217,56 @@ class _Work:
 class _Outcome:
     """A decided inspection waiting for its seq, which the journal gives it as it records it.
 
-    `draft` has seq 0 and no image names; `numbered(seq)` gives the record, the result and the
-    image files (named by day and seq under `images_dir`).
+    `draft` has seq 0 and no image names; `numbered(seq)` gives the record (its image files
+    named by day and seq under `images_dir`) and the result.
     """
 
     draft: InspectionRecord
     err: ResultError
-    jpegs: list[tuple[str, bytes]] = field(default_factory=list)  # (view file name, JPEG)
-    snapshot: bytes | None = None
+    views: list[tuple[np.ndarray, Any]] = field(default_factory=list)  # (frame, graded view)
     images_dir: Path = Path(".")
     shadow: ShadowInput | None = None  # what the decision was made on, for a shadow model
 
-    def numbered(self, seq: int) -> tuple[InspectionRecord, Result, list[ImageInput]]:
-        names = [f"{self.draft.ts[:10]}/{seq:08d}-{name}" for name, _ in self.jpegs]
+    def numbered(self, seq: int) -> tuple[InspectionRecord, Result]:
+        names = [f"{self.draft.ts[:10]}/{seq:08d}-{name}" for name in _view_files(len(self.views))]
         record = self.draft.model_copy(update={"seq": seq, "images": names})
-        images: list[ImageInput] = [
-            (self.images_dir / name, data)
-            for name, (_, data) in zip(names, self.jpegs, strict=True)
-        ]
-        return record, _result(record, self.err), images
+        return record, _result(record, self.err)
+
+
+def _remove_partial(path: Path) -> None:
+    """Remove what a stopped write of `path` left (it never became `path`: writes are atomic)."""
+    try:
+        path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+    except OSError as exc:  # in the way of nothing: the next write of that name replaces it
+        log.warning("cannot remove the partial image %s.tmp: %s", path, exc)
+
+
+def _view_files(views: int) -> list[str]:
+    """The file names of each view as taken and its overlay, in the order they are written."""
+    return [
+        name for v in range(1, views + 1) for name in (f"v{v}.jpg", f"v{v}{OVERLAY_SUFFIX}.jpg")
+    ]
+
+
+def _encode_and_write(
+    views: list[tuple[np.ndarray, Any]], paths: list[Path], written: list[ImageFile]
+) -> bytes | None:
+    """Encode and write each view as taken and its overlay (executor), adding each file to
+    `written` as it lands; the snapshot JPEG (the first overlay). JournalError when a file
+    cannot be written."""
+    from vision.overlay import render_overlay
+
+    snapshot = None
+    files = iter(paths)
+    for frame, graded in views:
+        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        raw_path = next(files)
+        if ok:
+            written.append(write_image(raw_path, data.tobytes()))
+        overlay = render_overlay(frame, graded)
+        written.append(write_image(next(files), overlay))
+        snapshot = overlay if snapshot is None else snapshot
+    return snapshot
 
 
 @dataclass(frozen=True)
@@ -282,6 +319,8 @@ class Station:
         self.busy_since: float | None = None
         self.listeners: list[Callable[[Inspected], None]] = []
         self.model = _model_info(grader)
+        self._images_job: asyncio.Task | None = None  # the last record's image files
+        self._labels_waiting: asyncio.Future | None = None  # the last label waiting for them
 
     # ------------------------------------------------------------ models
 
@@ -357,14 +396,17 @@ class Station:
     async def run(self, stop: asyncio.Event) -> None:
         """Inspect triggers one at a time until `stop`; the inspection in hand always finishes.
 
-        First, each trigger a killed node left half inspected is recorded as interrupted.
+        First, each trigger a killed node left half inspected is recorded as interrupted, and
+        the image files of records it committed without them are sorted out.
         """
+        self.recover_images()
         await self.record_interrupted()
         while not stop.is_set():
             trigger = await _until(stop, self.triggers.get())
             if trigger is None:
                 break
             await self.inspect(trigger)
+        await self.images_written()
         self.triggers.close("the node is shutting down")
         if self.shadow is not None:
             await self.shadow.drain()
@@ -401,16 +443,109 @@ class Station:
             await self._commit(trigger, outcome, write_back=False)  # that core has gone
         return len(pending)
 
+    def recover_images(self) -> int:
+        """Register the image files of records committed before them that reached the disk;
+        an `images_not_written` warning per record missing some. How many records there were."""
+        try:
+            records = self.journal.unwritten_images()
+        except JournalError as exc:
+            self.events.error("journal_unreadable", f"records without their images: {exc}")
+            return 0
+        folder = Path(self.config.journal.images_dir)
+        for record in records:
+            paths = [folder / name for name in record.images]
+            for path in paths:
+                _remove_partial(path)
+            try:
+                found = [image_file(path) for path in paths if path.is_file()]
+                overlays = [p for p in paths if p.stem.endswith(OVERLAY_SUFFIX) and p.is_file()]
+                snapshot = overlays[0].read_bytes() if overlays else None
+            except (JournalError, OSError) as exc:  # unreadable now: a later start tries again
+                self.events.error("journal_unreadable", f"images of inspection {record.seq}: {exc}")
+                continue
+            self._journal_images(record, found, snapshot, "the node stopped before writing them")
+        if records and self.publisher is not None:
+            self.publisher.notify()
+        return len(records)
+
+    def _images_not_written(self, record: InspectionRecord, missing: list[str], why: str) -> None:
+        self.events.warning(
+            "images_not_written",
+            f"inspection {record.seq} (core {record.core_id}): {len(missing)} of its "
+            f"{len(record.images)} image files were not written: {why}; the decision stands",
+            inspection_id=record.id,
+            seq=record.seq,
+            core_id=record.core_id,
+            missing=missing,
+        )
+
+    async def images_written(self) -> None:
+        """Return once the image files of the last committed record are written and journaled."""
+        job = self._images_job
+        if job is None:
+            return
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the task is a root and reports its own failures; nothing to add
+            log.debug("the image task of the last record failed", exc_info=True)
+
+    async def _write_images(self, record: InspectionRecord, outcome: _Outcome) -> None:
+        """Encode and write the record's image files on the executor, then journal them with the
+        snapshot message (task root: every failure becomes an event, the record stands)."""
+        paths = [outcome.images_dir / name for name in record.images]
+        loop = asyncio.get_running_loop()
+        snapshot, why, written = None, "the encoder refused them", list[ImageFile]()
+        try:
+            snapshot = await loop.run_in_executor(
+                self.executor, _encode_and_write, outcome.views, paths, written
+            )
+        except Exception as exc:  # root of the image task: the record stands, say what is missing
+            log.warning("images of inspection %d not written: %s", record.seq, exc)
+            why = str(exc)
+        self._journal_images(record, written, snapshot, why)
+        if self.publisher is not None:
+            self.publisher.notify()
+
+    def _journal_images(
+        self, record: InspectionRecord, found: list[ImageFile], snapshot: bytes | None, why: str
+    ) -> None:
+        """Register the files `found` of the record's, and the snapshot; an event for the rest."""
+        try:
+            self.journal.record_images(record.id, found, self._snapshot_messages(record, snapshot))
+        except JournalError as exc:  # left for the next start, which registers what is there
+            self.events.error(
+                "journal_unreadable", f"images of inspection {record.seq} not journaled: {exc}"
+            )
+            return
+        there = {path for path, _, _ in found}
+        folder = Path(self.config.journal.images_dir)
+        missing = [name for name in record.images if str(folder / name) not in there]
+        if missing:
+            self._images_not_written(record, missing, why)
+
+    def _snapshot_messages(
+        self, record: InspectionRecord, snapshot: bytes | None
+    ) -> list[OutboxMessage]:
+        if not snapshot:
+            return []
+        return [
+            OutboxMessage(
+                kind="snapshot",
+                topic=self.topics.snapshot,
+                payload=snapshot,
+                qos=1,
+                msg_id=record.id,
+            )
+        ]
+
     async def inspect(self, trigger: Trigger) -> Inspected | None:
         """One inspection, journaled and handed to the publisher; None when it could not be
-        journaled (an event says why). The trigger is journaled first, so that a node killed
-        meanwhile records it as interrupted when it starts again."""
+        journaled (an event says why). The trigger is journaled as the camera starts, before
+        anything is decided, so that a node killed meanwhile records it as interrupted when it
+        starts again."""
         self.busy, self.busy_since = True, self.clock()
-        try:
-            self.journal.accept_trigger(trigger.pending())
-        except JournalError as exc:  # the record will fail the same way, with its own event
-            log.warning("trigger not journaled: %s", exc)
-        log.info("inspection started (%s trigger, core %s)", trigger.source, trigger.core_id or "?")
         try:
             try:
                 outcome = await self._inspect(trigger)
@@ -436,7 +571,14 @@ class Station:
             grader=self.grader,
             model=self.model,
         )
-        await self._capture(work)
+        # The camera works while the trigger is journaled; nothing is decided before both.
+        capturing = asyncio.ensure_future(self._capture(work))
+        try:
+            self.journal.accept_trigger(trigger.pending())
+        except JournalError as exc:  # the record will fail the same way, with its own event
+            log.warning("trigger not journaled: %s", exc)
+        log.info("inspection started (%s trigger, core %s)", trigger.source, trigger.core_id or "?")
+        await capturing
         await self._bench_identity(work)
         await self._analyse(work)
         await self._bench_snapshot(work)
@@ -464,7 +606,8 @@ class Station:
             work.bench_core_id, work.bench_part_number = await self.bench.identity()
 
     async def _analyse(self, work: _Work) -> None:
-        """Core id, frame checks and grading side by side on the executor."""
+        """Core id with the frame checks, and grading, side by side on the executor (the frame
+        checks need not wait for the model, nor the model for them)."""
         loop = asyncio.get_running_loop()
         images = [f.image for f in work.frames]
         trigger_id = work.trigger.core_id if work.trigger.source != "bench" else None
@@ -472,50 +615,51 @@ class Station:
             self.executor, self._core_id, trigger_id, work.bench_core_id, images
         )
         grade_job = loop.run_in_executor(self.executor, self._grade, work, images)
-        (work.core, core_ms), _ = await asyncio.gather(core_job, grade_job)
-        work.timings["core_id"] = core_ms
+        (work.core, core_ms, quality_ms, checked), graded = await asyncio.gather(
+            core_job, grade_job
+        )
+        work.timings["core_id"], work.timings["quality"] = core_ms, quality_ms
+        work.image_problems += checked + graded  # in this order: the frame, then the model
 
     def _core_id(
         self, trigger_id: str | None, bench_id: str | None, images: list[np.ndarray]
-    ) -> tuple[CoreIdOutcome, float]:
-        """The core id and the milliseconds it took (labels are read only when needed)."""
+    ) -> tuple[CoreIdOutcome, float, float, list[str]]:
+        """The core id, the milliseconds it took (labels are read only when needed), the
+        milliseconds of the frame checks and their problems."""
         since = time.perf_counter()
         outcome = resolve_core_id(
             self.config.core_id, trigger=trigger_id, bench=bench_id, images=images
         )
-        return outcome, round((time.perf_counter() - since) * 1000, 3)
-
-    def _grade(self, work: _Work, images: list[np.ndarray]) -> None:
-        """Frame checks, grading and the JPEGs; the only code that writes `work` meanwhile."""
-        since = time.perf_counter()
+        checked = time.perf_counter()
         problems = [quality.check_frame(image, self.config.camera) for image in images]
-        work.image_problems += [
-            r.text.removeprefix("image quality: ") for r in quality.quality_reasons(problems)
-        ]
-        since = work.lap("quality", since)
+        texts = [r.text.removeprefix("image quality: ") for r in quality.quality_reasons(problems)]
+        done = time.perf_counter()
+        return outcome, _ms(checked - since), _ms(done - checked), texts
+
+    def _grade(self, work: _Work, images: list[np.ndarray]) -> list[str]:
+        """Grading (the only code that writes `work` meanwhile); the image problems it found."""
+        since = time.perf_counter()
         if not images:
-            return
+            return []
         try:
             work.graded = work.grader.grade_views(images)
         except VisionError as exc:
             self.events.error(
                 "grading_failed", f"the model could not grade the image: {exc}", error=exc
             )
-            work.image_problems.append(f"not graded: {exc}")
-            return
-        since = work.lap("grade", since)
-        self._out_of_distribution(work)
-        self._images(work)
-        work.lap("images", since)
+            return [f"not graded: {exc}"]
+        work.lap("grade", since)
+        return self._out_of_distribution(work)
 
-    def _out_of_distribution(self, work: _Work) -> None:
+    def _out_of_distribution(self, work: _Work) -> list[str]:
         """An image problem and a warning for each view unlike the model's training images."""
+        problems = []
         for view, graded in enumerate(work.graded.views, start=1):
             verdict = graded.ood
             if verdict is None or not verdict.out_of_distribution:
                 continue
             text = f"view {view}: {verdict.describe()}"
-            work.image_problems.append(f"{OUT_OF_DISTRIBUTION}{text}")
+            problems.append(f"{OUT_OF_DISTRIBUTION}{text}")
             self.events.warning(
                 "image_out_of_distribution",
                 f"the image is unlike the model's training images, {text}",
@@ -524,21 +668,7 @@ class Station:
                 threshold=verdict.threshold,
                 core_id=work.trigger.core_id,
             )
-
-    def _images(self, work: _Work) -> None:
-        """JPEGs of each view as taken, and the overlay of the first view for the snapshot."""
-        from vision.overlay import render_overlay
-
-        for view, (frame, graded) in enumerate(
-            zip(work.frames, work.graded.views, strict=True), start=1
-        ):
-            ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            if ok:
-                work.jpegs.append((f"v{view}.jpg", data.tobytes()))
-            overlay = render_overlay(frame.image, graded)
-            work.jpegs.append((f"v{view}{OVERLAY_SUFFIX}.jpg", overlay))
-            if work.snapshot_jpeg is None:
-                work.snapshot_jpeg = overlay
+        return problems
 
     async def _bench_snapshot(self, work: _Work) -> None:
         since = time.perf_counter()
@@ -582,11 +712,15 @@ class Station:
             active_defects=defects,
             active_code=decision.code,
         )
+        views = (
+            []
+            if work.graded is None
+            else [(f.image, g) for f, g in zip(work.frames, work.graded.views, strict=True)]
+        )
         return _Outcome(
             draft,
             err,
-            work.jpegs,
-            work.snapshot_jpeg,
+            views,
             Path(self.config.journal.images_dir),
             shadow if work.frames else None,
         )
@@ -650,11 +784,14 @@ class Station:
         self, trigger: Trigger, outcome: _Outcome, write_back: bool = True
     ) -> Inspected | None:
         def build(seq: int) -> Drafted:
-            record, result, images = outcome.numbered(seq)
-            return record, self.messages(record, result, outcome.snapshot), images
+            record, result = outcome.numbered(seq)
+            return record, self.messages(record, result), []
 
+        await self.images_written()  # the last record's messages before this one's
         try:
-            record = self.journal.record_next(build, trigger_id=trigger.id)
+            record = self.journal.record_next(
+                build, trigger_id=trigger.id, images_later=bool(outcome.views)
+            )
         except JournalError as exc:
             self.events.error(
                 "inspection_not_recorded",
@@ -666,6 +803,10 @@ class Station:
         result = _result(record, outcome.err)
         if self.publisher is not None:
             self.publisher.notify()
+        if outcome.views:
+            self._images_job = asyncio.create_task(
+                self._write_images(record, outcome), name=f"images-{record.seq}"
+            )
         latency_ms = (time.monotonic() - trigger.received) * 1000
         self.health.record(record, latency_ms)
         log.info(
@@ -792,6 +933,7 @@ class Station:
         or with `error` and a `frame_refused` event when there is no frame to give."""
         grader, model = self.grader, self.model
         loop = asyncio.get_running_loop()
+        await self.images_written()  # a frame asked for as soon as its record came out
         try:
             path = raw_frame_path(self.journal, command.id, command.view)
             drawn = await loop.run_in_executor(self.executor, draw_frame, grader, path)
@@ -827,8 +969,33 @@ class Station:
 
     # ------------------------------------------------------------ labels
 
-    def on_label_command(self, command: LabelCommand) -> Label | None:
-        """`label/set`: keep a person's label of one view beside its raw frame (the journal)."""
+    def on_label_command(self, command: LabelCommand) -> Label | None | Awaitable[Label | None]:
+        """`label/set`: keep a person's label of one view beside its raw frame (the journal).
+
+        While the last record's images are being written, labels wait for them (a label may
+        come as soon as its record did), in the order they came.
+        """
+        job, previous = self._images_job, self._labels_waiting
+        if previous is None and (job is None or job.done()):
+            return self._label(command)
+        turn = asyncio.get_running_loop().create_future()
+        self._labels_waiting = turn
+        return self._label_later(command, previous, turn)
+
+    async def _label_later(
+        self, command: LabelCommand, previous: asyncio.Future | None, turn: asyncio.Future
+    ) -> Label | None:
+        try:
+            if previous is not None:
+                await previous
+            await self.images_written()
+            return self._label(command)
+        finally:
+            turn.set_result(None)
+            if self._labels_waiting is turn:
+                self._labels_waiting = None
+
+    def _label(self, command: LabelCommand) -> Label | None:
         labels_dir = Path(self.config.journal.images_dir) / "labels"
         try:
             label = add_label(self.journal, command, labels_dir)
@@ -917,6 +1084,10 @@ def _result(record: InspectionRecord, err: ResultError) -> Result:
         credit=record.effective_credit(),
         err=err,
     )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
 
 
 def _generated_id() -> str:
