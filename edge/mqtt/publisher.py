@@ -6,8 +6,10 @@ what the broker allows on the wire (the MqttClient: its Receive Maximum less one
 rest in order, so the next message leaves as soon as a PUBACK frees a place, without waiting for
 this task. A message is marked delivered when the broker acknowledges it (QoS 1 PUBACK; for QoS 0
 when paho wrote it to the socket), never before. Under load the task wakes once half the window
-was acknowledged, marks those delivered in one transaction and hands over as many again; with
-little in flight it wakes at each acknowledgement, so a lone result is marked at once.
+was acknowledged and hands over as many again, and marks what was acknowledged in one
+transaction per `MARK_BATCH` messages (or when nothing is left in flight, or once a second); with
+little in flight it wakes at each acknowledgement, so a lone result is marked at once. A message
+acknowledged and not yet marked when the node dies is sent again, as any unmarked one is.
 
 Outages: while the link is down nothing new is handed over; paho keeps the messages already in
 flight and resends them (DUP) after the reconnect, with the same mid, so their PUBACKs still find
@@ -44,6 +46,7 @@ from edge.journal.outbox import Dropped, Outbox, OutboxRow
 log = logging.getLogger("reman.publisher")
 
 BOUNDS_INTERVAL_S = 1.0
+MARK_BATCH = 500  # acknowledged messages marked delivered per transaction while the pipe is full
 DEFAULT_MAX_ROWS = 100_000
 DEFAULT_MAX_AGE_S = 72 * 3600.0
 
@@ -197,7 +200,8 @@ class Publisher:
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     async def _drain_once(self) -> None:
-        self._flush_acked()
+        if len(self._acked) >= MARK_BATCH or not self._inflight or self._bounds_due():
+            self._flush_acked()
         self._check_bounds()
         sent = self._send_some() if self.client.ready else 0
         if sent == 0:
@@ -309,15 +313,15 @@ class Publisher:
     # ------------------------------------------------------------ bounds
 
     def _check_bounds(self) -> None:
-        if not self.bounds:
+        if not self.bounds or not self._bounds_due():
             return
-        now = time.monotonic()
-        if now - self._bounds_at < BOUNDS_INTERVAL_S:
-            return
-        self._bounds_at = now
+        self._bounds_at = time.monotonic()
         dropped = self.outbox.enforce_bounds(self.max_rows, self.max_age_s)
         if dropped.total:
             self._report_dropped(dropped)
+
+    def _bounds_due(self) -> bool:
+        return time.monotonic() - self._bounds_at >= BOUNDS_INTERVAL_S
 
     def _report_dropped(self, dropped: Dropped) -> None:
         if dropped.by_rows:
