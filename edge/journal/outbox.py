@@ -222,18 +222,9 @@ class Outbox:
             f" FROM outbox WHERE delivered_at IS NULL AND id > ?{where} ORDER BY id LIMIT ?",
             (*args, limit),
         ).fetchall()
+        # Positional, in OutboxRow's field order: half the cost of keywords, once per message.
         return [
-            OutboxRow(
-                id=r[0],
-                msg_id=r[1],
-                kind=r[2],
-                topic=r[3],
-                payload=bytes(r[4]),
-                qos=r[5],
-                retain=bool(r[6]),
-                inspection_id=r[7],
-                created_at=r[8],
-            )
+            OutboxRow(r[2], r[3], bytes(r[4]), r[5], bool(r[6]), r[1], r[7], r[0], r[8])
             for r in rows
         ]
 
