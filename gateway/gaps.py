@@ -170,10 +170,10 @@ class SeqGaps:
         for event in batch.events:
             if event.code == "records_resent":
                 detail = event.detail or {}
-                first, last = detail.get("from_seq"), detail.get("to_seq")
-                if isinstance(first, int) and isinstance(last, int):
+                run = detail.get("from_seq"), detail.get("to_seq")
+                if isinstance(run[0], int) and isinstance(run[1], int):
                     with self._lock:
-                        self._resent.append((event.station, first, last))
+                        self._resent.append((event.station, run[0], run[1]))
 
     def pending(self, station: str) -> list[tuple[int, int]]:
         """The runs of `station` still missing (for tests and the health page)."""
