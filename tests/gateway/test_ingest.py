@@ -165,4 +165,5 @@ def test_ingest_over_mqtt_keeps_every_kind(gateway, watcher, station_factory):
         )
 
     watcher.until(all_there)
-    assert store.stations()[0]["stats"]["outbox_depth"] == 2
+    mine = {s["station"]: s for s in store.stations()}["st-ingest"]
+    assert mine["stats"]["outbox_depth"] == 2

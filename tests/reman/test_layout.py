@@ -201,7 +201,7 @@ def _definitions(pattern: str) -> list[str]:
     [
         ("paho client", r".*\bpaho\.Client\("),
         ("TLS set-up", r".*\.tls_set(_context)?\("),
-        ("time formatter", r".*strftime\(\"%Y-%m-%dT%H:%M:%S"),
+        ("time formatter", r".*isoformat\(timespec=\"milliseconds\"\)"),
         ("CSV columns", r"^CSV_COLUMNS\s*=\s*\("),
         ("defect types", r"^DEFECT_TYPES\b.*=\s*\("),
         ("free port", r"^def free_port\("),
