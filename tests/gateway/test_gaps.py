@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from edge.contract import InspectionRecord, Topics
+from edge.contract import Event, InspectionRecord, Topics
 from edge.contract.messages import MAX_RECORDS_PER_REQUEST
 from edge.journal import republish
 from edge.journal.journal import Journal
@@ -155,8 +155,6 @@ def test_the_store_gives_the_highest_seq_below_the_first_seen(make_store):
 
 
 def republish_event(station, first, last, **detail):
-    from edge.contract import Event
-
     return Event(
         id=f"ev-{first}-{last}",
         ts="2026-12-01T10:00:00.000Z",
