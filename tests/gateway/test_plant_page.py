@@ -15,6 +15,7 @@ from gateway.config import GatewayConfig
 from gateway.server import Gateway
 from tests.gateway.conftest import PASSWORDS, Station, WriteWatcher, make_config
 from tests.gateway.records import record
+from tests.support.broker import Mosquitto
 from tests.support.browser import chromium, log_in, shot
 
 pytestmark = pytest.mark.browser
@@ -33,7 +34,17 @@ def _stats(station: str, outbox: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def plant(tmp_path_factory, mosquitto):
+def broker(tmp_path_factory):
+    """A broker of its own: the page lists every station the gateway has heard of, and the
+    session broker carries other tests' retained stations."""
+    own = Mosquitto(tmp_path_factory.mktemp("plant-broker")).start()
+    yield own
+    own.stop()
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory, broker):
+    mosquitto = broker
     config = make_config(tmp_path_factory.mktemp("plant"), mosquitto)
     config = GatewayConfig.model_validate(
         {**config.model_dump(mode="json"), "plant": {"lines": LINES}}
