@@ -48,7 +48,7 @@ from edge.mqtt.mosquitto import MosquittoProcess, start_mosquitto  # noqa: E402
 from edge.mqtt.publisher import Publisher  # noqa: E402
 
 DRAIN_BUDGET_MSGS_PER_S = 500
-WINDOW = 100
+WINDOW = 1000  # the node's MqttClient default
 STATION = "bench"
 
 
@@ -227,7 +227,11 @@ async def run(count: int, rounds: int) -> dict:
     data = payloads(count)
     with tempfile.TemporaryDirectory(prefix="reman-bench-mqtt-") as tmp:
         folder = Path(tmp)
-        broker = start_mosquitto(folder / "broker", persistence=True)
+        # The outage's subscriber may come back after the station: its session queues the
+        # backlog meanwhile, up to the station broker's shipped limit (mosquitto's own is 1,000).
+        broker = start_mosquitto(
+            folder / "broker", persistence=True, extra_config="max_queued_messages 10000\n"
+        )
         try:
             raw, ours = [], []
             for i in range(rounds):  # ours first: its window (the broker's word) is raw's too

@@ -1,7 +1,8 @@
 """Store-and-forward: drain the outbox to the broker, in order, marked delivered only on PUBACK.
 
 One asyncio task reads `Outbox.pending()` in insertion order and hands each message to the MQTT
-client, keeping at most `window` messages handed over and not yet acknowledged. The link keeps
+client, keeping at most `window` messages (and MAX_HANDED_BYTES of payload, for a backlog of
+snapshots) handed over and not yet acknowledged. The link keeps
 what the broker allows on the wire (the MqttClient: its Receive Maximum less one) and queues the
 rest in order, so the next message leaves as soon as a PUBACK frees a place, without waiting for
 this task. A message is marked delivered when the broker acknowledges it (QoS 1 PUBACK; for QoS 0
@@ -47,6 +48,7 @@ log = logging.getLogger("reman.publisher")
 
 BOUNDS_INTERVAL_S = 1.0
 MARK_BATCH = 500  # acknowledged messages marked delivered per transaction while the pipe is full
+MAX_HANDED_BYTES = 8 * 2**20  # payload bytes handed to the link and not yet acknowledged, at most
 DEFAULT_MAX_ROWS = 100_000
 DEFAULT_MAX_AGE_S = 72 * 3600.0
 
@@ -101,6 +103,7 @@ class Publisher:
         self._durable_id = 0  # outbox rows up to this id are known durable
         self.delivered = 0  # messages acknowledged since start
         self._inflight: dict[int, OutboxRow] = {}  # paho mid -> row
+        self._inflight_bytes = 0  # their payloads' bytes (snapshots are large: MAX_HANDED_BYTES)
         self._acked: list[OutboxRow] = []
         self._cursor = 0  # highest outbox id handed to paho
         self._wake = asyncio.Event()
@@ -151,6 +154,7 @@ class Publisher:
         if self._inflight:
             self._cursor = min(row.id for row in self._inflight.values()) - 1
             self._inflight.clear()
+            self._inflight_bytes = 0
 
     def notify(self) -> None:
         """New rows were committed to the outbox: drain them now."""
@@ -229,16 +233,22 @@ class Publisher:
         rows = self._pending(room, self._cursor)
         if not rows or not self._synced(rows[-1].id):
             return 0
+        done = 0  # handed over, or found unsendable and skipped
         for row in rows:
+            if self._inflight_bytes >= MAX_HANDED_BYTES and self._inflight:
+                break  # a backlog of snapshots: the rest once these are acknowledged
             try:
                 out = self.render(row) if self.render is not None else row
                 mid = self.client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
             except BrokerError as exc:
                 self._unsendable(row, exc)
+                done += 1
                 continue
             self._inflight[mid] = row
+            self._inflight_bytes += len(row.payload)
             self._cursor = row.id
-        return len(rows)
+            done += 1
+        return done
 
     def _pending(self, limit: int, after_id: int = 0) -> list[OutboxRow]:
         return self.outbox.pending(limit, after_id, kinds=self.kinds, exclude=self.exclude)
@@ -284,6 +294,7 @@ class Publisher:
         row = self._inflight.pop(mid, None)
         if row is None:  # `online`/`offline`, or a mid from before a restart of this publisher
             return
+        self._inflight_bytes -= len(row.payload)
         if not ok:
             # The broker answered and will not take it (e.g. not authorised): resending cannot help.
             self.events.error(

@@ -8,6 +8,8 @@ import signal
 
 import pytest
 
+from edge.journal.outbox import OutboxMessage
+from edge.mqtt.publisher import MAX_HANDED_BYTES
 from edge.ports import free_port
 from tests.mqtt.test_lastwill import start_node, wait_line
 from tests.support.nodes import (
@@ -160,3 +162,43 @@ async def test_a_failing_drain_is_reported_once_and_recovers(
     seen = await asyncio.to_thread(sub.collect, all_arrived(20))
     assert_all_in_order(seen, 20)
     assert len(node.log.of("publisher_failed")) == 1
+
+
+async def test_a_backlog_of_large_messages_is_handed_over_a_few_megabytes_at_a_time(
+    mosquitto, node_factory, subscribers
+):
+    # 24 snapshot-sized messages (1 MiB each) waiting: paho never holds more than
+    # MAX_HANDED_BYTES of them at once, and every one arrives, in order.
+    station = "pub-big"
+    sub = Subscriber(mosquitto.port, [f"reman/{station}/inspection"])
+    subscribers.append(sub)
+    node = await node_factory(mosquitto.port, station)
+    pad = "x" * 2**20
+    big = [
+        OutboxMessage(
+            "inspection",
+            f"reman/{station}/inspection",
+            json.dumps({"id": f"m{n:05d}", "n": n, "pad": pad}).encode(),
+            msg_id=f"m{n:05d}",
+        )
+        for n in range(24)
+    ]
+    held: list[int] = []
+    publish = node.client.publish
+
+    def counting(topic, payload, qos=1, retain=False):
+        mid = publish(topic, payload, qos=qos, retain=retain)
+        held.append(node.publisher._inflight_bytes + len(payload))
+        return mid
+
+    node.client.publish = counting  # type: ignore[method-assign]
+    node.publisher.client = node.client
+    add(node.outbox, big)
+    node.publisher.notify()
+    await node.publisher.wait_drained(60)
+    seen = await asyncio.to_thread(sub.collect, all_arrived(24))
+    assert_all_in_order(seen, 24)
+    assert len(held) >= 24
+    total = sum(len(m.payload) for m in big)
+    assert max(held) <= min(MAX_HANDED_BYTES + 2**20 + 100, total // 2), "all handed at once"
+    assert node.outbox.depth() == (0, None)
