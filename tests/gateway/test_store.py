@@ -14,7 +14,7 @@ from gateway.backends.postgres import MIGRATIONS
 from gateway.config import StoreConfig
 from gateway.errors import StoreError
 from gateway.store import Batch, InspectionFilter, Store
-from tests.gateway.records import record
+from tests.gateway.records import overridden, record
 
 
 def _filled(store: Store, n: int, same_minute: bool = False) -> Store:
@@ -201,3 +201,24 @@ def test_a_search_reads_the_same_pages_whichever_way_the_backend_plans_it(make_s
                 break
             cursor = f"{rows[-1]['ts']}|{rows[-1]['id']}|{rows[-1]['station']}"
         assert got == [r.id for r in expected], q
+
+
+def test_a_large_batch_holding_a_record_twice_keeps_what_one_by_one_delivery_keeps(make_store):
+    # Large enough for PostgreSQL's COPY path; a node's replay can put a record, its override
+    # and the record again into one batch, in any order.
+    filler = [record(core_id=f"F{i}", minutes=i) for i in range(40)]
+    base = record(core_id="TWICE")
+    over = overridden(base, 3)
+    later = record(core_id="LATER", rid="01LATER").model_copy(update={"revision": 1})
+    later2 = later.model_copy(update={"revision": 2, "core_id": "LATER-2"})
+    batch = [*filler[:20], over, base, later2, *filler[20:], base, later]
+    together, one_by_one = make_store("together"), make_store("single")
+    together.write(Batch(inspections=batch))
+    for rec in batch:
+        one_by_one.write(Batch(inspections=[rec]))
+    rows = together.page(InspectionFilter(), limit=100).rows
+    assert rows == one_by_one.page(InspectionFilter(), limit=100).rows
+    by_core = {r["core_id"]: r for r in rows}
+    assert len(rows) == 42
+    assert by_core["TWICE"]["code"] == 3 and by_core["TWICE"]["overridden"] == 1
+    assert "LATER" not in by_core and by_core["LATER-2"]["revision"] == 2
