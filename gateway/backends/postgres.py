@@ -182,6 +182,23 @@ class _Transaction:
                 cur.executemany(_pg(sql), rows)
 
 
+SESSION_SETTINGS = (
+    # The store's statements are short (a page, a capped count, a batch of upserts). Compiling
+    # them costs more than it saves, and a prefix search, whose matches PostgreSQL cannot
+    # estimate (it guesses a fiftieth of the table, however few there are), would otherwise
+    # cross jit_above_cost and start parallel workers for one row: 150 ms instead of 1 at
+    # 10,000,000 rows (bench/plant.py).
+    "SET jit = off",
+    "SET max_parallel_workers_per_gather = 0",
+)
+"""Run on each of the pool's connections when it is opened."""
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    for statement in SESSION_SETTINGS:
+        conn.execute(statement)
+
+
 def redacted(url: str) -> str:
     """`url` without a password in it (for messages and logs)."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
@@ -219,6 +236,7 @@ class PostgresDatabase:
                     "cursor_factory": psycopg.ClientCursor,
                 },
                 name="reman-gateway-store",
+                configure=_configure,
                 open=True,
             )
         return self._pool

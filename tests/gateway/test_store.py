@@ -222,3 +222,27 @@ def test_a_large_batch_holding_a_record_twice_keeps_what_one_by_one_delivery_kee
     assert len(rows) == 42
     assert by_core["TWICE"]["code"] == 3 and by_core["TWICE"]["overridden"] == 1
     assert "LATER" not in by_core and by_core["LATER-2"]["revision"] == 2
+
+
+def test_postgresql_pages_are_planned_without_jit_or_parallel_workers(postgres):
+    # A prefix search's row estimate is a guess far above the real count; with the server's
+    # defaults it crosses jit_above_cost and starts workers (150 ms for one row at 10M rows).
+    url = postgres.create_database("session_settings")
+    try:
+        store = _filled(Store(url), 30)
+        rows = store.select(
+            "SELECT current_setting('jit') AS jit, "
+            "current_setting('max_parallel_workers_per_gather') AS workers",
+            [],
+        )
+        assert rows == [{"jit": "off", "workers": "0"}]
+        plan = "\n".join(
+            r["QUERY PLAN"]
+            for r in store.select(
+                "EXPLAIN SELECT count(*) FROM inspections WHERE reasons LIKE ?", ["%wear%"]
+            )
+        )
+        assert "Gather" not in plan
+        store.close()
+    finally:
+        postgres.drop_database("session_settings")
