@@ -48,7 +48,7 @@ from edge.mqtt.mosquitto import MosquittoProcess, start_mosquitto  # noqa: E402
 from edge.mqtt.publisher import Publisher  # noqa: E402
 
 DRAIN_BUDGET_MSGS_PER_S = 500
-WINDOW = 1000  # the node's MqttClient default
+WINDOW = 100  # the node's MqttClient default
 STATION = "bench"
 
 

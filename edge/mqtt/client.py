@@ -18,7 +18,7 @@ connect (an event, and paho retries with a capped, doubling delay).
 
 In flight: paho keeps at most the broker's Receive Maximum less one QoS 1 messages on the wire
 (`wire_window`; the one left is for `online`, sent ahead of the resends after a reconnect;
-WIRE_WINDOW where the broker gives none) and queues the rest of the `max_inflight` (1,000) a
+WIRE_WINDOW where the broker gives none) and queues the rest of the `max_inflight` (100) a
 publisher may hand over in order, sending the next one from its own thread as each PUBACK arrives. So a
 publisher may hand over more than the broker takes at once without waiting on the event loop
 between an acknowledgement and the next message. PUBACKs reach the loop in batches: while more
@@ -75,7 +75,7 @@ class MqttClient:
         config: BrokerConfig,
         events: Events,
         on_command: CommandHandler | None = None,
-        max_inflight: int = 1000,
+        max_inflight: int = 100,
     ):
         self.config = config
         self.events = events
