@@ -208,7 +208,7 @@ def tune_collector(young: int = YOUNG_GC_THRESHOLD) -> None:
 
     Under load thousands of parsed records wait in the writer's queue, each a tree of pydantic
     objects, and with Python's default (a young collection every 700 allocations) the collector
-    walks them again and again: a third of the ingest's time in bench/gateway.py. Nothing the
+    walks them again and again: a quarter of the ingest's time in bench/gateway.py. Nothing the
     gateway keeps forms reference cycles it relies on the collector for; the cycles that do
     arise (tracebacks, frames) are collected a little later, a few MB at most.
     """

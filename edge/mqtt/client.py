@@ -17,9 +17,8 @@ connect (an event, and paho retries with a capped, doubling delay).
         await stop()               publish `offline` (retained) and disconnect cleanly
 
 In flight: paho keeps at most the broker's Receive Maximum less one QoS 1 messages on the wire
-(`wire_window`; the one left is for `online`, sent ahead of the resends after a reconnect;
-WIRE_WINDOW where the broker gives none) and queues the rest of the `max_inflight` (100) a
-publisher may hand over in order, sending the next one from its own thread as each PUBACK arrives. So a
+(`wire_window`; the one left is for `online`, sent ahead of the resends after a reconnect) and
+queues the rest in order, sending the next one from its own thread as each PUBACK arrives. So a
 publisher may hand over more than the broker takes at once without waiting on the event loop
 between an acknowledgement and the next message. PUBACKs reach the loop in batches: while more
 than half of `max_inflight` of our messages are unacknowledged, they wait on paho's side (the
@@ -58,9 +57,6 @@ log = logging.getLogger("reman.mqtt")
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our subscriptions and queued commands a week
 ONLINE = AVAILABLE_ONLINE.encode("ascii")
 OFFLINE = AVAILABLE_OFFLINE.encode("ascii")
-
-WIRE_WINDOW = 100
-"""QoS 1 messages unacknowledged on the wire when the broker sets no Receive Maximum."""
 
 CommandHandler = Callable[[str, bytes], object]  # (kind, payload); what it returns is ignored
 PublishedHandler = Callable[[int, bool, str], None]
@@ -113,9 +109,7 @@ class MqttClient:
             client = build_client(self.config, client_id=self.client_id, persistent=True, will=will)
         except BrokerSettingsError as exc:
             raise BrokerError(str(exc)) from exc
-        # On the wire until the broker says its Receive Maximum (MQTT 3.1.1 never does): at most
-        # WIRE_WINDOW, + `online` and `offline`; the rest of what is handed over waits in paho.
-        client.max_inflight_messages_set(min(self.max_inflight, WIRE_WINDOW) + 2)
+        client.max_inflight_messages_set(self.max_inflight + 2)  # + `online` and `offline`
         client.max_queued_messages_set(0)
         client.on_connect = self._paho_connect
         client.on_connect_fail = self._paho_connect_fail

@@ -2,10 +2,9 @@
 
 One asyncio task reads `Outbox.pending()` in insertion order and hands each message to the MQTT
 client, keeping at most `window` messages (and MAX_HANDED_BYTES of payload, for a backlog of
-snapshots) handed over and not yet acknowledged. The link keeps
-what the broker allows on the wire (the MqttClient: its Receive Maximum less one) and queues the
-rest in order, so the next message leaves as soon as a PUBACK frees a place, without waiting for
-this task. A message is marked delivered when the broker acknowledges it (QoS 1 PUBACK; for QoS 0
+snapshots) handed over and not yet acknowledged. The link keeps what the broker allows on the
+wire (the MqttClient: its Receive Maximum less one) and queues the rest in order, so the next
+message leaves as soon as a PUBACK frees a place, without waiting for this task. A message is marked delivered when the broker acknowledges it (QoS 1 PUBACK; for QoS 0
 when paho wrote it to the socket), never before. Under load the task wakes once half the window
 was acknowledged and hands over as many again, and marks what was acknowledged in one
 transaction per `MARK_BATCH` messages (or when nothing is left in flight, or once a second); with
