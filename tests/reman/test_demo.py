@@ -49,6 +49,7 @@ class DemoProcess:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=REPO,
+            start_new_session=True,  # its children share its process group: see close()
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -88,6 +89,21 @@ class DemoProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=60)
 
+    def close(self) -> None:
+        """After a failed test: stop the demo and whatever it started (broker, bench, node,
+        gateway), so that nothing outlives the test."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
 
 @pytest.fixture
 def demo(tmp_path):
@@ -95,9 +111,7 @@ def demo(tmp_path):
         pytest.skip("Debian's chromium is not installed")
     process = DemoProcess(tmp_path / "demo", free_port())
     yield process
-    if process.proc.poll() is None:
-        process.proc.kill()
-        process.proc.wait()
+    process.close()
 
 
 def test_demo_runs_the_station_end_to_end_and_stops_on_sigterm(demo):

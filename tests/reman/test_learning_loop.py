@@ -159,7 +159,11 @@ def test_label_export_train_shadow_promote_and_roll_back_on_the_demo(demo, tmp_p
         version = re.search(r"candidate \S+ (\S+) added to the registry", trained).group(1)
         admin = logged_in(browser, url, "admin", admin_password)
         admin.goto(f"/stations/{STATION}/models")
-        expect(admin.locator("#shadow-version")).to_have_text(version, timeout=30_000)
+        deadline = time.monotonic() + 30  # the node follows its registry file every 2 s
+        while admin.locator("#shadow-version").inner_text().strip() != version:
+            assert time.monotonic() < deadline, "the models page never shows the candidate"
+            time.sleep(1)
+            admin.reload()  # the page is a snapshot of what the node last published
         shadowed = inspection_after(admin, newest(admin)["ts"], None)
         deadline = time.monotonic() + 60
         candidate = admin.locator(f"[data-candidate='{version}']")
