@@ -43,12 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge.contract.broker import BrokerConfig  # noqa: E402
 from edge.events import Events  # noqa: E402
 from edge.journal.outbox import Outbox, OutboxMessage  # noqa: E402
-from edge.mqtt.client import MqttClient  # noqa: E402
+from edge.mqtt.client import HANDED_MAX, MqttClient  # noqa: E402
 from edge.mqtt.mosquitto import MosquittoProcess, start_mosquitto  # noqa: E402
 from edge.mqtt.publisher import Publisher  # noqa: E402
 
 DRAIN_BUDGET_MSGS_PER_S = 500
-WINDOW = 100  # the node's MqttClient default
+WINDOW = HANDED_MAX  # the node's MqttClient default
 STATION = "bench"
 
 

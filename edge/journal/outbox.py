@@ -24,6 +24,7 @@ than `max_age_s` is dropped whatever its kind. The publisher reports every drop 
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -209,7 +210,14 @@ class Outbox:
         exclude: tuple[str, ...] = (),
     ) -> list[OutboxRow]:
         """Undelivered messages in order, starting after `after_id`; only `kinds` when given,
-        none of `exclude`."""
+        none of `exclude`.
+
+        One SQL row carries them all: the rows as a JSON array and their payloads end to end in
+        one BLOB. The sqlite3 module lets go of the GIL for every row it steps through, and while
+        the MQTT client's thread is busy with acknowledgements each step waited for it (4 ms for
+        500 rows in bench/mqtt.py, 1.3 ms standalone); as one row, 0.7 ms standalone.
+        group_concat keeps a BLOB's bytes as they are in a UTF-8 database (the journal's).
+        """
         where, args = "", list[object]([after_id])
         if kinds is not None:
             where += f" AND kind IN ({', '.join('?' * len(kinds))})"
@@ -217,16 +225,27 @@ class Outbox:
         if exclude:
             where += f" AND kind NOT IN ({', '.join('?' * len(exclude))})"
             args.extend(exclude)
-        rows = self.db.conn.execute(
-            "SELECT id, msg_id, kind, topic, payload, qos, retain, inspection_id, created_at"
-            f" FROM outbox WHERE delivered_at IS NULL AND id > ?{where} ORDER BY id LIMIT ?",
+        meta, payloads = self.db.conn.execute(
+            "SELECT json_group_array(json_array(id, msg_id, kind, topic, length(payload), qos,"
+            " retain, inspection_id, created_at)), CAST(group_concat(payload, x'') AS BLOB)"
+            f" FROM (SELECT * FROM outbox WHERE delivered_at IS NULL AND id > ?{where}"
+            " ORDER BY id LIMIT ?)",
             (*args, limit),
-        ).fetchall()
-        # Positional, in OutboxRow's field order: half the cost of keywords, once per message.
-        return [
-            OutboxRow(r[2], r[3], bytes(r[4]), r[5], bool(r[6]), r[1], r[7], r[0], r[8])
-            for r in rows
-        ]
+        ).fetchone()
+        payloads = payloads or b""  # NULL when there is no row
+        rows, at = [], 0
+        for r in json.loads(meta):  # the same pass filled both, so the payloads follow the rows
+            end = at + r[4]
+            # Positional, in OutboxRow's field order: half the cost of keywords.
+            rows.append(
+                OutboxRow(r[2], r[3], payloads[at:end], r[5], bool(r[6]), r[1], r[7], r[0], r[8])
+            )
+            at = end
+        if at != len(payloads):
+            raise sqlite3.DatabaseError(f"outbox payloads: {len(payloads)} bytes for {at}")
+        if any(a.id > b.id for a, b in zip(rows, rows[1:], strict=False)):
+            rows.sort(key=lambda row: row.id)
+        return rows
 
     @_sql("mark messages delivered")
     def mark_delivered(self, ids: list[int], now: float | None = None) -> None:
