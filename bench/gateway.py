@@ -40,7 +40,7 @@ import sqlite_utils  # noqa: E402
 from edge.contract import Disposition, InspectionRecord  # noqa: E402
 from edge.contract.timefmt import UTC
 from gateway.auth import hash_password  # noqa: E402
-from gateway.config import GatewayConfig  # noqa: E402
+from gateway.config import GatewayConfig, StoreConfig  # noqa: E402
 from gateway.ingest import BatchWriter, parse_message  # noqa: E402
 from gateway.server import Gateway  # noqa: E402
 from gateway.store import _INSPECTION_COLUMNS, Store, inspection_row  # noqa: E402
@@ -270,7 +270,10 @@ def main() -> None:
     )
     parser.add_argument("--ingest", type=int, default=20_000, help="records for the ingest run")
     parser.add_argument(
-        "--batch-size", type=int, default=200, help="ingest batch size (StoreConfig default)"
+        "--batch-size",
+        type=int,
+        default=StoreConfig().batch_size,
+        help="ingest batch size, ours and raw (default: StoreConfig's)",
     )
     parser.add_argument("--requests", type=int, default=40, help="requests per endpoint")
     parser.add_argument(

@@ -130,7 +130,10 @@ class StoreConfig(_Section):
         default=5000, ge=10, description="Oldest snapshots beyond this count are deleted."
     )
     batch_size: int = Field(
-        default=200, ge=1, description="Records written per transaction at most."
+        default=1000,
+        ge=1,
+        description="Records written per transaction at most (a batch is written when full or "
+        "after `batch_interval_s`, so a quiet station's records do not wait for it to fill).",
     )
     batch_interval_s: float = Field(
         default=0.2, gt=0, description="Longest wait before a partial batch is written."

@@ -6,10 +6,21 @@ the decision's reasons.
 
 The schema's version is in `PRAGMA user_version`; a store from before version 1 (inspections
 keyed by `id` alone) is migrated in place when opened, keeping every row.
+
+A batch of rows for one `INSERT ... VALUES (?, ...)` goes to SQLite as one statement reading a
+JSON array (`json_each`), not as one statement per row: the sqlite3 module lets go of the GIL
+and takes it back for every statement it steps, and the ingest's parser (the MQTT thread) held
+it meanwhile, so the writer waited at every row. Stored values are the same (SQLite's JSON
+numbers and text are its integers, reals and text); a batch holding values JSON cannot carry
+(bytes, NaN) goes row by row as before. bench/gateway.py: the store's upsert 35 us a row this
+way, 45 us row by row, on one thread.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -146,7 +157,40 @@ class _Transaction:
         return self.conn.execute(sql, params).rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        batch = _from_json(sql) if len(rows) > 1 else None
+        if batch is not None:
+            try:
+                values = json.dumps(rows, allow_nan=False)
+            except (TypeError, ValueError):  # bytes, NaN: row by row
+                pass
+            else:
+                self.conn.execute(batch, (values,))
+                return
         self.conn.executemany(sql, rows)
+
+
+_INSERT_VALUES = re.compile(
+    r"\s*INSERT INTO (?P<table>\w+) \((?P<columns>[^()]*)\) VALUES \((?P<params>[?, ]*)\)(?P<tail>.*)",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _from_json(sql: str) -> str | None:
+    """`INSERT INTO t (a, b) VALUES (?, ?) <tail>` as one statement taking the rows as a JSON
+    array of arrays; None for any other statement. `WHERE true` keeps an upsert's ON CONFLICT
+    from being read as a join (SQLite's documented parsing ambiguity)."""
+    match = _INSERT_VALUES.fullmatch(sql)
+    if match is None:
+        return None
+    count = match["params"].count("?")
+    if count != len(match["columns"].split(",")):
+        return None
+    values = ", ".join(f"json_extract(value, '$[{n}]')" for n in range(count))
+    return (
+        f"INSERT INTO {match['table']} ({match['columns']}) SELECT {values} FROM json_each(?)"
+        f" WHERE true{match['tail']}"
+    )
 
 
 class SqliteDatabase:
