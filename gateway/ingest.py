@@ -199,10 +199,9 @@ class IngestCounters:
 WrittenHandler = Callable[[Batch], None]
 
 YOUNG_GC_THRESHOLD = 50_000
-SWITCH_INTERVAL_S = (
-    0.001  # sys.setswitchinterval for the ingest (Python: 0.005); see tune_switching
-)
 """Allocations between two collections of the youngest generation while a writer runs."""
+SWITCH_INTERVAL_S = 0.001
+"""sys.setswitchinterval while a writer runs (Python's default: 0.005); see tune_switching."""
 
 
 def tune_collector(young: int = YOUNG_GC_THRESHOLD) -> None:
@@ -289,8 +288,7 @@ class BatchWriter:
     def _put(self, item: Parsed | None) -> None:
         with self._ready:
             self._items.append(item)
-            if item is None:
-                self._stop_queued = True
+            self._stop_queued = self._stop_queued or item is None
             if len(self._items) in (1, self.batch_size) or item is None:
                 self._ready.notify()
 
