@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from edge.contract import aas, label, passport, tiers
 from edge.contract.errors import LabelError, PassportIdError
@@ -34,6 +36,7 @@ from gateway.views import make_filter, record_of
 
 router = APIRouter()
 view = Depends(require("view"))
+FAVICON = Path(__file__).parent / "static" / "favicon.svg"
 csrf = Depends(check_csrf)  # a session's POST needs its CSRF token; a token's needs none
 Overrider = Annotated[User | TokenUser, Depends(require("override"))]
 Confirmer = Annotated[User | TokenUser, Depends(require("confirm"))]
@@ -344,16 +347,49 @@ def with_security(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+# Swagger UI's script and style, from the fastapi-swagger wheel: FastAPI's default page loads them
+# from a CDN, which a plant network without internet access never reaches (a blank page).
+SWAGGER_ASSETS = {
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui.css": "text/css",
+}
+
+
 @router.get("/docs", dependencies=[view], include_in_schema=False)
 def swagger_docs(request: Request) -> HTMLResponse:
-    """The API's interactive documentation (Swagger UI)."""
-    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} API")
+    """The API's interactive documentation (Swagger UI), every asset served by the gateway."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title=f"{request.app.title} API",
+        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs/assets/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+    )
+
+
+@router.get("/docs/assets/{name}", dependencies=[view], include_in_schema=False)
+def swagger_asset(name: str) -> Response:
+    """One of SWAGGER_ASSETS (nothing else is served from the package)."""
+    if name not in SWAGGER_ASSETS:
+        raise HTTPException(status_code=404, detail="no such asset")
+    content = resources.files("fastapi_swagger.resources").joinpath(name).read_bytes()
+    return Response(
+        content,
+        media_type=SWAGGER_ASSETS[name],
+        headers={"Cache-Control": "private, max-age=86400"},
+    )
 
 
 @router.get("/redoc", dependencies=[view], include_in_schema=False)
-def redoc_docs(request: Request) -> HTMLResponse:
-    """The API's documentation (ReDoc)."""
-    return get_redoc_html(openapi_url="/openapi.json", title=f"{request.app.title} API")
+def redoc_docs() -> RedirectResponse:
+    """The same documentation: ReDoc's script comes only from a CDN, so /redoc shows Swagger UI."""
+    return RedirectResponse("/docs", status_code=308)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The dashboard's icon, for whatever asks the conventional path (the pages link it)."""
+    return FileResponse(FAVICON, media_type="image/svg+xml")
 
 
 @router.get("/healthz", tags=["operations"])

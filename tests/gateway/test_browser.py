@@ -66,6 +66,7 @@ def _publish(web, st: Station, *records) -> None:
     watcher.until(lambda: all(gw.store.get(r.id) for r in records))
 
 
+@pytest.mark.expect_errors(r"/login: Failed to load resource: .* 401")  # the wrong password
 def test_login_page_and_wrong_password(browser, web):
     gw, _ = web
     context = browser.new_context(base_url=gw.url)
@@ -380,6 +381,7 @@ def test_circularity_chart_leaves_unknown_impact_a_gap(page, web, station):
         assert len(kg) == 25 and kg.count(None) == 1 and kg.count(0) == 24
 
 
+@pytest.mark.expect_errors(r"/override: Failed to load resource: .* 400")  # sent without a choice
 def test_override_form_preselects_no_decision(page, web, station):
     """The engineer must choose: nothing is selected, and a missing choice is refused twice over."""
     gw, _ = web

@@ -39,8 +39,30 @@ def test_the_openapi_document_needs_a_login(web):
 def test_any_logged_in_role_reads_the_api_docs(web):
     olly = login(web.url, "olly")  # operator, the least role
     assert "/api/inspections" in olly.get("/openapi.json").json()["paths"]
-    assert "swagger-ui" in olly.get("/docs").text
-    assert "redoc" in olly.get("/redoc").text
+    docs = olly.get("/docs").text
+    assert "swagger-ui" in docs and "cdn" not in docs  # served offline (test_api_docs.py)
+    assert "/docs/assets/swagger-ui-bundle.js" in docs
+    redoc = olly.get("/redoc")
+    assert redoc.status_code == 308 and redoc.headers["location"] == "/docs"
+
+
+def test_the_docs_assets_are_the_two_swagger_files_only(web):
+    olly = login(web.url, "olly")
+    script = olly.get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+    assert script.headers["content-type"].startswith("application/javascript")
+    assert olly.get("/docs/assets/swagger-ui.css").headers["content-type"].startswith("text/css")
+    for name in ("__init__.py", "favicon-32x32.png", "..%2F__init__.py", "nothing.js"):
+        assert olly.get(f"/docs/assets/{name}").status_code == 404, name
+    stranger = httpx.get(f"{web.url}/docs/assets/swagger-ui.css")
+    assert stranger.status_code == 303
+
+
+def test_the_icon_is_served_to_anyone(web):
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        resp = httpx.get(f"{web.url}{path}")
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("image/svg")
+        assert resp.text.startswith("<svg")
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,7 @@ def _choose(page: Page, language: str) -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.expect_errors(r"/NOPE: Failed to load resource: .* 404")  # the translated 404 page
 def test_a_user_switches_to_dutch_and_to_german(page, web, station_factory):
     gw, watcher = web
     st = station_factory("st-i18n")
@@ -245,6 +246,7 @@ def test_a_user_switches_to_dutch_and_to_german(page, web, station_factory):
 
 
 @pytest.mark.browser
+@pytest.mark.expect_errors(r"/login: Failed to load resource: .* 401")  # the wrong password
 def test_a_form_error_in_the_browsers_language(browser, web):
     gw, _ = web
     context = browser.new_context(base_url=gw.url, locale="de-DE")

@@ -7,15 +7,24 @@ with chromium() as browser:            skips the test when Chromium is not insta
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 from tests.conftest import REPO
 
+LOG = logging.getLogger("browser")
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -35,10 +44,31 @@ def chromium() -> Iterator[Browser]:
         pytest.skip("Debian's chromium is not installed")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        _log_page_errors(browser)
         try:
             yield browser
         finally:
             browser.close()
+
+
+def _log_page_errors(browser: Browser) -> None:
+    """Every context of `browser` logs its pages' console errors and uncaught exceptions at
+    ERROR (logger `browser`), so a page that fails in the browser fails its test the way an
+    ERROR log does (tests/conftest.py); a test that provokes one says `expect_errors`."""
+    new_context = browser.new_context
+
+    def with_error_log(*args, **kwargs) -> BrowserContext:
+        context = new_context(*args, **kwargs)
+        context.on("console", _console)
+        context.on("weberror", lambda error: LOG.error("uncaught in the page: %s", error.error))
+        return context
+
+    browser.new_context = with_error_log  # type: ignore[method-assign]
+
+
+def _console(message: ConsoleMessage) -> None:
+    if message.type == "error":
+        LOG.error("console error at %s: %s", message.location.get("url", "?"), message.text)
 
 
 def log_in(page: Page, user: str, password: str) -> Page:
