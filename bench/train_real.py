@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--coreset", type=float, default=0.02, help="anomaly: share of patches kept in the bank"
     )
+    parser.add_argument(
+        "--false-alarms",
+        type=float,
+        default=None,
+        help="anomaly: the threshold as `reman train --false-alarms` sets it [default: 1.1 x max]",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="default: 30 classify, 25 segment")
     parser.add_argument("--size", type=int, default=None, help="default: 128 classify, 192 segment")
     parser.add_argument("--width", type=int, default=16)
@@ -316,13 +322,20 @@ def run_anomaly(data: Path, work: Path, args: argparse.Namespace) -> dict:
     )
     model = work / f"{data.name}-anomaly.onnx"
     started, cpu_started = time.monotonic(), _cpu_seconds()
+    threshold = (
+        {} if args.false_alarms is None else {"quantile": 1 - args.false_alarms, "margin": 1.0}
+    )
     report = train_anomaly(
-        train_dir, model, settings, AnomalySettings(coreset_ratio=args.coreset, seed=args.seed)
+        train_dir,
+        model,
+        settings,
+        AnomalySettings(coreset_ratio=args.coreset, seed=args.seed, **threshold),
     )
     minutes, cpu_minutes = (time.monotonic() - started) / 60, (_cpu_seconds() - cpu_started) / 60
     held_out = [*order[n_bank + n_cal :], *(i for i in range(len(pairs.images)) if i not in good)]
     defective = np.array([i not in good for i in held_out])
-    figures = _anomaly_figures(model, pairs, held_out, size, args.threads, defective)
+    calibration = np.array(report["validation"]["good_scores"])
+    figures = _anomaly_figures(model, pairs, held_out, size, args.threads, defective, calibration)
     return {
         "dataset": data.name,
         "task": "anomaly",
@@ -342,7 +355,13 @@ def run_anomaly(data: Path, work: Path, args: argparse.Namespace) -> dict:
 
 
 def _anomaly_figures(
-    model: Path, pairs, indices: list[int], size: int, threads: int, defective: np.ndarray
+    model: Path,
+    pairs,
+    indices: list[int],
+    size: int,
+    threads: int,
+    defective: np.ndarray,
+    calibration: np.ndarray,
 ) -> dict:
     import cv2
 
@@ -363,7 +382,7 @@ def _anomaly_figures(
     )
     return {
         k: round(v, 4) if isinstance(v, float) else v
-        for k, v in evaluate_anomaly(model, images, masks, threads, defective).items()
+        for k, v in evaluate_anomaly(model, images, masks, threads, defective, calibration).items()
     }
 
 

@@ -249,6 +249,15 @@ COMMANDS += [grade_command, eval_command]
     help="Share of each class held out for validation (stratified, seeded).",
 )
 @click.option(
+    "--false-alarms",
+    "false_alarms",
+    default=None,
+    type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True),
+    help="anomaly: the share of good parts the threshold may flag, e.g. 0.02 (the upper quantile "
+    "of the held-out good images' scores; hold out at least 1/RATE of them) [default: 1.1 x the "
+    "highest held-out good score, which flags none of them and misses faint defects].",
+)
+@click.option(
     "--init",
     "init_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -336,6 +345,7 @@ def train_command(
     steps: int | None,
     size: int,
     val_split: float,
+    false_alarms: float | None,
     init_path: Path | None,
     backbone: str | None,
     seed: int,
@@ -380,6 +390,7 @@ def train_command(
         init=init_path,
         threads=threads,
         backbone=backbone,
+        false_alarms=false_alarms,
         version=candidate_version(config, model_version) if candidate else model_version or "1",
     )
     click.echo(summary(train(task, data_dir, out_path, settings, label_map)))

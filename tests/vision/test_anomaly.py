@@ -200,6 +200,59 @@ def test_reman_train_task_anomaly_gives_a_model_the_grader_loads(tmp_path):
     assert set(grader.grade(parts(1, seed=5)[0]).defects) == {"anomaly"}
 
 
+def test_false_alarms_sets_the_threshold_at_that_share_of_held_out_good_parts(tmp_path):
+    data = good_folder(tmp_path / "good", 20, seed=13)
+    model = tmp_path / "budget.onnx"
+    args = ["--task", "anomaly", "--data", str(data), "--out", str(model), "--size", "64"]
+    result = CliRunner().invoke(
+        cli, ["train", *args, "--val-split", "0.5", "--false-alarms", "0.2", "--threads", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(model.with_suffix(".metrics.json").read_text())["validation"]
+    scores = np.array(metrics["good_scores"])  # the 10 held-out good parts, sorted
+    threshold = read_card(model).anomaly_threshold
+    assert len(scores) == 10 and threshold == pytest.approx(np.quantile(scores, 0.8), rel=1e-6)
+    flagged = int((scores > threshold).sum())
+    assert flagged == 2 and f"flags {flagged} of them" in result.output
+    assert "note:" not in result.output  # 10 images can show a 20 % rate
+    default = CliRunner().invoke(cli, ["train", *args, "--out", str(tmp_path / "d.onnx")])
+    assert default.exit_code == 0 and "flags 0 of them" in default.output
+    assert read_card(tmp_path / "d.onnx").anomaly_threshold > threshold
+
+
+def test_false_alarms_warns_when_too_few_good_parts_are_held_out(tmp_path):
+    data = good_folder(tmp_path / "good", 8, seed=14)
+    args = ["--task", "anomaly", "--data", str(data), "--out", str(tmp_path / "m.onnx")]
+    result = CliRunner().invoke(
+        cli, ["train", *args, "--size", "64", "--val-split", "0.25", "--false-alarms", "0.05"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: 2 held-out good images cannot show a false-alarm rate of 5.0% (one of them is "
+        "50.0%); hold out at least 20 (--val-split) for that threshold to mean it"
+    ) in result.output
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--task", "classify", "--false-alarms", "0.1"], "--false-alarms is for --task anomaly"),
+        (["--task", "anomaly", "--false-alarms", "0.6"], "0<x<0.5"),
+        (["--task", "anomaly", "--false-alarms", "0"], "0<x<0.5"),
+        (
+            ["--task", "anomaly", "--false-alarms", "0.1", "--val-split", "0"],
+            "--false-alarms needs held-out good images: --val-split above 0",
+        ),
+    ],
+)
+def test_a_false_alarm_budget_that_cannot_be_used_is_refused(tmp_path, extra, message):
+    data = good_folder(tmp_path / "good", 3, seed=15)
+    args = ["--data", str(data), "--out", str(tmp_path / "m.onnx"), "--size", "64", *extra]
+    result = CliRunner().invoke(cli, ["train", *args])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_a_size_that_is_not_a_multiple_of_32_is_refused(tmp_path):
     data = good_folder(tmp_path / "good", 3, seed=4)
     args = ["--task", "anomaly", "--data", str(data), "--out", str(tmp_path / "m.onnx")]
@@ -261,6 +314,12 @@ def test_the_bench_measures_an_anomaly_model_on_a_masked_set(tmp_path):
     assert result["image_auroc"] == 1.0 and result["pixel_auroc"] > 0.9
     assert 0.5 < result["pro_auc_0_3"] <= 1.0
     assert result["model_mb"] > 0 and result["run_p50_ms"] > 0
+    points = result["operating_points"]  # what each --false-alarms budget would have done
+    assert [p["false_alarms"] for p in points] == [0.01, 0.02, 0.05, 0.1]
+    thresholds = [p["threshold"] for p in points]
+    assert thresholds == sorted(thresholds, reverse=True) and thresholds[0] < result["threshold"]
+    missed = [p["defective_missed_share"] for p in points]
+    assert missed == sorted(missed, reverse=True) and missed[-1] <= result["defective_missed_share"]
 
 
 def test_a_family_rule_sends_an_anomalous_core_to_review(grader):

@@ -79,24 +79,35 @@ def anomaly_outputs(
     return np.concatenate(maps), np.concatenate(scores)
 
 
+BUDGETS = (0.01, 0.02, 0.05, 0.1)  # false-alarm rates `reman train --false-alarms` might be given
+
+
 def evaluate_anomaly(
     model_path: Path,
     images: np.ndarray,
     masks: np.ndarray,
     threads: int = 2,
     defective: np.ndarray | None = None,
+    calibration_scores: np.ndarray | None = None,
 ) -> dict:
     """Image AUROC, pixel AUROC, PRO (to 30 % false positives), and the card threshold's miss
     and false-alarm rates.
 
     `defective` flags the defective images; by default, those whose mask has a defect pixel
-    (a defect too small to survive resizing its mask then counts as good).
+    (a defect too small to survive resizing its mask then counts as good). With the held-out good
+    scores the threshold was calibrated on, `operating_points` gives the rates the thresholds of
+    `reman train --false-alarms` for each of BUDGETS would have had on these images.
     """
     maps, scores = anomaly_outputs(model_path, images, threads)
     flags = masks.reshape(len(masks), -1).any(axis=1) if defective is None else defective
     defective = np.asarray(flags, bool)
     threshold = read_card(model_path).anomaly_threshold
     flagged = scores > threshold
+    points = (
+        None
+        if calibration_scores is None
+        else [_operating_point(scores, defective, calibration_scores, budget) for budget in BUDGETS]
+    )
     return {
         "image_auroc": auroc(scores, defective),
         "pixel_auroc": auroc(maps, masks),
@@ -106,4 +117,23 @@ def evaluate_anomaly(
         "defective_missed_share": float((~flagged[defective]).mean()) if defective.any() else None,
         "good_images": int((~defective).sum()),
         "defective_images": int(defective.sum()),
+        "operating_points": points,
+    }
+
+
+def _operating_point(
+    scores: np.ndarray, defective: np.ndarray, calibration: np.ndarray, budget: float
+) -> dict:
+    """The rates at the threshold `--false-alarms budget` would set (its quantile, no margin)."""
+    threshold = float(np.quantile(np.asarray(calibration, np.float64), 1.0 - budget))
+    flagged = scores > threshold
+    return {
+        "false_alarms": budget,
+        "threshold": round(threshold, 4),
+        "good_flagged_share": round(float(flagged[~defective].mean()), 4)
+        if (~defective).any()
+        else None,
+        "defective_missed_share": round(float((~flagged[defective]).mean()), 4)
+        if defective.any()
+        else None,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -60,6 +61,14 @@ def train_anomaly(
     card = _card(out, settings, anomaly, threshold, report)
     report["outputs"] = {k: str(v) for k, v in write_anomaly(out, onnx_bytes, card, report).items()}
     return report
+
+
+def anomaly_settings(settings: TrainSettings) -> AnomalySettings:
+    """The bank and threshold settings `reman train` asks for: with `false_alarms`, the threshold
+    is that upper quantile of the held-out good scores (no margin); else the defaults."""
+    if settings.false_alarms is None:
+        return AnomalySettings(seed=settings.seed)
+    return AnomalySettings(seed=settings.seed, quantile=1.0 - settings.false_alarms, margin=1.0)
 
 
 def good_images(data: Path, size: int) -> list[Path]:
@@ -179,9 +188,24 @@ def _report(data, paths, bank_idx, good_scores, threshold, model, anomaly, secon
             "threshold": threshold,
             "good_score_max": float(np.max(good_scores)),
             "good_score_median": float(np.median(good_scores)),
+            "good_flagged": int(np.count_nonzero(good_scores > threshold)),
+            "good_scores": [round(float(s), 4) for s in np.sort(good_scores)],
+            "note": _resolution_note(len(good_scores), anomaly),
         },
         "train_seconds": seconds,
     }
+
+
+def _resolution_note(count: int, anomaly: AnomalySettings) -> str | None:
+    """A warning when the held-out good images are too few to place the asked-for quantile."""
+    wanted = 1.0 - anomaly.quantile
+    if wanted <= 0 or count * wanted >= 1:
+        return None
+    return (
+        f"{count} held-out good images cannot show a false-alarm rate of {wanted:.1%} (one of "
+        f"them is {1 / count:.1%}); hold out at least {math.ceil(1 / wanted)} (--val-split) "
+        "for that threshold to mean it"
+    )
 
 
 def _card(

@@ -47,6 +47,9 @@ class TrainSettings:
     backbone: str | None = None
     # The version in the model card: the node's registry keeps models by it.
     version: str = "1"
+    # --task anomaly: the share of good parts the threshold may flag (a quantile of the held-out
+    # good images' scores); None: 1.1 x the highest of them (vision.training.anomaly).
+    false_alarms: float | None = None
 
 
 def seed_everything(seed: int) -> None:

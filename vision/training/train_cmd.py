@@ -34,9 +34,9 @@ def train(
 
         return train_classifier(Path(data), Path(out), settings, label_map)
     if task == "anomaly":
-        from vision.training.fit_anomaly import train_anomaly
+        from vision.training.fit_anomaly import anomaly_settings, train_anomaly
 
-        return train_anomaly(Path(data), Path(out), settings)
+        return train_anomaly(Path(data), Path(out), settings, anomaly_settings(settings))
     if settings.steps:
         from vision.training.segment_native import train_native_segmenter
 
@@ -59,6 +59,13 @@ def _check_settings(task: str, settings: TrainSettings) -> None:
         _check_backbone(task, settings)
     if settings.steps is not None and task != "segment":
         raise DatasetError("--steps is for --task segment (the native-resolution segmenter)")
+    if settings.false_alarms is not None:
+        if task != "anomaly":
+            raise DatasetError("--false-alarms is for --task anomaly")
+        if not 0 < settings.false_alarms < 0.5:
+            raise DatasetError(f"--false-alarms {settings.false_alarms}: above 0 and below 0.5")
+        if settings.val_split <= 0:
+            raise DatasetError("--false-alarms needs held-out good images: --val-split above 0")
 
 
 def _check_backbone(task: str, settings: TrainSettings) -> None:
@@ -80,7 +87,8 @@ def summary(report: dict) -> str:
     if report["task"] == "anomaly":
         figures = (
             f"threshold {validation['threshold']:.4g} "
-            f"(highest held-out good score {validation['good_score_max']:.4g})"
+            f"(highest held-out good score {validation['good_score_max']:.4g}; "
+            f"flags {validation['good_flagged']} of them)"
         )
     elif report["task"] == "classification":
         figures = f"accuracy {validation['accuracy']:.4f}"
@@ -95,4 +103,6 @@ def summary(report: dict) -> str:
         f"trained in {report['train_seconds']:.0f} s",
     ]
     lines += [f"{kind}: {path}" for kind, path in report["outputs"].items()]
+    if validation.get("note"):
+        lines.append(f"note: {validation['note']}")
     return "\n".join(lines)
