@@ -158,8 +158,11 @@ def confirm_inspection(
     "/api/stations", dependencies=[view], tags=["stations"], response_model=list[StationState]
 )
 def list_stations(request: Request) -> JSONResponse:
-    """Every station seen: availability, last seen, latest stats and result."""
-    return JSONResponse(_store(request).stations())
+    """Every station seen: availability, last seen, latest stats and result, clock offset."""
+    clocks = request.app.state.clocks
+    return JSONResponse(
+        [s | {"clock_offset_s": clocks.offset(s["station"])} for s in _store(request).stations()]
+    )
 
 
 @router.get(

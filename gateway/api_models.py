@@ -62,6 +62,11 @@ class StationState(_Out):
     stats_ts: str | None
     result: Result | None
     result_ts: str | None
+    clock_offset_s: float | None = Field(
+        default=None,
+        description="Seconds the station's clock is behind the gateway's (negative: ahead), "
+        "from its latest stats sent with nothing queued; null until one arrives.",
+    )
 
 
 class EventRow(_Out):

@@ -36,6 +36,7 @@ from gateway.auth import (
     current_user,
     session_secret,
 )
+from gateway.clock import ClockWatch, amount
 from gateway.config import GatewayConfig, User
 from gateway.errors import AmbiguousInspection, StoreError
 from gateway.formats import count, decimal, local_time, number, percent
@@ -46,6 +47,7 @@ from gateway.i18n import (
     EVENT_TEXT,
     LANGUAGE_NAMES,
     LANGUAGES,
+    N_,
     Catalogues,
     Message,
     choose_language,
@@ -75,6 +77,7 @@ def create_app(
     counters: IngestCounters | None = None,
     broadcaster: Broadcaster | None = None,
     frames: FrameCache | None = None,
+    clocks: ClockWatch | None = None,
 ) -> FastAPI:
     """The dashboard app over `store`; see the module docstring."""
     broadcaster = broadcaster or Broadcaster()
@@ -101,6 +104,7 @@ def create_app(
     app.state.counters = counters or IngestCounters()
     app.state.broadcaster = broadcaster
     app.state.frames = frames or FrameCache()
+    app.state.clocks = clocks or ClockWatch(config.clock.max_offset_s)
     app.state.snapshots_dir = Path(config.store.snapshots_dir)
     app.state.login_throttle = LoginThrottle(
         config.http.login_max_failures, config.http.login_lockout_s
@@ -153,8 +157,16 @@ def _templates(catalogues: Catalogues) -> Jinja2Templates:
     env.filters["tr"] = _tr
     env.filters["defect"] = _defect
     env.filters["event_text"] = _event_text
+    env.filters["clock_offset"] = _clock_offset
     env.filters["reason"] = _reason
     return templates
+
+
+@jinja2.pass_context
+def _clock_offset(ctx: jinja2.runtime.Context, offset_s: float) -> str:
+    """A station's clock offset in the page's language: `2 h 05 min behind`, `40 s ahead`."""
+    text = N_("%(amount)s behind") if offset_s > 0 else N_("%(amount)s ahead")
+    return _gettext(ctx, text) % {"amount": amount(offset_s)}
 
 
 @jinja2.pass_context
@@ -276,6 +288,7 @@ def _context(request: Request) -> dict:
         "can": lambda p: can(user, p),
         "language": language,
         "zone": request.app.state.zone.key,
+        "clock_limit": request.app.state.clocks.max_offset_s,
     }
 
 

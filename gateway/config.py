@@ -252,6 +252,18 @@ class GapsConfig(_Section):
     )
 
 
+class ClockConfig(_Section):
+    """Each station's clock against the gateway's (see gateway.clock)."""
+
+    max_offset_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="A station's clock further than this from the gateway's, either way, is a "
+        "`node_clock_offset` warning event and marked on the Health page.",
+    )
+
+
 class GatewayConfig(_Section):
     """The station dashboard."""
 
@@ -276,6 +288,9 @@ class GatewayConfig(_Section):
     )
     gaps: GapsConfig = Field(
         default_factory=GapsConfig, description="Inspections missing from a station's seqs."
+    )
+    clock: ClockConfig = Field(
+        default_factory=ClockConfig, description="Stations' clocks against the gateway's."
     )
 
 

@@ -96,6 +96,8 @@ EVENT_TEXT = {
     "label_recorded": N_("Label recorded"),
     "label_rejected": N_("Label rejected"),
     "message_refused": N_("Message from the station refused"),
+    "node_clock_offset": N_("Station clock differs from the gateway's"),
+    "node_clock_ok": N_("Station clock agrees with the gateway's again"),
     "model_added": N_("Model added"),
     "model_promoted": N_("Model promoted"),
     "model_refused": N_("Model refused"),

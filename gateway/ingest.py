@@ -4,7 +4,7 @@
     BatchWriter(store, ...)        a thread that writes what it is given in batches
     RefusalThrottle(window_s)      the `message_refused` events for malformed messages, at most
                                    one per station and kind per window
-    MqttIngest(broker, writer, frames=None)
+    MqttIngest(broker, writer, frames=None, clocks=None)
                                    a paho-mqtt 2.x client subscribed to every station's output;
                                    also the publisher of commands (`override/set`, `label/set`,
                                    `frame/get`)
@@ -62,6 +62,7 @@ from edge.contract import (
 )
 from edge.contract.broker import BrokerConfig, build_client
 from edge.contract.timefmt import normalize_ts, utc_now
+from gateway.clock import ClockWatch
 from gateway.errors import GatewayError, PublishError, StoreError
 from gateway.frames import Frame, parse_frame
 from gateway.store import Batch, Store
@@ -479,12 +480,14 @@ class MqttIngest:
         counters: IngestCounters | None = None,
         frames: FrameSink | None = None,
         refusals: RefusalThrottle | None = None,
+        clocks: ClockWatch | None = None,
     ):
         self.broker = broker
         self.writer = writer
         self.counters = counters or writer.counters
         self.frames = frames
         self.refusals = refusals or RefusalThrottle()
+        self.clocks = clocks
         self.prefix = broker.topic_prefix
         self.connected = threading.Event()
         self._subscribe_mid: int | None = None
@@ -579,6 +582,10 @@ class MqttIngest:
                 self.frames.put(parsed.value)
             return
         self.writer.submit(parsed)
+        if parsed.kind == "stats" and self.clocks is not None:
+            event = self.clocks.observe(parsed.value, parsed.received_ts)
+            if event is not None:
+                self.writer.submit_event(event)
 
     def _refused(self, topic: str, exc: ContractViolation) -> None:
         where = parse_topic(topic, self.prefix)

@@ -150,8 +150,10 @@ def _stations(request: Request) -> list[dict[str, Any]]:
     seen = {s["station"]: s for s in _store(request).stations()}
     configured = request.app.state.config.stations
     names = configured or sorted(seen)
+    clocks = request.app.state.clocks
     return [
         seen.get(n, {"station": n, "available": None, "last_seen": None, "stats": None})
+        | {"clock_offset_s": clocks.offset(n)}
         for n in names
     ]
 

@@ -31,6 +31,7 @@ import uvicorn
 
 from edge.contract import systemd
 from gateway.app import create_app
+from gateway.clock import ClockWatch
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError
 from gateway.frames import FrameCache
@@ -60,8 +61,11 @@ class Gateway:
             on_written=self.broadcaster.on_written,
         )
         self.frames = FrameCache()
+        self.clocks = ClockWatch(config.clock.max_offset_s)
         self.ingest = (
-            MqttIngest(config.mqtt, self.writer, self.counters, frames=self.frames)
+            MqttIngest(
+                config.mqtt, self.writer, self.counters, frames=self.frames, clocks=self.clocks
+            )
             if mqtt
             else None
         )
@@ -85,6 +89,7 @@ class Gateway:
             counters=self.counters,
             broadcaster=self.broadcaster,
             frames=self.frames,
+            clocks=self.clocks,
         )
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
