@@ -412,12 +412,18 @@ class Node:
         # called while running: start() built every part, shutdown() cancels this job first
         assert health is not None and mqtt is not None
         assert journal is not None and publisher is not None
+        try:
+            last_seq = journal.last_seq()
+        except JournalError as exc:  # the figures go without it; the gateway asks nothing
+            log.warning("stats without the last seq: %s", exc)
+            last_seq = None
         stats = health.stats(
             bench=self.bench.state if self.bench else None,
             broker=mqtt.state,
             outbox=journal.outbox.depth(),
             model=self.station.model if self.station else None,
             journal_path=self.config.journal.path,
+            last_seq=last_seq,
         )
         message = OutboxMessage(
             kind="stats",

@@ -23,6 +23,10 @@ journal, so the gateway asks for it:
 - A seq at or below what is already complete is a repeat or a `reman journal republish` of old
   records: stored, not tracked. A node whose journal was replaced starts again at seq 1; its
   gaps are found once its seqs pass the old journal's (noted in docs/plant.md).
+- The latest seqs too: each `stats` message carries the node's `last_seq`, so a record lost
+  after the station's last one (the end of a shift, a station gone quiet) is asked for like any
+  other run once it has been missing for `grace_s`, without waiting for a later record. A
+  `last_seq` more than MAX_GAP ahead is left to the record-based check.
 - The tracker's state is in memory: after a gateway restart, tracking starts again from the
   store as above, so a gap left open across the restart is found again when the station's next
   record arrives.
@@ -74,6 +78,12 @@ class _Station:
     upto: int  # every seq at or below is stored (or given up on)
     ahead: list[int] = field(default_factory=list)  # sorted seqs stored beyond upto + 1
     asks: dict[int, _Ask] = field(default_factory=dict)  # by the run's first seq
+    horizon: int = 0  # the highest seq the node said it journaled (stats.last_seq)
+
+    def heard(self, last_seq: int) -> None:
+        """The node's journal reaches `last_seq`: anything above what is stored is missing."""
+        if last_seq - self.upto <= MAX_GAP:  # a wider jump waits for a record (see jump)
+            self.horizon = max(self.horizon, last_seq)
 
     def add(self, seq: int) -> None:
         if seq <= self.upto:
@@ -95,10 +105,12 @@ class _Station:
 
     def missing(self, most: int = MAX_RUNS) -> list[tuple[int, int]]:
         """The first `most` runs of missing seqs (first, last), oldest first, each at most one
-        request."""
+        request; up to the horizon when the node said its journal goes further."""
         runs: list[tuple[int, int]] = []
         expect = self.upto + 1
-        for seq in self.ahead:
+        top = self.ahead[-1] if self.ahead else self.upto
+        ends = [*self.ahead, self.horizon + 1] if self.horizon > top else self.ahead
+        for seq in ends:
             for first in range(expect, seq, MAX_RECORDS_PER_REQUEST):
                 runs.append((first, min(seq - 1, first + MAX_RECORDS_PER_REQUEST - 1)))
                 if len(runs) == most:
@@ -167,6 +179,17 @@ class SeqGaps:
                 known = self._stations[station]
                 for first, _ in known.missing() if known.ahead else []:
                     known.asks.setdefault(first, _Ask(now, now + self.grace_s))
+        heard = [(s.station, s.last_seq) for s in batch.stats if s.last_seq is not None]
+        if heard:
+            now = self.clock()
+            with self._lock:
+                for station, last_seq in heard:
+                    tracked = self._stations.get(station)  # tracked stations only (see above)
+                    if tracked is None:
+                        continue
+                    tracked.heard(last_seq)
+                    for first, _ in tracked.missing():
+                        tracked.asks.setdefault(first, _Ask(now, now + self.grace_s))
         for event in batch.events:
             if event.code == "records_resent":
                 detail = event.detail or {}

@@ -634,6 +634,12 @@ class Stats(_Strict):
     circularity: dict[str, Any] | None = Field(
         default=None, description="Material kept and CO2e avoided since start."
     )
+    last_seq: Integer | None = Field(
+        default=None,
+        ge=1,
+        description="The seq of the latest inspection in the node's journal (none yet: absent); "
+        "a gateway that stored less asks for the rest with records/get.",
+    )
 
 
 class Event(_Strict):

@@ -498,6 +498,11 @@ class Journal:
             ).fetchall()
         return [InspectionRecord.model_validate_json(row[0]) for row in rows]
 
+    def last_seq(self) -> int | None:
+        """The seq of the latest journaled inspection; None while there is none."""
+        with _wrapped("last_seq"):
+            return self.db.conn.execute("SELECT max(seq) FROM inspections").fetchone()[0]
+
     def next_seq(self) -> int:
         """The station's next sequence number; committed at once, so it survives restarts.
 

@@ -91,6 +91,7 @@ class Health:
         outbox: tuple[int, float | None] = (0, None),
         model: ModelInfo | None = None,
         journal_path: str | Path | None = None,
+        last_seq: int | None = None,
     ) -> Stats:
         """The figures as published on `stats`."""
         depth, oldest = outbox
@@ -109,6 +110,7 @@ class Health:
             disk_free_mb=disk_free_mb(journal_path) if journal_path else None,
             cpu_temp_c=cpu_temp_c(self._thermal_root),
             circularity=self.circularity(),
+            last_seq=last_seq,
         )
 
 

@@ -12,8 +12,9 @@ import threading
 
 import pytest
 
-from edge.contract import Event, InspectionRecord, Topics
+from edge.contract import Event, InspectionRecord, Stats, Topics
 from edge.contract.messages import MAX_RECORDS_PER_REQUEST
+from edge.contract.timefmt import utc_now
 from edge.journal import republish
 from edge.journal.journal import Journal
 from edge.journal.outbox import OutboxMessage
@@ -127,6 +128,40 @@ def test_a_long_run_is_asked_for_in_requests_of_at_most_the_contracts_limit():
     f.gaps.observe(batch(1, 2502))
     assert f.after(6) == [(STATION, 2, 1001), (STATION, 1002, 2001), (STATION, 2002, 2501)]
     assert all(b - a < MAX_RECORDS_PER_REQUEST for _, a, b in f.asked)
+
+
+def stats_batch(last_seq: int | None, station: str = STATION) -> Batch:
+    b = Batch()
+    b.stats.append(
+        Stats(ts="2026-12-01T10:00:00.000Z", station=station, uptime_s=9, inspections=0).model_copy(
+            update={"last_seq": last_seq}
+        )
+    )
+    return b
+
+
+def test_records_lost_after_the_last_one_are_asked_for_once_stats_says_the_journal_has_them():
+    f = Finder()
+    f.gaps.observe(batch(1, 2, 3))
+    f.gaps.observe(stats_batch(3))  # nothing beyond what is stored
+    f.gaps.observe(stats_batch(None))  # a node of before last_seq
+    assert f.after(10) == []
+    f.gaps.observe(stats_batch(6))  # the station went quiet after 6; 4..6 never came
+    assert f.after(1) == []  # the grace, as for any run
+    assert f.after(5) == [(STATION, 4, 6)]
+    f.gaps.observe(batch(4, 5, 6))
+    f.gaps.observe(stats_batch(6))
+    assert f.after(60) == [] and f.gaps.pending(STATION) == []
+
+
+def test_last_seq_of_an_untracked_station_or_far_ahead_asks_for_nothing():
+    f = Finder()
+    f.gaps.observe(stats_batch(40, station="never-stored"))  # tracking starts with a record
+    f.gaps.observe(batch(1))
+    f.gaps.observe(stats_batch(2 + MAX_GAP))  # another node under this id, or an old copy
+    assert f.after(60) == [] and f.warned == []
+    f.gaps.observe(stats_batch(3))
+    assert f.after(10) == [(STATION, 2, 3)]
 
 
 def test_a_jump_wider_than_max_gap_is_reported_and_not_asked_for():
@@ -277,6 +312,33 @@ async def test_seqs_pruned_from_the_journal_become_a_records_missing_warning_on_
     )
     assert len(stored_ids(gap_gateway)) == 4
     assert gap_gateway.gaps is not None and gap_gateway.gaps.pending(STATION) == []
+    journal.close()
+
+
+async def test_the_last_records_of_a_station_gone_quiet_come_from_its_journal_after_its_stats(
+    tmp_path, broker, node_factory, gap_gateway
+):
+    watcher = WriteWatcher(gap_gateway)
+    journal = Journal.open(tmp_path / "journal.db")
+    node = await start_node(node_factory, broker.port, journal)
+    ids = journal_records(journal, 5, unsent={4, 5})  # the last two lost; no record after them
+    node.publisher.notify()
+    await asyncio.to_thread(watcher.until, lambda: len(stored_ids(gap_gateway)) == 3, 20)
+    stats = Stats(
+        ts=utc_now(), station=STATION, uptime_s=30, inspections=5, last_seq=journal.last_seq()
+    )
+    topic = Topics(STATION).stats
+    journal.outbox.add_committed(
+        [OutboxMessage(kind="stats", topic=topic, qos=0, payload=stats.model_dump_json().encode())]
+    )
+    node.publisher.notify()
+
+    await asyncio.to_thread(watcher.until, lambda: len(stored_ids(gap_gateway)) == 5, 20)
+    assert sorted(stored_ids(gap_gateway)) == sorted(ids)
+    resent = await asyncio.to_thread(
+        watcher.until, lambda: station_events(gap_gateway, "records_resent"), 10
+    )
+    assert "asked for inspections 4..5 again: 2 sent" in resent[0]["message"]
     journal.close()
 
 

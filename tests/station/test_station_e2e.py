@@ -381,6 +381,7 @@ async def test_stats_report_inspections_links_and_circularity(
     finally:
         await node.shutdown()
     assert stats.station == node.config.station_id and stats.inspections == 1
+    assert stats.last_seq == 1  # the gateway asks for what it lacks up to here
     assert stats.decisions == {"REUSE": 1}
     assert stats.latency_ms["p50"] > 0
     assert stats.bench.state == "connected" and stats.broker.state == "connected"
