@@ -122,6 +122,17 @@ def shadow_command(version: str, user: str | None, config: Path | None) -> None:
     click.echo(f"model {version} runs in shadow (a running node follows within seconds)")
 
 
+@model_group.command("end-shadow")
+@click.option("--reason", help="Why (kept in the event).")
+@click.option("--user", help=_USER_HELP)
+@config_option
+def end_shadow_command(reason: str | None, user: str | None, config: Path | None) -> None:
+    """Stop running the shadow model (it stays in the registry; `shadow` runs it again)."""
+    with _registry(config) as registry:
+        version = registry.end_shadow(_user(user), reason)
+    click.echo(f"model {version} no longer runs in shadow (a running node follows within seconds)")
+
+
 @model_group.command("promote")
 @click.argument("version")
 @click.option("--reason", required=True, help="Why (kept in the event and the journal).")

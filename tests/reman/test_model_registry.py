@@ -5,6 +5,7 @@ and rolled back; every change and every refusal is an event in the journal."""
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 import pytest
 from click.testing import CliRunner
@@ -153,3 +154,12 @@ async def test_a_shadow_model_grades_beside_the_active_one_and_decides_nothing(
     assert code == 0 and figures["cores"] == shadow.done
     assert figures["decision_agreement"] == 1.0  # the same weights: the same decisions
     assert set(figures["grades"].values()) == {1.0}
+    code, out = model(["end-shadow", "--reason", "enough cores", "--user", "erin"], config)
+    assert code == 0 and out.strip() == (
+        "model 7 no longer runs in shadow (a running node follows within seconds)"
+    )
+    assert model(["list"], config)[1].split() == ["7", "toy-seg", "segmentation", ANY]
+    code, out = model(["end-shadow"], config)
+    assert code != 0 and out.strip() == "error: no model runs in shadow"
+    ended = [c for _, c in events_in(data) if c in ("model_shadow_ended", "model_refused")]
+    assert ended == ["model_shadow_ended", "model_refused"]
