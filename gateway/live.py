@@ -37,6 +37,9 @@ def announcements(batch: Batch) -> list[Announcement]:
     out += [Announcement("health", s.station, None) for s in batch.stats]
     out += [Announcement("event", e.station, e.id) for e in batch.events]
     out += [Announcement("snapshot", station, name) for name, station, _, _ in batch.snapshots]
+    # a station's registry changed, or its shadow model graded a core: its models page
+    out += [Announcement("models", state.station, None) for state, _ in batch.models]
+    out += [Announcement("models", report.station, None) for report in batch.shadows]
     return out
 
 

@@ -242,7 +242,7 @@ async def kiosk_stream(request: Request, station: str):
 
 @router.get("/stream")
 async def stream(request: Request, station: str | None = None):
-    """Server-sent events: inspection, health, event and snapshot announcements."""
+    """Server-sent events: inspection, health, event, snapshot and models announcements."""
     if current_user(request) is None:
         raise HTTPException(status_code=401, detail="log in first")
     return _sse(request, station or None)

@@ -227,6 +227,26 @@ def test_engineer_sees_agreement_decisions_and_the_labels(web, node, as_user):
     shot(pg, "models")
 
 
+@pytest.mark.browser
+def test_the_page_follows_the_station_without_a_reload(web, node, as_user):
+    st = node("st-models-live")
+    _wait_state(web, st.name, st.models(0, active="1"))
+    pg = as_user("ada")  # an admin, with the command forms
+    pg.goto(f"/stations/{st.name}/models")
+    expect(pg.locator("#shadow-version")).to_have_text("none")
+    pg.evaluate("document.querySelector('#commands textarea').value = 'typed before'")
+    st.models(1, active="1", shadow="2", shadow_seen=1)  # `reman train --candidate` at the node
+    expect(pg.locator("#shadow-version")).to_have_text("2", timeout=10_000)
+    st.shadow("live-1", (1, 1), wear=(0, 0))  # the candidate grades a core
+    cand = pg.locator(".candidate[data-candidate='2']")
+    expect(cand.locator("[data-figure=reports]")).to_have_text("1", timeout=10_000)
+    st.shadow("live-2", (1, 2), wear=(0, 2))
+    expect(cand.locator("[data-figure=reports]")).to_have_text("2", timeout=10_000)
+    expect(cand.locator("[data-figure=same-decision]")).to_have_text("50.0 %")
+    # the command forms are not redrawn: what an admin types stays
+    assert pg.evaluate("document.querySelector('#commands textarea').value") == "typed before"
+
+
 def test_no_labelled_cores_is_said_and_operators_may_not_look(web, node):
     gw, _ = web
     st = node("st-models-b")
