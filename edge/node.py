@@ -186,6 +186,7 @@ class Node:
                 republish.answer, journal, mqtt.topics, events, notify=publisher.notify
             ),
             override_users=cfg.commands.override_users,
+            records_per_minute=cfg.commands.records_per_minute,
         )
         mqtt.on_command = commands.handle
 

@@ -323,6 +323,14 @@ class CommandsConfig(_Section):
         default=None,
         description="Users allowed in override/set and label/set; null allows any (the broker's ACL decides who may publish).",
     )
+    records_per_minute: int = Field(
+        default=10_000,
+        ge=1000,
+        le=1_000_000,
+        description="Inspections records/get may queue again per minute (a bucket that refills "
+        "evenly); a request beyond it is refused with command_rejected and asked again later "
+        "by the gateway, so a looping or forged requester cannot flood the broker.",
+    )
 
 
 class SparkplugConfig(_Section):

@@ -19,7 +19,11 @@ Repeats (QoS 1 may deliver a command twice, and people press buttons twice):
   model is refused, but a repeated rollback rolls back once more: send a `command_id`.
 - `frame/get` changes nothing and is answered each time it is delivered.
 - `records/get` changes nothing: each one delivered queues the asked records again, and
-  consumers keep each record once by its id.
+  consumers keep each record once by its id. The records asked for draw on a budget of
+  `records_per_minute` (a bucket that refills evenly): a request beyond it is refused, and of
+  such refusals one a minute becomes a `command_rejected` event (saying how many more were
+  refused since), so a requester that loops, or one forging requests, cannot flood the broker
+  or the journal; the gateway's gap finder asks again after its `retry_s`.
 - `trigger/set` is a request to inspect now and is not deduplicated: each one delivered starts an
   inspection (the trigger queue's bound and overflow policy apply). A PLC sends one per core.
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +54,7 @@ from edge.events import Events
 log = logging.getLogger("reman.commands")
 
 PREVIEW_BYTES = 64
+BUDGET_EVENT_S = 60.0  # of records/get refused over budget, one event in this long
 
 Handler = Callable[[Any], Any]  # may return an awaitable; it is run as a task
 
@@ -69,6 +75,8 @@ class CommandRouter:
         on_model: Callable[[ModelCommand], Any] | None = None,
         on_records_request: Callable[[RecordsRequest], Any] | None = None,
         override_users: list[str] | None = None,
+        records_per_minute: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.events = events
         self.topics = topics
@@ -82,8 +90,11 @@ class CommandRouter:
             "records/get": on_records_request,
         }
         self.override_users = None if override_users is None else set(override_users)
+        self.records = Budget(records_per_minute, clock)
         self.accepted = 0
         self.rejected = 0
+        self._over_budget = 0  # refusals counted since the last such event
+        self._over_budget_event: float | None = None  # when that event was
         self._tasks: set[asyncio.Task] = set()
 
     def handle(self, kind: str, payload: bytes) -> bool:
@@ -98,6 +109,8 @@ class CommandRouter:
         if handler is None:
             self._reject(kind, payload, "this node does not handle the command")
             return False
+        if isinstance(command, RecordsRequest) and not self._within_budget(command, payload):
+            return False
         self.accepted += 1
         return self._dispatch(kind, handler, command)
 
@@ -108,8 +121,29 @@ class CommandRouter:
         if command.user not in self.override_users:
             raise ContractViolation(f"user {command.user!r} may not {_what(command)}")
 
+    def _within_budget(self, command: RecordsRequest, payload: bytes) -> bool:
+        asked = command.to_seq - command.from_seq + 1
+        if self.records.take(asked):
+            return True
+        self.rejected += 1
+        now = self.records.clock()
+        last = self._over_budget_event
+        if last is not None and now - last < BUDGET_EVENT_S:
+            self._over_budget += 1
+            return False
+        since, self._over_budget, self._over_budget_event = self._over_budget, 0, now
+        reason = (
+            f"{command.user} asked for {asked} inspections, over the budget of "
+            f"{self.records.per_minute} a minute (commands.records_per_minute); ask again later"
+        )
+        self._reject_event("records/get", payload, reason, refused_since_last=since)
+        return False
+
     def _reject(self, kind: str, payload: bytes, reason: str) -> None:
         self.rejected += 1
+        self._reject_event(kind, payload, reason)
+
+    def _reject_event(self, kind: str, payload: bytes, reason: str, **detail: Any) -> None:
         self.events.warning(
             "command_rejected",
             f"refused {kind}: {reason}",
@@ -117,6 +151,7 @@ class CommandRouter:
             reason=reason,
             size=len(payload),
             payload_start=payload[:PREVIEW_BYTES].decode("ascii", errors="backslashreplace"),
+            **detail,
         )
 
     def _dispatch(self, kind: str, handler: Handler, command: object) -> bool:
@@ -151,6 +186,25 @@ class CommandRouter:
             return self.topics.topic(kind)
         except ContractViolation:
             return kind
+
+
+class Budget:
+    """A bucket of `per_minute` units that refills evenly; `take(n)` spends n when it holds n."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._held = float(per_minute)
+        self._at = clock()
+
+    def take(self, units: int) -> bool:
+        now = self.clock()
+        self._held = min(self.per_minute, self._held + (now - self._at) * self.per_minute / 60)
+        self._at = now
+        if units > self._held:
+            return False
+        self._held -= units
+        return True
 
 
 def _what(command: OverrideCommand | LabelCommand | ModelCommand) -> str:

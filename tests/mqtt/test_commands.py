@@ -212,3 +212,32 @@ def test_frame_and_model_commands_are_schema_checked_and_model_changes_need_a_li
     assert [(f.id, f.view) for f in frames] == [("i1", 1)]
     reasons = [e.detail["reason"] for e in log.of("command_rejected")]
     assert len(reasons) == len(refused) and "user 'mallory' may not change models" in reasons
+
+
+def test_records_requests_draw_on_a_budget_that_refills_and_refusals_are_one_event_a_minute():
+    log = EventLog()
+    now = [100.0]
+    asked: list[tuple[int, int]] = []
+    r = router(
+        log,
+        on_records_request=lambda c: asked.append((c.from_seq, c.to_seq)),
+        records_per_minute=1200,
+        clock=lambda: now[0],
+    )
+
+    def ask(first: int, last: int) -> bool:
+        payload = json.dumps({"from_seq": first, "to_seq": last, "user": "gw"}).encode()
+        return r.handle("records/get", payload)
+
+    assert ask(1, 1000) and ask(1001, 1150)  # 1150 of 1200
+    assert not ask(1151, 1300)  # 150 more: over
+    assert not ask(1151, 1300) and not ask(1151, 1300)  # counted, no new event
+    now[0] += 5  # 5 s refill 100: 150 held
+    assert ask(1151, 1300)
+    assert asked == [(1, 1000), (1001, 1150), (1151, 1300)]
+    (first,) = log.of("command_rejected")
+    assert first.detail["refused_since_last"] == 0 and "over the budget of 1200" in first.message
+    now[0] += 60  # a minute after the first refusal event: the next refusal is an event again
+    assert ask(1, 999) and not ask(1, 999)
+    assert [e.detail["refused_since_last"] for e in log.of("command_rejected")] == [0, 2]
+    assert r.rejected == 4 and r.accepted == 4

@@ -366,6 +366,44 @@ async def test_a_records_request_publishes_the_journaled_record_again(
     assert not [e for e in watch.seen if e.level == "error"], watch.codes()
 
 
+async def test_records_requests_beyond_the_budget_are_refused_and_the_node_carries_on(
+    tmp_path, mosquitto, listener_factory
+):
+    camera = write_folder(tmp_path / "cores", [clean_core()])
+    config = station_config(
+        tmp_path, mosquitto, camera=camera, commands={"records_per_minute": 1000}
+    )
+    node, watch = await start_node(config)
+    topics = node.station.topics
+    listener = listener_factory(mosquitto, f"reman/{node.config.station_id}/#")
+    try:
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000323"}))
+        await wait_topic(listener, topics.inspection)
+        ask = json.dumps({"from_seq": 1, "to_seq": 999, "user": "looping-gw"})
+        for _ in range(5):  # the first fits the budget; the next ones would flood
+            publish(listener, topics.topic("records/get"), ask)
+        resent = await watch.wait_for("records_resent")
+        refused = await watch.wait_for("command_rejected")
+        await asyncio.sleep(0.5)  # the other three arrive and are only counted
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000324"}))
+        later = await wait_topic(
+            listener, topics.inspection, lambda m: json.loads(m.payload)["core_id"] == "HGP-000324"
+        )
+    finally:
+        await node.shutdown()
+    assert resent.detail["queued"] == 1
+    assert refused.level == "warning" and refused.detail["refused_since_last"] == 0
+    assert refused.message == (
+        "refused records/get: looping-gw asked for 999 inspections, over the budget of 1000 a "
+        "minute (commands.records_per_minute); ask again later"
+    )
+    assert (
+        watch.codes().count("command_rejected") == 1 and watch.codes().count("records_resent") == 1
+    )
+    assert node.commands.rejected == 4
+    assert InspectionRecord.model_validate_json(later.payload).seq == 2  # it carries on
+
+
 async def test_stats_report_inspections_links_and_circularity(
     tmp_path, mosquitto, listener_factory, bench_sim
 ):
