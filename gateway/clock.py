@@ -9,7 +9,9 @@ With nothing waiting in the node's outbox (`outbox_depth` 0) and its broker link
 goes out at once, so the gateway's receive time minus that stamp is the node's clock offset plus
 a few milliseconds of delivery: positive when the node's clock is behind. Figures taken behind a
 backlog, or while the broker was away, say how late the delivery was, not where the clock is,
-and are not used.
+and are not used. `stats` go at QoS 0, which no broker or bridge of ours queues for a client
+that is away (deploy/plant/station-bridge.conf), so none arrive late in a burst. When every
+station seems off by the same amount, it is the gateway's own clock.
 
 A node whose clock is off dates its inspections, events and passports wrongly, and its bench
 staleness checks go by that clock too: a Raspberry Pi without a battery-backed clock that booted
