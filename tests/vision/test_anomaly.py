@@ -217,6 +217,10 @@ def test_false_alarms_sets_the_threshold_at_that_share_of_held_out_good_parts(tm
     assert "note:" not in result.output  # 10 images can show a 20 % rate
     default = CliRunner().invoke(cli, ["train", *args, "--out", str(tmp_path / "d.onnx")])
     assert default.exit_code == 0 and "flags 0 of them" in default.output
+    assert (
+        "note: the threshold is 1.1 x the highest held-out good score: it flags none of them "
+        "and lets faint defects through; --false-alarms 0.02 or 0.05"
+    ) in default.output
     assert read_card(tmp_path / "d.onnx").anomaly_threshold > threshold
 
 

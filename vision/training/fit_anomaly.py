@@ -190,15 +190,22 @@ def _report(data, paths, bank_idx, good_scores, threshold, model, anomaly, secon
             "good_score_median": float(np.median(good_scores)),
             "good_flagged": int(np.count_nonzero(good_scores > threshold)),
             "good_scores": [round(float(s), 4) for s in np.sort(good_scores)],
-            "note": _resolution_note(len(good_scores), anomaly),
+            "note": _threshold_note(len(good_scores), anomaly),
         },
         "train_seconds": seconds,
     }
 
 
-def _resolution_note(count: int, anomaly: AnomalySettings) -> str | None:
-    """A warning when the held-out good images are too few to place the asked-for quantile."""
+def _threshold_note(count: int, anomaly: AnomalySettings) -> str | None:
+    """What the user should know of the threshold: that the default misses faint defects, or
+    that the held-out good images are too few to place the asked-for quantile."""
     wanted = 1.0 - anomaly.quantile
+    if wanted <= 0 and anomaly.margin > 1.0:
+        return (
+            f"the threshold is {anomaly.margin:g} x the highest held-out good score: it flags "
+            "none of them and lets faint defects through; --false-alarms 0.02 or 0.05 sends that "
+            "share of good parts to REVIEW and misses fewer defects (models/README.md)"
+        )
     if wanted <= 0 or count * wanted >= 1:
         return None
     return (
