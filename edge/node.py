@@ -46,6 +46,7 @@ from edge.errors import (
 from edge.events import Events
 from edge.journal import republish
 from edge.journal.journal import Journal
+from edge.journal.lock import ProcessLock
 from edge.journal.outbox import OutboxMessage
 from edge.mqtt.client import MqttClient
 from edge.mqtt.commands import CommandRouter
@@ -96,6 +97,7 @@ class Node:
     _loop: asyncio.AbstractEventLoop | None = None
     _loop_thread: int | None = None
     _stopped: bool = False
+    _journal_lock: ProcessLock | None = None  # one node per journal (edge.journal.lock)
     failure: str | None = None  # why the node stopped on its own, if it did
 
     # ------------------------------------------------------------ start
@@ -218,6 +220,19 @@ class Node:
         return families
 
     def _check_journal(self) -> Journal:
+        path = Path(self.config.journal.path)
+        lock = ProcessLock(path.with_name(path.name + ".node.lock"))
+        try:
+            holder = lock.acquire()
+        except OSError as exc:
+            raise StartupError(f"journal: cannot lock {lock.path}: {exc.strerror}") from exc
+        if holder is not None:
+            pid = f" (pid {holder})" if holder else ""
+            raise StartupError(
+                f"journal: {path} is in use by another node{pid}; one node per journal: stop "
+                "that one, or give this station its own journal.path"
+            )
+        self._journal_lock = lock
         try:
             journal = Journal.open(self.config.journal.path, self.events, families=self.families)
         except JournalError as exc:
@@ -535,6 +550,8 @@ class Node:
         journal, self.journal = self.journal, None  # later events are only logged
         if journal is not None:
             journal.close()
+        if self._journal_lock is not None:
+            self._journal_lock.release()
 
 
 async def run_node(config: StationConfig, stop: asyncio.Event | None = None) -> None:

@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 
 from edge.contract import AVAILABLE_ONLINE, Topics
 from edge.errors import BrokerError
+from edge.journal.lock import ProcessLock
 from edge.mqtt.mosquitto import MosquittoProcess
 from edge.ports import free_port
 from reman.errors import DemoError
@@ -416,7 +417,26 @@ def make_core_images(folder: Path, count: int) -> None:
 
 
 def run_demo(demo: Demo, stop: threading.Event, echo=print) -> None:
-    """Prepare, start, print how to use it, run until stop is set, then stop everything."""
+    """Prepare, start, print how to use it, run until stop is set, then stop everything.
+
+    Raises DemoError, before anything starts, when another demo runs with the same data folder.
+    """
+    demo.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = ProcessLock(demo.data_dir / ".demo.lock")
+    holder = lock.acquire()
+    if holder is not None:
+        pid = f" (pid {holder})" if holder else ""
+        raise DemoError(
+            f"another reman demo runs with {demo.data_dir}{pid}: stop it (Ctrl-C where it runs), "
+            "or start this one with --data-dir OTHER"
+        )
+    try:
+        _run(demo, stop, echo)
+    finally:
+        lock.release()
+
+
+def _run(demo: Demo, stop: threading.Event, echo) -> None:
     password = demo.prepare()
     demo.start()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -10,7 +11,8 @@ import pytest
 from edge.config.station import StationConfig
 from edge.contract.errors import ConfigError
 from edge.node import Node, StartupError
-from tests.support.stations import clean_core, station_config, write_folder
+from tests.station.test_station_e2e import publish, wait_topic
+from tests.support.stations import clean_core, start_node, station_config, write_folder
 
 
 async def start(data: dict) -> None:
@@ -28,6 +30,30 @@ async def test_a_corrupt_journal_stops_the_start(tmp_path, mosquitto):
     (tmp_path / "journal.db").write_bytes(b"this is not an SQLite database" * 100)
     with pytest.raises(StartupError, match="journal"):
         await start(data)
+
+
+async def test_a_second_node_on_one_journal_is_refused_and_the_first_carries_on(
+    tmp_path, mosquitto, listener_factory
+):
+    data = station_config(
+        tmp_path, mosquitto, camera=write_folder(tmp_path / "cores", [clean_core()])
+    )
+    first, _ = await start_node(data)
+    try:
+        with pytest.raises(StartupError) as refused:
+            await start(data)  # `reman node` again with the station's config
+        assert str(refused.value) == (
+            f"journal: {tmp_path / 'journal.db'} is in use by another node (pid {os.getpid()}); "
+            "one node per journal: stop that one, or give this station its own journal.path"
+        )
+        listener = listener_factory(mosquitto, f"reman/{first.config.station_id}/#")
+        topics = first.station.topics
+        publish(listener, topics.topic("trigger/set"), json.dumps({"core": "HGP-000901"}))
+        record = await wait_topic(listener, topics.inspection)
+        assert json.loads(record.payload)["seq"] == 1  # the first still inspects and journals
+    finally:
+        await first.shutdown()
+    await start(data)  # once it has stopped, the journal is free again
 
 
 async def test_a_model_whose_card_does_not_match_stops_the_start(tmp_path, mosquitto):

@@ -119,6 +119,18 @@ def test_demo_runs_the_station_end_to_end_and_stops_on_sigterm(demo):
     password = demo.wait_line(r"log in as engineer / (\S+)").group(1)
     assert httpx.get(url + "healthz", timeout=10).status_code == 200
 
+    # Started twice on one data folder: the second says so in one line and leaves the first be.
+    second = DemoProcess(demo.data_dir, free_port())
+    try:
+        assert second.proc.wait(timeout=60) != 0
+        second.wait_line(
+            rf"another reman demo runs with {re.escape(str(demo.data_dir))} \(pid \d+\): stop "
+            r"it \(Ctrl-C where it runs\), or start this one with --data-dir OTHER"
+        )
+    finally:
+        second.close()
+    assert httpx.get(url + "healthz", timeout=10).status_code == 200
+
     with chromium() as browser:
         page = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=url).new_page()
         log_in(page, "engineer", password)
