@@ -296,11 +296,12 @@ def _photo_latency(model: Path, data: Path) -> dict:
 def run_anomaly(data: Path, work: Path, args: argparse.Namespace) -> dict:
     """Learn a seeded share of the good class, calibrate on another, measure on the rest of it
     and every defective image: image and pixel AUROC, threshold error rates, size, speed, time."""
+    from dataclasses import replace
+
     import torch
 
     from vision.folders import scan_mask_pairs
-    from vision.training.anomaly import AnomalySettings
-    from vision.training.fit_anomaly import train_anomaly
+    from vision.training.fit_anomaly import anomaly_settings, train_anomaly
     from vision.training.fit_photos import TrainSettings
 
     torch.set_num_threads(args.threads)
@@ -318,19 +319,16 @@ def run_anomaly(data: Path, work: Path, args: argparse.Namespace) -> dict:
         if not link.exists():
             link.symlink_to(pairs.images[i].resolve())
     settings = TrainSettings(
-        size=size, val_split=n_cal / (n_bank + n_cal), seed=args.seed, threads=args.threads
+        size=size,
+        val_split=n_cal / (n_bank + n_cal),
+        seed=args.seed,
+        threads=args.threads,
+        false_alarms=args.false_alarms,
     )
     model = work / f"{data.name}-anomaly.onnx"
     started, cpu_started = time.monotonic(), _cpu_seconds()
-    threshold = (
-        {} if args.false_alarms is None else {"quantile": 1 - args.false_alarms, "margin": 1.0}
-    )
-    report = train_anomaly(
-        train_dir,
-        model,
-        settings,
-        AnomalySettings(coreset_ratio=args.coreset, seed=args.seed, **threshold),
-    )
+    anomaly = replace(anomaly_settings(settings), coreset_ratio=args.coreset)
+    report = train_anomaly(train_dir, model, settings, anomaly)
     minutes, cpu_minutes = (time.monotonic() - started) / 60, (_cpu_seconds() - cpu_started) / 60
     held_out = [*order[n_bank + n_cal :], *(i for i in range(len(pairs.images)) if i not in good)]
     defective = np.array([i not in good for i in held_out])

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime
 
 from edge.contract import Event, Stats
-from edge.contract.timefmt import utc_now
+from edge.contract.timefmt import parse_ts, utc_now
 
 
 class ClockWatch:
@@ -44,7 +43,7 @@ class ClockWatch:
         """Note `stats`' offset when it can be read from it; the event to store, if any."""
         if stats.outbox_depth != 0 or (stats.broker and stats.broker.state != "connected"):
             return None
-        offset = _seconds(received_ts) - _seconds(stats.ts)
+        offset = (parse_ts(received_ts) - parse_ts(stats.ts)).total_seconds()
         station = stats.station
         with self._lock:
             self._offsets[station] = offset
@@ -98,7 +97,3 @@ def amount(offset_s: float) -> str:
     if size >= 60:
         return f"{int(size // 60)} min {int(size % 60):02d} s"
     return f"{size:.0f} s"
-
-
-def _seconds(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()

@@ -46,7 +46,7 @@ def train_anomaly(
     data: Path, out: Path, settings: TrainSettings, anomaly: AnomalySettings | None = None
 ) -> dict:
     """Learn the good images under `data`, write `out` (ONNX), its card and a metrics JSON."""
-    anomaly = anomaly or AnomalySettings(seed=settings.seed)
+    anomaly = anomaly or anomaly_settings(settings)
     paths = good_images(data, settings.size)
     bank_idx, calibration_idx = calibration_split(len(paths), settings.val_split, settings.seed)
     started = time.monotonic()

@@ -34,9 +34,9 @@ def train(
 
         return train_classifier(Path(data), Path(out), settings, label_map)
     if task == "anomaly":
-        from vision.training.fit_anomaly import anomaly_settings, train_anomaly
+        from vision.training.fit_anomaly import train_anomaly
 
-        return train_anomaly(Path(data), Path(out), settings, anomaly_settings(settings))
+        return train_anomaly(Path(data), Path(out), settings)
     if settings.steps:
         from vision.training.segment_native import train_native_segmenter
 
